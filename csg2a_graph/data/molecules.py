@@ -1,0 +1,193 @@
+"""Drugs as molecular graphs: SMILES -> PyG graphs stored once per drug, fingerprints.
+
+Atom and bond features are PyG's :func:`torch_geometric.utils.from_rdmol`
+features (integer categories, see ``torch_geometric.utils.smiles.x_map`` /
+``e_map``):
+
+- atoms ``x[:, 0..8]``: atomic number, chirality tag, degree, formal charge,
+  total H count, radical electrons, hybridisation, aromatic, in ring;
+- bonds ``edge_attr[:, 0..2]``: bond type, stereo, conjugated (both directions stored).
+
+Use :data:`ATOM_FEATURE_SIZES` / :data:`BOND_FEATURE_SIZES` to size embeddings.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Batch, Data
+from torch_geometric.utils import smiles as _pyg_smiles
+
+log = logging.getLogger(__name__)
+
+ATOM_FEATURE_SIZES = [len(v) for v in _pyg_smiles.x_map.values()]
+BOND_FEATURE_SIZES = [len(v) for v in _pyg_smiles.e_map.values()]
+
+
+def _rdkit():
+    try:
+        from rdkit import Chem, RDLogger
+    except ImportError as e:  # pragma: no cover - rdkit is a core dependency
+        raise ImportError("csg2a-graph needs RDKit for molecules: pip install rdkit") from e
+    RDLogger.DisableLog("rdApp.*")
+    return Chem
+
+
+def parse_smiles(smiles: str):
+    """RDKit ``Mol`` for ``smiles`` or ``None`` when it is empty or does not parse/sanitise."""
+    Chem = _rdkit()
+    if not isinstance(smiles, str) or not smiles.strip():
+        return None
+    return Chem.MolFromSmiles(smiles.strip())
+
+
+def canonical_smiles(smiles: str) -> str:
+    """RDKit canonical isomeric SMILES; raises ``ValueError`` on invalid input."""
+    mol = parse_smiles(smiles)
+    if mol is None:
+        raise ValueError(f"invalid SMILES: {smiles!r}")
+    return _rdkit().MolToSmiles(mol)
+
+
+def smiles_to_graph(smiles: str) -> Data:
+    """One molecule as a PyG ``Data`` (``x``, ``edge_index``, ``edge_attr``, ``smiles``)."""
+    mol = parse_smiles(smiles)
+    if mol is None:
+        raise ValueError(f"invalid SMILES: {smiles!r}")
+    data = _pyg_smiles.from_rdmol(mol)
+    data.smiles = _rdkit().MolToSmiles(mol)
+    return data
+
+
+def morgan_fingerprints(smiles: Sequence[str], radius: int = 2, n_bits: int = 2048) -> Tensor:
+    """``[len(smiles), n_bits]`` float 0/1 Morgan (ECFP-like) fingerprints."""
+    from rdkit.Chem import rdFingerprintGenerator
+
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
+    out = torch.zeros(len(smiles), n_bits)
+    for i, s in enumerate(smiles):
+        mol = parse_smiles(s)
+        if mol is None:
+            raise ValueError(f"invalid SMILES at position {i}: {s!r}")
+        out[i] = torch.from_numpy(gen.GetFingerprintAsNumPy(mol).astype("float32"))
+    return out
+
+
+@dataclass
+class MoleculeReport:
+    num_input: int = 0
+    num_valid: int = 0
+    invalid: List[Tuple[str, str]] = field(default_factory=list)  # (drug name, smiles)
+
+    def to_dict(self) -> dict:
+        return {"num_input": self.num_input, "num_valid": self.num_valid,
+                "num_invalid": len(self.invalid), "invalid": [list(p) for p in self.invalid]}
+
+    def __str__(self) -> str:
+        s = f"molecules: {self.num_valid} of {self.num_input} SMILES parsed"
+        if self.invalid:
+            s += f"; {len(self.invalid)} invalid and excluded: " + ", ".join(n for n, _ in self.invalid[:5])
+        return s
+
+
+class MoleculeStore:
+    """Molecular graphs of a drug set, stored once per drug as flat tensors.
+
+    Graph ``d`` is ``x[atom_ptr[d]:atom_ptr[d+1]]`` with local
+    ``edge_index[:, edge_ptr[d]:edge_ptr[d+1]]``. :meth:`batch` gathers any drug
+    set into a PyG :class:`~torch_geometric.data.Batch` with tensor ops only
+    (no per-graph Python collation), which is what the pair loader uses.
+    """
+
+    def __init__(self, names: List[str], smiles: List[str], x: Tensor, edge_index: Tensor,
+                 edge_attr: Tensor, atom_ptr: Tensor, edge_ptr: Tensor):
+        self.names, self.smiles = list(names), list(smiles)
+        self.x, self.edge_index, self.edge_attr = x, edge_index, edge_attr
+        self.atom_ptr, self.edge_ptr = atom_ptr, edge_ptr
+        self._all: Optional[Batch] = None
+
+    @classmethod
+    def from_smiles(cls, names: Sequence[str], smiles: Sequence[str]) -> Tuple["MoleculeStore", MoleculeReport]:
+        """Featurise ``smiles``; invalid ones are excluded and reported by drug name."""
+        rep = MoleculeReport(num_input=len(names))
+        keep_n, keep_s, graphs = [], [], []
+        for n, s in zip(names, smiles):
+            try:
+                g = smiles_to_graph(s)
+            except ValueError:
+                rep.invalid.append((str(n), str(s)))
+                continue
+            keep_n.append(str(n))
+            keep_s.append(g.smiles)
+            graphs.append(g)
+        rep.num_valid = len(graphs)
+        if rep.invalid:
+            log.warning("%s", rep)
+        if not graphs:
+            x = torch.zeros(0, len(ATOM_FEATURE_SIZES), dtype=torch.long)
+            return cls([], [], x, torch.zeros(2, 0, dtype=torch.long),
+                       torch.zeros(0, len(BOND_FEATURE_SIZES), dtype=torch.long),
+                       torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long)), rep
+        na = torch.tensor([g.num_nodes for g in graphs])
+        ne = torch.tensor([g.edge_index.size(1) for g in graphs])
+        atom_ptr = torch.cat([torch.zeros(1, dtype=torch.long), na.cumsum(0)])
+        edge_ptr = torch.cat([torch.zeros(1, dtype=torch.long), ne.cumsum(0)])
+        store = cls(keep_n, keep_s, torch.cat([g.x for g in graphs]),
+                    torch.cat([g.edge_index for g in graphs], dim=1),
+                    torch.cat([g.edge_attr for g in graphs]), atom_ptr, edge_ptr)
+        return store, rep
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __repr__(self) -> str:
+        return f"MoleculeStore({len(self)} drugs, {self.x.size(0)} atoms)"
+
+    def get(self, d: int) -> Data:
+        a0, a1 = int(self.atom_ptr[d]), int(self.atom_ptr[d + 1])
+        e0, e1 = int(self.edge_ptr[d]), int(self.edge_ptr[d + 1])
+        return Data(x=self.x[a0:a1], edge_index=self.edge_index[:, e0:e1],
+                    edge_attr=self.edge_attr[e0:e1], smiles=self.smiles[d], name=self.names[d])
+
+    def batch(self, drugs: Optional[Tensor] = None) -> Batch:
+        """A ``Batch`` of the drugs ``drugs`` (all drugs, cached, when ``None``)."""
+        if drugs is None:
+            if self._all is None:
+                self._all = self.batch(torch.arange(len(self)))
+            return self._all
+        drugs = drugs.long()
+        na = self.atom_ptr[drugs + 1] - self.atom_ptr[drugs]
+        ne = self.edge_ptr[drugs + 1] - self.edge_ptr[drugs]
+        new_aptr = torch.cat([na.new_zeros(1), na.cumsum(0)])
+        atom_idx = _ranges(self.atom_ptr[drugs], na, new_aptr)
+        edge_idx = _ranges(self.edge_ptr[drugs], ne, torch.cat([ne.new_zeros(1), ne.cumsum(0)]))
+        offset = torch.repeat_interleave(new_aptr[:-1], ne)
+        b = Batch(x=self.x[atom_idx], edge_index=self.edge_index[:, edge_idx] + offset,
+                  edge_attr=self.edge_attr[edge_idx],
+                  batch=torch.repeat_interleave(torch.arange(drugs.numel()), na), ptr=new_aptr)
+        b._num_graphs = drugs.numel()
+        return b
+
+    def fingerprints(self, radius: int = 2, n_bits: int = 2048) -> Tensor:
+        return morgan_fingerprints(self.smiles, radius, n_bits)
+
+    def to_dict(self) -> Dict:
+        return {k: getattr(self, k) for k in ("names", "smiles", "x", "edge_index", "edge_attr", "atom_ptr", "edge_ptr")}
+
+    @classmethod
+    def from_dict(cls, d: Dict) -> "MoleculeStore":
+        return cls(**d)
+
+
+def _ranges(starts: Tensor, counts: Tensor, new_ptr: Tensor) -> Tensor:
+    """Concatenation of ``arange(starts[i], starts[i] + counts[i])`` without a Python loop."""
+    total = int(new_ptr[-1])
+    base = torch.repeat_interleave(starts - new_ptr[:-1], counts)
+    return base + torch.arange(total)
+
+
+__all__ = ["ATOM_FEATURE_SIZES", "BOND_FEATURE_SIZES", "parse_smiles", "canonical_smiles",
+           "smiles_to_graph", "morgan_fingerprints", "MoleculeStore", "MoleculeReport"]

@@ -1,0 +1,318 @@
+"""Pair storage shared by every drug-response dataset, and the fast pair loader.
+
+A processed drug-response dataset is
+
+- ``expr``: per-cell (or per-sample) basal expression ``[num_cells, N]`` over a gene space;
+- ``molecules``: one molecular graph per drug (:class:`~csg2a_graph.data.MoleculeStore`);
+- a pair table ``cell, drug, y, dose (µM), time (h)``, one row per response;
+- the gene space and the prior graph (``edge_index``, ``edge_weight`` over the genes).
+
+Nothing is stored per pair except the five columns of the pair table.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Batch, Data, Dataset
+
+from csg2a_graph.data.gene_space import GeneSpace
+from csg2a_graph.data.molecules import MoleculeStore
+from csg2a_graph.data.splits import make_split
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+class PairData(Data):
+    r"""One (sample, drug) pair as a PyG graph over the gene space.
+
+    ``x [N, 1]`` is the basal expression on the gene nodes, ``edge_index`` /
+    ``edge_weight`` the prior; the drug graph rides along as ``drug_x``,
+    ``drug_edge_index``, ``drug_edge_attr`` and batches correctly
+    (``drug_edge_index`` is incremented by the number of drug atoms).
+    """
+
+    def __inc__(self, key, value, *args, **kwargs):
+        if key == "drug_edge_index":
+            return self.drug_x.size(0)
+        return super().__inc__(key, value, *args, **kwargs)
+
+    def __cat_dim__(self, key, value, *args, **kwargs):
+        if key == "drug_edge_index":
+            return 1
+        return super().__cat_dim__(key, value, *args, **kwargs)
+
+
+@dataclass
+class PairBatch:
+    """A mini-batch gathered by index (see :class:`PairLoader`).
+
+    Attributes:
+        expr: ``[B, N]`` basal expression.
+        drug_graph: a PyG ``Batch`` of the distinct drugs of the batch.
+        drug_index: ``[B]`` position of each pair's drug in ``drug_graph``.
+        y, dose, time: ``[B]`` response, dose (µM), time (h).
+        cell, drug, index: ``[B]`` cell id, drug id and pair index in the dataset.
+    """
+
+    expr: Tensor
+    drug_graph: Batch
+    drug_index: Tensor
+    y: Tensor
+    dose: Tensor
+    time: Tensor
+    cell: Tensor
+    drug: Tensor
+    index: Tensor
+
+    def to(self, device, non_blocking: bool = False) -> "PairBatch":
+        kw = {k: getattr(self, k).to(device, non_blocking=non_blocking) for k in self.__dataclass_fields__}
+        return PairBatch(**kw)
+
+    def __len__(self) -> int:
+        return self.y.numel()
+
+
+class PairLoader:
+    """Iterate mini-batches of pairs by gathering rows with index tensors.
+
+    Per batch this does a handful of tensor gathers (expression rows, labels,
+    the distinct drugs' graphs via :meth:`MoleculeStore.batch`), never a Python
+    loop over pairs, so an epoch over ~200k pairs costs well under a second.
+
+    Args:
+        dataset: a :class:`PairDataset`.
+        index: pair indices to iterate (e.g. ``dataset.get_idx_split(...)["train"]``);
+            all pairs when ``None``.
+        batch_size: pairs per batch.
+        shuffle: reshuffle every epoch (seeded by ``seed`` and the epoch count).
+        drop_last: drop the last incomplete batch.
+        all_drugs: pass the cached ``Batch`` of *all* drugs every time instead of
+            the batch's distinct drugs (cheaper when there are few drugs).
+    """
+
+    def __init__(self, dataset: "PairDataset", index: Optional[Tensor] = None, batch_size: int = 256,
+                 shuffle: bool = False, drop_last: bool = False, seed: int = 0, all_drugs: bool = False):
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.dataset = dataset
+        n = dataset.num_pairs
+        self.index = torch.arange(n) if index is None else torch.as_tensor(index).long()
+        if self.index.numel() and (int(self.index.min()) < 0 or int(self.index.max()) >= n):
+            raise IndexError(f"pair indices must lie in [0, {n})")
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.all_drugs = all_drugs
+        self._seed, self._epoch = seed, 0
+
+    def __len__(self) -> int:
+        n = self.index.numel()
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[PairBatch]:
+        idx = self.index
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self._seed + self._epoch)
+            idx = idx[torch.randperm(idx.numel(), generator=g)]
+        self._epoch += 1
+        ds = self.dataset
+        p = ds._pairs
+        for b in range(len(self)):
+            sel = idx[b * self.batch_size:(b + 1) * self.batch_size]
+            cell, drug = p["cell"][sel], p["drug"][sel]
+            if self.all_drugs:
+                graph, dindex = ds.molecules.batch(), drug
+            else:
+                uniq, dindex = torch.unique(drug, return_inverse=True)
+                graph = ds.molecules.batch(uniq)
+            yield PairBatch(expr=ds._expr[cell], drug_graph=graph, drug_index=dindex, y=p["y"][sel],
+                            dose=p["dose"][sel], time=p["time"][sel], cell=cell, drug=drug, index=sel)
+
+
+def file_fingerprint(paths: Sequence[str]) -> str:
+    """Short hash of raw files' names and sizes (a changed raw file means a new cache)."""
+    h = hashlib.sha1()
+    for p in sorted(paths):
+        st = os.stat(p)
+        h.update(f"{os.path.basename(p)}:{st.st_size}".encode())
+    return h.hexdigest()[:10]
+
+
+def options_tag(options: Dict) -> str:
+    return hashlib.sha1(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+class PairDataset(Dataset):
+    """Base class of the drug-response datasets (GDSC, NCI-60, LINCS, TCGA).
+
+    Subclasses implement ``raw_file_names``, ``options`` (every argument that
+    changes the processed result) and ``build() -> dict`` returning the payload
+    of :meth:`make_payload`. The base class writes and reads the processed file
+    (rebuilding it when it is stale, truncated or from another format version),
+    serves ``dataset[i]`` as a :class:`PairData`, splits and loaders.
+    """
+
+    name: str = "pairs"
+
+    def __init__(self, root: str, transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
+                 force_reload: bool = False, log: bool = True):
+        self._payload: Optional[Dict] = None
+        super().__init__(root, transform, pre_transform, None, log=log, force_reload=force_reload)
+        self._load_processed()
+
+    # ------------------------------------------------------------ subclass API
+    @property
+    def options(self) -> Dict:
+        raise NotImplementedError
+
+    def build(self) -> Dict:
+        raise NotImplementedError
+
+    @property
+    def processed_file_names(self) -> List[str]:
+        return [f"{self.name}_{options_tag(self.options)}.pt"]
+
+    # ----------------------------------------------------------- processing
+    def process(self) -> None:
+        payload = self.build()
+        payload["format"] = FORMAT_VERSION
+        payload["options"] = json.dumps(self.options, sort_keys=True, default=str)
+        tmp = self.processed_paths[0] + ".tmp"
+        torch.save(payload, tmp)
+        os.replace(tmp, self.processed_paths[0])  # never leave a half-written cache behind
+
+    def _load_processed(self) -> None:
+        path = self.processed_paths[0]
+        try:
+            payload = torch.load(path, weights_only=True)
+            if payload.get("format") != FORMAT_VERSION:
+                raise ValueError(f"format {payload.get('format')} != {FORMAT_VERSION}")
+            if payload.get("options") != json.dumps(self.options, sort_keys=True, default=str):
+                raise ValueError("options differ from this dataset's")
+        except Exception as e:  # truncated, stale or foreign file: rebuild from raw, lose nothing
+            warnings.warn(f"processed file {path} is unusable ({type(e).__name__}: {e}); rebuilding it from raw")
+            os.remove(path) if os.path.exists(path) else None
+            self.process()
+            payload = torch.load(path, weights_only=True)
+        self._set_payload(payload)
+
+    def _set_payload(self, payload: Dict) -> None:
+        self._payload = payload
+        self._expr: Tensor = payload["expr"]
+        self._pairs: Dict[str, Tensor] = payload["pairs"]
+        self.gene_space = GeneSpace(payload["genes"])
+        self.gene_mask: Tensor = payload["gene_mask"]
+        self.molecules = MoleculeStore.from_dict(payload["molecules"])
+        self.cells: List[str] = payload["cells"]
+        self.cell_meta: Dict[str, List] = payload.get("cell_meta", {})
+        prior = payload.get("prior")
+        self.prior_edge_index: Optional[Tensor] = prior["edge_index"] if prior else None
+        self.prior_edge_weight: Optional[Tensor] = prior["edge_weight"] if prior else None
+        self.report: Dict = json.loads(payload["report"])
+
+    @staticmethod
+    def make_payload(*, expr: Tensor, genes: List[str], gene_mask: Tensor, cells: List[str],
+                     molecules: MoleculeStore, cell: Tensor, drug: Tensor, y: Tensor, dose: Tensor,
+                     time: Tensor, prior=None, cell_meta: Optional[Dict] = None, report: Dict) -> Dict:
+        n = y.numel()
+        for k, v in {"cell": cell, "drug": drug, "dose": dose, "time": time}.items():
+            if v.numel() != n:
+                raise ValueError(f"pair column {k} has {v.numel()} rows, y has {n}")
+        if expr.shape != (len(cells), len(genes)):
+            raise ValueError(f"expr {tuple(expr.shape)} != ({len(cells)} cells, {len(genes)} genes)")
+        return {
+            "expr": expr.float().contiguous(), "genes": list(genes), "gene_mask": gene_mask.bool(),
+            "cells": list(cells), "cell_meta": cell_meta or {}, "molecules": molecules.to_dict(),
+            "pairs": {"cell": cell.long(), "drug": drug.long(), "y": y.float(), "dose": dose.float(),
+                      "time": time.float()},
+            "prior": None if prior is None else {"edge_index": prior[0].long(), "edge_weight": prior[1].float()},
+            "report": json.dumps(report, default=str),
+        }
+
+    # ------------------------------------------------------------ access
+    @property
+    def num_pairs(self) -> int:
+        return self._pairs["y"].numel()
+
+    @property
+    def num_cells(self) -> int:
+        return len(self.cells)
+
+    @property
+    def num_drugs(self) -> int:
+        return len(self.molecules)
+
+    @property
+    def num_genes(self) -> int:
+        return len(self.gene_space)
+
+    @property
+    def drugs(self) -> List[str]:
+        return self.molecules.names
+
+    @property
+    def expression(self) -> Tensor:
+        """``[num_cells, N]`` basal expression."""
+        return self._expr
+
+    @property
+    def pairs(self) -> Dict[str, Tensor]:
+        """The pair table: ``cell, drug, y, dose, time`` tensors."""
+        return self._pairs
+
+    def len(self) -> int:
+        return self.num_pairs
+
+    def get(self, idx: int) -> PairData:
+        p = self._pairs
+        c, d = int(p["cell"][idx]), int(p["drug"][idx])
+        mol = self.molecules.get(d)
+        data = PairData(x=self._expr[c].unsqueeze(-1), y=p["y"][idx:idx + 1], dose=p["dose"][idx:idx + 1],
+                        time=p["time"][idx:idx + 1], cell_index=torch.tensor([c]), drug_index=torch.tensor([d]),
+                        drug_x=mol.x, drug_edge_index=mol.edge_index, drug_edge_attr=mol.edge_attr)
+        if self.prior_edge_index is not None:
+            data.edge_index, data.edge_weight = self.prior_edge_index, self.prior_edge_weight
+        return data
+
+    def get_idx_split(self, scheme: str = "mixed", fold: int = 0, n_folds: int = 10, seed: int = 0) -> Dict[str, Tensor]:
+        """Pair indices of ``train``/``val``/``test`` (and ``dropped``) for one fold.
+
+        See :mod:`csg2a_graph.data.splits` for the schemes (``mixed``,
+        ``cell_blind``, ``drug_blind``, ``disjoint``; LPO/LCO/LDO aliases).
+        """
+        return make_split(self._pairs["cell"], self._pairs["drug"], scheme, fold, n_folds, seed)
+
+    def loader(self, index: Optional[Tensor] = None, batch_size: int = 256, **kwargs) -> PairLoader:
+        return PairLoader(self, index, batch_size, **kwargs)
+
+    def summary(self) -> Dict:
+        """Counts for ``csg2a data info``."""
+        rep = self.report
+        return {
+            "dataset": self.name,
+            "num_samples": self.num_pairs,
+            "num_cells": self.num_cells,
+            "num_drugs": self.num_drugs,
+            "num_genes": self.num_genes,
+            "num_genes_requested": rep.get("genes", {}).get("num_genes_in_space", self.num_genes),
+            "num_genes_matched": int(self.gene_mask.sum()),
+            "prior_edges": 0 if self.prior_edge_index is None else int(self.prior_edge_index.size(1)),
+            "dropped": rep.get("dropped", {}),
+            "report": rep,
+        }
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.num_pairs} pairs, {self.num_cells} cells, "
+                f"{self.num_drugs} drugs, {self.num_genes} genes)")
+
+
+__all__ = ["PairData", "PairBatch", "PairLoader", "PairDataset", "file_fingerprint", "options_tag"]

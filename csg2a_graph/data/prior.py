@@ -1,0 +1,171 @@
+"""STRING protein-interaction prior: parse official files, restrict to a gene space."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from csg2a_graph.data.gene_space import GeneSpace
+
+log = logging.getLogger(__name__)
+PathLike = Union[str, Path]
+
+
+def read_string_links(links: PathLike, min_score: int = 900, info: Optional[PathLike] = None,
+                      aliases: Optional[PathLike] = None) -> Tuple[pd.DataFrame, Dict[str, List[str]]]:
+    """Read ``9606.protein.links[.detailed].v12.0.txt[.gz]``.
+
+    Returns ``(edges, names)``: ``edges`` has columns ``protein1, protein2, score``
+    (``combined_score`` >= ``min_score``; STRING scores are 0..1000) and
+    ``names[ENSP]`` lists the names a protein can be matched by: its
+    ``preferred_name`` from ``protein.info`` first, then its aliases.
+    """
+    df = pd.read_csv(links, sep=r"\s+", engine="c", dtype={"protein1": str, "protein2": str})
+    need = {"protein1", "protein2", "combined_score"}
+    if not need <= set(df.columns):
+        raise ValueError(f"{links}: not a STRING protein.links file; need columns {sorted(need)}, "
+                         f"found {list(df.columns)[:10]}")
+    df = df.loc[df["combined_score"] >= min_score, ["protein1", "protein2", "combined_score"]]
+    df = df.rename(columns={"combined_score": "score"})
+    ids = set(df["protein1"]).union(df["protein2"])
+    names: Dict[str, List[str]] = {i: [] for i in ids}
+    if info is not None:
+        inf = pd.read_csv(info, sep="\t", dtype=str)
+        inf.columns = [c.lstrip("#") for c in inf.columns]
+        if not {"string_protein_id", "preferred_name"} <= set(inf.columns):
+            raise ValueError(f"{info}: not a STRING protein.info file (need string_protein_id, preferred_name)")
+        for i, n in zip(inf["string_protein_id"], inf["preferred_name"]):
+            if i in names:
+                names[i].append(n)
+    if aliases is not None:
+        for chunk in pd.read_csv(aliases, sep="\t", dtype=str, chunksize=1_000_000):
+            chunk.columns = [c.lstrip("#") for c in chunk.columns]
+            chunk = chunk[chunk["string_protein_id"].isin(ids)]
+            for i, a in zip(chunk["string_protein_id"], chunk["alias"]):
+                names[i].append(a)
+    if info is None and aliases is None:
+        raise ValueError("STRING links use ENSP ids: pass the protein.info (or protein.aliases) file "
+                         "to map them to gene symbols")
+    return df.reset_index(drop=True), names
+
+
+def read_edge_list(path: PathLike) -> pd.DataFrame:
+    """A plain symbol edge list (``source,target[,score]``; CSG2A's ``STRING_edges.csv``)."""
+    with open(path) as f:
+        head = f.readline()
+    sep = "\t" if "\t" in head else ("," if "," in head else r"\s+")
+    df = pd.read_csv(path, sep=sep, dtype=str)
+    if df.shape[1] < 2:
+        raise ValueError(f"{path}: an edge list needs two columns (source, target)")
+    cols = list(df.columns)
+    out = pd.DataFrame({"protein1": df[cols[0]].str.strip(), "protein2": df[cols[1]].str.strip()})
+    out["score"] = pd.to_numeric(df[cols[2]]) if len(cols) > 2 else 1000.0
+    return out
+
+
+@dataclass
+class PriorReport:
+    num_genes: int = 0
+    edges_read: int = 0
+    edges_kept: int = 0  # undirected, between two genes of the space, no self loops
+    edges_outside_space: int = 0
+    duplicate_edges: int = 0
+    self_loops_in_source: int = 0
+    genes_touched: int = 0
+    isolated_genes: int = 0
+    num_components: int = 0
+    largest_component: int = 0
+    min_score: Optional[float] = None
+    self_loops: bool = True
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def __str__(self) -> str:
+        return (f"prior: {self.edges_kept} undirected edges of {self.edges_read} read kept "
+                f"({self.edges_outside_space} outside the gene space, {self.duplicate_edges} duplicates); "
+                f"{self.genes_touched}/{self.num_genes} genes touched, {self.isolated_genes} isolated; "
+                f"{self.num_components} components (largest {self.largest_component})")
+
+
+def build_prior(edges: pd.DataFrame, gene_space: GeneSpace, names: Optional[Dict[str, List[str]]] = None,
+                self_loops: bool = True, normalize_score: bool = True) -> Tuple[Tensor, Tensor, PriorReport]:
+    """Restrict an edge table to ``gene_space`` and make it symmetric.
+
+    Args:
+        edges: columns ``protein1, protein2, score`` (symbols, or ENSP ids with ``names``).
+        names: ENSP id -> candidate names, tried in order against the gene space.
+        self_loops: add ``(i, i)`` with weight 1 for every gene (the paper's ``I + A``).
+        normalize_score: weights are ``score / 1000`` (STRING scale) instead of raw.
+
+    Returns:
+        ``edge_index [2, E]`` (both directions, sorted by target then source),
+        ``edge_weight [E]`` and a :class:`PriorReport`.
+    """
+    import networkx as nx
+
+    rep = PriorReport(num_genes=len(gene_space), edges_read=len(edges), self_loops=self_loops)
+    cache: Dict[str, int] = {}
+
+    def idx(p: str) -> int:
+        if p in cache:
+            return cache[p]
+        i = -1
+        for cand in (names.get(p, []) if names is not None else [p]):
+            g = gene_space.resolve(cand)
+            if g is not None:
+                i = gene_space.index[g]
+                break
+        cache[p] = i
+        return i
+
+    src = np.fromiter((idx(p) for p in edges["protein1"]), dtype=np.int64, count=len(edges))
+    dst = np.fromiter((idx(p) for p in edges["protein2"]), dtype=np.int64, count=len(edges))
+    w = edges["score"].to_numpy(dtype=np.float32)
+    if normalize_score:
+        w = w / 1000.0
+    inside = (src >= 0) & (dst >= 0)
+    rep.edges_outside_space = int((~inside).sum())
+    src, dst, w = src[inside], dst[inside], w[inside]
+    loops = src == dst
+    rep.self_loops_in_source = int(loops.sum())
+    src, dst, w = src[~loops], dst[~loops], w[~loops]
+    lo, hi = np.minimum(src, dst), np.maximum(src, dst)
+    und = pd.DataFrame({"lo": lo, "hi": hi, "w": w}).groupby(["lo", "hi"], sort=True)["w"].max()
+    rep.duplicate_edges = int(len(lo) - len(und))
+    rep.edges_kept = int(len(und))
+    lo = und.index.get_level_values(0).to_numpy()
+    hi = und.index.get_level_values(1).to_numpy()
+    w = und.to_numpy().astype(np.float32)
+
+    g = nx.Graph()
+    g.add_nodes_from(range(len(gene_space)))
+    g.add_edges_from(zip(lo.tolist(), hi.tolist()))
+    touched = np.zeros(len(gene_space), dtype=bool)
+    touched[lo] = True
+    touched[hi] = True
+    rep.genes_touched = int(touched.sum())
+    rep.isolated_genes = len(gene_space) - rep.genes_touched
+    comps = [len(c) for c in nx.connected_components(g)]
+    rep.num_components = len(comps)
+    rep.largest_component = max(comps) if comps else 0
+
+    s = np.concatenate([lo, hi])
+    d = np.concatenate([hi, lo])
+    ww = np.concatenate([w, w])
+    if self_loops:
+        ar = np.arange(len(gene_space))
+        s, d, ww = np.concatenate([s, ar]), np.concatenate([d, ar]), np.concatenate([ww, np.ones(len(ar), np.float32)])
+    order = np.lexsort((s, d))
+    edge_index = torch.from_numpy(np.stack([s[order], d[order]])).long()
+    edge_weight = torch.from_numpy(ww[order].astype(np.float32))
+    return edge_index, edge_weight, rep
+
+
+__all__ = ["read_string_links", "read_edge_list", "build_prior", "PriorReport"]

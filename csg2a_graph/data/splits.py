@@ -1,0 +1,140 @@
+"""The four data-partitioning schemes of the paper (A.4; Partin et al. 2023), k-fold, 80/10/10.
+
+- ``mixed`` (drevalpy ``LPO``): pairs are split at random.
+- ``cell_blind`` (``LCO``): cell lines are split; every test pair has a cell unseen in train/val.
+- ``drug_blind`` (``LDO``): drugs are split likewise.
+- ``disjoint``: cells *and* drugs are split; train pairs have a train cell and a
+  train drug, test pairs a test cell and a test drug (both unseen); pairs that
+  cross the partitions belong to no set and are counted in ``dropped``.
+
+Fold ``k`` of ``n`` uses group-fold ``k`` as test, fold ``(k+1) % n`` as
+validation and the rest as training, so with ``n=10`` the units are 80/10/10.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+SCHEMES = ("mixed", "cell_blind", "drug_blind", "disjoint")
+ALIASES = {"lpo": "mixed", "lco": "cell_blind", "ldo": "drug_blind", "random": "mixed",
+           "mixed_set": "mixed", "cell-blind": "cell_blind", "drug-blind": "drug_blind",
+           "disjoint_set": "disjoint", "ltdo": "disjoint"}
+
+
+def canonical_scheme(scheme: str) -> str:
+    s = str(scheme).strip().lower()
+    s = ALIASES.get(s, s)
+    if s not in SCHEMES:
+        raise ValueError(f"unknown split scheme {scheme!r}; choose one of {SCHEMES} "
+                         f"(drevalpy aliases LPO, LCO, LDO accepted)")
+    return s
+
+
+def _fold_of(num_units: int, n_folds: int, rng: np.random.Generator) -> np.ndarray:
+    """A fold label per unit, balanced, after a seeded shuffle."""
+    if num_units < n_folds:
+        raise ValueError(f"cannot make {n_folds} folds from {num_units} units")
+    perm = rng.permutation(num_units)
+    fold = np.empty(num_units, dtype=np.int64)
+    fold[perm] = np.arange(num_units) % n_folds
+    return fold
+
+
+def make_split(cell: Tensor, drug: Tensor, scheme: str = "mixed", fold: int = 0, n_folds: int = 10,
+               seed: int = 0) -> Dict[str, Tensor]:
+    """Train/val/test pair indices for one fold.
+
+    Args:
+        cell, drug: ``[num_pairs]`` integer ids of each pair's cell and drug.
+        scheme: one of :data:`SCHEMES` or a drevalpy alias.
+        fold: which fold (``0 <= fold < n_folds``).
+        n_folds: number of folds (10 in the paper).
+        seed: shuffling seed; the same seed gives the same folds.
+
+    Returns:
+        ``{"train", "val", "test"}`` sorted index tensors, plus ``"dropped"``
+        (pairs in no set; non-empty only for ``disjoint``).
+    """
+    scheme = canonical_scheme(scheme)
+    if not 0 <= fold < n_folds:
+        raise ValueError(f"fold must be in [0, {n_folds}), got {fold}")
+    if n_folds < 3:
+        raise ValueError("n_folds must be >= 3 (one fold test, one validation, the rest training)")
+    cell = torch.as_tensor(cell).long().numpy()
+    drug = torch.as_tensor(drug).long().numpy()
+    if cell.shape != drug.shape:
+        raise ValueError("cell and drug must have one entry per pair")
+    rng = np.random.default_rng(seed)
+    val_fold = (fold + 1) % n_folds
+
+    def units(ids: np.ndarray, stream: int) -> np.ndarray:
+        uniq, inv = np.unique(ids, return_inverse=True)
+        f = _fold_of(len(uniq), n_folds, np.random.default_rng([seed, stream]))
+        return f[inv]
+
+    if scheme == "mixed":
+        f = _fold_of(len(cell), n_folds, rng)
+        parts = {"test": f == fold, "val": f == val_fold}
+        parts["train"] = ~(parts["test"] | parts["val"])
+    elif scheme in ("cell_blind", "drug_blind"):
+        f = units(cell if scheme == "cell_blind" else drug, 1 if scheme == "cell_blind" else 2)
+        parts = {"test": f == fold, "val": f == val_fold}
+        parts["train"] = ~(parts["test"] | parts["val"])
+    else:
+        fc, fd = units(cell, 1), units(drug, 2)
+
+        def role(f):
+            return np.where(f == fold, 2, np.where(f == val_fold, 1, 0))
+
+        rc, rd = role(fc), role(fd)
+        parts = {"train": (rc == 0) & (rd == 0), "val": (rc == 1) & (rd == 1), "test": (rc == 2) & (rd == 2)}
+    out = {k: torch.from_numpy(np.flatnonzero(parts[k])) for k in ("train", "val", "test")}
+    used = parts["train"] | parts["val"] | parts["test"]
+    out["dropped"] = torch.from_numpy(np.flatnonzero(~used))
+    return out
+
+
+def save_splits_json(splits: Sequence[Dict[str, Tensor]], path: Union[str, Path]) -> None:
+    """chemprop's format: ``[{"train": [...], "val": [...], "test": [...]}, ...]``."""
+    data = [{k: torch.as_tensor(s[k]).tolist() for k in ("train", "val", "test")} for s in splits]
+    Path(path).write_text(json.dumps(data))
+
+
+def load_splits_json(path: Union[str, Path], num_pairs: int = None) -> List[Dict[str, Tensor]]:
+    data = json.loads(Path(path).read_text())
+    if isinstance(data, dict):
+        data = [data]
+    out = []
+    for i, s in enumerate(data):
+        if not {"train", "val", "test"} <= set(s):
+            raise ValueError(f"{path}: split {i} lacks train/val/test keys")
+        d = {k: torch.tensor(s[k], dtype=torch.long) for k in ("train", "val", "test")}
+        if num_pairs is not None:
+            for k, v in d.items():
+                if v.numel() and (int(v.min()) < 0 or int(v.max()) >= num_pairs):
+                    raise ValueError(f"{path}: split {i} {k} has indices outside [0, {num_pairs}); "
+                                     "was it made for another dataset build?")
+        out.append(d)
+    return out
+
+
+def write_improve_splits(splits: Sequence[Dict[str, Tensor]], directory: Union[str, Path]) -> List[Path]:
+    """IMPROVE-style ``split_<i>_{train,val,test}.txt`` (one pair index per line)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, s in enumerate(splits):
+        for k in ("train", "val", "test"):
+            p = directory / f"split_{i}_{k}.txt"
+            p.write_text("\n".join(str(v) for v in torch.as_tensor(s[k]).tolist()) + "\n")
+            paths.append(p)
+    return paths
+
+
+__all__ = ["SCHEMES", "canonical_scheme", "make_split", "save_splits_json", "load_splits_json",
+           "write_improve_splits"]

@@ -1,0 +1,5 @@
+"""Drug-response datasets and the STRING prior, one file per dataset."""
+from csg2a_graph.datasets.gdsc import GDSC
+from csg2a_graph.datasets.string import STRING
+
+__all__ = ["GDSC", "STRING"]

