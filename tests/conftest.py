@@ -2,6 +2,12 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Triton reads TRITON_INTERPRET when a kernel is defined: without a GPU, kernel tests run in
+# the interpreter, so it must be set before any csg2a_graph.ops.triton import.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CSG2A_SHARED_DATA", REPO.parent / "shared" / "data"))

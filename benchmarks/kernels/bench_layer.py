@@ -1,0 +1,247 @@
+"""CSG²A layer speed and memory: our paths vs the naive B x N x N materialisation, side by side.
+
+    python benchmarks/kernels/bench_layer.py cpu-linear      # N=978 B=128 h=64 and N=10167 B=8, fwd+bwd
+    python benchmarks/kernels/bench_layer.py cpu-softmax     # chunked vs naive dense softmax: time + peak memory
+    python benchmarks/kernels/bench_layer.py cpu-scale       # largest N that trains (B=32, h=64)
+    python benchmarks/kernels/bench_layer.py gpu             # Triton vs factorised torch vs naive, GB/s and TFLOP/s
+
+"naive" is what the released CSG2A code does: build q, form S = q q^T / sqrt(h) + A
+densely for every sample, then S x. Every ratio is measured in the same process, in
+alternating repetitions (these 2-core machines are noisy); medians are printed.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from csg2a_graph.nn import CSG2AConv
+from csg2a_graph.ops import csg2a_attention
+from csg2a_graph.ops.reference import dense_prior
+
+
+def _prior(N: int, E: int, device):
+    g = torch.Generator().manual_seed(0)
+    ei = torch.unique(torch.randint(0, N, (2, E), generator=g), dim=1)
+    ei = torch.cat([ei, ei.flip(0), torch.arange(N).repeat(2, 1)], 1)
+    ei = torch.unique(ei, dim=1)
+    return ei.to(device), torch.ones(ei.size(1), device=device)
+
+
+class NaiveCSG2A(torch.nn.Module):
+    """The materialising layer (as the released code): same parameters as CSG2AConv(F=1)."""
+
+    def __init__(self, conv: CSG2AConv, edges, N: int):
+        super().__init__()
+        self.conv = conv
+        self.register_buffer("A", dense_prior(edges, N, torch.float32, edges[0].device))
+
+    def forward(self, x, c):
+        q = self.conv.gene_representation(x, c.unsqueeze(-1))
+        S = torch.matmul(q, q.transpose(1, 2)) * self.conv.scale + self.A
+        return torch.matmul(S, x)
+
+
+def _time(fn, reps: int, sync) -> float:
+    sync()
+    t = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    sync()
+    return (time.perf_counter() - t) / reps
+
+
+def _fwd_bwd(layer, x, c, **kw):
+    def run():
+        for p in layer.parameters():
+            p.grad = None
+        out = layer(x, c, **kw) if kw else layer(x, c)
+        out.square().mean().backward()
+    return run
+
+
+def compare(fns: dict, reps: int, rounds: int, device: str) -> dict:
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    for f in fns.values():  # warm-up (and Triton compilation)
+        f()
+    times = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            times[k].append(_time(f, reps, sync))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def cpu_linear(args):
+    torch.set_num_threads(os.cpu_count())
+    for B, N, h, rounds in ((128, 978, 64, 5), (8, 10167, 64, 3)):
+        edges = _prior(N, 2 * N, "cpu")
+        conv = CSG2AConv(N, h)
+        naive = NaiveCSG2A(conv, edges, N)
+        x, c = torch.randn(B, N, 1), torch.randn(B, N)
+
+        class Ours(torch.nn.Module):
+            def forward(self, x_, c_):
+                return conv(x_, edges[0], edges[1], cond=c_)
+
+        ours = Ours()
+        res = compare({"csg2a (factorised)": _fwd_bwd(ours, x, c), "naive dense": _fwd_bwd(naive, x, c)},
+                      reps=1, rounds=rounds, device="cpu")
+        a, b = res["csg2a (factorised)"], res["naive dense"]
+        print(f"linear fwd+bwd B={B} N={N} h={h}: csg2a {a * 1e3:8.1f} ms | naive {b * 1e3:8.1f} ms | "
+              f"speed-up {b / a:6.1f}x")
+
+
+def _peak_child(code: str) -> tuple:
+    """Run ``code`` in a fresh interpreter; return (seconds, peak RSS MiB, ok)."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode != 0:
+        return float("nan"), float("nan"), False
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return r["t"], r["rss"], True
+
+
+_CHILD = """
+import json, resource, time, torch
+from csg2a_graph.ops import csg2a_attention
+torch.manual_seed(0)
+B, N, h = {B}, {N}, {h}
+q = torch.randn(B, N, h, requires_grad=True); x = torch.randn(B, N, 1, requires_grad=True)
+ei = torch.randint(0, N, (2, 2 * N)); ei = torch.unique(ei, dim=1)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter()
+out = csg2a_attention(q, x, (ei, None), score="{score}", impl="{impl}", validate=False)
+out.square().mean().backward()
+t = time.perf_counter() - t
+print(json.dumps({{"t": t, "rss": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024}}))
+"""
+
+
+def cpu_softmax(args):
+    for B, N, h in ((32, 978, 64), (8, 4000, 64)):
+        row = []
+        for impl in ("chunked", "reference"):
+            t, rss, ok = _peak_child(_CHILD.format(B=B, N=N, h=h, score="softmax", impl=impl))
+            row.append((impl, t, rss))
+        (_, ta, ma), (_, tb, mb) = row
+        print(f"softmax dense fwd+bwd B={B} N={N} h={h}: chunked {ta:6.2f} s, +{ma:7.0f} MiB peak | "
+              f"naive {tb:6.2f} s, +{mb:7.0f} MiB peak | time ratio {tb / ta:4.1f}x, memory ratio {mb / max(ma, 1):5.1f}x")
+
+
+def cpu_scale(args):
+    B, h = 32, 64
+    for impl, score, Ns in (("factorized", "linear", (5000, 10000, 20000, 40000, 80000)),
+                            ("reference", "linear", (2000, 4000, 6000, 8000, 10000))):
+        best = None
+        for N in Ns:
+            need = 3 * B * N * N * 4 / 2 ** 30 if impl == "reference" else 0
+            if need > 20:  # leave the 24 GB machine alive: a naive run this big cannot fit
+                print(f"  {impl:10s} N={N:6d}: skipped, needs ~{need:.0f} GiB for 3 [B,N,N] fp32 tensors")
+                break
+            t, rss, ok = _peak_child(_CHILD.format(B=B, N=N, h=h, score=score, impl=impl))
+            print(f"  {impl:10s} N={N:6d}: {'ok' if ok else 'FAILED'} {t:7.2f} s, +{rss:8.0f} MiB peak")
+            if not ok:
+                break
+            best = N
+        print(f"largest N that trained ({impl}, B={B}, h={h}): {best}")
+
+
+def gpu(args):
+    assert torch.cuda.is_available(), "needs a CUDA device"
+    dev = "cuda"
+    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    import triton  # noqa: F401
+    from triton.testing import do_bench
+
+    from csg2a_graph.ops.triton import fused_linear_attention
+
+    def bench(fn):
+        return do_bench(fn, warmup=25, rep=100) * 1e-3
+
+    for dtype in (torch.float32, torch.bfloat16):
+        for B, N, h in ((128, 978, 64), (32, 10167, 64), (8, 20000, 64)):
+            edges = _prior(N, 2 * N, dev)
+            x = torch.randn(B, N, device=dev, dtype=dtype, requires_grad=True)
+            c = torch.randn(B, N, device=dev, dtype=dtype, requires_grad=True)
+            wg = (torch.randn(N, h, device=dev) / 8).to(dtype).requires_grad_()
+            wc = (torch.randn(N, h, device=dev) / 8).to(dtype).requires_grad_()
+            ew = edges[1].to(dtype)
+
+            def fused():
+                out = fused_linear_attention(x, c, wg, wc, (edges[0], ew), "matmul")
+                out.backward(torch.ones_like(out))
+
+            def factorised():
+                q = x[..., None] * wg + c[..., None] * wc
+                out = csg2a_attention(q, x, (edges[0], ew), impl="factorized", validate=False)
+                out.backward(torch.ones_like(out))
+
+            def naive():
+                q = x[..., None] * wg + c[..., None] * wc
+                A = torch.zeros(N, N, device=dev, dtype=dtype).index_put_((edges[0][1], edges[0][0]), ew)
+                out = torch.matmul(torch.matmul(q, q.transpose(1, 2)) * h ** -0.5 + A, x[..., None])[..., 0]
+                out.backward(torch.ones_like(out))
+
+            tf, tt = bench(fused), bench(factorised)
+            naive_bytes = 3 * B * N * N * (2 if dtype == torch.bfloat16 else 4)
+            tn = bench(naive) if naive_bytes < 40 * 2 ** 30 else float("nan")
+            esz = x.element_size()
+            # minimal traffic: fwd reads x, c, W twice (reduce + output) and writes out; bwd reads x, c, g,
+            # W twice and writes dx, dc, dW (fp32 atomics)
+            moved = (2 * (2 * B * N + 2 * N * h) + B * N) * esz + (2 * (3 * B * N + 2 * N * h)) * esz + \
+                (2 * B * N + 2 * N * h) * 4
+            flops = 2 * (B * N * h * 10)  # fwd ~10, bwd ~10 multiply-adds per (b, i, k)
+            print(f"fused linear {str(dtype)[6:]:8s} B={B:3d} N={N:5d} h={h}: triton {tf * 1e3:7.3f} ms "
+                  f"({moved / tf / 1e9:6.0f} GB/s, {flops / tf / 1e12:5.2f} TFLOP/s) | factorised torch {tt * 1e3:7.3f} ms "
+                  f"| naive {tn * 1e3:8.3f} ms | triton vs torch {tt / tf:4.1f}x, vs naive {tn / tf:6.1f}x")
+            del x, c, wg, wc
+            torch.cuda.empty_cache()
+
+    for dtype in (torch.float32, torch.bfloat16):
+        for score in ("softmax", "sigmoid"):
+            for B, N, h in ((32, 978, 64), (8, 10167, 64)):
+                edges = _prior(N, 2 * N, dev)
+                q = torch.randn(B, N, h, device=dev, dtype=dtype, requires_grad=True)
+                x = torch.randn(B, N, 1, device=dev, dtype=dtype, requires_grad=True)
+                e = (edges[0], edges[1].to(dtype))
+
+                def run(impl):
+                    def f():
+                        out = csg2a_attention(q, x, e, score=score, impl=impl, validate=False)
+                        out.backward(torch.ones_like(out))
+                    return f
+
+                torch.cuda.reset_peak_memory_stats()
+                tf = bench(run("triton"))
+                mem_f = torch.cuda.max_memory_allocated() / 2 ** 20
+                torch.cuda.reset_peak_memory_stats()
+                tr = bench(run("reference"))
+                mem_r = torch.cuda.max_memory_allocated() / 2 ** 20
+                fwd = 2 * B * N * N * (h + 16)
+                flops = fwd * 3.5  # fwd + bwd (recompute, dq, dk, dv)
+                print(f"flash {score:7s} {str(dtype)[6:]:8s} B={B:3d} N={N:5d} h={h}: triton {tf * 1e3:8.3f} ms "
+                      f"({flops / tf / 1e12:6.1f} TFLOP/s, peak {mem_f:7.0f} MiB) | naive torch {tr * 1e3:8.3f} ms "
+                      f"(peak {mem_r:7.0f} MiB) | {tr / tf:4.1f}x faster, {mem_r / mem_f:5.1f}x less memory")
+                del q, x
+                torch.cuda.empty_cache()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["cpu-linear", "cpu-softmax", "cpu-scale", "gpu"])
+    args = ap.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}, "
+          f"date {time.strftime('%Y-%m-%d')}; command: {' '.join(sys.argv)}")
+    {"cpu-linear": cpu_linear, "cpu-softmax": cpu_softmax, "cpu-scale": cpu_scale, "gpu": gpu}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""The CSG²A gene-gene attention layer as a PyG ``MessagePassing`` module."""
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import MessagePassing
+
+from csg2a_graph.ops import _softmax_lse, choose_impl, csg2a_attention, triton_usable
+from csg2a_graph.ops.reference import edge_scores, segment_softmax
+
+
+class CSG2AConv(MessagePassing):
+    r"""Condition-specific gene-gene attention (CSG²A) from
+    `Bang et al., "Multi-scale drug response modelling with condition-specific
+    gene-gene attention" <https://github.com/eugenebang/CSG2A>`_.
+
+    Every sample is a graph over the same ``N`` genes. Each gene gets a
+    condition-specific representation from gene-specific weights (one row per
+    gene), the genes attend to each other, and a prior graph (STRING) is added:
+
+    .. math::
+        q_{b,i} = x_{b,i} W^{gene}_i + c_{b,i} W^{cond}_i \in \mathbb{R}^h
+
+    .. math::
+        S_b = \phi\!\left(q_b q_b^\top / \sqrt{h}\right) + A, \qquad
+        \mathbf{x}'_b = S_b\, \mathbf{x}_b \;\;(\texttt{matmul})
+        \quad\text{or}\quad
+        \mathbf{x}'_{b,i} = \mathbf{x}_{b,i} \textstyle\sum_j S_{b,ij} \;\;(\texttt{rowsum})
+
+    with :math:`\phi` the identity (``score="linear"``, the paper), a row
+    softmax or a sigmoid, and :math:`A` the prior given by ``edge_index`` /
+    ``edge_weight`` (:math:`A_{ij}` = weight of edge ``j -> i``). With
+    ``support="prior"`` the attention exists only on prior edges. For
+    :math:`F > 1` input channels :math:`W^{gene}_i \in \mathbb{R}^{F\times h}`
+    is a per-gene linear map and an output projection ``F -> out_channels`` follows.
+
+    The layer never materialises the ``B x N x N`` attention for the linear
+    score (exact factorisation, or the fused Triton kernel on CUDA); see
+    :mod:`csg2a_graph.ops` for the paths.
+
+    Args:
+        num_genes (int): ``N``, genes per sample.
+        hidden_channels (int): ``h``. (default: ``64``)
+        in_channels (int): ``F``, channels per gene. (default: ``1``)
+        out_channels (int, optional): output channels; ``None`` keeps ``F``
+            without a projection. (default: ``None``)
+        cond_channels (int): channels of the condition ``c`` per gene (the
+            chemical condition encoder's output ``D`` has 1); ``0`` disables it.
+            (default: ``1``)
+        score (str): ``"linear"``, ``"softmax"`` or ``"sigmoid"``. (default: ``"linear"``)
+        support (str): ``"dense"`` or ``"prior"``. (default: ``"dense"``)
+        reduce (str): ``"matmul"`` or ``"rowsum"``. (default: ``"matmul"``)
+        scale (float, optional): score scale. (default: ``1/sqrt(h)``)
+        bias (bool): bias of the output projection. (default: ``True``)
+        impl (str, optional): force a path of :func:`csg2a_graph.ops.csg2a_attention`
+            or ``"triton"`` for the fused kernel. (default: automatic)
+
+    Shapes:
+        - **input:** node features :math:`(B \cdot N, F)` with genes of each sample
+          consecutive (PyG batching, ``edge_index`` :math:`(2, B \cdot E)` over all
+          nodes) or dense :math:`(B, N, F)` with one gene-level ``edge_index``
+          :math:`(2, E)`; ``edge_weight`` :math:`(B \cdot E)` or :math:`(E)`;
+          ``cond`` :math:`(B \cdot N)`, :math:`(B, N)` or with a trailing ``cond_channels`` axis.
+        - **output:** :math:`(B \cdot N, F')` or :math:`(B, N, F')`; with
+          ``return_attention_weights=True`` also ``(edge_index, alpha)`` where
+          ``alpha`` holds :math:`S_{b,ij}` on every input edge (:math:`(B \cdot E)`
+          or :math:`(B, E)`).
+
+    Example:
+        >>> conv = CSG2AConv(num_genes=978, hidden_channels=64)
+        >>> out = conv(x, string_edge_index, cond=drug_condition)   # x: [B, 978, 1]
+    """
+
+    def __init__(self, num_genes: int, hidden_channels: int = 64, in_channels: int = 1,
+                 out_channels: Optional[int] = None, cond_channels: int = 1, score: str = "linear",
+                 support: str = "dense", reduce: str = "matmul", scale: Optional[float] = None, bias: bool = True,
+                 impl: Optional[str] = None):
+        super().__init__(aggr="add", node_dim=0)
+        if score not in ("linear", "softmax", "sigmoid") or support not in ("dense", "prior") \
+                or reduce not in ("matmul", "rowsum"):
+            raise ValueError(f"bad score/support/reduce: {score!r}, {support!r}, {reduce!r}")
+        self.num_genes, self.hidden_channels = num_genes, hidden_channels
+        self.in_channels, self.cond_channels = in_channels, cond_channels
+        self.out_channels = out_channels
+        self.score, self.support, self.reduce, self.impl = score, support, reduce, impl
+        self.scale = 1.0 / math.sqrt(hidden_channels) if scale is None else float(scale)
+        self.w_gene = nn.Parameter(torch.empty(num_genes, in_channels, hidden_channels))
+        self.w_cond = nn.Parameter(torch.empty(num_genes, cond_channels, hidden_channels)) if cond_channels else None
+        self.lin = nn.Linear(in_channels, out_channels, bias=bias) if out_channels is not None else None
+        self._edge_cache: Tuple = (None, None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        fan = self.in_channels + self.cond_channels
+        bound = math.sqrt(3.0 / fan)  # unit-variance q for unit-variance inputs
+        nn.init.uniform_(self.w_gene, -bound, bound)
+        if self.w_cond is not None:
+            nn.init.uniform_(self.w_cond, -bound, bound)
+        if self.lin is not None:
+            self.lin.reset_parameters()
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}(genes={self.num_genes}, {self.in_channels}, "
+                f"{self.out_channels or self.in_channels}, hidden={self.hidden_channels}, score={self.score}, "
+                f"support={self.support}, reduce={self.reduce})")
+
+    # ----------------------------------------------------------------- helpers
+    def gene_representation(self, x: Tensor, cond: Optional[Tensor]) -> Tensor:
+        """``q [B, N, h]`` from ``x [B, N, F]`` and ``cond [B, N, C]``."""
+        q = torch.einsum("bnf,nfh->bnh", x, self.w_gene)
+        if self.w_cond is not None and cond is not None:
+            q = q + torch.einsum("bnc,nch->bnh", cond, self.w_cond)
+        return q
+
+    def _batched_edges(self, edge_index: Tensor, B: int, N: int) -> Tensor:
+        key = (edge_index.data_ptr(), edge_index.size(1), B, N, edge_index.device)
+        if self._edge_cache[0] == key:
+            return self._edge_cache[1]
+        off = (torch.arange(B, device=edge_index.device) * N).repeat_interleave(edge_index.size(1))
+        out = edge_index.repeat(1, B) + off
+        self._edge_cache = (key, out)
+        return out
+
+    def _shape(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor], cond: Optional[Tensor],
+               batch: Optional[Tensor]):
+        N = self.num_genes
+        if x.dim() == 3:
+            B = x.size(0)
+            if x.size(1) != N:
+                raise ValueError(f"x has {x.size(1)} genes, the layer was built for num_genes={N}")
+        else:
+            if x.dim() == 1:
+                x = x.unsqueeze(-1)
+            if x.size(0) % N:
+                raise ValueError(f"x has {x.size(0)} nodes, not a multiple of num_genes={N}")
+            B = x.size(0) // N
+            if batch is not None and batch.numel() and int(batch.max()) + 1 != B:
+                raise ValueError(f"batch says {int(batch.max()) + 1} graphs but x holds {B} x {N} genes")
+            x = x.view(B, N, -1)
+        if x.size(-1) != self.in_channels:
+            raise ValueError(f"x has {x.size(-1)} channels, the layer expects in_channels={self.in_channels}")
+        if edge_index is None:
+            edge_index = torch.empty(2, 0, dtype=torch.long, device=x.device)
+        E_in = edge_index.size(1)
+        if E_in and (int(edge_index.max()) >= B * N or int(edge_index.min()) < 0):
+            raise ValueError(f"edge_index refers to node {int(edge_index.max())} but there are {B} x {N} nodes")
+        # one gene-level prior shared by all samples, or PyG's batched edge_index over B*N nodes
+        per_gene = B > 1 and E_in > 0 and int(edge_index.max()) < N
+        if per_gene:
+            ei = self._batched_edges(edge_index, B, N)
+            ew = None if edge_weight is None else edge_weight.repeat(B)
+        else:
+            ei, ew = edge_index, edge_weight
+        if ew is None:
+            ew = torch.ones(ei.size(1), device=x.device, dtype=x.dtype)
+        if ew.numel() != ei.size(1):
+            raise ValueError(f"edge_weight has {ew.numel()} entries for {ei.size(1)} edges")
+        if cond is not None:
+            if cond.dim() == 1 or (cond.dim() == 2 and cond.size(0) == B * N and tuple(cond.shape) != (B, N)):
+                cond = cond.reshape(B, N, -1)
+            elif cond.dim() == 2:
+                cond = cond.unsqueeze(-1)
+            if cond.shape[:2] != (B, N) or cond.size(-1) != self.cond_channels:
+                raise ValueError(f"cond must be [B, N] or [B, N, {self.cond_channels}] (or flattened), "
+                                 f"got {tuple(cond.shape)}")
+        return x, cond, ei, ew.to(x.dtype), B, per_gene
+
+    # ----------------------------------------------------------------- forward
+    def forward(self, x: Tensor, edge_index: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None,
+                batch: Optional[Tensor] = None, cond: Optional[Tensor] = None,
+                return_attention_weights: Optional[bool] = None
+                ) -> Union[Tensor, Tuple[Tensor, Tuple[Tensor, Tensor]]]:
+        """See the class docstring for shapes. ``edge_index`` is the prior."""
+        in_dense = x.dim() == 3
+        xd, cond, ei, ew, B, per_gene = self._shape(x, edge_index, edge_weight, cond, batch)
+        N, F = self.num_genes, xd.size(-1)
+        x_flat = xd.reshape(B * N, F)
+        want_alpha = bool(return_attention_weights) or bool(self._message_forward_hooks)
+
+        use_fused = (self.score == "linear" and self.support == "dense" and F == 1 and self.cond_channels <= 1
+                     and self.impl in (None, "triton") and triton_usable(xd) and (xd.is_cuda or self.impl == "triton"))
+        q = None
+        if use_fused:
+            from csg2a_graph.ops.triton.fused_linear import fused_linear_attention
+
+            c = cond[..., 0] if cond is not None else torch.zeros_like(xd[..., 0])
+            wc = self.w_cond[:, 0] if self.w_cond is not None else torch.zeros_like(self.w_gene[:, 0])
+            phi = fused_linear_attention(xd[..., 0], c, self.w_gene[:, 0], wc, None, self.reduce, self.scale)
+            phi = phi.unsqueeze(-1)
+        else:
+            q = self.gene_representation(xd, cond)
+            if self.support == "dense":
+                impl = self.impl or choose_impl(q, self.score, "dense")
+                phi = csg2a_attention(q, xd, None, score=self.score, support="dense", reduce=self.reduce,
+                                      scale=self.scale, impl=impl, validate=False)
+            else:
+                phi = None
+
+        alpha = None
+        if self.support == "prior" or want_alpha:
+            if q is None:
+                q = self.gene_representation(xd, cond)
+            q_flat = q.reshape(1, B * N, -1)
+            if self.support == "prior" or self.score != "softmax":
+                s = edge_scores(q_flat, (ei, ew), self.score, self.scale, B * N, segment_softmax)[0]
+            else:  # dense softmax: the edge's value of the full-row softmax
+                lse = _softmax_lse(q, self.scale, 256).reshape(-1)
+                s_raw = (q_flat[0, ei[1]] * q_flat[0, ei[0]]).sum(-1) * self.scale
+                s = torch.exp(s_raw - lse[ei[1]])
+            alpha = s + ew
+
+        # prior term (and, for support="prior", the whole attention) by message passing
+        weight = alpha if self.support == "prior" else ew
+        if self.reduce == "matmul":
+            agg = self.propagate(ei, x=x_flat, weight=weight, alpha=alpha, size=(B * N, B * N))
+            out = agg.view(B, N, F)
+            if phi is not None:
+                out = out + phi
+        else:
+            ones = torch.ones(B * N, 1, device=x.device, dtype=x.dtype)
+            rows = self.propagate(ei, x=ones, weight=weight, alpha=alpha, size=(B * N, B * N)).view(B, N, 1)
+            out = xd * rows
+            if phi is not None:
+                out = out + phi
+
+        if self.lin is not None:
+            out = self.lin(out)
+        if not in_dense:
+            out = out.reshape(B * N, -1)
+        if return_attention_weights:
+            return out, (edge_index, alpha.view(B, -1) if in_dense else alpha)
+        return out
+
+    def message(self, x_j: Tensor, weight: Tensor, alpha: Optional[Tensor]) -> Tensor:
+        return weight.unsqueeze(-1) * x_j
+
+
+__all__ = ["CSG2AConv"]
