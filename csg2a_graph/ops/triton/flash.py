@@ -144,10 +144,21 @@ def _bwd_dkdv(Q, V, DO, LSE, DELTA, DK, DV, N, H, F, scale,
 
 
 def _precision(dtype) -> str:
-    """fp32 inputs follow torch's TF32 switch (off by default: exact fp32 dots, like torch.matmul)."""
+    """Dot precision for fp32 inputs: with torch's TF32 switch off (its default) use 3xTF32,
+    which keeps fp32 accuracy on tensor cores; with it on, plain TF32 like torch.matmul."""
     if dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32:
-        return "ieee"
+        return "tf32x3"
     return "tf32"
+
+
+# (block_m, block_n, num_warps, num_stages) by (16-bit inputs?, block_h); measured on an H100
+# with benchmarks/kernels/tune_flash.py (see benchmarks/results/kernels_gpu.md).
+TUNED = {
+    (True, 16): (128, 64, 4, 3), (True, 32): (128, 64, 4, 3), (True, 64): (128, 64, 4, 3),
+    (True, 128): (64, 64, 4, 2),
+    (False, 16): (64, 64, 4, 2), (False, 32): (64, 64, 4, 2), (False, 64): (64, 32, 4, 2),
+    (False, 128): (32, 32, 4, 2),
+}
 
 
 def _blocks(N: int, H: int, F: int, dtype):
@@ -157,10 +168,10 @@ def _blocks(N: int, H: int, F: int, dtype):
     block_f = max(16, triton.next_power_of_2(F))
     if block_f > 128:
         raise ValueError(f"the flash Triton kernel supports F <= 128 value channels, got F={F}")
-    big = dtype in (torch.float16, torch.bfloat16)
-    bm = 64 if (big and block_h <= 64) else 32
-    bn = 64 if (big and block_h <= 64) else 32
-    return bm, bn, block_h, block_f
+    bm, bn, warps, stages = TUNED[(dtype in (torch.float16, torch.bfloat16), block_h)]
+    if N <= 32:  # tiny problems (and the CPU interpreter): small tiles
+        bm, bn = 16, 16
+    return bm, bn, block_h, block_f, warps, stages
 
 
 class FlashGeneAttention(torch.autograd.Function):
@@ -171,19 +182,22 @@ class FlashGeneAttention(torch.autograd.Function):
         q, v = q.contiguous(), v.contiguous()
         B, N, H = q.shape
         F = v.size(-1)
-        bm, bn, bh, bf = _blocks(N, H, F, q.dtype)
+        bm, bn, bh, bf, warps, stages = _blocks(N, H, F, q.dtype)
         o = torch.empty_like(v)
         lse = torch.empty(B, N, device=q.device, dtype=torch.float32)
         _fwd[(B, triton.cdiv(N, bm))](q, v, o, lse, N, H, F, scale, SOFTMAX=softmax,
-                                      BLOCK_M=bm, BLOCK_N=bn, BLOCK_H=bh, BLOCK_F=bf, PREC=_precision(q.dtype))
+                                      BLOCK_M=bm, BLOCK_N=bn, BLOCK_H=bh, BLOCK_F=bf, PREC=_precision(q.dtype),
+                                      num_warps=warps, num_stages=stages)
         ctx.save_for_backward(q, v, o, lse)
-        ctx.softmax, ctx.scale, ctx.blocks = softmax, scale, (bm, bn, bh, bf)
+        ctx.softmax, ctx.scale, ctx.blocks = softmax, scale, (bm, bn, bh, bf, warps, stages)
         return o
 
     @staticmethod
     def backward(ctx, do: Tensor):
         q, v, o, lse = ctx.saved_tensors
-        bm, bn, bh, bf = ctx.blocks
+        bm, bn, bh, bf, warps, stages = ctx.blocks
+        # the backward tiles hold more live values: halve the query tile of the 16-bit configs
+        bm_b = min(bm, 64)
         do = do.contiguous()
         B, N, H = q.shape
         F = v.size(-1)
@@ -191,10 +205,12 @@ class FlashGeneAttention(torch.autograd.Function):
         dq = torch.empty(B, N, H, device=q.device, dtype=torch.float32)
         dk = torch.empty_like(dq)
         dv = torch.empty(B, N, F, device=q.device, dtype=torch.float32)
-        _bwd_dq[(B, triton.cdiv(N, bm))](q, v, do, lse, delta, dq, N, H, F, ctx.scale, SOFTMAX=ctx.softmax,
-                                         BLOCK_M=bm, BLOCK_N=bn, BLOCK_H=bh, BLOCK_F=bf, PREC=_precision(q.dtype))
+        _bwd_dq[(B, triton.cdiv(N, bm_b))](q, v, do, lse, delta, dq, N, H, F, ctx.scale, SOFTMAX=ctx.softmax,
+                                           BLOCK_M=bm_b, BLOCK_N=bn, BLOCK_H=bh, BLOCK_F=bf, PREC=_precision(q.dtype),
+                                           num_warps=warps, num_stages=stages)
         _bwd_dkdv[(B, triton.cdiv(N, bn))](q, v, do, lse, delta, dk, dv, N, H, F, ctx.scale, SOFTMAX=ctx.softmax,
-                                           BLOCK_M=bm, BLOCK_N=bn, BLOCK_H=bh, BLOCK_F=bf, PREC=_precision(q.dtype))
+                                           BLOCK_M=bm_b, BLOCK_N=bn, BLOCK_H=bh, BLOCK_F=bf, PREC=_precision(q.dtype),
+                                           num_warps=warps, num_stages=stages)
         return (dq + dk).to(q.dtype), dv.to(v.dtype), None, None
 
 

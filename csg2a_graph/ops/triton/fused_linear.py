@@ -177,8 +177,10 @@ class FusedLinearAttention(torch.autograd.Function):
         dc = torch.empty_like(dx)
         dwg = torch.zeros(N, H, device=x.device, dtype=torch.float32)
         dwc = torch.zeros_like(dwg)
-        b_per = max(1, min(B, 32))
-        grid = (triton.cdiv(N, block_n), triton.cdiv(B, b_per))
+        n_tiles = triton.cdiv(N, block_n)
+        # ~4 programs per SM of an H100; each program accumulates dW over b_per samples
+        b_per = max(1, min(32, (B * n_tiles) // 512))
+        grid = (n_tiles, triton.cdiv(B, b_per))
         _bwd_kernel[grid](x, c, w_gene, w_cond, g, U, V, deg if rowsum else x, dx, dc, dwg, dwc, B, N, H, scale,
                           ROWSUM=rowsum, BLOCK_N=block_n, BLOCK_H=block_h, B_PER_PROG=b_per)
         return (dx.to(x.dtype), dc.to(c.dtype), dwg.to(w_gene.dtype), dwc.to(w_cond.dtype), None, None, None)
