@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
 from csg2a_graph.ops import _softmax_lse, choose_impl, csg2a_attention, triton_usable
+from csg2a_graph.ops.factorized import expanded_linear
 from csg2a_graph.ops.reference import edge_scores, segment_softmax
 
 
@@ -111,9 +112,16 @@ class CSG2AConv(MessagePassing):
     # ----------------------------------------------------------------- helpers
     def gene_representation(self, x: Tensor, cond: Optional[Tensor]) -> Tensor:
         """``q [B, N, h]`` from ``x [B, N, F]`` and ``cond [B, N, C]``."""
-        q = torch.einsum("bnf,nfh->bnh", x, self.w_gene)
+        # one channel (the paper's layer): a broadcast product; einsum would run N tiny matmuls
+        if x.size(-1) == 1:
+            q = x * self.w_gene[:, 0]
+        else:
+            q = torch.einsum("bnf,nfh->bnh", x, self.w_gene)
         if self.w_cond is not None and cond is not None:
-            q = q + torch.einsum("bnc,nch->bnh", cond, self.w_cond)
+            if cond.size(-1) == 1:
+                q = torch.addcmul(q, cond, self.w_cond[:, 0])
+            else:
+                q = q + torch.einsum("bnc,nch->bnh", cond, self.w_cond)
         return q
 
     def _batched_edges(self, edge_index: Tensor, B: int, N: int) -> Tensor:
@@ -181,16 +189,22 @@ class CSG2AConv(MessagePassing):
         x_flat = xd.reshape(B * N, F)
         want_alpha = bool(return_attention_weights) or bool(self._message_forward_hooks)
 
-        use_fused = (self.score == "linear" and self.support == "dense" and F == 1 and self.cond_channels <= 1
-                     and self.impl in (None, "triton") and triton_usable(xd) and (xd.is_cuda or self.impl == "triton"))
+        simple = self.score == "linear" and self.support == "dense" and F == 1 and self.cond_channels <= 1
+        use_fused = simple and self.impl in (None, "triton") and triton_usable(xd) and \
+            (xd.is_cuda or self.impl == "triton")
+        use_expanded = simple and not use_fused and self.impl in (None, "expanded")
         q = None
-        if use_fused:
+        c = cond[..., 0] if cond is not None else None
+        wc = self.w_cond[:, 0] if self.w_cond is not None else None
+        if use_fused:  # Triton: q built tile by tile in registers
             from csg2a_graph.ops.triton.fused_linear import fused_linear_attention
 
-            c = cond[..., 0] if cond is not None else torch.zeros_like(xd[..., 0])
-            wc = self.w_cond[:, 0] if self.w_cond is not None else torch.zeros_like(self.w_gene[:, 0])
-            phi = fused_linear_attention(xd[..., 0], c, self.w_gene[:, 0], wc, None, self.reduce, self.scale)
+            c0 = c if c is not None else torch.zeros_like(xd[..., 0])
+            wc0 = wc if wc is not None else torch.zeros_like(self.w_gene[:, 0])
+            phi = fused_linear_attention(xd[..., 0], c0, self.w_gene[:, 0], wc0, None, self.reduce, self.scale)
             phi = phi.unsqueeze(-1)
+        elif use_expanded:  # four [B, N] x [N, h] GEMMs, no [B, N, h] tensor
+            phi = expanded_linear(xd[..., 0], c, self.w_gene[:, 0], wc, None, self.reduce, self.scale).unsqueeze(-1)
         else:
             q = self.gene_representation(xd, cond)
             if self.support == "dense":

@@ -17,9 +17,11 @@ Paths (``impl=``) and when :func:`csg2a_attention` picks them:
 ``reference``   materialises ``[B, N, N]``             never (tests, tiny N)
 ==============  =====================================  ==========================================
 
-The fused linear Triton kernel builds ``q`` itself from the layer's weights, so
-it is reached through :class:`csg2a_graph.nn.CSG2AConv` (or
-:func:`csg2a_graph.ops.triton.fused_linear_attention`), not from ``q``.
+The paper's layer builds ``q = x ⊙ W_gene + c ⊙ W_cond`` from per-gene weights. For it,
+:class:`csg2a_graph.nn.CSG2AConv` never forms ``q`` either: on CPU
+(:func:`csg2a_graph.ops.factorized.expanded_linear`) the contraction folds into four
+``[B, N] x [N, h]`` GEMMs; on CUDA the fused Triton kernel
+(:func:`csg2a_graph.ops.triton.fused_linear_attention`) builds ``q`` tile by tile in registers.
 """
 from __future__ import annotations
 

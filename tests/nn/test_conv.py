@@ -120,3 +120,22 @@ def test_on_real_gdsc_pairs_with_the_string_prior(gdsc2):
     assert out.shape == (4 * gdsc2.num_genes, 1) and alpha.shape == (batch.edge_index.size(1),)
     dense = conv(batch.x.view(4, -1, 1), gdsc2.prior_edge_index, gdsc2.prior_edge_weight)
     torch.testing.assert_close(out.view(4, -1, 1), dense, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("reduce", ["matmul", "rowsum"])
+def test_expanded_and_factorised_layer_paths_agree(reduce):
+    torch.manual_seed(0)
+    N = 25
+    ei, ew = rand_prior(N, 40)
+    a = CSG2AConv(N, 8, reduce=reduce)  # default CPU path: "expanded"
+    b = CSG2AConv(N, 8, reduce=reduce, impl="factorized")
+    b.load_state_dict(a.state_dict())
+    x, c = torch.randn(4, N, 1), torch.randn(4, N)
+    oa, ob = a(x, ei, ew, cond=c), b(x, ei, ew, cond=c)
+    torch.testing.assert_close(oa, ob, rtol=1e-5, atol=1e-5)
+    ga = torch.autograd.grad(oa.square().sum(), list(a.parameters()))
+    gb = torch.autograd.grad(ob.square().sum(), list(b.parameters()))
+    for u, v in zip(ga, gb):
+        torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-5)
+    no_cond = CSG2AConv(N, 8, reduce=reduce, cond_channels=0)
+    assert no_cond(x, ei, ew).shape == (4, N, 1)

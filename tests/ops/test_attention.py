@@ -175,3 +175,22 @@ def test_attention_map_on_prior_support():
     torch.testing.assert_close(vals, dense[ei[1], ei[0]])
     with pytest.raises(ValueError, match="needs a prior"):
         attention_map(q, None, support="prior")
+
+
+@pytest.mark.parametrize("reduce", ["matmul", "rowsum"])
+def test_expanded_linear_equals_q_materialised_and_gradchecks(reduce):
+    from csg2a_graph.ops.factorized import expanded_linear, factorized_linear
+
+    g = torch.Generator().manual_seed(5)
+    B, N, h = 3, 21, 6
+    x, c = (torch.randn(B, N, generator=g, dtype=torch.float64).requires_grad_() for _ in range(2))
+    wg, wc = (torch.randn(N, h, generator=g, dtype=torch.float64).requires_grad_() for _ in range(2))
+    prior = rand_prior(N, 30, dtype=torch.float64)
+    q = x[..., None] * wg + c[..., None] * wc
+    ref = factorized_linear(q, x[..., None], prior, reduce, 0.4)[..., 0]
+    torch.testing.assert_close(expanded_linear(x, c, wg, wc, prior, reduce, 0.4), ref)
+    assert gradcheck(lambda *a: expanded_linear(*a, prior, reduce, 0.4), (x, c, wg, wc))
+    # without a condition
+    q0 = x[..., None] * wg
+    torch.testing.assert_close(expanded_linear(x, None, wg, None, prior, reduce, 0.4),
+                               factorized_linear(q0, x[..., None], prior, reduce, 0.4)[..., 0])
