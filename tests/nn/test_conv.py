@@ -7,7 +7,7 @@ from torch_geometric.nn import GCNConv, Sequential, global_mean_pool
 
 from csg2a_graph.nn import CSG2AConv
 from csg2a_graph.ops.reference import dense_reference
-from tests.ops.helpers import rand_prior
+from tests.ops.helpers import rand_prior, rel_err
 
 COMBOS = [(s, sup, r) for s in ("linear", "softmax", "sigmoid") for sup in ("dense", "prior")
           for r in ("matmul", "rowsum")]
@@ -135,7 +135,7 @@ def test_expanded_and_factorised_layer_paths_agree(reduce):
     torch.testing.assert_close(oa, ob, rtol=1e-5, atol=1e-5)
     ga = torch.autograd.grad(oa.square().sum(), list(a.parameters()))
     gb = torch.autograd.grad(ob.square().sum(), list(b.parameters()))
-    for u, v in zip(ga, gb):
-        torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-5)
+    for u, v in zip(ga, gb):  # gradients reach ~1e4 here: compare by relative RMS error
+        assert rel_err(u, v) < 1e-5
     no_cond = CSG2AConv(N, 8, reduce=reduce, cond_channels=0)
     assert no_cond(x, ei, ew).shape == (4, N, 1)
