@@ -27,6 +27,23 @@ from torch import Tensor
 
 
 @triton.jit
+def _rows(P, b, offs, mask, cols, C, N):
+    """Tile ``P[b, offs, :C]`` of a contiguous ``[B, N, C]`` tensor (zeros outside)."""
+    return tl.load(P + b * N * C + offs[:, None] * C + cols[None, :], mask=mask[:, None] & (cols[None, :] < C),
+                   other=0.0)
+
+
+@triton.jit
+def _query_side(Q, DO, LSE, DELTA, b, offs_m, mask_m, offs_h, offs_f, N, H, F):
+    """What a block of query rows needs in the backward: q, dO, lse, delta."""
+    q = _rows(Q, b, offs_m, mask_m, offs_h, H, N)
+    do = _rows(DO, b, offs_m, mask_m, offs_f, F, N)
+    lse = tl.load(LSE + b * N + offs_m, mask=mask_m, other=0.0)
+    delta = tl.load(DELTA + b * N + offs_m, mask=mask_m, other=0.0)
+    return q, do, lse, delta
+
+
+@triton.jit
 def _fwd(Q, V, O, LSE, N, H, F, scale,
          SOFTMAX: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
          BLOCK_F: tl.constexpr, PREC: tl.constexpr):
@@ -35,18 +52,15 @@ def _fwd(Q, V, O, LSE, N, H, F, scale,
     offs_h = tl.arange(0, BLOCK_H)
     offs_f = tl.arange(0, BLOCK_F)
     mask_m = offs_m < N
-    q = tl.load(Q + b * N * H + offs_m[:, None] * H + offs_h[None, :],
-                mask=mask_m[:, None] & (offs_h[None, :] < H), other=0.0)
+    q = _rows(Q, b, offs_m, mask_m, offs_h, H, N)
     m_i = tl.zeros([BLOCK_M], dtype=tl.float32) - float("inf")
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_F], dtype=tl.float32)
     for j0 in range(0, N, BLOCK_N):
         offs_n = j0 + tl.arange(0, BLOCK_N)
         mask_n = offs_n < N
-        k = tl.load(Q + b * N * H + offs_n[:, None] * H + offs_h[None, :],
-                    mask=mask_n[:, None] & (offs_h[None, :] < H), other=0.0)
-        v = tl.load(V + b * N * F + offs_n[:, None] * F + offs_f[None, :],
-                    mask=mask_n[:, None] & (offs_f[None, :] < F), other=0.0)
+        k = _rows(Q, b, offs_n, mask_n, offs_h, H, N)
+        v = _rows(V, b, offs_n, mask_n, offs_f, F, N)
         s = tl.dot(q, tl.trans(k), input_precision=PREC) * scale
         if SOFTMAX:
             s = tl.where(mask_n[None, :], s, float("-inf"))
@@ -90,20 +104,13 @@ def _bwd_dq(Q, V, DO, LSE, DELTA, DQ, N, H, F, scale,
     offs_h = tl.arange(0, BLOCK_H)
     offs_f = tl.arange(0, BLOCK_F)
     mask_m = offs_m < N
-    q = tl.load(Q + b * N * H + offs_m[:, None] * H + offs_h[None, :],
-                mask=mask_m[:, None] & (offs_h[None, :] < H), other=0.0)
-    do = tl.load(DO + b * N * F + offs_m[:, None] * F + offs_f[None, :],
-                 mask=mask_m[:, None] & (offs_f[None, :] < F), other=0.0)
-    lse = tl.load(LSE + b * N + offs_m, mask=mask_m, other=0.0)
-    delta = tl.load(DELTA + b * N + offs_m, mask=mask_m, other=0.0)
+    q, do, lse, delta = _query_side(Q, DO, LSE, DELTA, b, offs_m, mask_m, offs_h, offs_f, N, H, F)
     dq = tl.zeros([BLOCK_M, BLOCK_H], dtype=tl.float32)
     for j0 in range(0, N, BLOCK_N):
         offs_n = j0 + tl.arange(0, BLOCK_N)
         mask_n = offs_n < N
-        k = tl.load(Q + b * N * H + offs_n[:, None] * H + offs_h[None, :],
-                    mask=mask_n[:, None] & (offs_h[None, :] < H), other=0.0)
-        v = tl.load(V + b * N * F + offs_n[:, None] * F + offs_f[None, :],
-                    mask=mask_n[:, None] & (offs_f[None, :] < F), other=0.0)
+        k = _rows(Q, b, offs_n, mask_n, offs_h, H, N)
+        v = _rows(V, b, offs_n, mask_n, offs_f, F, N)
         p, ds = _probs(q, k, lse, delta, do, v, mask_m, mask_n, scale, SOFTMAX, PREC)
         dq += tl.dot(ds.to(k.dtype), k, input_precision=PREC)
     tl.store(DQ + b * N * H + offs_m[:, None] * H + offs_h[None, :], dq * scale,
@@ -119,21 +126,14 @@ def _bwd_dkdv(Q, V, DO, LSE, DELTA, DK, DV, N, H, F, scale,
     offs_h = tl.arange(0, BLOCK_H)
     offs_f = tl.arange(0, BLOCK_F)
     mask_n = offs_n < N
-    k = tl.load(Q + b * N * H + offs_n[:, None] * H + offs_h[None, :],
-                mask=mask_n[:, None] & (offs_h[None, :] < H), other=0.0)
-    v = tl.load(V + b * N * F + offs_n[:, None] * F + offs_f[None, :],
-                mask=mask_n[:, None] & (offs_f[None, :] < F), other=0.0)
+    k = _rows(Q, b, offs_n, mask_n, offs_h, H, N)
+    v = _rows(V, b, offs_n, mask_n, offs_f, F, N)
     dk = tl.zeros([BLOCK_N, BLOCK_H], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_F], dtype=tl.float32)
     for i0 in range(0, N, BLOCK_M):
         offs_m = i0 + tl.arange(0, BLOCK_M)
         mask_m = offs_m < N
-        q = tl.load(Q + b * N * H + offs_m[:, None] * H + offs_h[None, :],
-                    mask=mask_m[:, None] & (offs_h[None, :] < H), other=0.0)
-        do = tl.load(DO + b * N * F + offs_m[:, None] * F + offs_f[None, :],
-                     mask=mask_m[:, None] & (offs_f[None, :] < F), other=0.0)
-        lse = tl.load(LSE + b * N + offs_m, mask=mask_m, other=0.0)
-        delta = tl.load(DELTA + b * N + offs_m, mask=mask_m, other=0.0)
+        q, do, lse, delta = _query_side(Q, DO, LSE, DELTA, b, offs_m, mask_m, offs_h, offs_f, N, H, F)
         p, ds = _probs(q, k, lse, delta, do, v, mask_m, mask_n, scale, SOFTMAX, PREC)
         dv += tl.dot(tl.trans(p).to(do.dtype), do, input_precision=PREC)
         dk += tl.dot(tl.trans(ds).to(q.dtype), q, input_precision=PREC)
