@@ -214,6 +214,7 @@ class PairDataset(Dataset):
         self.molecules = MoleculeStore.from_dict(payload["molecules"])
         self.cells: List[str] = payload["cells"]
         self.cell_meta: Dict[str, List] = payload.get("cell_meta", {})
+        self.drug_meta: Dict[str, List] = payload.get("drug_meta", {})
         prior = payload.get("prior")
         self.prior_edge_index: Optional[Tensor] = prior["edge_index"] if prior else None
         self.prior_edge_weight: Optional[Tensor] = prior["edge_weight"] if prior else None
@@ -222,8 +223,9 @@ class PairDataset(Dataset):
     @staticmethod
     def make_payload(*, expr: Tensor, genes: List[str], gene_mask: Tensor, cells: List[str],
                      molecules: MoleculeStore, cell: Tensor, drug: Tensor, y: Tensor, dose: Tensor,
-                     time: Tensor, prior=None, cell_meta: Optional[Dict] = None, report: Dict) -> Dict:
-        n = y.numel()
+                     time: Tensor, prior=None, cell_meta: Optional[Dict] = None, drug_meta: Optional[Dict] = None,
+                     report: Dict) -> Dict:
+        n = y.size(0)  # y: [n] scalar responses or [n, N] profiles (LINCS)
         for k, v in {"cell": cell, "drug": drug, "dose": dose, "time": time}.items():
             if v.numel() != n:
                 raise ValueError(f"pair column {k} has {v.numel()} rows, y has {n}")
@@ -231,7 +233,8 @@ class PairDataset(Dataset):
             raise ValueError(f"expr {tuple(expr.shape)} != ({len(cells)} cells, {len(genes)} genes)")
         return {
             "expr": expr.float().contiguous(), "genes": list(genes), "gene_mask": gene_mask.bool(),
-            "cells": list(cells), "cell_meta": cell_meta or {}, "molecules": molecules.to_dict(),
+            "cells": list(cells), "cell_meta": cell_meta or {}, "drug_meta": drug_meta or {},
+            "molecules": molecules.to_dict(),
             "pairs": {"cell": cell.long(), "drug": drug.long(), "y": y.float(), "dose": dose.float(),
                       "time": time.float()},
             "prior": None if prior is None else {"edge_index": prior[0].long(), "edge_weight": prior[1].float()},
@@ -241,7 +244,7 @@ class PairDataset(Dataset):
     # ------------------------------------------------------------ access
     @property
     def num_pairs(self) -> int:
-        return self._pairs["y"].numel()
+        return self._pairs["y"].size(0)
 
     @property
     def num_cells(self) -> int:

@@ -168,4 +168,34 @@ def build_prior(edges: pd.DataFrame, gene_space: GeneSpace, names: Optional[Dict
     return edge_index, edge_weight, rep
 
 
-__all__ = ["read_string_links", "read_edge_list", "build_prior", "PriorReport"]
+def resolve_prior(prior, space: GeneSpace, prior_file: Optional[PathLike] = None,
+                  prior_info: Optional[PathLike] = None, min_score: int = 900, self_loops: bool = True,
+                  report: Optional[dict] = None):
+    """The prior of a dataset over its gene space, from whatever the user gave.
+
+    ``prior``: a STRING dataset (anything with ``restrict(space)``), or ``None``;
+    otherwise ``prior_file`` (an edge list or a ``9606.protein.links`` file with
+    ``prior_info``) is read. Returns ``(edge_index, edge_weight)`` or ``None``;
+    the coverage report goes to ``report["prior"]``.
+    """
+    if prior is not None and hasattr(prior, "restrict"):
+        ei, ew, rep = prior.restrict(space)
+    elif prior_file:
+        if Path(prior_file).name.startswith("9606.protein.links"):
+            edges, names = read_string_links(prior_file, min_score, info=prior_info)
+            edges["score"] = 1000.0  # the paper's binary prior
+            ei, ew, rep = build_prior(edges, space, names, self_loops=self_loops)
+            rep.min_score = min_score
+        else:
+            ei, ew, rep = build_prior(read_edge_list(prior_file), space, self_loops=self_loops)
+    else:
+        if report is not None:
+            report["prior"] = None
+        return None
+    log.info("%s", rep)
+    if report is not None:
+        report["prior"] = rep.to_dict()
+    return ei, ew
+
+
+__all__ = ["read_string_links", "read_edge_list", "build_prior", "resolve_prior", "PriorReport"]

