@@ -1,6 +1,7 @@
 """``csg2a`` command line.
 
     csg2a data info gdsc   --root DIR [--name GDSC2] [--fetch] [--prior FILE] [--json]
+    csg2a data info nci60|lincs|tcga --root DIR [--prior FILE] [--json]
     csg2a data info string --root DIR [--min-score 900] [--json]
 """
 from __future__ import annotations
@@ -13,12 +14,18 @@ from typing import List, Optional
 
 
 def _data_info(args: argparse.Namespace) -> int:
+    prior = args.prior if args.prior else "auto"
     if args.dataset == "gdsc":
         from csg2a_graph.datasets import GDSC
 
-        prior = args.prior if args.prior else "auto"
         ds = GDSC(args.root, name=args.name, source="registry" if args.fetch else "files",
                   missing_genes=args.missing_genes, prior=prior, log=not args.json)
+        summary = ds.summary()
+    elif args.dataset in DATASETS:
+        import importlib
+
+        cls = getattr(importlib.import_module("csg2a_graph.datasets"), DATASETS[args.dataset])
+        ds = cls(args.root, missing_genes=args.missing_genes, prior=prior, log=not args.json)
         summary = ds.summary()
     else:
         from csg2a_graph.datasets import STRING
@@ -54,13 +61,16 @@ def _data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+DATASETS = {"nci60": "NCI60", "lincs": "LINCSL1000", "tcga": "TCGA"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="csg2a", description="csg2a-graph: drug-response datasets and gene-gene attention")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
     sub = p.add_subparsers(dest="command", required=True)
     data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
     info = data.add_parser("info", help="build (if needed) and summarise a dataset")
-    info.add_argument("dataset", choices=["gdsc", "string"])
+    info.add_argument("dataset", choices=["gdsc", "nci60", "lincs", "tcga", "string"])
     info.add_argument("--root", required=True, help="dataset folder (raw files in ROOT/raw)")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.add_argument("--fetch", action="store_true",

@@ -49,6 +49,7 @@ def align_expression(expression: Expression, gene_space: GeneSpace, missing_gene
 def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: AlignedExpression, *,
                 dose: float, time: float, report: Dict, duplicates: str = "mean",
                 cell_info: Optional[pd.DataFrame] = None, cell_prefixes: Tuple[str, ...] = ("NCI",),
+                cell_suffixes: Tuple[str, ...] = (),
                 cell_normalize: Callable[[str], str] = normalize_cell_name,
                 drug_normalize: Callable[[str], str] = normalize_drug_name,
                 drug_names: Optional[Mapping[str, str]] = None, what_cells: str = "cell lines") -> Dict:
@@ -73,7 +74,8 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
 
     # --- cells -> expression rows
     cmap, crep = match_names(resp["cell"].unique(), aligned.samples, cell_normalize,
-                             f"{what_cells} (responses -> expression)", prefixes=cell_prefixes)
+                             f"{what_cells} (responses -> expression)", prefixes=cell_prefixes,
+                             suffixes=cell_suffixes)
     report["cell_join"] = crep.to_dict()
     log.info("%s", crep)
     has = resp["cell"].map(cmap).notna()

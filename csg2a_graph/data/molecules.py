@@ -36,12 +36,32 @@ def _rdkit():
     return Chem
 
 
-def parse_smiles(smiles: str):
-    """RDKit ``Mol`` for ``smiles`` or ``None`` when it is empty or does not parse/sanitise."""
+def parse_smiles(smiles: str, relaxed: bool = True):
+    """RDKit ``Mol`` for ``smiles`` or ``None`` when it is empty or does not parse.
+
+    With ``relaxed`` a SMILES that parses but fails RDKit's valence check (metal
+    complexes such as cisplatin, ``[Cl-][Pt+2]([Cl-])(N)N``) is sanitised
+    without the valence check instead of being lost; see :func:`is_relaxed`.
+    """
     Chem = _rdkit()
     if not isinstance(smiles, str) or not smiles.strip():
         return None
-    return Chem.MolFromSmiles(smiles.strip())
+    mol = Chem.MolFromSmiles(smiles.strip())
+    if mol is None and relaxed:
+        mol = Chem.MolFromSmiles(smiles.strip(), sanitize=False)
+        if mol is not None:
+            try:
+                Chem.SanitizeMol(mol, Chem.SanitizeFlags.SANITIZE_ALL ^ Chem.SanitizeFlags.SANITIZE_PROPERTIES)
+                mol.UpdatePropertyCache(strict=False)
+                mol.SetProp("csg2a_relaxed", "1")
+            except Exception:  # noqa: BLE001 - RDKit raises several types here
+                mol = None
+    return mol
+
+
+def is_relaxed(mol) -> bool:
+    """Whether :func:`parse_smiles` had to skip the valence check for ``mol``."""
+    return mol is not None and mol.HasProp("csg2a_relaxed")
 
 
 def canonical_smiles(smiles: str) -> str:
@@ -53,12 +73,13 @@ def canonical_smiles(smiles: str) -> str:
 
 
 def smiles_to_graph(smiles: str) -> Data:
-    """One molecule as a PyG ``Data`` (``x``, ``edge_index``, ``edge_attr``, ``smiles``)."""
+    """One molecule as a PyG ``Data`` (``x``, ``edge_index``, ``edge_attr``, ``smiles``, ``relaxed``)."""
     mol = parse_smiles(smiles)
     if mol is None:
         raise ValueError(f"invalid SMILES: {smiles!r}")
     data = _pyg_smiles.from_rdmol(mol)
     data.smiles = _rdkit().MolToSmiles(mol)
+    data.relaxed = is_relaxed(mol)
     return data
 
 
@@ -81,13 +102,17 @@ class MoleculeReport:
     num_input: int = 0
     num_valid: int = 0
     invalid: List[Tuple[str, str]] = field(default_factory=list)  # (drug name, smiles)
+    relaxed: List[str] = field(default_factory=list)  # kept, parsed without RDKit's valence check
 
     def to_dict(self) -> dict:
         return {"num_input": self.num_input, "num_valid": self.num_valid,
-                "num_invalid": len(self.invalid), "invalid": [list(p) for p in self.invalid]}
+                "num_invalid": len(self.invalid), "invalid": [list(p) for p in self.invalid],
+                "relaxed_valence": list(self.relaxed)}
 
     def __str__(self) -> str:
         s = f"molecules: {self.num_valid} of {self.num_input} SMILES parsed"
+        if self.relaxed:
+            s += f" ({len(self.relaxed)} without the valence check: {', '.join(self.relaxed[:5])})"
         if self.invalid:
             s += f"; {len(self.invalid)} invalid and excluded: " + ", ".join(n for n, _ in self.invalid[:5])
         return s
@@ -120,6 +145,8 @@ class MoleculeStore:
             except ValueError:
                 rep.invalid.append((str(n), str(s)))
                 continue
+            if g.relaxed:
+                rep.relaxed.append(str(n))
             keep_n.append(str(n))
             keep_s.append(g.smiles)
             graphs.append(g)

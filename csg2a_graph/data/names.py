@@ -53,14 +53,20 @@ def match_names(
     normalize=normalize_cell_name,
     what: str = "names",
     prefixes: Tuple[str, ...] = (),
+    suffixes: Tuple[str, ...] = (),
 ) -> Tuple[Dict[str, str], JoinReport]:
     """Map each query name to a target name: exact first, then by ``normalize``.
 
-    ``prefixes`` are optional prefixes tried on normalised names when nothing else
-    matched (GDSC writes ``NCI-H2869`` where other tables write ``H2869``).
-    Names whose normalised form hits two targets, or that share a target with
-    another query name, are reported as ambiguous and left unmatched rather
-    than guessed (an exact match keeps its target).
+    ``prefixes`` / ``suffixes`` are optional affixes tried on normalised names
+    when nothing else matched (GDSC writes ``NCI-H2869`` where other tables
+    write ``H2869``; the DTP writes ``MDA-MB-231/ATCC`` where CellMiner writes
+    ``MDA-MB-231``).
+
+    Names are never guessed: a normalised form hitting two targets is
+    ambiguous; when several queries land on one target, the one matched most
+    directly (exact, then normalised, then via an affix) keeps it if it is the
+    only one at that level, and all others are reported as ambiguous and left
+    unmatched (GDSC's ``KM-H2`` and ``KMH-2`` are two lines with two COSMIC ids).
     """
     targets = list(dict.fromkeys(str(t) for t in targets))
     exact = set(targets)
@@ -68,43 +74,50 @@ def match_names(
     for t in targets:
         norm.setdefault(normalize(t), []).append(t)
     out: Dict[str, str] = {}
+    rank: Dict[str, int] = {}
     rep = JoinReport(what)
     for q in dict.fromkeys(str(q) for q in queries):
         if q in exact:
-            out[q] = q
-            rep.exact += 1
+            out[q], rank[q] = q, 0
             continue
         nq = normalize(q)
-        cands = norm.get(nq)
+        cands, r = norm.get(nq), 1
         if cands is None:
+            alts = []
             for p in prefixes:
                 p = normalize(p)
-                alt = nq[len(p):] if nq.startswith(p) else p + nq
-                if alt in norm:
-                    cands = norm[alt]
-                    break
+                alts.append(nq[len(p):] if nq.startswith(p) else p + nq)
+            for x in suffixes:
+                x = normalize(x)
+                if nq.endswith(x):
+                    alts.append(nq[:-len(x)])
+            cands, r = next((norm[a] for a in alts if a in norm), None), 2
         if cands is None:
             rep.unmatched.append(q)
         elif len(cands) > 1:
             rep.ambiguous.append(q)
             rep.unmatched.append(q)
         else:
-            out[q] = cands[0]
-            rep.normalized.append((q, cands[0]))
-    # Two query names landing on one target ("KM-H2" and "KMH-2" -> "KMH2") are usually
-    # two different entities (in GDSC they have different COSMIC ids): an exact match
-    # keeps the target, the others are ambiguous and dropped, never merged.
+            out[q], rank[q] = cands[0], r
     hits: Dict[str, List[str]] = {}
     for q, t in out.items():
         hits.setdefault(t, []).append(q)
     for t, qs in hits.items():
-        if len(qs) > 1:
-            for q in qs:
-                if q != t:
-                    del out[q]
-                    rep.normalized.remove((q, t))
-                    rep.ambiguous.append(q)
-                    rep.unmatched.append(q)
+        if len(qs) == 1:
+            continue
+        best = min(rank[q] for q in qs)
+        winners = [q for q in qs if rank[q] == best]
+        keep = winners[0] if len(winners) == 1 else None
+        for q in qs:
+            if q != keep:
+                del out[q]
+                rep.ambiguous.append(q)
+                rep.unmatched.append(q)
+    for q, t in out.items():
+        if rank[q] == 0:
+            rep.exact += 1
+        else:
+            rep.normalized.append((q, t))
     return out, rep
 
 

@@ -26,3 +26,16 @@ def find_one(raw_dir: str, patterns: Iterable[str], kind: str, required: bool = 
             raise FileNotFoundError(f"no {kind} file in {raw_dir} (looked for {patterns}). {hint}".strip())
         return None
     return hits[0]
+
+
+def read_delimited(path: str, **kwargs):
+    """A CSV or TSV (gzip ok) read with pandas' C parser; the delimiter comes from the header line."""
+    import gzip
+
+    import pandas as pd
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as f:
+        head = f.readline()
+    sep = "\t" if "\t" in head else ","
+    return pd.read_csv(path, sep=sep, encoding="utf-8-sig", **kwargs)

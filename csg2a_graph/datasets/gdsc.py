@@ -16,7 +16,7 @@ from csg2a_graph.data.gene_space import GeneSpace
 from csg2a_graph.data.pairs import PairDataset, file_fingerprint
 from csg2a_graph.data.prior import resolve_prior
 from csg2a_graph.datasets import registry
-from csg2a_graph.datasets._files import find_one
+from csg2a_graph.datasets._files import find_one, read_delimited
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def read_table(path: str) -> pd.DataFrame:
             return pd.read_excel(path)
         except ImportError as e:
             raise ImportError(f"reading {path} needs openpyxl (pip install openpyxl), or save it as CSV") from e
-    return pd.read_csv(path, sep=None, engine="python")
+    return read_delimited(path)
 
 
 def read_responses(path: str) -> pd.DataFrame:
@@ -87,8 +87,7 @@ def read_smiles(path: str) -> Dict[str, str]:
 
 def read_expression(path: str, transpose: bool = False) -> Tuple[np.ndarray, List[str], List[str]]:
     """A cells x genes matrix (first column: cell names); ``transpose`` for genes x cells files."""
-    df = pd.read_csv(path, sep=None, engine="python", index_col=0) if not path.endswith(".gz") \
-        else pd.read_csv(path, index_col=0)
+    df = read_delimited(path, index_col=0)
     if transpose:
         df = df.T
     df = df.apply(pd.to_numeric, errors="coerce")

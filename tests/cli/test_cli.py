@@ -28,3 +28,13 @@ def test_data_info_string(tmp_path, capsys):
 def test_missing_raw_is_an_error_message(tmp_path, capsys):
     assert main(["data", "info", "gdsc", "--root", str(tmp_path)]) == 2
     assert "source='registry'" in capsys.readouterr().err
+
+
+def test_data_info_nci60_json(tmp_path, capsys):
+    from tests.datasets.test_nci60 import NCI60_FILES
+
+    link_raw(tmp_path, NCI60_FILES)
+    assert main(["data", "info", "nci60", "--root", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["num_samples"], out["num_cells"], out["num_drugs"], out["num_genes"]) == (10167, 59, 181, 978)
+    assert out["dropped"]["cell_without_expression"] == 682
