@@ -31,4 +31,23 @@ def robust_zscore(x: Tensor, dim: int = 0, eps: float = 1e-8) -> Tuple[Tensor, T
     return z, degenerate.squeeze(dim)
 
 
-__all__ = ["robust_zscore", "MAD_TO_SD"]
+def modz(profiles: Tensor, min_weight: float = 0.01) -> Tensor:
+    r"""CMap's moderated z-score (MODZ) of replicate profiles ``[k, N]`` -> ``[N]``.
+
+    Each replicate is weighted by its mean Spearman correlation with the others
+    (clipped at ``min_weight``), weights normalised to sum to one; one replicate
+    is returned as is.
+    """
+    k = profiles.size(0)
+    if k == 1:
+        return profiles[0].clone()
+    ranks = profiles.argsort(dim=1).argsort(dim=1).float()
+    ranks = ranks - ranks.mean(dim=1, keepdim=True)
+    ranks = ranks / ranks.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    rho = ranks @ ranks.T
+    w = ((rho.sum(dim=1) - rho.diagonal()) / (k - 1)).clamp_min(min_weight)
+    w = w / w.sum()
+    return (w.unsqueeze(1) * profiles).sum(0)
+
+
+__all__ = ["robust_zscore", "modz", "MAD_TO_SD"]

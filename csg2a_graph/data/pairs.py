@@ -224,19 +224,26 @@ class PairDataset(Dataset):
     def make_payload(*, expr: Tensor, genes: List[str], gene_mask: Tensor, cells: List[str],
                      molecules: MoleculeStore, cell: Tensor, drug: Tensor, y: Tensor, dose: Tensor,
                      time: Tensor, prior=None, cell_meta: Optional[Dict] = None, drug_meta: Optional[Dict] = None,
-                     report: Dict) -> Dict:
+                     split_cell: Optional[Tensor] = None, report: Dict) -> Dict:
+        """The processed payload. ``split_cell`` (optional, one id per pair) is the biological
+        cell line used by the cell-blind/disjoint splits when ``cell`` indexes something else
+        (a LINCS plate's basal profile)."""
         n = y.size(0)  # y: [n] scalar responses or [n, N] profiles (LINCS)
         for k, v in {"cell": cell, "drug": drug, "dose": dose, "time": time}.items():
             if v.numel() != n:
                 raise ValueError(f"pair column {k} has {v.numel()} rows, y has {n}")
         if expr.shape != (len(cells), len(genes)):
             raise ValueError(f"expr {tuple(expr.shape)} != ({len(cells)} cells, {len(genes)} genes)")
+        def plain(values):  # numpy scalars would make the file unloadable with weights_only=True
+            return [v.item() if hasattr(v, "item") else v for v in values]
+
         return {
-            "expr": expr.float().contiguous(), "genes": list(genes), "gene_mask": gene_mask.bool(),
-            "cells": list(cells), "cell_meta": cell_meta or {}, "drug_meta": drug_meta or {},
+            "expr": expr.float().contiguous(), "genes": plain(genes), "gene_mask": gene_mask.bool(),
+            "cells": plain(cells), "cell_meta": {k: plain(v) for k, v in (cell_meta or {}).items()},
+            "drug_meta": {k: plain(v) for k, v in (drug_meta or {}).items()},
             "molecules": molecules.to_dict(),
             "pairs": {"cell": cell.long(), "drug": drug.long(), "y": y.float(), "dose": dose.float(),
-                      "time": time.float()},
+                      "time": time.float(), **({} if split_cell is None else {"split_cell": split_cell.long()})},
             "prior": None if prior is None else {"edge_index": prior[0].long(), "edge_weight": prior[1].float()},
             "report": json.dumps(report, default=str),
         }
@@ -292,7 +299,8 @@ class PairDataset(Dataset):
         See :mod:`csg2a_graph.data.splits` for the schemes (``mixed``,
         ``cell_blind``, ``drug_blind``, ``disjoint``; LPO/LCO/LDO aliases).
         """
-        return make_split(self._pairs["cell"], self._pairs["drug"], scheme, fold, n_folds, seed)
+        cell = self._pairs.get("split_cell", self._pairs["cell"])
+        return make_split(cell, self._pairs["drug"], scheme, fold, n_folds, seed)
 
     def loader(self, index: Optional[Tensor] = None, batch_size: int = 256, **kwargs) -> PairLoader:
         return PairLoader(self, index, batch_size, **kwargs)

@@ -1,6 +1,7 @@
 """Drug-response datasets and the STRING prior, one file per dataset."""
 from csg2a_graph.datasets.gdsc import GDSC
+from csg2a_graph.datasets.lincs import LINCSL1000
 from csg2a_graph.datasets.nci60 import NCI60
 from csg2a_graph.datasets.string import STRING
 
-__all__ = ["GDSC", "NCI60", "STRING"]
+__all__ = ["GDSC", "LINCSL1000", "NCI60", "STRING"]
