@@ -3,5 +3,6 @@ from csg2a_graph.datasets.gdsc import GDSC
 from csg2a_graph.datasets.lincs import LINCSL1000
 from csg2a_graph.datasets.nci60 import NCI60
 from csg2a_graph.datasets.string import STRING
+from csg2a_graph.datasets.tcga import TCGA
 
-__all__ = ["GDSC", "LINCSL1000", "NCI60", "STRING"]
+__all__ = ["GDSC", "LINCSL1000", "NCI60", "STRING", "TCGA"]

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from csg2a_graph.cli.main import main
 from tests.conftest import link_raw
 
@@ -38,3 +40,19 @@ def test_data_info_nci60_json(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert (out["num_samples"], out["num_cells"], out["num_drugs"], out["num_genes"]) == (10167, 59, 181, 978)
     assert out["dropped"]["cell_without_expression"] == 682
+
+
+def test_data_info_lincs_and_tcga_json(tmp_path, capsys):
+    pytest.importorskip("inmoose")
+    from tests.datasets.test_lincs import L3
+    from tests.datasets.test_tcga import TCGA_FILES
+
+    link_raw(tmp_path / "lincs", L3)
+    assert main(["data", "info", "lincs", "--root", str(tmp_path / "lincs"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["num_samples"], out["num_cells"], out["num_drugs"], out["num_genes"]) == (322, 1, 54, 978)
+    assert out["dropped"]["other_pert_type"] == 23
+    link_raw(tmp_path / "tcga", TCGA_FILES)
+    assert main(["data", "info", "tcga", "--root", str(tmp_path / "tcga"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["num_cells"] == 508 and out["num_samples"] == 1081 and "drug_without_smiles" in out["dropped"]
