@@ -146,9 +146,21 @@ class GDSC(RawPairDataset):
         duplicates: ``"mean"`` (default) or ``"first"`` for a (cell, drug) pair
             measured twice (one drug screened under two GDSC drug ids).
 
-    **STATS (GDSC2 from the shared files / registry, landmark space, drop):**
-    230,233 rows with a valid SMILES, cell expression and response -> see
-    ``datasets/gdsc.md`` for the exact counts and how they were produced.
+    **STATS (GDSC2 from the shared files or the registry, landmark space, missing genes dropped):**
+
+    .. list-table::
+        :header-rows: 1
+
+        * - #pairs
+          - #cells
+          - #drugs
+          - #genes
+        * - 187,836
+          - 939
+          - 228
+          - 484
+
+    ``datasets/gdsc.md`` has every drop and how the counts were produced.
     """
 
     def __init__(self, root: str, name: str = "GDSC2", gene_space: Optional[GeneSpace] = None,
@@ -195,7 +207,7 @@ class GDSC(RawPairDataset):
 
     @property
     def options(self) -> Dict:
-        return {"name": self.name, "source": self.source, "genes": file_fingerprint_list(self.requested_space.genes),
+        return {"name": self.name, "source": self.source, "genes": genes_tag(self.requested_space.genes),
                 "missing_genes": self.missing_genes, "fill_value": self.fill_value, "normalize": self.normalize,
                 "duplicates": self.duplicates, "transpose": self.expression_transpose,
                 "pre_transform": repr(self.pre_transform), **self.common_options()}
@@ -232,7 +244,8 @@ class GDSC(RawPairDataset):
         return self.make_payload(**parts, prior=prior, report=report)
 
 
-def file_fingerprint_list(genes: List[str]) -> str:
+def genes_tag(genes: List[str]) -> str:
+    """Short stable tag of a gene list (for the processed file name)."""
     import hashlib
     return f"{len(genes)}:" + hashlib.sha1("\n".join(genes).encode()).hexdigest()[:10]
 
