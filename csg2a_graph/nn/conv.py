@@ -91,7 +91,7 @@ class CSG2AConv(MessagePassing):
         self.w_gene = nn.Parameter(torch.empty(num_genes, in_channels, hidden_channels))
         self.w_cond = nn.Parameter(torch.empty(num_genes, cond_channels, hidden_channels)) if cond_channels else None
         self.lin = nn.Linear(in_channels, out_channels, bias=bias) if out_channels is not None else None
-        self._edge_cache: Tuple = (None, None)
+        self._edge_cache: Tuple = (None, None, None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -125,12 +125,14 @@ class CSG2AConv(MessagePassing):
         return q
 
     def _batched_edges(self, edge_index: Tensor, B: int, N: int) -> Tensor:
-        key = (edge_index.data_ptr(), edge_index.size(1), B, N, edge_index.device)
-        if self._edge_cache[0] == key:
-            return self._edge_cache[1]
+        # cached per (the same tensor object, B): the prior is usually one tensor reused every step;
+        # identity, not the data pointer, so a new tensor at a recycled address is never mistaken for it
+        src, key, out = self._edge_cache
+        if src is edge_index and key == (B, N, edge_index._version):
+            return out
         off = (torch.arange(B, device=edge_index.device) * N).repeat_interleave(edge_index.size(1))
         out = edge_index.repeat(1, B) + off
-        self._edge_cache = (key, out)
+        self._edge_cache = (edge_index, (B, N, edge_index._version), out)
         return out
 
     def _shape(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor], cond: Optional[Tensor],

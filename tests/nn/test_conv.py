@@ -139,3 +139,18 @@ def test_expanded_and_factorised_layer_paths_agree(reduce):
         assert rel_err(u, v) < 1e-5
     no_cond = CSG2AConv(N, 8, reduce=reduce, cond_channels=0)
     assert no_cond(x, ei, ew).shape == (4, N, 1)
+
+
+def test_prior_cache_follows_the_tensor_not_its_address():
+    torch.manual_seed(0)
+    N = 6
+    conv = CSG2AConv(N, 4, support="prior")
+    x = torch.randn(2, N, 1)
+    a = torch.tensor([[0, 1], [1, 2]])
+    out_a = conv(x, a)
+    b = a.clone()
+    b[1, 1] = 5  # same shape, other edge
+    out_b = conv(x, b)
+    a[1, 1] = 5  # in-place change of the cached tensor is seen too
+    torch.testing.assert_close(conv(x, a), out_b)
+    assert not torch.allclose(out_a, out_b)
