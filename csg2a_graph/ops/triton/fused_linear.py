@@ -1,23 +1,28 @@
-r"""Fused Triton kernel for the linear CSG²A layer with gene-specific expansion.
+r"""Fused Triton kernels for the linear CSG²A layer with gene-specific expansion.
 
-The layer's gene representation is ``q[b, i] = x[b, i] * W_gene[i] + c[b, i] * W_cond[i]``
-(``W ∈ R^{N×h}``, one row per gene). The kernels build ``q`` tile by tile in
-registers and contract it right away, so neither ``q`` (``B×N×h``) nor the
-attention (``B×N×N``) is ever written to memory:
+The layer's gene representation is ``q[b, i] = x[b, i] W_gene[i] + c[b, i] W_cond[i]``
+(``W ∈ R^{N×h}``, one row per gene). Because ``q`` is linear in the per-gene
+weights, every contraction with it folds into a product with ``W``:
 
-forward
-    ``u_b = Σ_j q_bj a_bj`` (``a = x`` for ``matmul``, ``1`` for ``rowsum``): a reduction over genes;
-    ``t_bi = scale · q_bi · u_b``; ``out = t + A x`` (``matmul``) or ``x ⊙ (t + A1)`` (``rowsum``).
-backward (``g = ∂L/∂out``)
-    ``r = g`` (``matmul``) or ``g ⊙ x`` (``rowsum``); ``v_b = scale Σ_i r_bi q_bi``;
-    ``∂q_bi = scale r_bi u_b + a_bi v_b``; then ``∂x``, ``∂c``, ``∂W_gene``, ``∂W_cond`` from ``∂q``.
+forward (``a = x`` for ``matmul``, ``1`` for ``rowsum``)
+    ``U = (a⊙x) W_gene + (a⊙c) W_cond``  (``[B, h]``, reduction over genes);
+    ``t = scale · (x ⊙ U W_geneᵀ + c ⊙ U W_condᵀ)``;
+    ``out = t + A x`` (``matmul``) or ``x ⊙ (t + A1)`` (``rowsum``).
+backward (``g = ∂L/∂out``; ``r = g`` or ``g ⊙ x``)
+    ``V = scale · ((r⊙x) W_gene + (r⊙c) W_cond)``; with ``P = U W_geneᵀ``, ``Q = U W_condᵀ``,
+    ``P' = V W_geneᵀ``, ``Q' = V W_condᵀ``:
+    ``∂c = scale r⊙Q + a⊙Q'``, ``∂x = (scale r⊙P + a⊙P') + (matmul: x⊙P' + c⊙Q' | rowsum: g⊙(t + A1))``,
+    ``∂W_gene = scale (r⊙x)ᵀ U + (a⊙x)ᵀ V``, ``∂W_cond = scale (r⊙c)ᵀ U + (a⊙c)ᵀ V``.
 
-The sparse prior term ``A x`` is added by torch's gather-scatter outside the
-kernel (it is ``O(E)`` and has its own autograd); ``A 1`` enters as a vector.
+Each stage is one kernel whose prologue builds its operands (``a⊙x``, ``r⊙c``, ...)
+from the raw inputs and whose tiles go through tensor-core dots, so neither
+``q`` (``B×N×h``) nor the attention (``B×N×N``) is ever written. The sparse
+prior term ``A x`` is added by torch's gather-scatter outside the kernels (it
+is ``O(E)`` and has its own autograd); ``A 1`` enters as a vector.
 
 Limitations (said plainly): one input channel (``F = 1``, the paper's layer);
 prior weights are constants in this path (their gradient is not computed);
-fp32 accumulation for fp16/bf16 inputs; ``h <= 256``.
+``h <= 256``; fp32 inputs use 3xTF32 dots unless torch's TF32 switch is on.
 """
 from __future__ import annotations
 
@@ -28,123 +33,165 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from csg2a_graph.ops.triton.flash import _precision
+
 
 @triton.jit
-def _qt_reduce_kernel(X, C, WG, WC, A, U, N, H, mult,
-                      USE_A: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr, TILES: tl.constexpr):
-    """U[b, :] += mult * Σ_i q[b, i, :] * a[b, i] over this program's TILES row tiles."""
-    b = tl.program_id(0)
-    pid_n = tl.program_id(1)
+def _reduce_genes(X, C, R, WG, WC, U, B, N, H, mult, tiles,
+                  WEIGHT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
+                  PREC: tl.constexpr):
+    """U[b] += mult * sum_i (w_bi x_bi) W_gene[i] + (w_bi c_bi) W_cond[i] over this program's gene tiles.
+
+    WEIGHT: 0 -> w = 1, 1 -> w = x, 2 -> w = R (a given [B, N] tensor).
+    """
+    offs_b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     offs_h = tl.arange(0, BLOCK_H)
-    mask_h = offs_h < H
-    acc = tl.zeros([BLOCK_H], dtype=tl.float32)
-    for t in range(TILES):
-        offs_n = (pid_n * TILES + t) * BLOCK_N + tl.arange(0, BLOCK_N)
-        mask_n = offs_n < N
-        x = tl.load(X + b * N + offs_n, mask=mask_n, other=0.0).to(tl.float32)
-        c = tl.load(C + b * N + offs_n, mask=mask_n, other=0.0).to(tl.float32)
-        m2 = mask_n[:, None] & mask_h[None, :]
-        wg = tl.load(WG + offs_n[:, None] * H + offs_h[None, :], mask=m2, other=0.0).to(tl.float32)
-        wc = tl.load(WC + offs_n[:, None] * H + offs_h[None, :], mask=m2, other=0.0).to(tl.float32)
-        q = x[:, None] * wg + c[:, None] * wc
-        if USE_A:
-            a = tl.load(A + b * N + offs_n, mask=mask_n, other=0.0).to(tl.float32)
-            q = q * a[:, None]
-        acc += tl.sum(q, axis=0)
-    tl.atomic_add(U + b * H + offs_h, acc * mult, mask=mask_h)
+    mb = offs_b < B
+    mh = offs_h < H
+    acc = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)
+    for t in range(tiles):
+        offs_n = (tl.program_id(1) * tiles + t) * BLOCK_N + tl.arange(0, BLOCK_N)
+        mn = offs_n < N
+        m2 = mb[:, None] & mn[None, :]
+        x = tl.load(X + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
+        c = tl.load(C + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
+        if WEIGHT == 1:
+            w = x
+        elif WEIGHT == 2:
+            w = tl.load(R + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
+        else:
+            w = tl.where(m2, 1.0, 0.0)
+        mw = mn[:, None] & mh[None, :]
+        wg = tl.load(WG + offs_n[:, None] * H + offs_h[None, :], mask=mw, other=0.0).to(tl.float32)
+        wc = tl.load(WC + offs_n[:, None] * H + offs_h[None, :], mask=mw, other=0.0).to(tl.float32)
+        acc += tl.dot(w * x, wg, input_precision=PREC)
+        acc += tl.dot(w * c, wc, input_precision=PREC)
+    tl.atomic_add(U + offs_b[:, None] * H + offs_h[None, :], acc * mult, mask=mb[:, None] & mh[None, :])
 
 
 @triton.jit
-def _fwd_kernel(X, C, WG, WC, U, DEG, OUT, N, H, scale,
-                ROWSUM: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr):
-    b = tl.program_id(0)
+def _project(U, WG, WC, offs_b, offs_n, mb, mn, H, BLOCK_H: tl.constexpr, PREC: tl.constexpr):
+    """(U W_geneᵀ, U W_condᵀ) on a [BLOCK_B, BLOCK_N] tile."""
+    offs_h = tl.arange(0, BLOCK_H)
+    mh = offs_h < H
+    u = tl.load(U + offs_b[:, None] * H + offs_h[None, :], mask=mb[:, None] & mh[None, :], other=0.0)
+    mw = mn[:, None] & mh[None, :]
+    wg = tl.load(WG + offs_n[:, None] * H + offs_h[None, :], mask=mw, other=0.0).to(tl.float32)
+    wc = tl.load(WC + offs_n[:, None] * H + offs_h[None, :], mask=mw, other=0.0).to(tl.float32)
+    return tl.dot(u, tl.trans(wg), input_precision=PREC), tl.dot(u, tl.trans(wc), input_precision=PREC)
+
+
+@triton.jit
+def _fwd_out(X, C, U, WG, WC, DEG, OUT, B, N, H, scale,
+             ROWSUM: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
+             PREC: tl.constexpr):
+    offs_b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    offs_h = tl.arange(0, BLOCK_H)
-    mask_n = offs_n < N
-    mask_h = offs_h < H
-    m2 = mask_n[:, None] & mask_h[None, :]
-    x = tl.load(X + b * N + offs_n, mask=mask_n, other=0.0).to(tl.float32)
-    c = tl.load(C + b * N + offs_n, mask=mask_n, other=0.0).to(tl.float32)
-    wg = tl.load(WG + offs_n[:, None] * H + offs_h[None, :], mask=m2, other=0.0).to(tl.float32)
-    wc = tl.load(WC + offs_n[:, None] * H + offs_h[None, :], mask=m2, other=0.0).to(tl.float32)
-    u = tl.load(U + b * H + offs_h, mask=mask_h, other=0.0)
-    q = x[:, None] * wg + c[:, None] * wc
-    t = tl.sum(q * u[None, :], axis=1) * scale
+    mb = offs_b < B
+    mn = offs_n < N
+    m2 = mb[:, None] & mn[None, :]
+    x = tl.load(X + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
+    c = tl.load(C + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
+    p, q = _project(U, WG, WC, offs_b, offs_n, mb, mn, H, BLOCK_H, PREC)
+    t = scale * (x * p + c * q)
     if ROWSUM:
-        deg = tl.load(DEG + offs_n, mask=mask_n, other=0.0).to(tl.float32)
-        t = x * (t + deg)
-    tl.store(OUT + b * N + offs_n, t.to(OUT.dtype.element_ty), mask=mask_n)
+        deg = tl.load(DEG + offs_n, mask=mn, other=0.0).to(tl.float32)
+        t = x * (t + deg[None, :])
+    tl.store(OUT + offs_b[:, None] * N + offs_n[None, :], t.to(OUT.dtype.element_ty), mask=m2)
 
 
 @triton.jit
-def _bwd_kernel(X, C, WG, WC, G, U, V, DEG, DX, DC, DWG, DWC, B, N, H, scale,
-                ROWSUM: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr, B_PER_PROG: tl.constexpr):
-    offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
-    b0 = tl.program_id(1) * B_PER_PROG
-    offs_h = tl.arange(0, BLOCK_H)
-    mask_n = offs_n < N
-    mask_h = offs_h < H
-    m2 = mask_n[:, None] & mask_h[None, :]
-    wg = tl.load(WG + offs_n[:, None] * H + offs_h[None, :], mask=m2, other=0.0).to(tl.float32)
-    wc = tl.load(WC + offs_n[:, None] * H + offs_h[None, :], mask=m2, other=0.0).to(tl.float32)
+def _bwd_inputs(X, C, G, U, V, WG, WC, DEG, DX, DC, B, N, H, scale,
+                ROWSUM: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
+                PREC: tl.constexpr):
+    offs_b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    mb = offs_b < B
+    mn = offs_n < N
+    m2 = mb[:, None] & mn[None, :]
+    x = tl.load(X + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
+    c = tl.load(C + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
+    g = tl.load(G + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
+    p, q = _project(U, WG, WC, offs_b, offs_n, mb, mn, H, BLOCK_H, PREC)
+    pv, qv = _project(V, WG, WC, offs_b, offs_n, mb, mn, H, BLOCK_H, PREC)
     if ROWSUM:
-        deg = tl.load(DEG + offs_n, mask=mask_n, other=0.0).to(tl.float32)
-    acc_wg = tl.zeros([BLOCK_N, BLOCK_H], dtype=tl.float32)
-    acc_wc = tl.zeros([BLOCK_N, BLOCK_H], dtype=tl.float32)
-    for k in range(B_PER_PROG):
-        b = b0 + k
-        mrow = mask_n & ((tl.zeros([BLOCK_N], dtype=tl.int32) + b) < B)
-        mh = mask_h & ((tl.zeros([BLOCK_H], dtype=tl.int32) + b) < B)
-        x = tl.load(X + b * N + offs_n, mask=mrow, other=0.0).to(tl.float32)
-        c = tl.load(C + b * N + offs_n, mask=mrow, other=0.0).to(tl.float32)
-        g = tl.load(G + b * N + offs_n, mask=mrow, other=0.0).to(tl.float32)
-        u = tl.load(U + b * H + offs_h, mask=mh, other=0.0)
-        v = tl.load(V + b * H + offs_h, mask=mh, other=0.0)
-        q = x[:, None] * wg + c[:, None] * wc
+        r = g * x
+        deg = tl.load(DEG + offs_n, mask=mn, other=0.0).to(tl.float32)
+        dx = scale * r * p + pv + g * (scale * (x * p + c * q) + deg[None, :])
+        dc = scale * r * q + qv
+    else:
+        dx = scale * g * p + 2.0 * x * pv + c * qv
+        dc = scale * g * q + x * qv
+    tl.store(DX + offs_b[:, None] * N + offs_n[None, :], dx, mask=m2)
+    tl.store(DC + offs_b[:, None] * N + offs_n[None, :], dc, mask=m2)
+
+
+@triton.jit
+def _bwd_weights(X, C, G, U, V, DWG, DWC, B, N, H, scale, tiles,
+                 ROWSUM: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
+                 PREC: tl.constexpr):
+    """dW_gene[i] += scale (r⊙x)ᵀ U + (a⊙x)ᵀ V (and W_cond with c) over this program's batch tiles."""
+    offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_h = tl.arange(0, BLOCK_H)
+    mn = offs_n < N
+    mh = offs_h < H
+    acc_g = tl.zeros([BLOCK_N, BLOCK_H], dtype=tl.float32)
+    acc_c = tl.zeros([BLOCK_N, BLOCK_H], dtype=tl.float32)
+    for t in range(tiles):
+        offs_b = (tl.program_id(1) * tiles + t) * BLOCK_B + tl.arange(0, BLOCK_B)
+        mb = offs_b < B
+        m2 = mb[:, None] & mn[None, :]
+        x = tl.load(X + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
+        c = tl.load(C + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
+        g = tl.load(G + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
+        mu = mb[:, None] & mh[None, :]
+        u = tl.load(U + offs_b[:, None] * H + offs_h[None, :], mask=mu, other=0.0)
+        v = tl.load(V + offs_b[:, None] * H + offs_h[None, :], mask=mu, other=0.0)
         if ROWSUM:
             r = g * x
-            dq = scale * r[:, None] * u[None, :] + v[None, :]
-            t = tl.sum(q * u[None, :], axis=1) * scale
-            dx = g * (t + deg)
+            a = tl.where(m2, 1.0, 0.0)
         else:
-            dq = scale * g[:, None] * u[None, :] + x[:, None] * v[None, :]
-            dx = tl.sum(q * v[None, :], axis=1)
-        dq = tl.where(mrow[:, None], dq, 0.0)
-        dx += tl.sum(dq * wg, axis=1)
-        dc = tl.sum(dq * wc, axis=1)
-        tl.store(DX + b * N + offs_n, dx, mask=mrow)
-        tl.store(DC + b * N + offs_n, dc, mask=mrow)
-        acc_wg += dq * x[:, None]
-        acc_wc += dq * c[:, None]
+            r = g
+            a = x
+        acc_g += tl.dot(tl.trans(scale * r * x), u, input_precision=PREC)
+        acc_g += tl.dot(tl.trans(a * x), v, input_precision=PREC)
+        acc_c += tl.dot(tl.trans(scale * r * c), u, input_precision=PREC)
+        acc_c += tl.dot(tl.trans(a * c), v, input_precision=PREC)
     ptr = offs_n[:, None] * H + offs_h[None, :]
-    tl.atomic_add(DWG + ptr, acc_wg, mask=m2)
-    tl.atomic_add(DWC + ptr, acc_wc, mask=m2)
+    m = mn[:, None] & mh[None, :]
+    tl.atomic_add(DWG + ptr, acc_g, mask=m)
+    tl.atomic_add(DWC + ptr, acc_c, mask=m)
 
 
-def _config(N: int, H: int):
+def _config(B: int, N: int, H: int):
     block_h = max(16, triton.next_power_of_2(H))
     if block_h > 256:
         raise ValueError(f"the fused Triton kernel supports h <= 256, got h={H}")
-    block_n = 64 if block_h <= 64 else (32 if block_h <= 128 else 16)
-    return block_n, block_h
+    block_b = 16 if B <= 16 else (32 if B <= 32 else 64)
+    block_n = 64 if block_h <= 64 else 32
+    return block_b, block_n, block_h
 
 
-def _reduce(x, c, wg, wc, a: Optional[Tensor], mult: float, block_n: int, block_h: int) -> Tensor:
+def _split(outer: int, inner_tiles: int, target: int = 528):
+    """Split the reduction so that ~4 programs per H100 SM run: returns (tiles per program, splits)."""
+    splits = max(1, min(inner_tiles, triton.cdiv(target, max(outer, 1))))
+    tiles = triton.cdiv(inner_tiles, splits)
+    return tiles, triton.cdiv(inner_tiles, tiles)
+
+
+def _reduce(x, c, w, wg, wc, weight: int, mult: float, cfg, prec) -> Tensor:
     B, N = x.shape
     H = wg.size(1)
+    bb, bn, bh = cfg
     U = torch.zeros(B, H, device=x.device, dtype=torch.float32)
-    n_tiles = triton.cdiv(N, block_n)
-    # enough programs to fill the GPU (~4 per SM for B >= 32), each reducing TILES tiles
-    splits = max(1, min(n_tiles, triton.cdiv(512, max(B, 1))))
-    tiles = triton.cdiv(n_tiles, splits)
-    grid = (B, triton.cdiv(n_tiles, tiles))
-    _qt_reduce_kernel[grid](x, c, wg, wc, a if a is not None else x, U, N, H, mult,
-                            USE_A=a is not None, BLOCK_N=block_n, BLOCK_H=block_h, TILES=tiles)
+    tiles, splits = _split(triton.cdiv(B, bb), triton.cdiv(N, bn))
+    _reduce_genes[(triton.cdiv(B, bb), splits)](x, c, w if w is not None else x, wg, wc, U, B, N, H, mult, tiles,
+                                                WEIGHT=weight, BLOCK_B=bb, BLOCK_N=bn, BLOCK_H=bh, PREC=prec)
     return U
 
 
 class FusedLinearAttention(torch.autograd.Function):
-    """Autograd function of the fused linear kernel (prior term excluded, see module doc)."""
+    """Autograd function of the fused linear kernels (prior term excluded, see module doc)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, c: Tensor, w_gene: Tensor, w_cond: Tensor, deg: Optional[Tensor],
@@ -152,43 +199,47 @@ class FusedLinearAttention(torch.autograd.Function):
         x, c, w_gene, w_cond = (t.contiguous() for t in (x, c, w_gene, w_cond))
         B, N = x.shape
         H = w_gene.size(1)
-        block_n, block_h = _config(N, H)
-        U = _reduce(x, c, w_gene, w_cond, None if rowsum else x, 1.0, block_n, block_h)
-        out = torch.empty_like(x)
+        cfg = _config(B, N, H)
+        prec = _precision(x.dtype)
+        U = _reduce(x, c, None, w_gene, w_cond, 0 if rowsum else 1, 1.0, cfg, prec)
         if rowsum and deg is None:
             deg = torch.zeros(N, device=x.device, dtype=torch.float32)
-        _fwd_kernel[(B, triton.cdiv(N, block_n))](x, c, w_gene, w_cond, U, deg if rowsum else x, out, N, H, scale,
-                                                  ROWSUM=rowsum, BLOCK_N=block_n, BLOCK_H=block_h)
+        out = torch.empty_like(x)
+        bb, bn, bh = cfg
+        _fwd_out[(triton.cdiv(B, bb), triton.cdiv(N, bn))](x, c, U, w_gene, w_cond, deg if rowsum else x, out,
+                                                           B, N, H, scale, ROWSUM=rowsum, BLOCK_B=bb, BLOCK_N=bn,
+                                                           BLOCK_H=bh, PREC=prec)
         ctx.save_for_backward(x, c, w_gene, w_cond, U, deg if rowsum else None)
-        ctx.rowsum, ctx.scale, ctx.blocks = rowsum, scale, (block_n, block_h)
+        ctx.rowsum, ctx.scale, ctx.cfg, ctx.prec = rowsum, scale, cfg, prec
         return out
 
     @staticmethod
     def backward(ctx, g: Tensor):
         x, c, w_gene, w_cond, U, deg = ctx.saved_tensors
-        rowsum, scale = ctx.rowsum, ctx.scale
-        block_n, block_h = ctx.blocks
+        rowsum, scale, cfg, prec = ctx.rowsum, ctx.scale, ctx.cfg, ctx.prec
         g = g.contiguous()
         B, N = x.shape
         H = w_gene.size(1)
-        r = g * x if rowsum else g
-        V = _reduce(x, c, w_gene, w_cond, r.contiguous(), scale, block_n, block_h)
+        bb, bn, bh = cfg
+        r = (g * x).contiguous() if rowsum else g
+        V = _reduce(x, c, r, w_gene, w_cond, 2, scale, cfg, prec)
         dx = torch.empty(B, N, device=x.device, dtype=torch.float32)
         dc = torch.empty_like(dx)
+        dg = deg if rowsum else x
+        _bwd_inputs[(triton.cdiv(B, bb), triton.cdiv(N, bn))](x, c, g, U, V, w_gene, w_cond, dg, dx, dc, B, N, H,
+                                                              scale, ROWSUM=rowsum, BLOCK_B=bb, BLOCK_N=bn,
+                                                              BLOCK_H=bh, PREC=prec)
         dwg = torch.zeros(N, H, device=x.device, dtype=torch.float32)
         dwc = torch.zeros_like(dwg)
-        n_tiles = triton.cdiv(N, block_n)
-        # ~4 programs per SM of an H100; each program accumulates dW over b_per samples
-        b_per = max(1, min(32, (B * n_tiles) // 512))
-        grid = (n_tiles, triton.cdiv(B, b_per))
-        _bwd_kernel[grid](x, c, w_gene, w_cond, g, U, V, deg if rowsum else x, dx, dc, dwg, dwc, B, N, H, scale,
-                          ROWSUM=rowsum, BLOCK_N=block_n, BLOCK_H=block_h, B_PER_PROG=b_per)
+        tiles, splits = _split(triton.cdiv(N, bn), triton.cdiv(B, bb))
+        _bwd_weights[(triton.cdiv(N, bn), splits)](x, c, g, U, V, dwg, dwc, B, N, H, scale, tiles, ROWSUM=rowsum,
+                                                   BLOCK_B=bb, BLOCK_N=bn, BLOCK_H=bh, PREC=prec)
         return (dx.to(x.dtype), dc.to(c.dtype), dwg.to(w_gene.dtype), dwc.to(w_cond.dtype), None, None, None)
 
 
 def fused_linear_attention(x: Tensor, c: Tensor, w_gene: Tensor, w_cond: Tensor, edges, reduce: str = "matmul",
                            scale: Optional[float] = None) -> Tensor:
-    """``out [B, N]`` of the linear layer with ``q = x ⊙ W_gene + c ⊙ W_cond`` built on the fly.
+    """``out [B, N]`` of the linear layer with ``q = x ⊙ W_gene + c ⊙ W_cond`` never materialised.
 
     Args:
         x: ``[B, N]`` gene values (expression).
@@ -202,8 +253,7 @@ def fused_linear_attention(x: Tensor, c: Tensor, w_gene: Tensor, w_cond: Tensor,
 
     H = w_gene.size(1)
     scale = 1.0 / H ** 0.5 if scale is None else float(scale)
-    rowsum = reduce == "rowsum"
-    if rowsum:
+    if reduce == "rowsum":
         deg = prior_rowsum(edges, x.size(1), torch.float32, x.device).detach()
         return FusedLinearAttention.apply(x, c, w_gene, w_cond, deg, True, scale)
     out = FusedLinearAttention.apply(x, c, w_gene, w_cond, None, False, scale)
