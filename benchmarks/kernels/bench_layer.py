@@ -12,11 +12,9 @@ alternating repetitions (these 2-core machines are noisy); medians are printed.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -233,7 +231,6 @@ def gpu(args):
                   f"{tg * 1e3:7.3f} ms in a CUDA graph ({moved / tg / 1e9:6.0f} GB/s, {flops / tg / 1e12:5.2f} TFLOP/s) "
                   f"| expanded torch {te * 1e3:7.3f} ms eager, {te_g * 1e3:7.3f} ms graph | factorised torch {tt * 1e3:7.3f} ms "
                   f"| naive {tn * 1e3:8.3f} ms | triton vs torch {tt / tf:4.1f}x, vs naive {tn / tf:6.1f}x")
-            del x, c, wg, wc
             torch.cuda.empty_cache()
 
     for dtype in (torch.float32, torch.bfloat16):
@@ -263,7 +260,6 @@ def gpu(args):
                 print(f"flash {score:7s} {str(dtype)[6:]:8s} B={B:3d} N={N:5d} h={h}: triton {tf * 1e3:8.3f} ms "
                       f"({flops / tf / 1e12:6.1f} TFLOP/s, +{mem_f:7.0f} MiB peak) | naive torch {tr * 1e3:8.3f} ms "
                       f"(+{mem_r:7.0f} MiB peak) | {tr / tf:4.1f}x faster, {mem_r / mem_f:5.1f}x less memory")
-                del q, x
                 torch.cuda.empty_cache()
 
 

@@ -28,7 +28,7 @@ def main():
                     out.backward(torch.ones_like(out))
                 try:
                     t = do_bench(f, warmup=10, rep=50)
-                except Exception as e:  # out of shared memory / registers
+                except Exception:  # out of shared memory / registers
                     t = float("inf")
                 res.append((t, cand))
             res.sort()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from csg2a_graph.data.gene_space import GeneSpace
 from csg2a_graph.data.pairs import PairDataset, file_fingerprint

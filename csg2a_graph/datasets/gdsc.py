@@ -1,15 +1,12 @@
 """GDSC1/GDSC2 cell-line drug response (ln IC50) as a PyG dataset."""
 from __future__ import annotations
 
-import glob
 import logging
-import os
 import os.path as osp
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import pandas as pd
-import torch
 
 from csg2a_graph.data.build import align_expression, build_pairs
 from csg2a_graph.data.gene_space import GeneSpace

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import os.path as osp
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import pandas as pd

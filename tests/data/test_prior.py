@@ -6,7 +6,7 @@ import torch
 
 from csg2a_graph.data import GeneSpace, build_prior, read_edge_list, read_string_links
 from csg2a_graph.datasets import STRING
-from tests.conftest import link_raw, shared
+from tests.conftest import link_raw
 
 
 def _write_official(raw):

@@ -1,8 +1,5 @@
-import json
 import os
 import pickle
-import shutil
-import warnings
 
 import pandas as pd
 import pytest

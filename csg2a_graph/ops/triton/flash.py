@@ -18,7 +18,6 @@ fp16/bf16 inputs use tensor-core dots with fp32 accumulation.
 """
 from __future__ import annotations
 
-from typing import Optional
 
 import torch
 import triton
