@@ -84,6 +84,9 @@ class NCI60(RawPairDataset):
     Cell names are matched after dropping the CellMiner panel prefix
     (``"LC:"``) and punctuation: ``"LC:NCI-H23"``, ``"NCI-H23"`` and ``"NCI_H23"`` meet;
     every unmatched name is reported.
+
+    **STATS (the staged DTP / CellMiner files, landmark space):** 10,167 pairs,
+    59 lines, 181 drugs, 978 genes (``datasets/nci60.md``).
     """
 
     name = "nci60"
