@@ -37,6 +37,12 @@ from csg2a_graph.ops.triton.flash import _precision
 
 
 @triton.jit
+def _bn(P, offs_b, offs_n, m2, N):
+    """fp32 tile ``P[offs_b, offs_n]`` of a contiguous ``[B, N]`` tensor (zeros outside ``m2``)."""
+    return tl.load(P + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
+
+
+@triton.jit
 def _reduce_genes(X, C, R, WG, WC, U, B, N, H, mult, tiles,
                   WEIGHT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
                   PREC: tl.constexpr):
@@ -53,12 +59,12 @@ def _reduce_genes(X, C, R, WG, WC, U, B, N, H, mult, tiles,
         offs_n = (tl.program_id(1) * tiles + t) * BLOCK_N + tl.arange(0, BLOCK_N)
         mn = offs_n < N
         m2 = mb[:, None] & mn[None, :]
-        x = tl.load(X + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
-        c = tl.load(C + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
+        x = _bn(X, offs_b, offs_n, m2, N)
+        c = _bn(C, offs_b, offs_n, m2, N)
         if WEIGHT == 1:
             w = x
         elif WEIGHT == 2:
-            w = tl.load(R + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
+            w = _bn(R, offs_b, offs_n, m2, N)
         else:
             w = tl.where(m2, 1.0, 0.0)
         mw = mn[:, None] & mh[None, :]
@@ -90,8 +96,7 @@ def _fwd_out(X, C, U, WG, WC, DEG, OUT, B, N, H, scale,
     mb = offs_b < B
     mn = offs_n < N
     m2 = mb[:, None] & mn[None, :]
-    x = tl.load(X + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
-    c = tl.load(C + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
+    x, c = _bn(X, offs_b, offs_n, m2, N), _bn(C, offs_b, offs_n, m2, N)
     p, q = _project(U, WG, WC, offs_b, offs_n, mb, mn, H, BLOCK_H, PREC)
     t = scale * (x * p + c * q)
     if ROWSUM:
@@ -109,9 +114,7 @@ def _bwd_inputs(X, C, G, U, V, WG, WC, DEG, DX, DC, B, N, H, scale,
     mb = offs_b < B
     mn = offs_n < N
     m2 = mb[:, None] & mn[None, :]
-    x = tl.load(X + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
-    c = tl.load(C + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
-    g = tl.load(G + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
+    x, c, g = _bn(X, offs_b, offs_n, m2, N), _bn(C, offs_b, offs_n, m2, N), _bn(G, offs_b, offs_n, m2, N)
     p, q = _project(U, WG, WC, offs_b, offs_n, mb, mn, H, BLOCK_H, PREC)
     pv, qv = _project(V, WG, WC, offs_b, offs_n, mb, mn, H, BLOCK_H, PREC)
     if ROWSUM:
@@ -141,9 +144,7 @@ def _bwd_weights(X, C, G, U, V, DWG, DWC, B, N, H, scale, tiles,
         offs_b = (tl.program_id(1) * tiles + t) * BLOCK_B + tl.arange(0, BLOCK_B)
         mb = offs_b < B
         m2 = mb[:, None] & mn[None, :]
-        x = tl.load(X + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
-        c = tl.load(C + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
-        g = tl.load(G + offs_b[:, None] * N + offs_n[None, :], mask=m2, other=0.0).to(tl.float32)
+        x, c, g = _bn(X, offs_b, offs_n, m2, N), _bn(C, offs_b, offs_n, m2, N), _bn(G, offs_b, offs_n, m2, N)
         mu = mb[:, None] & mh[None, :]
         u = tl.load(U + offs_b[:, None] * H + offs_h[None, :], mask=mu, other=0.0)
         v = tl.load(V + offs_b[:, None] * H + offs_h[None, :], mask=mu, other=0.0)
