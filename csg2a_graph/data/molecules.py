@@ -9,6 +9,11 @@ features (integer categories, see ``torch_geometric.utils.smiles.x_map`` /
 - bonds ``edge_attr[:, 0..2]``: bond type, stereo, conjugated (both directions stored).
 
 Use :data:`ATOM_FEATURE_SIZES` / :data:`BOND_FEATURE_SIZES` to size embeddings.
+
+Two more per-graph columns serve encoders with their own featurisation (the pretrained GCN of
+Hu et al. reads atom type, chirality, bond type and *bond direction*): ``bond_dir [E]`` (RDKit
+``BondDir``: 0 NONE, 1 ENDUPRIGHT, 2 ENDDOWNRIGHT, 3 other) and ``main_fragment [A]`` (the atom
+belongs to the largest fragment, so salts and counter-ions can be left out of pooling).
 """
 from __future__ import annotations
 
@@ -72,13 +77,25 @@ def canonical_smiles(smiles: str) -> str:
     return _rdkit().MolToSmiles(mol)
 
 
+BOND_DIRS = {"NONE": 0, "ENDUPRIGHT": 1, "ENDDOWNRIGHT": 2}
+
+
 def smiles_to_graph(smiles: str) -> Data:
-    """One molecule as a PyG ``Data`` (``x``, ``edge_index``, ``edge_attr``, ``smiles``, ``relaxed``)."""
+    """One molecule as a PyG ``Data`` (``x``, ``edge_index``, ``edge_attr``, ``bond_dir``,
+    ``main_fragment``, ``smiles``, ``relaxed``)."""
+    Chem = _rdkit()
     mol = parse_smiles(smiles)
     if mol is None:
         raise ValueError(f"invalid SMILES: {smiles!r}")
     data = _pyg_smiles.from_rdmol(mol)
-    data.smiles = _rdkit().MolToSmiles(mol)
+    ei = data.edge_index.tolist()
+    data.bond_dir = torch.tensor([BOND_DIRS.get(str(mol.GetBondBetweenAtoms(i, j).GetBondDir()), 3)
+                                  for i, j in zip(ei[0], ei[1])], dtype=torch.long)
+    frags = Chem.GetMolFrags(mol)
+    main = torch.zeros(mol.GetNumAtoms(), dtype=torch.bool)
+    main[list(max(frags, key=len))] = True
+    data.main_fragment = main
+    data.smiles = Chem.MolToSmiles(mol)
     data.relaxed = is_relaxed(mol)
     return data
 
@@ -128,10 +145,13 @@ class MoleculeStore:
     """
 
     def __init__(self, names: List[str], smiles: List[str], x: Tensor, edge_index: Tensor,
-                 edge_attr: Tensor, atom_ptr: Tensor, edge_ptr: Tensor):
+                 edge_attr: Tensor, atom_ptr: Tensor, edge_ptr: Tensor, bond_dir: Optional[Tensor] = None,
+                 main_fragment: Optional[Tensor] = None):
         self.names, self.smiles = list(names), list(smiles)
         self.x, self.edge_index, self.edge_attr = x, edge_index, edge_attr
         self.atom_ptr, self.edge_ptr = atom_ptr, edge_ptr
+        self.bond_dir = bond_dir if bond_dir is not None else torch.zeros(edge_index.size(1), dtype=torch.long)
+        self.main_fragment = main_fragment if main_fragment is not None else torch.ones(x.size(0), dtype=torch.bool)
         self._all: Optional[Batch] = None
 
     @classmethod
@@ -164,7 +184,8 @@ class MoleculeStore:
         edge_ptr = torch.cat([torch.zeros(1, dtype=torch.long), ne.cumsum(0)])
         store = cls(keep_n, keep_s, torch.cat([g.x for g in graphs]),
                     torch.cat([g.edge_index for g in graphs], dim=1),
-                    torch.cat([g.edge_attr for g in graphs]), atom_ptr, edge_ptr)
+                    torch.cat([g.edge_attr for g in graphs]), atom_ptr, edge_ptr,
+                    torch.cat([g.bond_dir for g in graphs]), torch.cat([g.main_fragment for g in graphs]))
         return store, rep
 
     def __len__(self) -> int:
@@ -177,10 +198,16 @@ class MoleculeStore:
         a0, a1 = int(self.atom_ptr[d]), int(self.atom_ptr[d + 1])
         e0, e1 = int(self.edge_ptr[d]), int(self.edge_ptr[d + 1])
         return Data(x=self.x[a0:a1], edge_index=self.edge_index[:, e0:e1],
-                    edge_attr=self.edge_attr[e0:e1], smiles=self.smiles[d], name=self.names[d])
+                    edge_attr=self.edge_attr[e0:e1], bond_dir=self.bond_dir[e0:e1],
+                    main_fragment=self.main_fragment[a0:a1], smiles=self.smiles[d], name=self.names[d])
 
     def batch(self, drugs: Optional[Tensor] = None) -> Batch:
-        """A ``Batch`` of the drugs ``drugs`` (all drugs, cached, when ``None``)."""
+        """A ``Batch`` of the drugs ``drugs`` (all drugs, cached, when ``None``).
+
+        Besides PyG's ``x``, ``edge_index``, ``edge_attr``, ``batch`` and ``ptr`` it holds
+        ``bond_dir``, ``main_fragment`` and ``smiles`` (a list, one per graph: encoders key
+        their caches on it).
+        """
         if drugs is None:
             if self._all is None:
                 self._all = self.batch(torch.arange(len(self)))
@@ -193,8 +220,10 @@ class MoleculeStore:
         edge_idx = _ranges(self.edge_ptr[drugs], ne, torch.cat([ne.new_zeros(1), ne.cumsum(0)]))
         offset = torch.repeat_interleave(new_aptr[:-1], ne)
         b = Batch(x=self.x[atom_idx], edge_index=self.edge_index[:, edge_idx] + offset,
-                  edge_attr=self.edge_attr[edge_idx],
+                  edge_attr=self.edge_attr[edge_idx], bond_dir=self.bond_dir[edge_idx],
+                  main_fragment=self.main_fragment[atom_idx],
                   batch=torch.repeat_interleave(torch.arange(drugs.numel()), na), ptr=new_aptr)
+        b.smiles = [self.smiles[i] for i in drugs.tolist()]
         b._num_graphs = drugs.numel()
         return b
 
@@ -202,7 +231,8 @@ class MoleculeStore:
         return morgan_fingerprints(self.smiles, radius, n_bits)
 
     def to_dict(self) -> Dict:
-        return {k: getattr(self, k) for k in ("names", "smiles", "x", "edge_index", "edge_attr", "atom_ptr", "edge_ptr")}
+        return {k: getattr(self, k) for k in ("names", "smiles", "x", "edge_index", "edge_attr", "atom_ptr", "edge_ptr",
+                                              "bond_dir", "main_fragment")}
 
     @classmethod
     def from_dict(cls, d: Dict) -> "MoleculeStore":
@@ -217,4 +247,4 @@ def _ranges(starts: Tensor, counts: Tensor, new_ptr: Tensor) -> Tensor:
 
 
 __all__ = ["ATOM_FEATURE_SIZES", "BOND_FEATURE_SIZES", "parse_smiles", "canonical_smiles",
-           "smiles_to_graph", "morgan_fingerprints", "MoleculeStore", "MoleculeReport"]
+           "smiles_to_graph", "morgan_fingerprints", "MoleculeStore", "MoleculeReport", "BOND_DIRS"]

@@ -29,7 +29,7 @@ from csg2a_graph.data.splits import make_split
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: molecules carry bond_dir and main_fragment
 
 
 class PairData(Data):
@@ -79,7 +79,7 @@ class PairBatch:
         return PairBatch(**kw)
 
     def __len__(self) -> int:
-        return self.y.numel()
+        return self.y.size(0)  # pairs, also when y holds a profile per pair
 
 
 class PairLoader:
