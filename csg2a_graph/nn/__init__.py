@@ -1,4 +1,8 @@
-"""Layers: the CSG²A gene-gene attention convolution."""
+"""Layers and models: the CSG²A gene-gene attention convolution, the chemical condition encoder,
+drug encoders and the CSG²A networks."""
+from csg2a_graph.nn.condition import ChemicalConditionEncoder
 from csg2a_graph.nn.conv import CSG2AConv
+from csg2a_graph.nn.models import CSG2A, MODELS, CSG2AFineTune, ResponseModel, build_model, register_model
 
-__all__ = ["CSG2AConv"]
+__all__ = ["CSG2AConv", "ChemicalConditionEncoder", "CSG2A", "CSG2AFineTune", "ResponseModel", "MODELS",
+           "build_model", "register_model"]

@@ -1,0 +1,89 @@
+r"""The chemical condition encoder (CCE) of CSG²A (paper A.1).
+
+.. math::
+    \mathcal{D}_{S,d,t} = \mathrm{MLP}\big([\mathrm{enc}(S),\; (d/100)\,W_{dose},\; (t/72)\,W_{time}]\big) \in \mathbb{R}^{N}
+
+``enc`` is a drug encoder by name (:mod:`csg2a_graph.nn.encoders`). Each distinct drug of a
+batch is encoded once (the loader's drug batch + ``drug_index``), never once per pair.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Dict, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from csg2a_graph.nn.encoders import build_drug_encoder
+
+logger = logging.getLogger(__name__)
+
+DOSE_SCALE_UM = 100.0
+TIME_SCALE_H = 72.0
+
+
+class ChemicalConditionEncoder(nn.Module):
+    """Drug encoder + dose/time embeddings -> MLP -> one value per gene.
+
+    Args:
+        num_genes: ``N``.
+        drug_encoder: a name of :data:`csg2a_graph.nn.encoders.DRUG_ENCODERS`.
+        drug_encoder_kwargs: its arguments (``weights=PATH`` for ``pretrained-gcn`` / ``mat``).
+        hidden_channels: width of the MLP's hidden layer.
+        dropout: dropout in the MLP.
+        bias: bias terms in the linear layers (CSG²A removes them for transfer).
+        embedding_norm: standardise each drug embedding (a LayerNorm without parameters)
+            before the MLP. Mean-pooled atom states of a pretrained encoder are small and
+            differ little between drugs (the pretrained GCN's pooled states: mean |x| 0.075);
+            normalised, the drug identity reaches ``D`` at unit scale.
+
+    When :attr:`cache_outputs` is set and the module is in eval mode (a frozen encoder), the
+    output is cached per (SMILES, dose, time): a batch whose conditions are all cached costs a
+    dictionary lookup and no encoder call.
+    """
+
+    def __init__(self, num_genes: int, drug_encoder: str = "gin", drug_encoder_kwargs: Optional[Dict] = None,
+                 hidden_channels: int = 512, dropout: float = 0.1, bias: bool = False, embedding_norm: bool = True):
+        super().__init__()
+        self.drug_encoder_name = drug_encoder
+        self.drug = build_drug_encoder(drug_encoder, **(drug_encoder_kwargs or {}))
+        self.embedding_norm = nn.LayerNorm(self.drug.out_channels, elementwise_affine=False) if embedding_norm \
+            else nn.Identity()
+        self.w_dose = nn.Linear(1, 2, bias=bias)
+        self.w_time = nn.Linear(1, 2, bias=bias)
+        self.mlp = nn.Sequential(nn.Linear(self.drug.out_channels + 4, hidden_channels, bias=bias), nn.ReLU(),
+                                 nn.Dropout(dropout), nn.Linear(hidden_channels, num_genes, bias=bias))
+        self.cache_outputs = False
+        self._cache: Dict[Tuple[str, float, float], Tensor] = {}
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def train(self, mode: bool = True):
+        if mode:
+            self._cache.clear()  # parameters may change from here on
+        return super().train(mode)
+
+    def encode(self, drug_graph, drug_index: Tensor, dose: Tensor, time: Tensor) -> Tensor:
+        emb = self.embedding_norm(self.drug(drug_graph))[drug_index]              # [B, E], one pass per distinct drug
+        d = self.w_dose((dose / DOSE_SCALE_UM).view(-1, 1).to(emb.dtype))
+        t = self.w_time((time / TIME_SCALE_H).view(-1, 1).to(emb.dtype))
+        return self.mlp(torch.cat([emb, d, t], -1))
+
+    def forward(self, drug_graph, drug_index: Tensor, dose: Tensor, time: Tensor) -> Tensor:
+        """``D [B, N]`` for pairs whose drugs are ``drug_graph[drug_index]``."""
+        smiles = getattr(drug_graph, "smiles", None)
+        if not (self.cache_outputs and not self.training and smiles is not None):
+            return self.encode(drug_graph, drug_index, dose, time)
+        keys = list(zip((smiles[i] for i in drug_index.tolist()), dose.tolist(), time.tolist()))
+        missing = [i for i, k in enumerate(keys) if k not in self._cache]
+        if missing:
+            sel = torch.tensor(missing, device=drug_index.device)
+            with torch.no_grad():
+                out = self.encode(drug_graph, drug_index[sel], dose[sel], time[sel])
+            for i, row in zip(missing, out):
+                self._cache[keys[i]] = row
+        return torch.stack([self._cache[k] for k in keys])
+
+
+__all__ = ["ChemicalConditionEncoder", "DOSE_SCALE_UM", "TIME_SCALE_H"]

@@ -1,0 +1,50 @@
+"""What every drug encoder shares: atom embeddings of the store's features and masked pooling."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.utils import scatter
+
+from csg2a_graph.data.molecules import ATOM_FEATURE_SIZES, BOND_FEATURE_SIZES
+
+
+def pool_atoms(h: Tensor, graph, pool: str = "mean") -> Tensor:
+    """Pool per-atom states ``h [A, C]`` to ``[num_graphs, C]`` over each molecule's largest fragment
+    (``graph.main_fragment``; all atoms when absent)."""
+    batch = graph.batch if getattr(graph, "batch", None) is not None else h.new_zeros(h.size(0), dtype=torch.long)
+    size = int(graph.num_graphs) if hasattr(graph, "num_graphs") else int(batch.max()) + 1
+    keep = getattr(graph, "main_fragment", None)
+    if keep is not None and not bool(keep.all()):
+        h, batch = h[keep], batch[keep]
+    if pool not in ("mean", "sum", "max"):
+        raise ValueError(f"pool must be 'mean', 'sum' or 'max', got {pool!r}")
+    return scatter(h, batch, 0, dim_size=size, reduce=pool)
+
+
+class CategoricalEmbedding(nn.Module):
+    """Sum of one embedding per integer feature column (PyG ``from_rdmol`` features).
+
+    Values outside a column's table are clamped into it (never an index error)."""
+
+    def __init__(self, sizes, dim: int):
+        super().__init__()
+        self.sizes = list(sizes)
+        self.embs = nn.ModuleList([nn.Embedding(s, dim) for s in self.sizes])
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.long()
+        out = 0
+        for k, emb in enumerate(self.embs):
+            out = out + emb(x[:, k].clamp(0, self.sizes[k] - 1))
+        return out
+
+
+def atom_encoder(dim: int) -> CategoricalEmbedding:
+    return CategoricalEmbedding(ATOM_FEATURE_SIZES, dim)
+
+
+def bond_encoder(dim: int) -> CategoricalEmbedding:
+    return CategoricalEmbedding(BOND_FEATURE_SIZES, dim)
+
+
+__all__ = ["pool_atoms", "CategoricalEmbedding", "atom_encoder", "bond_encoder"]

@@ -1,0 +1,182 @@
+r"""The pretrained 5-layer GCN of Hu et al. (ICLR 2020), written from the facts of its released weights.
+
+`Strategies for Pre-training Graph Neural Networks <https://arxiv.org/abs/1905.12265>`_
+(snap-stanford/pretrain-gnns, MIT). The state-dict keys of
+``gcn_supervised_contextpred.pth`` load into :class:`PretrainedGCN` with
+``load_state_dict(strict=True)``:
+
+- atoms: ``x_embedding1`` (atomic number - 1, 0..117; 119 = mask) + ``x_embedding2`` (chirality:
+  unspecified, CW, CCW);
+- five layers ``gnns.{k}``: ``h' = linear(h)``, self-loops with bond type 4 / direction 0, edge
+  feature ``edge_embedding1(type) + edge_embedding2(direction)``, message
+  ``deg_i^-1/2 deg_j^-1/2 (h'_j + e_ij)`` summed at each atom;
+- ``batch_norms.{k}`` after each layer, ReLU on all but the last; per-atom output 300 dims.
+
+Features outside the tables fall back to defined indices (:func:`pretrain_gnns_features`).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import os.path as osp
+import urllib.request
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import MessagePassing
+from torch_geometric.utils import add_self_loops, degree
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "pretrain_gnns_gcn_supervised_contextpred.pth"
+WEIGHTS_URL = ("https://raw.githubusercontent.com/snap-stanford/pretrain-gnns/"
+               "8b20528a83b8869ce16451305b32c827258d19a3/chem/model_architecture/gcn_supervised_contextpred.pth")
+WEIGHTS_SHA256 = "49cf0465e623c14fc802cdc67b47cbb78326f43fc7991afe6a14e1ff471755d5"
+
+NUM_ATOM_TYPES, NUM_CHIRALITY = 120, 3
+NUM_BOND_TYPES, NUM_BOND_DIRS = 6, 3
+SELF_LOOP_BOND, MASK_ATOM = 4, 118
+# PyG's from_rdmol bond_type index -> Hu et al.'s (SINGLE, DOUBLE, TRIPLE, AROMATIC); others -> SINGLE
+_PYG_BOND_TO_HU = torch.zeros(22, dtype=torch.long)
+_PYG_BOND_TO_HU[1], _PYG_BOND_TO_HU[2], _PYG_BOND_TO_HU[3], _PYG_BOND_TO_HU[12] = 0, 1, 2, 3
+
+
+def pretrain_gnns_features(graph) -> Tuple[Tensor, Tensor]:
+    """The pretrain-gnns view of a molecule batch from the store: ``x [A, 2]`` (atom type,
+    chirality) and ``edge_attr [E, 2]`` (bond type, direction).
+
+    Fallbacks (never an index past a table): atomic number 0 (dummy atom) or > 118 -> the mask
+    token; chirality other than unspecified/CW/CCW (``CHI_OTHER``, newer RDKit tags) ->
+    unspecified; bond types other than single/double/triple/aromatic (``DATIVE``, ``IONIC``...)
+    -> single; bond directions other than none/up/down -> none.
+    """
+    z = graph.x[:, 0].long()
+    atom = torch.where((z >= 1) & (z <= 118), z - 1, torch.full_like(z, MASK_ATOM))
+    chi = graph.x[:, 1].long()
+    chi = torch.where(chi < NUM_CHIRALITY, chi, torch.zeros_like(chi))
+    bt = _PYG_BOND_TO_HU.to(graph.x.device)[graph.edge_attr[:, 0].long().clamp(0, 21)]
+    bd = getattr(graph, "bond_dir", None)
+    bd = torch.zeros_like(bt) if bd is None else bd.long()
+    bd = torch.where(bd < NUM_BOND_DIRS, bd, torch.zeros_like(bd))
+    return torch.stack([atom, chi], 1), torch.stack([bt, bd], 1)
+
+
+class HuGCNConv(MessagePassing):
+    """One GCN layer with bond embeddings, exactly as in pretrain-gnns' ``GCNConv``."""
+
+    def __init__(self, dim: int = 300):
+        super().__init__(aggr="add")
+        self.linear = nn.Linear(dim, dim)
+        self.edge_embedding1 = nn.Embedding(NUM_BOND_TYPES, dim)
+        self.edge_embedding2 = nn.Embedding(NUM_BOND_DIRS, dim)
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
+        n = x.size(0)
+        edge_index, _ = add_self_loops(edge_index, num_nodes=n)
+        loop_attr = torch.zeros(n, 2, dtype=edge_attr.dtype, device=edge_attr.device)
+        loop_attr[:, 0] = SELF_LOOP_BOND
+        edge_attr = torch.cat([edge_attr, loop_attr], 0)
+        e = self.edge_embedding1(edge_attr[:, 0]) + self.edge_embedding2(edge_attr[:, 1])
+        deg = degree(edge_index[0], n, dtype=x.dtype)
+        dinv = deg.pow(-0.5)
+        dinv[torch.isinf(dinv)] = 0
+        norm = dinv[edge_index[0]] * dinv[edge_index[1]]
+        return self.propagate(edge_index, x=self.linear(x), edge_attr=e, norm=norm)
+
+    def message(self, x_j: Tensor, edge_attr: Tensor, norm: Tensor) -> Tensor:
+        return norm.view(-1, 1) * (x_j + edge_attr)
+
+
+class PretrainedGCN(nn.Module):
+    """Hu et al.'s 5-layer GCN: per-atom states pooled per molecule.
+
+    Args:
+        weights: path of ``gcn_supervised_contextpred.pth`` (loaded strictly) or ``None``
+            (random init; :func:`find_weights` finds a local copy).
+        pool: ``"mean"`` (the authors' default) or ``"sum"``; only atoms of each molecule's
+            largest fragment are pooled (salts and counter-ions left out).
+    """
+
+    out_channels = 300
+
+    def __init__(self, weights: Optional[str] = None, num_layers: int = 5, dim: int = 300, pool: str = "mean",
+                 dropout: float = 0.0):
+        super().__init__()
+        self.num_layers, self.pool, self.dropout = num_layers, pool, dropout
+        self.out_channels = dim
+        self.x_embedding1 = nn.Embedding(NUM_ATOM_TYPES, dim)
+        self.x_embedding2 = nn.Embedding(NUM_CHIRALITY, dim)
+        self.gnns = nn.ModuleList([HuGCNConv(dim) for _ in range(num_layers)])
+        self.batch_norms = nn.ModuleList([nn.BatchNorm1d(dim) for _ in range(num_layers)])
+        if weights is not None:
+            self.load_weights(weights)
+
+    def load_weights(self, path: str) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.load_state_dict(state, strict=True)
+        logger.info("pretrained GCN weights loaded from %s", path)
+
+    def atom_states(self, graph) -> Tensor:
+        x, e = pretrain_gnns_features(graph)
+        h = self.x_embedding1(x[:, 0]) + self.x_embedding2(x[:, 1])
+        for k, (conv, bn) in enumerate(zip(self.gnns, self.batch_norms)):
+            h = bn(conv(h, graph.edge_index, e))
+            if k < self.num_layers - 1:
+                h = torch.relu(h)
+            h = nn.functional.dropout(h, self.dropout, self.training)
+        return h
+
+    def forward(self, graph) -> Tensor:
+        from csg2a_graph.nn.encoders.base import pool_atoms
+
+        return pool_atoms(self.atom_states(graph), graph, self.pool)
+
+
+def user_cache_dir() -> str:
+    base = os.environ.get("CSG2A_CACHE") or osp.join(os.environ.get("XDG_CACHE_HOME", osp.expanduser("~/.cache")),
+                                                     "csg2a_graph")
+    return base
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def find_weights(path: Optional[str] = None, download: bool = True) -> Tuple[Optional[str], str]:
+    """Locate the pretrained GCN weights: ``path``, ``$CSG2A_DRUG_WEIGHTS``, the user cache dir, or
+    a download from the official URL (sha256-checked). Returns ``(path or None, message)``."""
+    if path:
+        if not osp.exists(path):
+            raise FileNotFoundError(f"drug encoder weights {path} not found")
+        return path, f"pretrained GCN weights: {path}"
+    env = os.environ.get("CSG2A_DRUG_WEIGHTS")
+    if env and osp.exists(env):
+        return env, f"pretrained GCN weights: {env} ($CSG2A_DRUG_WEIGHTS)"
+    cached = osp.join(user_cache_dir(), WEIGHTS_FILE)
+    if osp.exists(cached) and sha256(cached) == WEIGHTS_SHA256:
+        return cached, f"pretrained GCN weights: {cached}"
+    if download:
+        os.makedirs(osp.dirname(cached), exist_ok=True)
+        tmp = cached + ".part"
+        try:
+            urllib.request.urlretrieve(WEIGHTS_URL, tmp)  # noqa: S310 - fixed https URL
+            got = sha256(tmp)
+            if got != WEIGHTS_SHA256:
+                os.remove(tmp)
+                return None, f"downloaded GCN weights fail the sha256 check ({got[:12]}...): not used"
+            os.replace(tmp, cached)
+            return cached, f"pretrained GCN weights downloaded to {cached}"
+        except Exception as e:  # noqa: BLE001 - no network, proxy, HTTP error: fall back, say why
+            if osp.exists(tmp):
+                os.remove(tmp)
+            return None, f"pretrained GCN weights not found and not downloadable ({type(e).__name__})"
+    return None, "pretrained GCN weights not found"
+
+
+__all__ = ["PretrainedGCN", "HuGCNConv", "pretrain_gnns_features", "find_weights", "WEIGHTS_URL", "WEIGHTS_SHA256"]

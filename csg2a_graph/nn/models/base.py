@@ -1,0 +1,80 @@
+"""What every response model shares: kept hyperparameters, a registry by name, checkpoint rebuild."""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Type
+
+import torch
+from torch import Tensor, nn
+
+MODELS: Dict[str, Type["ResponseModel"]] = {}
+
+
+def register_model(name: str) -> Callable[[Type["ResponseModel"]], Type["ResponseModel"]]:
+    """Class decorator: make a model buildable (and rebuildable from checkpoints) by ``name``."""
+
+    def deco(cls):
+        if name in MODELS and MODELS[name] is not cls:
+            raise ValueError(f"model name {name!r} is already registered by {MODELS[name].__name__}")
+        MODELS[name] = cls
+        cls.model_name = name
+        return cls
+
+    return deco
+
+
+class ResponseModel(nn.Module):
+    """Base class: subclasses call :meth:`save_hparams` with every constructor argument (plain
+    JSON-able values) so that ``type(model)(**model.hparams)`` rebuilds the architecture, and
+    implement ``forward(expr, drug_graph, drug_index, dose, time)``.
+
+    ``target`` says what the model predicts: ``"response"`` (one value per pair, ``[B]``) or
+    ``"profile"`` (perturbed expression ``[B, N]``).
+    """
+
+    model_name: str = "model"
+    target: str = "response"
+
+    def save_hparams(self, **hparams: Any) -> None:
+        self.hparams = dict(hparams)
+
+    def forward_batch(self, batch) -> Tensor:
+        """The model on a :class:`~csg2a_graph.data.PairBatch`."""
+        return self(batch.expr, batch.drug_graph, batch.drug_index, batch.dose, batch.time)
+
+    def set_target_scaler(self, y: Tensor) -> None:
+        """Standardise the training target: the model predicts ``(y - mean) / std`` internally and
+        returns responses on the original scale. Models with a ``y_mean`` / ``y_std`` buffer use it;
+        the trainer calls this with the training targets before the first epoch."""
+        if hasattr(self, "y_mean") and hasattr(self, "y_std") and y.dim() == 1 and y.numel() > 1:
+            self.y_mean.fill_(float(y.mean()))
+            self.y_std.fill_(float(y.std().clamp_min(1e-6)))
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        out = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self.clear_cache()  # cached conditions were computed with the old weights
+        return out
+
+    def clear_cache(self) -> None:
+        for m in self.modules():
+            if m is not self and hasattr(m, "clear_cache"):
+                m.clear_cache()
+
+    @classmethod
+    def from_checkpoint(cls, path: str, map_location="cpu") -> "ResponseModel":
+        """Rebuild a model from a checkpoint written by :class:`csg2a_graph.train.Trainer` (or
+        :func:`csg2a_graph.train.save_checkpoint`), with its best weights."""
+        from csg2a_graph.train.checkpoint import load_model
+
+        model = load_model(path, map_location)
+        if cls is not ResponseModel and not isinstance(model, cls):
+            raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+
+def build_model(name: str, **hparams) -> ResponseModel:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; registered: {sorted(MODELS)}")
+    return MODELS[name](**hparams)
+
+
+__all__ = ["MODELS", "register_model", "ResponseModel", "build_model"]
