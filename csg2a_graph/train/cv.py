@@ -1,0 +1,256 @@
+"""Cross-validation: dataset x schemes x folds x models -> one results CSV on identical folds.
+
+Every model of a run sees the same folds from ``dataset.get_idx_split`` (saved under
+``out_dir/splits``). Each (model, scheme, fold) appends one row to ``results.csv`` as soon as it
+finishes, with its test predictions in ``predictions/``, so a stopped run resumes where it stopped
+(finished rows are skipped). ``summary.md`` holds the mean ± sd table.
+
+Model runners are registered by name (:func:`register_runner`); a runner gets the dataset, the
+fold's split, its options and a run folder, and returns test predictions. A *label* may name a
+variant: ``model_options={"csg2a-unfrozen": {"runner": "csg2a", "freeze": False}}``.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import subprocess
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from csg2a_graph.train.metrics import regression_metrics
+
+logger = logging.getLogger(__name__)
+
+RUNNERS: Dict[str, Callable] = {}
+
+RESULT_COLUMNS = ["model", "scheme", "fold", "rmse", "pcc", "scc", "r2", "pcc_per_drug", "pcc_per_cell",
+                  "n_train", "n_val", "n_test", "seconds", "git_revision"]
+
+
+def register_runner(name: str):
+    """Decorator: ``fn(dataset, split, options: dict, run_dir: str, seed: int) -> Tensor`` (test predictions)."""
+
+    def deco(fn):
+        RUNNERS[name] = fn
+        return fn
+
+    return deco
+
+
+def git_revision() -> str:
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
+                             timeout=5)
+        return out.stdout.strip() or "unknown"
+    except Exception:  # noqa: BLE001 - no git
+        return "unknown"
+
+
+def subsample_split(split: Dict[str, Tensor], keep: Optional[Tensor]) -> Dict[str, Tensor]:
+    """Restrict each part of ``split`` to the pairs of the boolean mask ``keep``."""
+    if keep is None:
+        return split
+    return {k: v[keep[v]] if isinstance(v, Tensor) and v.dtype == torch.long else v for k, v in split.items()}
+
+
+def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mixed",),
+                   folds: Union[int, Sequence[int]] = 10, n_folds: int = 10, out_dir: str = "cv",
+                   model_options: Optional[Dict[str, Dict]] = None, seed: int = 0,
+                   subsample: Optional[int] = None, progress: bool = True):
+    """Run every model on every (scheme, fold) and write ``results.csv``, ``summary.md``, predictions and splits.
+
+    Args:
+        dataset: a pair dataset with scalar responses (GDSC, NCI-60).
+        models: labels of registered runners (``csg2a``, ``rf``...) or of variants in ``model_options``.
+        schemes: split schemes (``mixed``, ``cell_blind``, ``drug_blind``, ``disjoint``).
+        folds: how many folds to run (the first ``folds``) or which fold ids.
+        n_folds: folds of the scheme (10: 80/10/10).
+        model_options: per label, the runner's options (``"runner"`` names the runner of a variant).
+        subsample: keep a random ``subsample`` pairs (seeded) before splitting: a smaller, stated run.
+
+    Returns:
+        a ``pandas.DataFrame`` of all rows in ``results.csv``.
+    """
+    import pandas as pd
+
+    model_options = model_options or {}
+    for m in models:
+        runner = model_options.get(m, {}).get("runner", m)
+        if runner not in RUNNERS:
+            raise ValueError(f"unknown model {m!r}; registered runners: {sorted(RUNNERS)}")
+    fold_ids = list(range(folds)) if isinstance(folds, int) else [int(f) for f in folds]
+    if any(f < 0 or f >= n_folds for f in fold_ids):
+        raise ValueError(f"fold ids must lie in [0, {n_folds}), got {fold_ids}")
+    os.makedirs(os.path.join(out_dir, "splits"), exist_ok=True)
+    os.makedirs(os.path.join(out_dir, "predictions"), exist_ok=True)
+    keep = None
+    if subsample is not None and subsample < dataset.num_pairs:
+        g = torch.Generator().manual_seed(seed)
+        keep = torch.zeros(dataset.num_pairs, dtype=torch.bool)
+        keep[torch.randperm(dataset.num_pairs, generator=g)[:subsample]] = True
+    results_path = os.path.join(out_dir, "results.csv")
+    done = set()
+    if os.path.exists(results_path):
+        prev = pd.read_csv(results_path)
+        done = {(r.model, r.scheme, int(r.fold)) for r in prev.itertuples()}
+    rev = git_revision()
+    pairs = dataset.pairs
+    for scheme in schemes:
+        for fold in fold_ids:
+            split_path = os.path.join(out_dir, "splits", f"{scheme}_fold{fold}.pt")
+            split = subsample_split(dataset.get_idx_split(scheme, fold=fold, n_folds=n_folds, seed=seed), keep)
+            if os.path.exists(split_path):
+                saved = torch.load(split_path, weights_only=True)
+                if not all(torch.equal(saved[k], split[k]) for k in ("train", "val", "test")):
+                    raise ValueError(f"{split_path} differs from this run's split: use another --out")
+            else:
+                torch.save({k: split[k] for k in ("train", "val", "test")}, split_path)
+            test = split["test"]
+            for label in models:
+                if (label, scheme, fold) in done:
+                    logger.info("%s %s fold %d: done earlier, skipped", label, scheme, fold)
+                    continue
+                opts = dict(model_options.get(label, {}))
+                runner = RUNNERS[opts.pop("runner", label)]
+                run_dir = os.path.join(out_dir, "runs", f"{label}_{scheme}_fold{fold}")
+                os.makedirs(run_dir, exist_ok=True)
+                logger.info("%s on %s fold %d: %d train / %d val / %d test pairs", label, scheme, fold,
+                            split["train"].numel(), split["val"].numel(), test.numel())
+                t0 = time.perf_counter()
+                pred = runner(dataset, split, opts, run_dir, seed).reshape(-1).cpu()
+                secs = time.perf_counter() - t0
+                y = pairs["y"][test]
+                m = regression_metrics(y, pred, drug=pairs["drug"][test].numpy(), cell=pairs["cell"][test].numpy())
+                row = {"model": label, "scheme": scheme, "fold": fold, **m, "n_train": split["train"].numel(),
+                       "n_val": split["val"].numel(), "n_test": test.numel(), "seconds": round(secs, 2),
+                       "git_revision": rev}
+                _write_predictions(os.path.join(out_dir, "predictions", f"{label}_{scheme}_fold{fold}.csv"),
+                                   dataset, test, y, pred)
+                _append(results_path, row)
+                print(f"{label:>16} {scheme:>10} fold {fold}: RMSE {m['rmse']:.3f}  PCC {m['pcc']:.3f}  "
+                      f"per-drug PCC {m['pcc_per_drug']:.3f}  ({secs:.0f} s)", flush=True)
+    df = pd.read_csv(results_path)
+    write_summary(df, os.path.join(out_dir, "summary.md"))
+    return df
+
+
+def _append(path: str, row: Dict) -> None:
+    new = not os.path.exists(path)
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
+        if new:
+            w.writeheader()
+        w.writerow({k: row.get(k) for k in RESULT_COLUMNS})
+
+
+def _write_predictions(path: str, dataset, index: Tensor, y: Tensor, pred: Tensor) -> None:
+    import pandas as pd
+
+    p = dataset.pairs
+    cells = [dataset.cells[i] for i in p["cell"][index].tolist()]
+    drugs = [dataset.drugs[i] for i in p["drug"][index].tolist()]
+    names = dataset.drug_meta.get("name") if hasattr(dataset, "drug_meta") else None
+    df = pd.DataFrame({"pair": index.numpy(), "cell": cells, "drug": drugs, "y_true": y.numpy(),
+                       "y_pred": pred.numpy()})
+    if names:
+        df.insert(3, "drug_name", [names[i] for i in p["drug"][index].tolist()])
+    df.to_csv(path, index=False)
+
+
+def summarize(df) -> "pd.DataFrame":
+    """Mean ± sd over folds per (model, scheme)."""
+    cols = [c for c in ("rmse", "pcc", "scc", "r2", "pcc_per_drug") if c in df.columns]
+    g = df.groupby(["model", "scheme"], sort=False)
+    out = g[cols].agg(["mean", "std"])
+    out["folds"] = g.size()
+    return out
+
+
+def write_summary(df, path: str) -> str:
+    s = summarize(df)
+    cols = sorted({c for c, _ in s.columns if c != "folds"}, key=["rmse", "pcc", "scc", "r2", "pcc_per_drug"].index)
+    lines = ["| model | scheme | folds | " + " | ".join(cols) + " |", "|---|---|---|" + "---|" * len(cols)]
+    for (model, scheme), r in s.iterrows():
+        vals = [f"{r[(c, 'mean')]:.3f} ± {0 if np.isnan(r[(c, 'std')]) else r[(c, 'std')]:.3f}" for c in cols]
+        lines.append(f"| {model} | {scheme} | {int(r['folds'].iloc[0]) if hasattr(r['folds'], 'iloc') else int(r['folds'])} | "
+                     + " | ".join(vals) + " |")
+    text = "\n".join(lines) + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+    return text
+
+
+# --------------------------------------------------------------------------------------------- runners
+@register_runner("csg2a")
+def run_csg2a(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
+    """CSG²A fine-tuning. Options: ``pretrained`` (checkpoint path; ``None`` = no pretraining,
+    a freshly initialised network, trained unfrozen), ``freeze``, ``frozen_mode``, ``scaling``, the
+    pretraining network's options when not pretrained (``hidden_channels``, ``drug_encoder``,
+    ``drug_weights``, ``use_prior``, ``attention``, ``reduce``, ``score``), and ``train`` (a dict of
+    :class:`~csg2a_graph.train.TrainConfig` fields)."""
+    from csg2a_graph.train.loop import TrainConfig
+    from csg2a_graph.train.pipeline import finetune
+
+    opts = dict(options)
+    train_cfg = TrainConfig.from_dict({"seed": seed, **opts.pop("train", {})})
+    pretrained = opts.pop("pretrained", None)
+    resume = os.path.exists(os.path.join(run_dir, "checkpoint.pt")) and _resumable(run_dir, split)
+    trainer, _ = finetune(dataset, run_dir, pretrained, split, opts, train_cfg, resume=resume)
+    return trainer.predict(dataset, split["test"])
+
+
+def _resumable(run_dir: str, split) -> bool:
+    try:
+        st = torch.load(os.path.join(run_dir, "checkpoint.pt"), weights_only=True)
+        return torch.equal(st["split"]["train"], split["train"])
+    except Exception:  # noqa: BLE001 - broken or foreign checkpoint: start over
+        return False
+
+
+def pair_features(dataset, index: Tensor, radius: int = 2, n_bits: int = 2048) -> np.ndarray:
+    """``[expression(cell) ‖ Morgan bits(drug)]`` per pair, float32 (the RF/SVR input, paper C.1)."""
+    fps = getattr(dataset, "_fp_cache", None)
+    if fps is None or fps.shape[1] != n_bits:
+        fps = dataset.molecules.fingerprints(radius, n_bits).numpy().astype(np.float32)
+        dataset._fp_cache = fps
+    p = dataset.pairs
+    expr = dataset.expression.numpy()
+    return np.concatenate([expr[p["cell"][index].numpy()], fps[p["drug"][index].numpy()]], axis=1)
+
+
+@register_runner("rf")
+def run_rf(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
+    """Random forest on expression + Morgan fingerprints (scikit-learn). Options are
+    ``RandomForestRegressor`` arguments; defaults follow ``baselines/RF_SVM.md`` (100 trees,
+    ``max_features=1.0``) except where given (benchmarks state what they change)."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    opts = {"n_estimators": 100, "max_features": 1.0, "n_jobs": -1, **options}
+    X = pair_features(dataset, split["train"])
+    y = dataset.pairs["y"][split["train"]].numpy()
+    rf = RandomForestRegressor(random_state=seed, **opts).fit(X, y)
+    del X
+    Xt = pair_features(dataset, split["test"])
+    return torch.from_numpy(rf.predict(Xt).astype(np.float32))
+
+
+@register_runner("drug-mean")
+def run_drug_mean(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
+    """Each drug's mean training response (the global mean for drugs unseen in training)."""
+    p = dataset.pairs
+    tr, te = split["train"], split["test"]
+    n = dataset.num_drugs
+    s = torch.zeros(n).index_add_(0, p["drug"][tr], p["y"][tr])
+    c = torch.zeros(n).index_add_(0, p["drug"][tr], torch.ones(tr.numel()))
+    mean = torch.where(c > 0, s / c.clamp_min(1), p["y"][tr].mean())
+    return mean[p["drug"][te]]
+
+
+__all__ = ["cross_validate", "register_runner", "RUNNERS", "summarize", "write_summary", "pair_features",
+           "git_revision", "RESULT_COLUMNS"]

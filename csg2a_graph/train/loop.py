@@ -1,0 +1,328 @@
+"""One trainer for pretraining (profiles) and fine-tuning (responses).
+
+Adam + cosine annealing, early stopping on validation MSE with the best weights restored,
+progress bars, a log file, a metrics CSV per epoch (TensorBoard when installed), checkpoints
+every epoch that resume to the same result, bf16 autocast and ``torch.compile`` on CUDA, and
+distributed data parallel when launched with ``torchrun``.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from csg2a_graph.train.checkpoint import dataset_fingerprint, load_checkpoint, save_checkpoint
+from csg2a_graph.train.metrics import profile_metrics, regression_metrics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Training settings; the defaults are the released code's.
+
+    Attributes:
+        epochs: maximum epochs.
+        batch_size: pairs per step (the global batch under DDP).
+        lr, weight_decay: Adam.
+        min_lr: the cosine schedule anneals from ``lr`` to ``min_lr`` over ``patience`` epochs.
+        patience: early stopping on validation MSE (epochs without improvement).
+        seed: seeds shuffling, dropout and initialisation (per epoch, so a resumed run matches).
+        device: ``"auto"`` (CUDA when there is one), ``"cpu"``, ``"cuda"``...
+        amp: bf16 autocast (CUDA only; ignored with a warning on CPU).
+        compile: ``torch.compile`` the model (CUDA only).
+        max_batches: cap on training batches per epoch (quick runs; ``None`` = all).
+        eval_batch_size: batch size for validation and prediction.
+        progress: progress bars.
+    """
+
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 1e-4
+    weight_decay: float = 1e-5
+    min_lr: float = 1e-5
+    patience: int = 20
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    compile: bool = False
+    max_batches: Optional[int] = None
+    eval_batch_size: int = 1024
+    progress: bool = True
+
+    @classmethod
+    def from_dict(cls, d: Dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown training options {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**d)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _dist():
+    """``(rank, world_size)``; ``(0, 1)`` outside ``torch.distributed``."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class Trainer:
+    """Fit, evaluate and predict a :class:`~csg2a_graph.nn.models.ResponseModel` on a pair dataset.
+
+    Args:
+        model: the model; ``model.target`` (``"profile"`` or ``"response"``) picks the metrics.
+        config: a :class:`TrainConfig`.
+        out_dir: where ``checkpoint.pt`` (every epoch), ``model.pt`` (best weights),
+            ``metrics.csv`` and ``train.log`` go; ``None`` keeps everything in memory.
+        callbacks: ``fn(trainer, epoch, row)`` called after each epoch's checkpoint is written.
+
+    Example:
+        >>> trainer = Trainer(model, TrainConfig(epochs=50), out_dir="runs/ft")
+        >>> trainer.fit(dataset, dataset.get_idx_split("drug_blind", fold=0))
+        >>> trainer.evaluate(dataset, split["test"])
+    """
+
+    def __init__(self, model: nn.Module, config: Optional[TrainConfig] = None, out_dir: Optional[str] = None,
+                 callbacks: Sequence[Callable] = ()):
+        self.model, self.config, self.out_dir = model, config or TrainConfig(), out_dir
+        self.callbacks = list(callbacks)
+        self.device = resolve_device(self.config.device)
+        self.rank, self.world = _dist()
+        self.history: List[Dict] = []
+        if self.device.type != "cuda" and (self.config.amp or self.config.compile):
+            logger.warning("amp/compile are CUDA options; ignored on %s", self.device)
+
+    # ----------------------------------------------------------------- helpers
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def _autocast(self):
+        if self.config.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    def _forward(self, module: nn.Module, batch) -> Tensor:
+        with self._autocast():
+            return module(batch.expr, batch.drug_graph, batch.drug_index, batch.dose, batch.time).float()
+
+    def _file_logger(self) -> Optional[logging.Handler]:
+        if not (self.out_dir and self.is_main):
+            return None
+        os.makedirs(self.out_dir, exist_ok=True)
+        h = logging.FileHandler(os.path.join(self.out_dir, "train.log"))
+        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger("csg2a_graph").addHandler(h)
+        if logging.getLogger("csg2a_graph").level in (logging.NOTSET, logging.WARNING) or \
+                logging.getLogger("csg2a_graph").level > logging.INFO:
+            logging.getLogger("csg2a_graph").setLevel(logging.INFO)
+        return h
+
+    # ----------------------------------------------------------------- API
+    @torch.no_grad()
+    def predict(self, dataset, index: Optional[Tensor] = None, batch_size: Optional[int] = None) -> Tensor:
+        """Predictions for the pairs ``index`` (all pairs when ``None``), in that order."""
+        self.model.to(self.device).eval()
+        outs = []
+        for batch in dataset.loader(index, batch_size=batch_size or self.config.eval_batch_size):
+            outs.append(self._forward(self.model, batch.to(self.device)).cpu())
+        if not outs:
+            return torch.zeros(0)
+        return torch.cat(outs)
+
+    def evaluate(self, dataset, index: Optional[Tensor] = None) -> Dict[str, float]:
+        """Metrics on ``index``: RMSE, Pearson, Spearman, R² (responses) or MSE / per-profile Pearson."""
+        pred = self.predict(dataset, index)
+        idx = torch.arange(dataset.num_pairs) if index is None else torch.as_tensor(index).long()
+        y = dataset.pairs["y"][idx]
+        if getattr(self.model, "target", "response") == "profile" or y.dim() == 2:
+            return profile_metrics(y, pred)
+        return regression_metrics(y, pred, drug=dataset.pairs["drug"][idx].numpy())
+
+    def fit(self, dataset, split: Dict[str, Tensor], resume: bool = False) -> List[Dict]:
+        """Train on ``split["train"]`` with early stopping on ``split["val"]``; the best weights are
+        restored at the end. ``resume=True`` continues from ``out_dir/checkpoint.pt``."""
+        cfg = self.config
+        train_idx = torch.as_tensor(split["train"]).long()
+        val_idx = torch.as_tensor(split["val"]).long() if split.get("val") is not None else None
+        if train_idx.numel() == 0:
+            raise ValueError("the training split is empty")
+        if val_idx is not None and val_idx.numel() == 0:
+            val_idx = None
+        model = self.model.to(self.device)
+        torch.manual_seed(cfg.seed)
+        if hasattr(model, "clear_cache"):
+            model.clear_cache()
+        if not resume and hasattr(model, "set_target_scaler"):
+            model.set_target_scaler(dataset.pairs["y"][train_idx].to(self.device))
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("the model has no trainable parameters")
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.patience), eta_min=cfg.min_lr)
+        fp = dataset_fingerprint(dataset)
+        start, best_val, best_epoch, bad, best_state = 0, math.inf, -1, 0, None
+        ckpt_path = os.path.join(self.out_dir, "checkpoint.pt") if self.out_dir else None
+        if resume:
+            if not ckpt_path or not os.path.exists(ckpt_path):
+                raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+            st = load_checkpoint(ckpt_path, self.device)
+            if st.get("dataset", {}).get("options") != fp.get("options") or \
+                    st.get("dataset", {}).get("num_pairs") != fp["num_pairs"]:
+                raise ValueError(f"{ckpt_path} was trained on other data ({st.get('dataset')}), not {fp}")
+            if not torch.equal(st["split"]["train"], train_idx):
+                raise ValueError(f"{ckpt_path} was trained on another split")
+            model.load_state_dict(st["model"])
+            opt.load_state_dict(st["optimizer"])
+            sched.load_state_dict(st["scheduler"])
+            start, best_val, best_epoch, bad = st["epoch"] + 1, st["best_val"], st["best_epoch"], st["bad_epochs"]
+            best_state, self.history = st["best_model"], list(st["history"])
+            logger.info("resumed from %s at epoch %d (best val %.4f at epoch %d)", ckpt_path, start, best_val,
+                        best_epoch)
+        module = model
+        if self.world > 1:
+            module = nn.parallel.DistributedDataParallel(model, device_ids=None if self.device.type == "cpu" else
+                                                         [self.device.index])
+        fwd_module = torch.compile(module) if (cfg.compile and self.device.type == "cuda") else module
+        handler = self._file_logger()
+        csv_path = os.path.join(self.out_dir, "metrics.csv") if (self.out_dir and self.is_main) else None
+        tb = self._tensorboard()
+        show = cfg.progress and self.is_main
+        try:
+            epochs = tqdm(range(start, cfg.epochs), desc="epochs", disable=not show, initial=start, total=cfg.epochs)
+            for epoch in epochs:
+                if bad >= cfg.patience:
+                    break
+                t0 = time.perf_counter()
+                torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: a function of (seed, epoch) only
+                module.train()
+                loader = dataset.loader(train_idx, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed + epoch)
+                n_batches = len(loader) if cfg.max_batches is None else min(len(loader), cfg.max_batches)
+                total, count = 0.0, 0
+                bar = tqdm(loader, total=n_batches, desc=f"epoch {epoch}", leave=False, disable=not show)
+                for b, batch in enumerate(bar):
+                    if b >= n_batches:
+                        break
+                    share = 1.0
+                    if self.world > 1:
+                        n_global = len(batch)
+                        batch = _rank_slice(batch, self.rank, self.world)
+                        if batch is None:
+                            continue
+                        # DDP averages gradients over ranks: weigh each rank's mean by its share of the
+                        # global batch so the result is the global batch's mean, also for uneven slices
+                        share = len(batch) * self.world / n_global
+                    batch = batch.to(self.device)
+                    pred = self._forward(fwd_module, batch)
+                    loss = nn.functional.mse_loss(pred, batch.y)
+                    if getattr(model, "y_std", None) is not None:
+                        loss = loss / model.y_std ** 2  # the loss on the standardised scale
+                    opt.zero_grad(set_to_none=True)
+                    (loss * share).backward()
+                    opt.step()
+                    ys = float(getattr(model, "y_std", 1.0)) ** 2  # report MSE on the response scale
+                    total += float(loss.detach()) * ys * len(batch)
+                    count += len(batch)
+                    if b % 20 == 0:
+                        bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+                sched.step()
+                train_loss = total / max(count, 1)
+                row = {"epoch": epoch, "train_mse": train_loss, "lr": opt.param_groups[0]["lr"]}
+                if val_idx is not None:
+                    vm = self.evaluate(dataset, val_idx)
+                    row.update({f"val_{k}": v for k, v in vm.items()})
+                    val = vm["mse"] if "mse" in vm else vm["rmse"] ** 2
+                else:
+                    val = train_loss
+                row["val_mse"] = val
+                row["seconds"] = time.perf_counter() - t0
+                if val < best_val - 1e-12:
+                    best_val, best_epoch, bad = val, epoch, 0
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    bad += 1
+                self.history.append(row)
+                epochs.set_postfix(train=f"{train_loss:.4f}", val=f"{val:.4f}", best=best_epoch)
+                logger.info("epoch %d: train mse %.4f, val mse %.4f%s (%.1fs)", epoch, train_loss, val,
+                            " *" if best_epoch == epoch else "", row["seconds"])
+                if csv_path:
+                    _append_csv(csv_path, row)
+                if tb is not None:
+                    for k, v in row.items():
+                        if k != "epoch":
+                            tb.add_scalar(k, v, epoch)
+                if ckpt_path and self.is_main:
+                    save_checkpoint(ckpt_path, model, best_model=best_state, optimizer=opt.state_dict(),
+                                    scheduler=sched.state_dict(), epoch=epoch, best_epoch=best_epoch,
+                                    best_val=best_val, bad_epochs=bad, history=self.history,
+                                    config=asdict(cfg), dataset=fp, split=_split_tensors(split))
+                for cb in self.callbacks:
+                    cb(self, epoch, row)
+        finally:
+            if handler is not None:
+                logging.getLogger("csg2a_graph").removeHandler(handler)
+                handler.close()
+            if tb is not None:
+                tb.close()
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        self.best_epoch, self.best_val = best_epoch, best_val
+        if self.out_dir and self.is_main:
+            save_checkpoint(os.path.join(self.out_dir, "model.pt"), model, best_epoch=best_epoch, best_val=best_val,
+                            config=asdict(cfg), dataset=fp, split=_split_tensors(split), history=self.history)
+        return self.history
+
+    def _tensorboard(self):
+        if not (self.out_dir and self.is_main):
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except Exception:  # noqa: BLE001 - tensorboard not installed
+            return None
+        return SummaryWriter(os.path.join(self.out_dir, "tb"))
+
+
+def _split_tensors(split: Dict) -> Dict[str, Tensor]:
+    return {k: torch.as_tensor(v).long() for k, v in split.items() if v is not None and k in ("train", "val", "test")}
+
+
+def _append_csv(path: str, row: Dict) -> None:
+    new = not os.path.exists(path)
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def _rank_slice(batch, rank: int, world: int):
+    """This rank's share ``[rank::world]`` of a global batch (every rank sees the same global batches).
+
+    The drug graphs of the whole global batch stay (each rank encodes the same distinct drugs, so
+    encoder BatchNorm statistics match a single process)."""
+    n = len(batch)
+    if n < world:
+        return None
+    sel = torch.arange(rank, n, world)
+    from csg2a_graph.data.pairs import PairBatch
+
+    return PairBatch(expr=batch.expr[sel], drug_graph=batch.drug_graph, drug_index=batch.drug_index[sel],
+                     y=batch.y[sel], dose=batch.dose[sel], time=batch.time[sel], cell=batch.cell[sel],
+                     drug=batch.drug[sel], index=batch.index[sel])
+
+
+__all__ = ["Trainer", "TrainConfig", "resolve_device"]
