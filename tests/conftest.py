@@ -44,3 +44,20 @@ def gdsc2(gdsc2_root):
     from csg2a_graph.datasets import GDSC
 
     return GDSC(str(gdsc2_root), log=False)
+
+
+LINCS3_FILES = ["lincs/cmappy_test_l1000_LJP005_A375_24H.gct", "lincs/deepce_brd_smiles.csv",
+                "lincs/dhimmel_lincs_pertinfo.tsv.gz", "string/STRING_edges.csv"]
+
+
+@pytest.fixture(scope="session")
+def lincs3(tmp_path_factory):
+    """The real LJP005 A375 level-3 plate: 322 treated wells with their plate's DMSO basal."""
+    from csg2a_graph.datasets import LINCSL1000
+
+    return LINCSL1000(str(link_raw(tmp_path_factory.mktemp("lincs3"), LINCS3_FILES)), level=3, log=False)
+
+
+@pytest.fixture(scope="session")
+def gcn_weights():
+    return str(shared("pretrained", "pretrain_gnns_gcn_supervised_contextpred.pth"))
