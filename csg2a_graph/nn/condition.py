@@ -60,8 +60,8 @@ class ChemicalConditionEncoder(nn.Module):
         self._cache.clear()
 
     def train(self, mode: bool = True):
-        if mode:
-            self._cache.clear()  # parameters may change from here on
+        if mode and any(p.requires_grad for p in self.parameters()):
+            self._cache.clear()  # trainable parameters may change from here on; frozen ones keep the cache
         return super().train(mode)
 
     def encode(self, drug_graph, drug_index: Tensor, dose: Tensor, time: Tensor) -> Tensor:

@@ -48,7 +48,13 @@ def test_frozen_condition_is_cached(store):
     D2 = enc(graph, di, dose, time)
     assert len(calls) == 1 and torch.equal(D1, D2)
     torch.testing.assert_close(D1, enc.encode(graph, di, dose, time))
-    enc.train()  # parameters may change: the cache is dropped
+    for p in enc.parameters():
+        p.requires_grad_(False)
+    enc.train()  # frozen: the cache survives a mode switch
+    assert enc._cache
+    for p in enc.parameters():
+        p.requires_grad_(True)
+    enc.train()  # trainable parameters may change: the cache is dropped
     assert not enc._cache
 
 
