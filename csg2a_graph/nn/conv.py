@@ -8,9 +8,11 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from csg2a_graph.ops import _softmax_lse, choose_impl, csg2a_attention, triton_usable
+from csg2a_graph.ops.attention import choose_impl, csg2a_attention, triton_usable
+from csg2a_graph.ops.attention_map import _softmax_lse
 from csg2a_graph.ops.factorized import expanded_linear
 from csg2a_graph.ops.reference import edge_scores, segment_softmax
+from csg2a_graph.typing import IMPLS, REDUCES, SCORES, SUPPORTS, check_choice
 
 
 class CSG2AConv(MessagePassing):
@@ -80,9 +82,11 @@ class CSG2AConv(MessagePassing):
                  support: str = "dense", reduce: str = "matmul", scale: Optional[float] = None, bias: bool = True,
                  impl: Optional[str] = None):
         super().__init__(aggr="add", node_dim=0)
-        if score not in ("linear", "softmax", "sigmoid") or support not in ("dense", "prior") \
-                or reduce not in ("matmul", "rowsum"):
-            raise ValueError(f"bad score/support/reduce: {score!r}, {support!r}, {reduce!r}")
+        check_choice("score", score, SCORES)
+        check_choice("support", support, SUPPORTS)
+        check_choice("reduce", reduce, REDUCES)
+        if impl is not None:
+            check_choice("impl", impl, IMPLS + ("expanded",))
         self.num_genes, self.hidden_channels = num_genes, hidden_channels
         self.in_channels, self.cond_channels = in_channels, cond_channels
         self.out_channels = out_channels
