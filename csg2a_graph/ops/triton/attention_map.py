@@ -12,9 +12,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from csg2a_graph.ops.triton.flash import _precision
+from csg2a_graph.ops.triton._utils import SCORE_ID, dot_precision
 
-_SCORE_ID = {"linear": 0, "softmax": 1, "sigmoid": 2}
 
 
 @triton.jit
@@ -55,8 +54,8 @@ def mean_map_rows(q: Tensor, score: str, scale: float, row0: int, rows: int, lse
     bm, bn = 32, 64
     grid = (triton.cdiv(rows, bm), triton.cdiv(N, bn))
     _mean_map_kernel[grid](q, lse if lse is not None else q, out, B, N, H, row0, rows, scale, 1.0 / B,
-                           SCORE=_SCORE_ID[score], BLOCK_M=bm, BLOCK_N=bn, BLOCK_H=block_h,
-                           PREC=_precision(q.dtype))
+                           SCORE=SCORE_ID[score], BLOCK_M=bm, BLOCK_N=bn, BLOCK_H=block_h,
+                           PREC=dot_precision(q.dtype))
     return out
 
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
+from csg2a_graph.ops.triton._utils import dot_precision
 from torch import Tensor
 
 
@@ -142,14 +144,6 @@ def _bwd_dkdv(Q, V, DO, LSE, DELTA, DK, DV, N, H, F, scale,
              mask=mask_n[:, None] & (offs_f[None, :] < F))
 
 
-def _precision(dtype) -> str:
-    """Dot precision for fp32 inputs: with torch's TF32 switch off (its default) use 3xTF32,
-    which keeps fp32 accuracy on tensor cores; with it on, plain TF32 like torch.matmul."""
-    if dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32:
-        return "tf32x3"
-    return "tf32"
-
-
 # (block_m, block_n, num_warps, num_stages) by (16-bit inputs?, block_h); measured on an H100
 # with benchmarks/kernels/tune_flash.py (see benchmarks/results/kernels_gpu.md).
 TUNED = {
@@ -185,7 +179,7 @@ class FlashGeneAttention(torch.autograd.Function):
         o = torch.empty_like(v)
         lse = torch.empty(B, N, device=q.device, dtype=torch.float32)
         _fwd[(B, triton.cdiv(N, bm))](q, v, o, lse, N, H, F, scale, SOFTMAX=softmax,
-                                      BLOCK_M=bm, BLOCK_N=bn, BLOCK_H=bh, BLOCK_F=bf, PREC=_precision(q.dtype),
+                                      BLOCK_M=bm, BLOCK_N=bn, BLOCK_H=bh, BLOCK_F=bf, PREC=dot_precision(q.dtype),
                                       num_warps=warps, num_stages=stages)
         ctx.save_for_backward(q, v, o, lse)
         ctx.softmax, ctx.scale, ctx.blocks = softmax, scale, (bm, bn, bh, bf, warps, stages)
@@ -205,10 +199,10 @@ class FlashGeneAttention(torch.autograd.Function):
         dk = torch.empty_like(dq)
         dv = torch.empty(B, N, F, device=q.device, dtype=torch.float32)
         _bwd_dq[(B, triton.cdiv(N, bm_b))](q, v, do, lse, delta, dq, N, H, F, ctx.scale, SOFTMAX=ctx.softmax,
-                                           BLOCK_M=bm_b, BLOCK_N=bn, BLOCK_H=bh, BLOCK_F=bf, PREC=_precision(q.dtype),
+                                           BLOCK_M=bm_b, BLOCK_N=bn, BLOCK_H=bh, BLOCK_F=bf, PREC=dot_precision(q.dtype),
                                            num_warps=warps, num_stages=stages)
         _bwd_dkdv[(B, triton.cdiv(N, bn))](q, v, do, lse, delta, dk, dv, N, H, F, ctx.scale, SOFTMAX=ctx.softmax,
-                                           BLOCK_M=bm_b, BLOCK_N=bn, BLOCK_H=bh, BLOCK_F=bf, PREC=_precision(q.dtype),
+                                           BLOCK_M=bm_b, BLOCK_N=bn, BLOCK_H=bh, BLOCK_F=bf, PREC=dot_precision(q.dtype),
                                            num_warps=warps, num_stages=stages)
         return (dq + dk).to(q.dtype), dv.to(v.dtype), None, None
 

@@ -33,7 +33,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from csg2a_graph.ops.triton.flash import _precision
+from csg2a_graph.ops.triton._utils import dot_precision
 
 
 @triton.jit
@@ -201,7 +201,7 @@ class FusedLinearAttention(torch.autograd.Function):
         B, N = x.shape
         H = w_gene.size(1)
         cfg = _config(B, N, H)
-        prec = _precision(x.dtype)
+        prec = dot_precision(x.dtype)
         U = _reduce(x, c, None, w_gene, w_cond, 0 if rowsum else 1, 1.0, cfg, prec)
         if rowsum and deg is None:
             deg = torch.zeros(N, device=x.device, dtype=torch.float32)
