@@ -2,19 +2,15 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 from torch import Tensor
 
-SCORES = ("linear", "softmax", "sigmoid")
-SUPPORTS = ("dense", "prior")
-REDUCES = ("matmul", "rowsum")
-
-Prior = Optional[Tuple[Tensor, Optional[Tensor]]]
+from csg2a_graph.typing import REDUCES, SCORES, SUPPORTS, Edges, check_choice
 
 
-def as_edges(prior, num_genes: int, device=None, dtype=None) -> Prior:
+def as_edges(prior, num_genes: int, device=None, dtype=None) -> Optional[Edges]:
     """Normalise a prior to ``(edge_index [2, E] long, edge_weight [E])`` or ``None``.
 
     Accepts ``(edge_index, edge_weight)`` (weight may be ``None`` = 1), a torch
@@ -60,12 +56,9 @@ def as_edges(prior, num_genes: int, device=None, dtype=None) -> Prior:
 
 def check_inputs(q: Tensor, x: Tensor, score: str, support: str, reduce: str, validate: bool = True):
     """Shapes to ``q [B, N, h]`` and ``x [B, N, F]``; returns ``(q, x, squeeze_batch, squeeze_feat)``."""
-    if score not in SCORES:
-        raise ValueError(f"score must be one of {SCORES}, got {score!r}")
-    if support not in SUPPORTS:
-        raise ValueError(f"support must be one of {SUPPORTS}, got {support!r}")
-    if reduce not in REDUCES:
-        raise ValueError(f"reduce must be one of {REDUCES}, got {reduce!r}")
+    check_choice("score", score, SCORES)
+    check_choice("support", support, SUPPORTS)
+    check_choice("reduce", reduce, REDUCES)
     squeeze_b = q.dim() == 2
     if squeeze_b:
         q = q.unsqueeze(0)

@@ -13,7 +13,7 @@ predicts ln IC50 from projections of ``[g0', ĝ, D]``. See ``docs/models.md``.
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -21,11 +21,9 @@ from torch import Tensor, nn
 from csg2a_graph.nn.condition import ChemicalConditionEncoder
 from csg2a_graph.nn.conv import CSG2AConv
 from csg2a_graph.nn.models.base import ResponseModel, register_model
+from csg2a_graph.typing import Prior, check_choice
 
 logger = logging.getLogger(__name__)
-
-Prior = Optional[Tuple[Tensor, Optional[Tensor]]]
-
 
 def _genes(genes: Union[int, Sequence[str]]) -> List[str]:
     return [f"g{i}" for i in range(genes)] if isinstance(genes, int) else [str(g) for g in genes]
@@ -157,10 +155,8 @@ class CSG2AFineTune(ResponseModel):
                  frozen_mode: str = "eval", proj_channels: int = 512, dropout: float = 0.1, bias: bool = False,
                  fill_value: float = 0.0, input_norm: bool = True):
         super().__init__()
-        if scaling not in ("scalar", "gene", "none"):
-            raise ValueError(f"scaling must be 'scalar', 'gene' or 'none', got {scaling!r}")
-        if frozen_mode not in ("eval", "train"):
-            raise ValueError(f"frozen_mode must be 'eval' or 'train', got {frozen_mode!r}")
+        check_choice("scaling", scaling, ("scalar", "gene", "none"))
+        check_choice("frozen_mode", frozen_mode, ("eval", "train"))
         self.pretrained = CSG2A(**pretrained)
         pre_genes = self.pretrained.genes
         genes = list(pre_genes) if genes is None else [str(g) for g in genes]
