@@ -7,7 +7,7 @@ from torch_geometric.nn import GCNConv, Sequential, global_mean_pool
 
 from csg2a_graph.nn import CSG2AConv
 from csg2a_graph.ops.reference import dense_reference
-from tests.ops.helpers import rand_prior, rel_err
+from csg2a_graph.testing import rand_prior, rel_err
 
 COMBOS = [(s, sup, r) for s in ("linear", "softmax", "sigmoid") for sup in ("dense", "prior")
           for r in ("matmul", "rowsum")]

@@ -4,7 +4,7 @@ from torch.autograd import gradcheck
 
 from csg2a_graph.ops import attention_map, csg2a_attention
 from csg2a_graph.ops.reference import (dense_reference, dense_scores, dense_prior, segment_softmax_native)
-from tests.ops.helpers import rand_prior
+from csg2a_graph.testing import rand_prior
 
 SHAPES = [
     pytest.param(2, 37, 8, 1, 40, 0, id="B2-N37-h8-F1"),

@@ -13,7 +13,7 @@ triton = pytest.importorskip("triton")
 
 from csg2a_graph.ops import attention_map, csg2a_attention  # noqa: E402
 from csg2a_graph.ops.factorized import factorized_linear  # noqa: E402
-from tests.ops.helpers import rand_prior, rel_err  # noqa: E402
+from csg2a_graph.testing import rand_prior, rel_err, withCUDA  # noqa: E402
 
 CUDA = torch.cuda.is_available()
 DEV = "cuda" if CUDA else "cpu"
@@ -121,7 +121,7 @@ def test_triton_rejects_what_it_cannot_do():
 
 
 # ------------------------------------------------------------------ GPU only
-gpu = pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
+gpu = withCUDA
 
 
 @gpu
