@@ -18,7 +18,6 @@ def load_dataset(kind: str, root: str, *, fetch: bool = False, name: str = "GDSC
     """A pair dataset from the command-line options (``prior=None`` means ``"auto"``: a STRING file in raw/)."""
     import importlib
 
-    from csg2a_graph.data import GeneSpace
 
     if kind not in DATASETS:
         raise CLIError(f"unknown dataset {kind!r}; choose one of {sorted(DATASETS)}")

@@ -1,7 +1,6 @@
 """``csg2a predict``: a fine-tuned checkpoint on a table of (cell, drug) pairs; every input row comes back."""
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 

@@ -7,13 +7,12 @@ the user cache, or the official URL) and a GIN trained from scratch otherwise. E
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
 import time
 
-from csg2a_graph.cli.common import CLIError, Subcommand, say, write_config
+from csg2a_graph.cli.common import Subcommand, say, write_config
 
 logger = logging.getLogger(__name__)
 

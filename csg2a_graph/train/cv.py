@@ -16,7 +16,7 @@ import logging
 import os
 import subprocess
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -163,7 +163,7 @@ def _write_predictions(path: str, dataset, index: Tensor, y: Tensor, pred: Tenso
     df.to_csv(path, index=False)
 
 
-def summarize(df) -> "pd.DataFrame":
+def summarize(df):
     """Mean ± sd over folds per (model, scheme)."""
     cols = [c for c in ("rmse", "pcc", "scc", "r2", "pcc_per_drug") if c in df.columns]
     g = df.groupby(["model", "scheme"], sort=False)

@@ -5,7 +5,7 @@ ln IC50 varies mostly between drugs, so a global Pearson rewards knowing each dr
 """
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Type
 
-import torch
 from torch import Tensor, nn
 
 MODELS: Dict[str, Type["ResponseModel"]] = {}
