@@ -52,6 +52,22 @@ class STRING(InMemoryDataset):
     Use it in any PyG model: ``g = STRING(root)[0]`` has ``edge_index``,
     ``edge_weight`` and ``num_nodes = len(gene_space)``; ``STRING(root).report``
     gives coverage (genes touched, edges kept, connected components).
+
+    **STATS (the staged CSG2A ``STRING_edges.csv``, landmark space, self-loops):**
+
+    .. list-table::
+        :header-rows: 1
+
+        * - #nodes
+          - #edges
+          - #undirected edges
+          - #genes touched
+        * - 978
+          - 4,520
+          - 1,771
+          - 608
+
+    (``#edges`` counts both directions and the 978 self-loops; ``datasets/string.md``.)
     """
 
     def __init__(self, root: str, gene_space: Optional[GeneSpace] = None, min_score: int = 900,
