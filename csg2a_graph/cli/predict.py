@@ -134,7 +134,7 @@ class PredictSubcommand(Subcommand):
         time_ = _column(table, "time", 72.0, errors)
         ok = [i for i in range(n) if not errors[i]]
         uniq = sorted({smiles[i] for i in ok})
-        store, rep = MoleculeStore.from_smiles(uniq, uniq)
+        store, rep = MoleculeStore.from_smiles(uniq, uniq)  # graphs of canonical SMILES, as in the datasets
         spos = {s: k for k, s in enumerate(store.names)}
         for i in ok:
             if smiles[i] not in spos:

@@ -87,6 +87,11 @@ def smiles_to_graph(smiles: str) -> Data:
     mol = parse_smiles(smiles)
     if mol is None:
         raise ValueError(f"invalid SMILES: {smiles!r}")
+    # featurise the canonical form: atom order and bond directions ('/', '\\') depend on how a SMILES
+    # is written, so two spellings of one molecule must give one graph (training vs prediction input)
+    canonical = parse_smiles(Chem.MolToSmiles(mol))
+    if canonical is not None:
+        mol = canonical
     data = _pyg_smiles.from_rdmol(mol)
     ei = data.edge_index.tolist()
     data.bond_dir = torch.tensor([BOND_DIRS.get(str(mol.GetBondBetweenAtoms(i, j).GetBondDir()), 3)

@@ -29,7 +29,7 @@ from csg2a_graph.data.splits import make_split
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: molecules carry bond_dir and main_fragment
+FORMAT_VERSION = 3  # 2: molecules carry bond_dir and main_fragment; 3: graphs of canonical SMILES
 
 
 class PairData(Data):

@@ -40,3 +40,11 @@ def test_morgan_fingerprints():
     assert set(fp.unique().tolist()) <= {0.0, 1.0}
     with pytest.raises(ValueError, match="position 1"):
         morgan_fingerprints(["CCO", "xx("])
+
+
+def test_two_spellings_of_one_molecule_give_one_graph():
+    a = smiles_to_graph("Cl/C=C/CO")   # (E)-3-chloroprop-2-en-1-ol written twice
+    b = smiles_to_graph("OC/C=C/Cl")
+    assert a.smiles == b.smiles
+    for k in ("x", "edge_index", "edge_attr", "bond_dir"):
+        assert torch.equal(getattr(a, k), getattr(b, k)), k
