@@ -16,7 +16,6 @@ Features outside the tables fall back to defined indices (:func:`pretrain_gnns_f
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import os.path as osp
@@ -140,17 +139,10 @@ def user_cache_dir() -> str:
     return base
 
 
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def find_weights(path: Optional[str] = None, download: bool = True) -> Tuple[Optional[str], str]:
     """Locate the pretrained GCN weights: ``path``, ``$CSG2A_DRUG_WEIGHTS``, the user cache dir, or
     a download from the official URL (sha256-checked). Returns ``(path or None, message)``."""
+    from csg2a_graph.datasets.registry import sha256
     if path:
         if not osp.exists(path):
             raise FileNotFoundError(f"drug encoder weights {path} not found")
