@@ -81,3 +81,18 @@ def test_unknown_encoder_and_missing_weights(tmp_path):
         find_weights(str(tmp_path / "nope.pth"))
     path, msg = find_weights(None, download=False)
     assert path is None or path.endswith(".pth")
+
+
+def test_find_weights_checks_the_cached_file(gcn_weights, tmp_path, monkeypatch):
+    import shutil
+
+    from csg2a_graph.nn.encoders.pretrained_gcn import WEIGHTS_FILE
+
+    monkeypatch.setenv("CSG2A_CACHE", str(tmp_path))
+    monkeypatch.delenv("CSG2A_DRUG_WEIGHTS", raising=False)
+    (tmp_path / WEIGHTS_FILE).write_bytes(b"not the weights")
+    path, msg = find_weights(None, download=False)
+    assert path is None and "not found" in msg  # a cached file with the wrong checksum is not used
+    shutil.copy(gcn_weights, tmp_path / WEIGHTS_FILE)
+    path, msg = find_weights(None, download=False)
+    assert path == str(tmp_path / WEIGHTS_FILE)
