@@ -157,7 +157,9 @@ def find_weights(path: Optional[str] = None, download: bool = True) -> Tuple[Opt
         os.makedirs(osp.dirname(cached), exist_ok=True)
         tmp = cached + ".part"
         try:
-            urllib.request.urlretrieve(WEIGHTS_URL, tmp)  # noqa: S310 - fixed https URL
+            with urllib.request.urlopen(WEIGHTS_URL, timeout=30) as r, open(tmp, "wb") as f:  # noqa: S310
+                for block in iter(lambda: r.read(1 << 20), b""):
+                    f.write(block)
             got = sha256(tmp)
             if got != WEIGHTS_SHA256:
                 os.remove(tmp)
