@@ -89,8 +89,8 @@ def test_cv_two_folds_same_splits_for_every_model(gdsc2_root, tmp_path, capsys, 
     (["cv", "--dataset", "gdsc", "--root", "/nonexistent", "--models", "xgboost", "--out", "o"], "unknown models"),
     (["finetune", "--dataset", "gdsc", "--root", "/nonexistent", "--out", "o", "-q"], "no response file"),
 ])
-def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path):
-    os.chdir(tmp_path)
+def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("csg2a: error:") and message in err[0]
