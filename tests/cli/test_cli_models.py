@@ -1,5 +1,4 @@
 """The model commands end to end on the real files: pretrain, finetune, cv, predict, --config, errors."""
-import os
 
 import pandas as pd
 import pytest
