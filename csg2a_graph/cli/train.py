@@ -56,7 +56,8 @@ def add_network_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-attention", action="store_true", help="ablation: a plain linear map of [basal, condition]")
     g.add_argument("--drug-encoder", default="auto", choices=["auto", "pretrained-gcn", "gin", "morgan", "mat"],
                    help="auto: pretrained-gcn when its weights are found, else gin")
-    g.add_argument("--drug-weights", default=None, help="weights of the pretrained GCN (or of MAT)")
+    g.add_argument("--drug-weights", "--mat-weights", default=None,
+                   help="weights of the pretrained GCN, or a state dict of the MAT encoder with --drug-encoder mat")
     g.add_argument("--dropout", type=float, default=0.1)
 
 
