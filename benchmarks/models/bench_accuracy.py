@@ -142,9 +142,24 @@ def report(args):
         for (model, scheme), r in s.iterrows():
             key = {"csg2a": "CSG2A", "rf": "Random Forest"}.get(model)
             pr = PAPER.get((key, scheme), ("—", "—"))
-            f = lambda c: f"{r[(c, 'mean')]:.3f} ± {0 if pd.isna(r[(c, 'std')]) else r[(c, 'std')]:.3f}"  # noqa: E731
+            def f(c):
+                if pd.isna(r[(c, "mean")]):
+                    return "—"  # undefined: a constant prediction within each drug, or overall
+                return f"{r[(c, 'mean')]:.3f} ± {0 if pd.isna(r[(c, 'std')]) else r[(c, 'std')]:.3f}"
             print(f"| {model} | {scheme} | {int(r['folds'].iloc[0] if hasattr(r['folds'], 'iloc') else r['folds'])} | "
                   f"{f('rmse')} | {f('pcc')} | {f('pcc_per_drug')} | {pr[0]} | {pr[1]} |")
+        if {"csg2a", "rf"} <= set(df.model):
+            print("\nPaired t-tests over folds, CSG2A vs random forest (two-sided):\n")
+            print("| scheme | mean ΔRMSE (csg2a − rf) | p | mean ΔPCC | p |")
+            print("|---|---|---|---|---|")
+            for scheme in df.scheme.unique():
+                a = df[(df.model == "csg2a") & (df.scheme == scheme)].sort_values("fold")
+                b = df[(df.model == "rf") & (df.scheme == scheme)].sort_values("fold")
+                j = a.merge(b, on="fold", suffixes=("_c", "_r"))
+                if len(j) >= 2:
+                    t1, t2 = ttest_rel(j.rmse_c, j.rmse_r), ttest_rel(j.pcc_c, j.pcc_r)
+                    print(f"| {scheme} | {float((j.rmse_c - j.rmse_r).mean()):+.3f} | {t1.pvalue:.3g} | "
+                          f"{float((j.pcc_c - j.pcc_r).mean()):+.3f} | {t2.pvalue:.3g} |")
         if "pretrained+frozen" in set(df.model):
             base = df[df.model == "pretrained+frozen"].sort_values("fold")
             print("\nPaired t-tests over folds against pretrained+frozen (RMSE; two-sided):\n")
@@ -160,6 +175,43 @@ def report(args):
                     print(f"| {m} | {float((j.rmse_o - j.rmse_b).mean()):+.3f} | {t.pvalue:.3g} |")
 
 
+def plot(out_dirs, path: str) -> None:
+    """RMSE and PCC per model and scheme: bars = fold mean, dots = folds, x = the paper's Table 1."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    frames = [pd.read_csv(Path(o) / "cv" / "results.csv") for o in out_dirs if (Path(o) / "cv" / "results.csv").exists()]
+    df = pd.concat(frames)
+    schemes = list(dict.fromkeys(df.scheme))
+    fig, axes = plt.subplots(2, len(schemes), figsize=(4.5 * len(schemes), 6.5), squeeze=False)
+    for j, scheme in enumerate(schemes):
+        sub = df[df.scheme == scheme]
+        models = list(dict.fromkeys(sub.model))
+        for i, metric in enumerate(("rmse", "pcc")):
+            ax = axes[i, j]
+            for k, m in enumerate(models):
+                v = sub[sub.model == m][metric].dropna()
+                if v.empty:
+                    continue
+                ax.bar(k, v.mean(), color=f"C{k}", alpha=0.6)
+                ax.plot([k] * len(v), v, "k.", ms=5)
+                key = {"csg2a": "CSG2A", "rf": "Random Forest"}.get(m)
+                if (key, scheme) in PAPER:
+                    ax.plot(k, PAPER[(key, scheme)][i], "rx", ms=10, mew=2, label="paper (Table 1)")
+            ax.set_xticks(range(len(models)))
+            ax.set_xticklabels(models, rotation=30, ha="right", fontsize=8)
+            ax.set_title(f"{scheme}: {metric.upper()}")
+            h, lab = ax.get_legend_handles_labels()
+            if h:
+                ax.legend(h[:1], lab[:1], fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def cli(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=["main", "ablations", "report"])
@@ -171,10 +223,13 @@ def cli(argv=None):
     p.add_argument("--rf-trees", type=int, default=100)
     p.add_argument("--rf-max-features", type=float, default=1.0)
     p.add_argument("--rf-max-samples", type=float, default=None)
+    p.add_argument("--plot", default=None, help="report: also draw the results to this PNG")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.what == "report":
         args.out_dirs = args.out
+        if args.plot:
+            plot(args.out, args.plot)
         return report(args)
     args.out = args.out[0]
     return {"main": main_run, "ablations": ablation_run}[args.what](args)
