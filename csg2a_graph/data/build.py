@@ -19,7 +19,7 @@ from csg2a_graph.data.molecules import MoleculeStore
 from csg2a_graph.data.names import match_names, normalize_cell_name, normalize_drug_name
 from csg2a_graph.data.normalize import robust_zscore
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 Expression = Tuple[np.ndarray, Sequence[str], Sequence[str]]  # values [samples, genes], samples, genes
 
@@ -32,7 +32,7 @@ def align_expression(expression: Expression, gene_space: GeneSpace, missing_gene
         report["expression_nonfinite_values"] = int((~np.isfinite(values)).sum())
     aligned = gene_space.align((values, samples, genes), missing=missing_genes, fill_value=fill_value)
     report["genes"] = aligned.report.to_dict()
-    log.info("%s", aligned.report)
+    logger.info("%s", aligned.report)
     if normalize == "robust_z":
         z, degenerate = robust_zscore(aligned.values[:, aligned.mask], dim=0)
         aligned.values = aligned.values.clone()
@@ -77,7 +77,7 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
                              f"{what_cells} (responses -> expression)", prefixes=cell_prefixes,
                              suffixes=cell_suffixes)
     report["cell_join"] = crep.to_dict()
-    log.info("%s", crep)
+    logger.info("%s", crep)
     has = resp["cell"].map(cmap).notna()
     dropped["cell_without_expression"] = int((~has).sum())
     resp = resp[has]
@@ -85,7 +85,7 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
     # --- drugs -> SMILES -> graphs
     dmap, drep = match_names(resp["drug"].unique(), list(smiles), drug_normalize, "drugs (responses -> SMILES)")
     report["drug_join"] = drep.to_dict()
-    log.info("%s", drep)
+    logger.info("%s", drep)
     has = resp["drug"].map(dmap).notna()
     dropped["drug_without_smiles"] = int((~has).sum())
     resp = resp[has]

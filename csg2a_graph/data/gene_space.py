@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _ID_MAP_ALIAS_COLUMNS = ("entrez_id", "symbol_lincs2020", "symbol_gse92742", "affy_probe_id", "ensembl_id")
 
@@ -332,7 +332,7 @@ class GeneSpace:
             out[:, found] = values[:, src[found]]
             mask = torch.from_numpy(found.copy())
         if report.missing:
-            log.info("%s", report)
+            logger.info("%s", report)
         return AlignedExpression(torch.from_numpy(np.ascontiguousarray(out)), mask, space, samples, report)
 
 

@@ -26,7 +26,7 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import smiles as _pyg_smiles
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 ATOM_FEATURE_SIZES = [len(v) for v in _pyg_smiles.x_map.values()]
 BOND_FEATURE_SIZES = [len(v) for v in _pyg_smiles.e_map.values()]
@@ -177,7 +177,7 @@ class MoleculeStore:
             graphs.append(g)
         rep.num_valid = len(graphs)
         if rep.invalid:
-            log.warning("%s", rep)
+            logger.warning("%s", rep)
         if not graphs:
             x = torch.zeros(0, len(ATOM_FEATURE_SIZES), dtype=torch.long)
             return cls([], [], x, torch.zeros(2, 0, dtype=torch.long),

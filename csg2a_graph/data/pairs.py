@@ -27,7 +27,7 @@ from csg2a_graph.data.gene_space import GeneSpace
 from csg2a_graph.data.molecules import MoleculeStore
 from csg2a_graph.data.splits import make_split
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 3  # 2: molecules carry bond_dir and main_fragment; 3: graphs of canonical SMILES
 

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from csg2a_graph.data.gene_space import GeneSpace
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 
 
@@ -192,7 +192,7 @@ def resolve_prior(prior, space: GeneSpace, prior_file: Optional[PathLike] = None
         if report is not None:
             report["prior"] = None
         return None
-    log.info("%s", rep)
+    logger.info("%s", rep)
     if report is not None:
         report["prior"] = rep.to_dict()
     return ei, ew

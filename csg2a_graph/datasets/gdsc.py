@@ -14,7 +14,7 @@ from csg2a_graph.datasets import registry
 from csg2a_graph.datasets._base import RawPairDataset
 from csg2a_graph.datasets._files import find_one, read_delimited
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # Official downloads (need the network; checksums recorded in datasets/gdsc.md).
 URLS = {
@@ -237,7 +237,7 @@ class GDSC(RawPairDataset):
                             duplicates=self.duplicates, cell_info=cell_info)
         prior = self.build_prior(aligned.gene_space, paths, report)
         if self.pre_transform is not None:
-            log.warning("pre_transform is ignored by pair datasets; use transform")
+            logger.warning("pre_transform is ignored by pair datasets; use transform")
         return self.make_payload(**parts, prior=prior, report=report)
 
 

@@ -19,7 +19,7 @@ from csg2a_graph.datasets._base import RawPairDataset
 from csg2a_graph.datasets._files import find_one, read_delimited
 from csg2a_graph.io.gct import GCT, read_any
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 URLS = {  # GEO GSE92742 (Phase I); checksums in datasets/lincs.md once a machine with the network fetches them
     "level3": "https://ftp.ncbi.nlm.nih.gov/geo/series/GSE92nnn/GSE92742/suppl/GSE92742_Broad_LINCS_Level3_INF_mlr12k_n1319138x12328.gctx.gz",

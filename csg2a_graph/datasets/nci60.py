@@ -14,7 +14,7 @@ from csg2a_graph.data.names import normalize_cell_name
 from csg2a_graph.datasets._base import RawPairDataset
 from csg2a_graph.datasets._files import find_one, read_delimited
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 URLS = {
     "gi50": "https://wiki.nci.nih.gov/download/attachments/147193864/GI50.zip",

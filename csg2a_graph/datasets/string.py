@@ -16,7 +16,7 @@ from csg2a_graph.data.gene_space import GeneSpace
 from csg2a_graph.data.pairs import file_fingerprint, options_tag
 from csg2a_graph.data.prior import PriorReport, build_prior, read_edge_list, read_string_links
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 URLS = {
     "links": "https://stringdb-downloads.org/download/protein.links.v12.0/9606.protein.links.v12.0.txt.gz",
@@ -127,7 +127,7 @@ class STRING(InMemoryDataset):
             rep.min_score = self.min_score
         else:
             ei, ew, rep = build_prior(read_edge_list(f["edges"]), self.gene_space, self_loops=self.self_loops)
-        log.info("%s", rep)
+        logger.info("%s", rep)
         data = Data(edge_index=ei, edge_weight=ew, num_nodes=len(self.gene_space))
         data.report_json = json.dumps(rep.to_dict())
         data.genes_json = json.dumps(self.gene_space.genes)
@@ -186,7 +186,7 @@ def fetch_string(raw_dir: str, timeout: float = 30.0) -> Tuple[bool, str]:
                     f.write(block)
                     h.update(block)
             os.replace(tmp, dst)
-            log.info("downloaded %s (sha256 %s)", dst, h.hexdigest())
+            logger.info("downloaded %s (sha256 %s)", dst, h.hexdigest())
         except Exception as e:  # noqa: BLE001 - no network: the caller decides what to do
             if osp.exists(tmp):
                 os.remove(tmp)

@@ -18,7 +18,7 @@ from csg2a_graph.datasets._files import find_one, read_delimited
 from csg2a_graph.datasets.gdsc import GDSC_DOSE_UM, GDSC_TIME_H, read_cell_info, read_expression, read_smiles
 from csg2a_graph.io.xena import read_xena
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 URLS = {
     "ding2016": "https://doi.org/10.1093/bioinformatics/btw344 (supplementary table: drug responses)",
