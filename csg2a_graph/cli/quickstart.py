@@ -86,7 +86,7 @@ class QuickstartSubcommand(Subcommand):
                                gene_space=GeneSpace.landmark())
             say(f"pretraining on {lincs} for up to {args.pretrain_epochs} epochs", args)
             cfg = TrainConfig(epochs=args.pretrain_epochs, patience=20, lr=1e-3, batch_size=32, seed=args.seed,
-                              device=args.device, progress=not args.quiet)
+                              device=args.device)
             csg["pretrained"] = pretrain(lincs, os.path.join(out, "pretrain"), net, cfg)
         else:
             say("no --lincs-root: no LINCS pretraining; CSG2A is fine-tuned from random weights, unfrozen", args)
@@ -95,8 +95,7 @@ class QuickstartSubcommand(Subcommand):
                                      "max_samples": args.rf_max_samples}}
         cv_dir = os.path.join(out, "cv")
         df = cross_validate(gdsc, ["csg2a", "rf"], ["mixed", "drug_blind"], folds=[0], n_folds=10, out_dir=cv_dir,
-                            model_options=opts, seed=args.seed, subsample=args.subsample,
-                            progress=not args.quiet)
+                            model_options=opts, seed=args.seed, subsample=args.subsample)
         df[["model", "scheme", "fold", "rmse", "pcc", "scc", "n_test"]].to_csv(os.path.join(out, "results.csv"),
                                                                              index=False)
         preds = []

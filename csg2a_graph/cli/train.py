@@ -44,7 +44,7 @@ def train_config(args):
 
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                        patience=args.patience, seed=args.seed, device=args.device, amp=args.amp,
-                       compile=args.compile, max_batches=args.max_batches, progress=not args.quiet)
+                       compile=args.compile, max_batches=args.max_batches)
 
 
 def add_network_args(p: argparse.ArgumentParser) -> None:
@@ -193,7 +193,7 @@ class CVSubcommand(Subcommand):
                                      "max_samples": args.rf_max_samples}}
         write_config(args, args.out)
         df = cross_validate(ds, args.models, args.schemes, folds=args.folds, n_folds=args.n_folds, out_dir=args.out,
-                            model_options=opts, seed=args.seed, subsample=args.subsample, progress=not args.quiet)
+                            model_options=opts, seed=args.seed, subsample=args.subsample)
         with open(os.path.join(args.out, "summary.md")) as f:
             say(f.read(), args)
         return 0 if len(df) else 1

@@ -62,7 +62,7 @@ def subsample_split(split: Dict[str, Tensor], keep: Optional[Tensor]) -> Dict[st
 def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mixed",),
                    folds: Union[int, Sequence[int]] = 10, n_folds: int = 10, out_dir: str = "cv",
                    model_options: Optional[Dict[str, Dict]] = None, seed: int = 0,
-                   subsample: Optional[int] = None, progress: bool = True):
+                   subsample: Optional[int] = None):
     """Run every model on every (scheme, fold) and write ``results.csv``, ``summary.md``, predictions and splits.
 
     Args:

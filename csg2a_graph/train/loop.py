@@ -121,15 +121,18 @@ class Trainer:
             return module(batch.expr, batch.drug_graph, batch.drug_index, batch.dose, batch.time).float()
 
     def _file_logger(self) -> Optional[logging.Handler]:
+        """A ``train.log`` handler on the package logger, which is opened to INFO for the run
+        (its previous level is restored in :meth:`fit`)."""
         if not (self.out_dir and self.is_main):
             return None
         os.makedirs(self.out_dir, exist_ok=True)
         h = logging.FileHandler(os.path.join(self.out_dir, "train.log"))
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger("csg2a_graph").addHandler(h)
-        if logging.getLogger("csg2a_graph").level in (logging.NOTSET, logging.WARNING) or \
-                logging.getLogger("csg2a_graph").level > logging.INFO:
-            logging.getLogger("csg2a_graph").setLevel(logging.INFO)
+        pkg = logging.getLogger("csg2a_graph")
+        h._previous_level = pkg.level
+        pkg.addHandler(h)
+        if pkg.getEffectiveLevel() > logging.INFO:
+            pkg.setLevel(logging.INFO)
         return h
 
     # ----------------------------------------------------------------- API
@@ -274,7 +277,9 @@ class Trainer:
                     cb(self, epoch, row)
         finally:
             if handler is not None:
-                logging.getLogger("csg2a_graph").removeHandler(handler)
+                pkg = logging.getLogger("csg2a_graph")
+                pkg.removeHandler(handler)
+                pkg.setLevel(handler._previous_level)  # the caller's logging set-up is left as it was
                 handler.close()
             if tb is not None:
                 tb.close()

@@ -41,6 +41,11 @@ def test_pretraining_on_real_lincs_learns_and_round_trips(pretrained, lincs3):
     ref = trainer.predict(lincs3, split["test"])
     torch.testing.assert_close(Trainer(again, _cfg()).predict(lincs3, split["test"]), ref)
     assert {"metrics.csv", "train.log", "checkpoint.pt", "model.pt"} <= set(os.listdir(os.path.dirname(path)))
+    assert "epoch 0: train mse" in open(os.path.join(os.path.dirname(path), "train.log")).read()
+    import logging
+
+    pkg = logging.getLogger("csg2a_graph")  # the run's log file is detached, the level restored
+    assert pkg.level == logging.NOTSET and not any(isinstance(h, logging.FileHandler) for h in pkg.handlers)
     st = torch.load(os.path.join(os.path.dirname(path), "checkpoint.pt"), weights_only=True)
     assert {"optimizer", "scheduler", "epoch", "hparams", "genes", "dataset", "split", "version"} <= set(st)
 
