@@ -99,6 +99,23 @@ class DataInfoSubcommand(Subcommand):
             print(f"genes: {g['num_matched'] + g['num_alias_matched']} of {g['num_genes_in_space']} in the "
                   f"expression ({g['num_alias_matched']} via aliases); {g['num_missing']} missing -> "
                   f"{g['missing_policy']}")
+        miss = report.get("expression_missing_values")
+        if miss is not None:
+            print(f"expression: {miss['nan']} NaN and {miss['infinite_or_overflow']} infinite/overflowing values "
+                  f"(missing -> fill value, see expression_missing); "
+                  f"{report.get('duplicate_expression_rows', {}).get('rows_merged', 0)} duplicate sample rows merged")
+        if report.get("expression_z"):
+            z = report["expression_z"]
+            print(f"robust z: max |z| {z['max_abs']}, {z['values_above_10']} values beyond 10"
+                  + (f", clipped at {z['clip']} ({z['values_clipped']} values)" if z.get("clip") else " (not clipped)"))
+        if report.get("replicates"):
+            r = report["replicates"]
+            print(f"replicates: {r['pairs_with_replicates']} pairs screened more than once, {r['conflicting_pairs']} "
+                  f"differ by more than {r['conflict_threshold']} (max {r['max_spread']}); policy: {r['policy']}")
+        if report.get("compounds"):
+            c = report["compounds"]
+            print(f"compounds: {c['num_drugs']} drugs = {c['num_compounds']} compounds by InChIKey skeleton "
+                  f"({c['drugs_merged']} stereo/salt variants kept together in drug-blind splits)")
         if report.get("prior"):
             p = report["prior"]
             print(f"prior: {p['edges_kept']} undirected edges, {p['genes_touched']}/{p['num_genes']} genes touched, "

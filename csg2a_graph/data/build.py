@@ -17,37 +17,97 @@ import torch
 from csg2a_graph.data.gene_space import AlignedExpression, GeneSpace
 from csg2a_graph.data.molecules import MoleculeStore
 from csg2a_graph.data.names import match_names, normalize_cell_name, normalize_drug_name
-from csg2a_graph.data.normalize import robust_zscore
+from csg2a_graph.data.normalize import clip_report, robust_zscore
 
 logger = logging.getLogger(__name__)
 
 Expression = Tuple[np.ndarray, Sequence[str], Sequence[str]]  # values [samples, genes], samples, genes
 
 
-def align_expression(expression: Expression, gene_space: GeneSpace, missing_genes: str, fill_value: float,
-                     normalize: Optional[str], report: Dict) -> AlignedExpression:
-    """Align to the gene space, robust-z per gene over samples (paper A.3.2), NaN -> fill; all reported."""
+def merge_duplicate_samples(expression: Expression, normalize: Callable[[str], str], how: str,
+                            report: Dict) -> Expression:
+    """One row per sample: rows whose names agree after ``normalize`` are merged by ``how``
+    (``"mean"``: NaN-aware mean; ``"first"``: the first row; ``"error"``: refuse), counted in
+    ``report["duplicate_expression_rows"]``."""
+    if how not in ("mean", "first", "error"):
+        raise ValueError(f"duplicate_samples must be 'mean', 'first' or 'error', got {how!r}")
     values, samples, genes = expression
-    if not np.isfinite(values).all():
-        report["expression_nonfinite_values"] = int((~np.isfinite(values)).sum())
-    aligned = gene_space.align((values, samples, genes), missing=missing_genes, fill_value=fill_value)
+    keys = [normalize(s) for s in samples]
+    groups: Dict[str, list] = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    dup = {k: v for k, v in groups.items() if len(v) > 1}
+    report["duplicate_expression_rows"] = {"rows_merged": sum(len(v) - 1 for v in dup.values()), "how": how,
+                                           "samples": sorted(samples[v[0]] for v in dup.values())[:50]}
+    if not dup:
+        return expression
+    names = ", ".join(sorted(samples[v[0]] for v in dup.values())[:5])
+    if how == "error":
+        raise ValueError(f"expression has {len(dup)} samples with several rows ({names}); "
+                         "pass duplicate_samples='mean' or 'first'")
+    logger.warning("expression: %d samples have several rows (%s); merged by %s", len(dup), names, how)
+    keep = [v[0] for v in groups.values()]
+    out = np.asarray(values, dtype=np.float64)[keep].copy()
+    if how == "mean":
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for r, v in enumerate(groups.values()):
+                if len(v) > 1:
+                    out[r] = np.nanmean(np.asarray(values, dtype=np.float64)[v], axis=0)
+    return out, [samples[i] for i in keep], genes
+
+
+def align_expression(expression: Expression, gene_space: GeneSpace, missing_genes: str, fill_value: float,
+                     normalize: Optional[str], report: Dict, *, duplicate_samples: str = "mean",
+                     sample_normalize: Callable[[str], str] = normalize_cell_name,
+                     clip: Optional[float] = None) -> AlignedExpression:
+    """Align to the gene space, robust-z per gene over samples (paper A.3.2), NaN -> fill; all reported.
+
+    Rules (counted in ``report``):
+
+    - rows naming one sample twice (after ``sample_normalize``) are merged by ``duplicate_samples``;
+    - a value that is NaN, infinite, or beyond float32's range (``1e308``) is *missing*: left out
+      of the median and MAD, then set to ``fill_value`` (0 = the gene's median after robust z)
+      and marked in :attr:`AlignedExpression.missing` (never stored as ``±3.4e38``);
+    - ``clip``: optionally clip ``|z|``; the largest ``|z|`` is reported either way.
+    """
+    values, samples, genes = merge_duplicate_samples(expression, sample_normalize, duplicate_samples, report)
+    v64 = np.asarray(values, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        v32 = v64.astype(np.float32)
+    nan = np.isnan(v64)
+    bad = ~np.isfinite(v32) & ~nan  # infinite, or finite in float64 but overflowing float32
+    report["expression_missing_values"] = {"nan": int(nan.sum()), "infinite_or_overflow": int(bad.sum())}
+    if bad.any():
+        logger.warning("expression: %d infinite or float32-overflowing values treated as missing", int(bad.sum()))
+        v32 = v32.copy()
+        v32[bad] = np.nan
+    aligned = gene_space.align((v32, samples, genes), missing=missing_genes, fill_value=fill_value)
     report["genes"] = aligned.report.to_dict()
     logger.info("%s", aligned.report)
+    measured = torch.isnan(aligned.values) & aligned.mask  # missing cells of measured genes
     if normalize == "robust_z":
         z, degenerate = robust_zscore(aligned.values[:, aligned.mask], dim=0)
+        z, report["expression_z"] = clip_report(z, clip)
         aligned.values = aligned.values.clone()
         aligned.values[:, aligned.mask] = z
         report["genes_with_zero_mad"] = int(degenerate.sum())
     elif normalize is not None:
         raise ValueError(f"normalize must be 'robust_z' or None, got {normalize!r}")
+    elif clip is not None:
+        raise ValueError("clip applies to robust z-scores; it needs normalize='robust_z'")
     if torch.isnan(aligned.values).any():
         report["expression_nan_set_to_fill"] = int(torch.isnan(aligned.values).sum())
         aligned.values = torch.nan_to_num(aligned.values, nan=fill_value)
+    aligned.missing = measured
     return aligned
 
 
 def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: AlignedExpression, *,
                 dose: float, time: float, report: Dict, duplicates: str = "mean",
+                conflict_threshold: float = 1.0, drop_conflicting: bool = False,
                 cell_info: Optional[pd.DataFrame] = None, cell_prefixes: Tuple[str, ...] = ("NCI",),
                 cell_suffixes: Tuple[str, ...] = (),
                 cell_normalize: Callable[[str], str] = normalize_cell_name,
@@ -56,6 +116,11 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
     """Join ``responses`` (columns ``cell, drug, y``; optional ``cosmic_id``, ``tcga``) with the
     expression rows and the SMILES map, and return :meth:`PairDataset.make_payload` arguments
     (everything except the prior). Drops are counted in ``report["dropped"]``.
+
+    A (cell, drug) pair measured more than once is merged by ``duplicates`` (``"mean"`` or
+    ``"first"``); pairs whose replicates differ by more than ``conflict_threshold`` are counted
+    in ``report["replicates"]`` and, with ``drop_conflicting``, dropped. Targets that are not
+    finite in float32 (``inf``, ``1e308``) are dropped (``dropped["nonfinite_response"]``).
     """
     if duplicates not in ("mean", "first"):
         raise ValueError(f"duplicates must be 'mean' or 'first', got {duplicates!r}")
@@ -69,6 +134,12 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
     bad = resp["y"].isna() | resp["cell"].isna() | resp["drug"].isna()
     dropped["nan_response_or_name"] = int(bad.sum())
     resp = resp[~bad]
+    with np.errstate(over="ignore"):  # inf, -inf, and values beyond float32 (1e308) cannot be a target
+        finite = np.isfinite(resp["y"].to_numpy(np.float64).astype(np.float32))
+    dropped["nonfinite_response"] = int((~finite).sum())
+    if not finite.all():
+        logger.warning("responses: %d infinite or float32-overflowing values dropped", int((~finite).sum()))
+    resp = resp[finite]
     resp["cell"] = resp["cell"].astype(str)
     resp["drug"] = resp["drug"].astype(str)
 
@@ -101,7 +172,9 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
     # --- cells kept (match_names maps at most one response name to an expression row)
     cell_names = sorted(resp["cell"].unique())
     row = {c: i for i, c in enumerate(aligned.samples)}
-    expr = aligned.values[torch.tensor([row[cmap[c]] for c in cell_names])]
+    rows = torch.tensor([row[cmap[c]] for c in cell_names])
+    expr = aligned.values[rows]
+    expr_missing = aligned.missing[rows] if aligned.missing is not None else None
     cid = {c: i for i, c in enumerate(cell_names)}
     did = {d: i for i, d in enumerate(molecules.names)}
 
@@ -109,8 +182,25 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
     pairs = pd.DataFrame({"cell": resp["cell"].map(cid).to_numpy(), "drug": resp["drug"].map(did).to_numpy(),
                           "y": resp["y"].to_numpy(np.float64)})
     n_before = len(pairs)
+    stats = pairs.groupby(["cell", "drug"], sort=True)["y"].agg(["count", "min", "max"])
+    spread = (stats["max"] - stats["min"])[stats["count"] > 1]
+    conflicting = spread[spread > conflict_threshold]
+    report["replicates"] = {
+        "pairs_with_replicates": int(len(spread)), "conflict_threshold": conflict_threshold,
+        "conflicting_pairs": int(len(conflicting)), "max_spread": round(float(spread.max()), 3) if len(spread) else 0.0,
+        "policy": "drop conflicting" if drop_conflicting else duplicates}
+    if drop_conflicting and len(conflicting):
+        bad = pd.MultiIndex.from_frame(pairs[["cell", "drug"]]).isin(conflicting.index)
+        dropped["conflicting_replicates"] = int(bad.sum())
+        pairs = pairs[~bad]
+    elif len(conflicting):
+        logger.info("responses: %d pairs have replicate screens differing by more than %g (kept, %s)",
+                    len(conflicting), conflict_threshold, duplicates)
+    n_rep_rows = len(pairs)
     pairs = pairs.groupby(["cell", "drug"], sort=True, as_index=False)["y"].agg(duplicates)
-    report["duplicate_pairs_merged"] = {"rows_merged": int(n_before - len(pairs)), "how": duplicates}
+    report["duplicate_pairs_merged"] = {"rows_merged": int(n_rep_rows - len(pairs)), "how": duplicates}
+    if len(pairs) == 0:
+        raise ValueError(f"no pairs left after dropping conflicting replicates ({n_before} rows)")
 
     # --- per-cell annotations
     meta = {"name": cell_names, "expression_row": [cmap[c] for c in cell_names],
@@ -134,7 +224,7 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
                 meta["tcga"][i] = r["tcga"].strip()
     report["cells_with_tcga_label"] = int(sum(bool(t) for t in meta["tcga"]))
     n = len(pairs)
-    return dict(expr=expr, genes=aligned.gene_space.genes, gene_mask=aligned.mask, cells=cell_names,
+    return dict(expr=expr, expr_missing=expr_missing, genes=aligned.gene_space.genes, gene_mask=aligned.mask, cells=cell_names,
                 molecules=molecules, cell=torch.tensor(pairs["cell"].to_numpy()),
                 drug=torch.tensor(pairs["drug"].to_numpy()), y=torch.tensor(pairs["y"].to_numpy()),
                 dose=torch.full((n,), float(dose)), time=torch.full((n,), float(time)), cell_meta=meta,

@@ -93,6 +93,8 @@ class AlignedExpression:
             when ``missing="drop"``).
         samples: row labels, in order.
         report: the :class:`AlignReport`.
+        missing: ``[num_samples, N]`` bool, ``True`` where a measured gene's value was
+            missing or non-finite in the matrix and was filled (set by ``align_expression``).
     """
 
     values: Tensor
@@ -100,6 +102,7 @@ class AlignedExpression:
     gene_space: "GeneSpace"
     samples: List[str]
     report: AlignReport
+    missing: Optional[Tensor] = None
 
 
 class GeneSpace:

@@ -119,6 +119,44 @@ def morgan_fingerprints(smiles: Sequence[str], radius: int = 2, n_bits: int = 20
     return out
 
 
+def compound_key(smiles: str) -> str:
+    """The compound a SMILES belongs to: the first (connectivity) block of the InChIKey of its
+    largest fragment, so that stereo-isomers, salts and hydrates of one compound share a key.
+    Falls back to the canonical SMILES of the largest fragment when InChI cannot be made."""
+    Chem = _rdkit()
+    mol = parse_smiles(smiles)
+    if mol is None:
+        return f"invalid:{smiles}"
+    frags = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
+    main = max(frags, key=lambda m: (m.GetNumHeavyAtoms(), Chem.MolToSmiles(m))) if frags else mol
+    try:
+        from rdkit import RDLogger
+
+        RDLogger.DisableLog("rdApp.*")
+        key = Chem.MolToInchiKey(main)
+    except Exception:  # noqa: BLE001 - RDKit raises several types on exotic valences
+        key = ""
+    finally:
+        from rdkit import RDLogger
+
+        RDLogger.EnableLog("rdApp.*")
+    return key.split("-")[0] if key else "smiles:" + Chem.MolToSmiles(main, isomericSmiles=False)
+
+
+def compound_groups(names: Sequence[str], smiles: Sequence[str]) -> Tuple[List[int], Dict]:
+    """A group id per drug (drugs sharing :func:`compound_key` share an id, numbered in order of
+    first appearance) and a report of the merges: ``{"num_drugs", "num_compounds", "merged": {key: names}}``."""
+    keys = [compound_key(s) for s in smiles]
+    first: Dict[str, int] = {}
+    group = [first.setdefault(k, len(first)) for k in keys]
+    members: Dict[str, List[str]] = {}
+    for n, k in zip(names, keys):
+        members.setdefault(k, []).append(str(n))
+    merged = {k: v for k, v in members.items() if len(v) > 1}
+    return group, {"num_drugs": len(keys), "num_compounds": len(first),
+                   "drugs_merged": sum(len(v) - 1 for v in merged.values()), "merged": merged}
+
+
 @dataclass
 class MoleculeReport:
     num_input: int = 0

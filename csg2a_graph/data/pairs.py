@@ -24,12 +24,12 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data, Dataset
 
 from csg2a_graph.data.gene_space import GeneSpace
-from csg2a_graph.data.molecules import MoleculeStore
+from csg2a_graph.data.molecules import MoleculeStore, compound_groups
 from csg2a_graph.data.splits import make_split
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3  # 2: molecules carry bond_dir and main_fragment; 3: graphs of canonical SMILES
+FORMAT_VERSION = 4  # 2: bond_dir, main_fragment; 3: canonical SMILES; 4: true-median robust z, compound groups
 
 
 class PairData(Data):
@@ -82,6 +82,31 @@ class PairBatch:
         return self.y.size(0)  # pairs, also when y holds a profile per pair
 
 
+def as_pair_index(index, num_pairs: int) -> Tensor:
+    """Pair indices from ``None`` (all pairs), integer indices, or a boolean mask of length ``num_pairs``.
+
+    Refuses what would be read wrongly: float arrays (``[0., 1.]`` is not an index list),
+    multi-dimensional arrays, boolean masks of the wrong length and indices out of range.
+    """
+    if index is None:
+        return torch.arange(num_pairs)
+    if isinstance(index, range):
+        index = list(index)
+    t = torch.as_tensor(index)
+    if t.dim() != 1:
+        raise ValueError(f"pair indices must be one-dimensional, got shape {tuple(t.shape)}")
+    if t.dtype == torch.bool:
+        if t.numel() != num_pairs:
+            raise ValueError(f"a boolean mask must have one entry per pair ({num_pairs}), got {t.numel()}")
+        return t.nonzero().view(-1)
+    if t.is_floating_point() or t.is_complex():
+        raise TypeError(f"pair indices must be integers or a boolean mask, got dtype {t.dtype}")
+    t = t.long()
+    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= num_pairs):
+        raise IndexError(f"pair indices must lie in [0, {num_pairs}), got min {int(t.min())}, max {int(t.max())}")
+    return t
+
+
 class PairLoader:
     """Iterate mini-batches of pairs by gathering rows with index tensors.
 
@@ -91,8 +116,8 @@ class PairLoader:
 
     Args:
         dataset: a :class:`PairDataset`.
-        index: pair indices to iterate (e.g. ``dataset.get_idx_split(...)["train"]``);
-            all pairs when ``None``.
+        index: pair indices to iterate (e.g. ``dataset.get_idx_split(...)["train"]``),
+            or a boolean mask with one entry per pair; all pairs when ``None``.
         batch_size: pairs per batch.
         shuffle: reshuffle every epoch (seeded by ``seed`` and the epoch count).
         drop_last: drop the last incomplete batch.
@@ -102,14 +127,12 @@ class PairLoader:
 
     def __init__(self, dataset: "PairDataset", index: Optional[Tensor] = None, batch_size: int = 256,
                  shuffle: bool = False, drop_last: bool = False, seed: int = 0, all_drugs: bool = False):
-        if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
+        from csg2a_graph.data.splits import check_int
+
+        self.batch_size = check_int("batch_size", batch_size, 1)
         self.dataset = dataset
-        n = dataset.num_pairs
-        self.index = torch.arange(n) if index is None else torch.as_tensor(index).long()
-        if self.index.numel() and (int(self.index.min()) < 0 or int(self.index.max()) >= n):
-            raise IndexError(f"pair indices must lie in [0, {n})")
-        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.index = as_pair_index(index, dataset.num_pairs)
+        self.shuffle, self.drop_last = shuffle, drop_last
         self.all_drugs = all_drugs
         self._seed, self._epoch = seed, 0
 
@@ -137,13 +160,64 @@ class PairLoader:
                             dose=p["dose"][sel], time=p["time"][sel], cell=cell, drug=drug, index=sel)
 
 
+FULL_HASH_BYTES = 64 << 20  # files up to this size are hashed in full on every check
+SAMPLED_HASH_BYTES = 1 << 30  # beyond this, size + mtime + evenly spaced blocks (see file_digest)
+_DIGEST_MEMO: Dict[tuple, str] = {}
+
+
+def file_digest(path: str) -> str:
+    """A content hash of one raw file (BLAKE2b, 128 bit).
+
+    - up to 64 MiB (every staged file): the whole content, re-read on every check, so
+      any edit is noticed, also one that keeps the size and the modification time;
+    - 64 MiB – 1 GiB: the whole content, remembered for this process per
+      ``(path, size, mtime_ns, ctime_ns, inode)`` (an edit changes the times);
+    - beyond 1 GiB (a full LINCS GCTX is ~50 GB): size, ``mtime_ns`` and 64 blocks of
+      64 KiB spread evenly over the file, first and last included.
+    """
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if st.st_size > FULL_HASH_BYTES and key in _DIGEST_MEMO:
+        return _DIGEST_MEMO[key]
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        if st.st_size <= SAMPLED_HASH_BYTES:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        else:
+            h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+            block, n = 1 << 16, 64
+            for i in range(n):
+                f.seek((st.st_size - block) * i // (n - 1))
+                h.update(f.read(block))
+    digest = h.hexdigest()
+    if st.st_size > FULL_HASH_BYTES:
+        _DIGEST_MEMO[key] = digest
+    return digest
+
+
 def file_fingerprint(paths: Sequence[str]) -> str:
-    """Short hash of raw files' names and sizes (a changed raw file means a new cache)."""
+    """Short hash of raw files' names and contents (see :func:`file_digest`): any edit to a
+    raw file gives a new fingerprint, hence a new processed file."""
     h = hashlib.sha1()
     for p in sorted(paths):
-        st = os.stat(p)
-        h.update(f"{os.path.basename(p)}:{st.st_size}".encode())
+        h.update(f"{os.path.basename(p)}:{file_digest(p)}".encode())
     return h.hexdigest()[:10]
+
+
+def write_atomic(obj, path: str) -> None:
+    """``torch.save`` to a temporary name unique to this process and thread, then an atomic
+    rename: concurrent builds into one root never read or clobber a half-written file."""
+    import threading
+    import uuid
+
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def options_tag(options: Dict) -> str:
@@ -161,6 +235,10 @@ class PairDataset(Dataset):
     """
 
     name: str = "pairs"
+    #: what ``y`` is, and which way is sensitive: ``"higher_is_resistant"`` (ln IC50),
+    #: ``"higher_is_sensitive"`` (-log10 GI50, responder = 1) or ``None`` (profiles)
+    y_name: str = "response"
+    y_direction: Optional[str] = None
 
     def __init__(self, root: str, transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
                  force_reload: bool = False, log: bool = True):
@@ -176,18 +254,34 @@ class PairDataset(Dataset):
     def build(self) -> Dict:
         raise NotImplementedError
 
+    def _cache_stem(self) -> str:
+        opts = dict(self.options)
+        opts.pop("raw", None)
+        return f"{self.name}_{options_tag(opts)}_"
+
     @property
     def processed_file_names(self) -> List[str]:
-        return [f"{self.name}_{options_tag(self.options)}.pt"]
+        # name_<options except raw files>_<raw files' content fingerprint>.pt
+        return [f"{self._cache_stem()}{self.options.get('raw') or 'noraw'}.pt"]
 
     # ----------------------------------------------------------- processing
     def process(self) -> None:
         payload = self.build()
         payload["format"] = FORMAT_VERSION
         payload["options"] = json.dumps(self.options, sort_keys=True, default=str)
-        tmp = self.processed_paths[0] + ".tmp"
-        torch.save(payload, tmp)
-        os.replace(tmp, self.processed_paths[0])  # never leave a half-written cache behind
+        write_atomic(payload, self.processed_paths[0])
+        self._clear_stale()
+
+    def _clear_stale(self) -> None:
+        """Remove processed files of this dataset and options built from older raw files."""
+        stem, keep = self._cache_stem(), os.path.basename(self.processed_paths[0])
+        for f in os.listdir(self.processed_dir):  # listdir, not glob: the root may hold [ ] * ?
+            if f.startswith(stem) and f.endswith(".pt") and f != keep:
+                try:
+                    os.remove(os.path.join(self.processed_dir, f))
+                    logger.info("removed %s (built from raw files that have changed since)", f)
+                except FileNotFoundError:  # a concurrent build removed it first
+                    pass
 
     def _load_processed(self) -> None:
         path = self.processed_paths[0]
@@ -199,7 +293,10 @@ class PairDataset(Dataset):
                 raise ValueError("options differ from this dataset's")
         except Exception as e:  # truncated, stale or foreign file: rebuild from raw, lose nothing
             warnings.warn(f"processed file {path} is unusable ({type(e).__name__}: {e}); rebuilding it from raw")
-            os.remove(path) if os.path.exists(path) else None
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
             self.process()
             payload = torch.load(path, weights_only=True)
         self._set_payload(payload)
@@ -220,7 +317,7 @@ class PairDataset(Dataset):
         self.report: Dict = json.loads(payload["report"])
 
     @staticmethod
-    def make_payload(*, expr: Tensor, genes: List[str], gene_mask: Tensor, cells: List[str],
+    def make_payload(*, expr: Tensor, expr_missing: Optional[Tensor] = None, genes: List[str], gene_mask: Tensor, cells: List[str],
                      molecules: MoleculeStore, cell: Tensor, drug: Tensor, y: Tensor, dose: Tensor,
                      time: Tensor, prior=None, cell_meta: Optional[Dict] = None, drug_meta: Optional[Dict] = None,
                      split_cell: Optional[Tensor] = None, report: Dict) -> Dict:
@@ -236,10 +333,20 @@ class PairDataset(Dataset):
         def plain(values):  # numpy scalars would make the file unloadable with weights_only=True
             return [v.item() if hasattr(v, "item") else v for v in values]
 
+        drug_meta = dict(drug_meta or {})
+        if "compound_group" not in drug_meta:
+            group, crep = compound_groups(molecules.names, molecules.smiles)
+            drug_meta["compound_group"] = group
+            report["compounds"] = crep
+            if crep["drugs_merged"]:
+                logger.info("compounds: %d drugs are %d compounds (%d stereo/salt variants grouped for "
+                            "drug-blind splits)", crep["num_drugs"], crep["num_compounds"], crep["drugs_merged"])
+
         return {
-            "expr": expr.float().contiguous(), "genes": plain(genes), "gene_mask": gene_mask.bool(),
+            "expr": expr.float().contiguous(), "genes": plain(genes),
+            "expr_missing": None if expr_missing is None or not expr_missing.any() else expr_missing.nonzero().T, "gene_mask": gene_mask.bool(),
             "cells": plain(cells), "cell_meta": {k: plain(v) for k, v in (cell_meta or {}).items()},
-            "drug_meta": {k: plain(v) for k, v in (drug_meta or {}).items()},
+            "drug_meta": {k: plain(v) for k, v in drug_meta.items()},
             "molecules": molecules.to_dict(),
             "pairs": {"cell": cell.long(), "drug": drug.long(), "y": y.float(), "dose": dose.float(),
                       "time": time.float(), **({} if split_cell is None else {"split_cell": split_cell.long()})},
@@ -274,6 +381,16 @@ class PairDataset(Dataset):
         return self._expr
 
     @property
+    def expression_missing(self) -> Tensor:
+        """``[num_cells, N]`` bool: ``True`` where a measured gene's value was missing or
+        non-finite in the raw matrix and holds the fill value instead."""
+        out = torch.zeros(self._expr.shape, dtype=torch.bool)
+        idx = self._payload.get("expr_missing")
+        if idx is not None:
+            out[idx[0], idx[1]] = True
+        return out
+
+    @property
     def pairs(self) -> Dict[str, Tensor]:
         """The pair table: ``cell, drug, y, dose, time`` tensors."""
         return self._pairs
@@ -292,14 +409,20 @@ class PairDataset(Dataset):
             data.edge_index, data.edge_weight = self.prior_edge_index, self.prior_edge_weight
         return data
 
-    def get_idx_split(self, scheme: str = "mixed", fold: int = 0, n_folds: int = 10, seed: int = 0) -> Dict[str, Tensor]:
+    def get_idx_split(self, scheme: str = "mixed", fold: int = 0, n_folds: int = 10, seed: int = 0,
+                      group_compounds: bool = True) -> Dict[str, Tensor]:
         """Pair indices of ``train``/``val``/``test`` (and ``dropped``) for one fold.
 
         See :mod:`csg2a_graph.data.splits` for the schemes (``mixed``,
         ``cell_blind``, ``drug_blind``, ``disjoint``; LPO/LCO/LDO aliases).
+        With ``group_compounds`` (default) drugs that are one compound (same InChIKey
+        connectivity block of the largest fragment: stereo-isomers, salts) are kept on one
+        side of drug-blind and disjoint splits (``report["compounds"]`` lists the merges).
         """
         cell = self._pairs.get("split_cell", self._pairs["cell"])
-        return make_split(cell, self._pairs["drug"], scheme, fold, n_folds, seed)
+        group = self.drug_meta.get("compound_group") if group_compounds else None
+        return make_split(cell, self._pairs["drug"], scheme, fold, n_folds, seed,
+                          drug_group=None if group is None else torch.tensor(group))
 
     def loader(self, index: Optional[Tensor] = None, batch_size: int = 256, **kwargs) -> PairLoader:
         return PairLoader(self, index, batch_size, **kwargs)
@@ -309,6 +432,8 @@ class PairDataset(Dataset):
         rep = self.report
         return {
             "dataset": self.name,
+            "y": self.y_name,
+            "y_direction": self.y_direction,
             "num_samples": self.num_pairs,
             "num_cells": self.num_cells,
             "num_drugs": self.num_drugs,
@@ -325,4 +450,5 @@ class PairDataset(Dataset):
                 f"{self.num_drugs} drugs, {self.num_genes} genes)")
 
 
-__all__ = ["PairData", "PairBatch", "PairLoader", "PairDataset", "file_fingerprint", "options_tag"]
+__all__ = ["PairData", "PairBatch", "PairLoader", "PairDataset", "file_digest", "file_fingerprint", "options_tag",
+           "write_atomic"]

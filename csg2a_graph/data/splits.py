@@ -13,8 +13,9 @@ validation and the rest as training, so with ``n=10`` the units are 80/10/10.
 from __future__ import annotations
 
 import json
+import numbers
 from pathlib import Path
-from typing import Dict, List, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -45,30 +46,55 @@ def _fold_of(num_units: int, n_folds: int, rng: np.random.Generator) -> np.ndarr
     return fold
 
 
+def check_int(name: str, value, low: Optional[int] = None, high: Optional[int] = None) -> int:
+    """``value`` as a Python int, refusing floats, bools, ``None`` and values outside ``[low, high)``."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        if isinstance(value, Tensor) and value.numel() == 1 and not value.is_floating_point() \
+                and value.dtype != torch.bool:
+            value = int(value)
+        else:
+            raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value >= high):
+        rng = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'})"
+        raise ValueError(f"{name} must be in {rng}, got {value}")
+    return value
+
+
 def make_split(cell: Tensor, drug: Tensor, scheme: str = "mixed", fold: int = 0, n_folds: int = 10,
-               seed: int = 0) -> Dict[str, Tensor]:
+               seed: int = 0, drug_group: Optional[Tensor] = None) -> Dict[str, Tensor]:
     """Train/val/test pair indices for one fold.
 
     Args:
         cell, drug: ``[num_pairs]`` integer ids of each pair's cell and drug.
         scheme: one of :data:`SCHEMES` or a drevalpy alias.
-        fold: which fold (``0 <= fold < n_folds``).
-        n_folds: number of folds (10 in the paper).
-        seed: shuffling seed; the same seed gives the same folds.
+        fold: which fold, an integer with ``0 <= fold < n_folds``.
+        n_folds: number of folds, an integer ``>= 3`` (10 in the paper).
+        seed: shuffling seed, a non-negative integer; the same seed gives the same folds.
+        drug_group: optional ``[num_drugs]`` group id per drug id: drugs of one group
+            (stereo-isomers and salts of one compound, same InChIKey connectivity block)
+            always fall on the same side of a drug-blind or disjoint split.
 
     Returns:
         ``{"train", "val", "test"}`` sorted index tensors, plus ``"dropped"``
         (pairs in no set; non-empty only for ``disjoint``).
     """
     scheme = canonical_scheme(scheme)
-    if not 0 <= fold < n_folds:
-        raise ValueError(f"fold must be in [0, {n_folds}), got {fold}")
+    n_folds = check_int("n_folds", n_folds)
     if n_folds < 3:
         raise ValueError("n_folds must be >= 3 (one fold test, one validation, the rest training)")
+    fold = check_int("fold", fold, 0, n_folds)
+    seed = check_int("seed", seed, 0)
     cell = torch.as_tensor(cell).long().numpy()
     drug = torch.as_tensor(drug).long().numpy()
     if cell.shape != drug.shape:
         raise ValueError("cell and drug must have one entry per pair")
+    unit_drug = drug
+    if drug_group is not None:
+        drug_group = torch.as_tensor(drug_group).long().numpy()
+        if drug.size and drug.max() >= drug_group.size:
+            raise ValueError(f"drug_group has {drug_group.size} entries but drug ids reach {int(drug.max())}")
+        unit_drug = drug_group[drug]
     rng = np.random.default_rng(seed)
     val_fold = (fold + 1) % n_folds
 
@@ -82,11 +108,11 @@ def make_split(cell: Tensor, drug: Tensor, scheme: str = "mixed", fold: int = 0,
         parts = {"test": f == fold, "val": f == val_fold}
         parts["train"] = ~(parts["test"] | parts["val"])
     elif scheme in ("cell_blind", "drug_blind"):
-        f = units(cell if scheme == "cell_blind" else drug, 1 if scheme == "cell_blind" else 2)
+        f = units(cell if scheme == "cell_blind" else unit_drug, 1 if scheme == "cell_blind" else 2)
         parts = {"test": f == fold, "val": f == val_fold}
         parts["train"] = ~(parts["test"] | parts["val"])
     else:
-        fc, fd = units(cell, 1), units(drug, 2)
+        fc, fd = units(cell, 1), units(unit_drug, 2)
 
         def role(f):
             return np.where(f == fold, 2, np.where(f == val_fold, 1, 0))
@@ -136,5 +162,5 @@ def write_improve_splits(splits: Sequence[Dict[str, Tensor]], directory: Union[s
     return paths
 
 
-__all__ = ["SCHEMES", "canonical_scheme", "make_split", "save_splits_json", "load_splits_json",
+__all__ = ["SCHEMES", "canonical_scheme", "check_int", "make_split", "save_splits_json", "load_splits_json",
            "write_improve_splits"]

@@ -15,7 +15,7 @@ def find_one(raw_dir: str, patterns: Iterable[str], kind: str, required: bool = 
     patterns = list(patterns)
     hits: List[str] = []
     for pat in patterns:
-        hits += glob.glob(osp.join(raw_dir, pat))
+        hits += glob.glob(osp.join(glob.escape(raw_dir), pat))  # the folder name is literal
     hits = sorted(set(h for h in hits if not h.endswith((".tmp", ".whl"))
                       and not any(x in osp.basename(h) for x in exclude)))
     if len(hits) > 1:

@@ -111,6 +111,14 @@ def read_cell_info(path: str) -> pd.DataFrame:
     return out
 
 
+def replicate_options(ds) -> Dict:
+    """``build_pairs`` arguments for a dataset's ``max_replicate_spread``."""
+    spread = ds.max_replicate_spread
+    if spread is not None and not float(spread) >= 0:
+        raise ValueError(f"max_replicate_spread must be a number >= 0 or None, got {spread!r}")
+    return {"conflict_threshold": 1.0 if spread is None else float(spread), "drop_conflicting": spread is not None}
+
+
 class GDSC(RawPairDataset):
     r"""GDSC1 / GDSC2 drug response (ln IC50) over a gene space, with a STRING prior.
 
@@ -142,6 +150,15 @@ class GDSC(RawPairDataset):
         min_score: STRING combined-score threshold for ``protein.links`` files.
         duplicates: ``"mean"`` (default) or ``"first"`` for a (cell, drug) pair
             measured twice (one drug screened under two GDSC drug ids).
+        max_replicate_spread: drop pairs whose replicate screens differ by more than this
+            (ln units); ``None`` keeps them (merged by ``duplicates``). Pairs whose replicates
+            differ by more than 1 ln unit are counted in ``report["replicates"]`` either way.
+        duplicate_samples: ``"mean"``, ``"first"`` or ``"error"`` for a cell line with
+            several expression rows (counted in ``report["duplicate_expression_rows"]``).
+        clip: clip robust z at ``±clip`` (default: no clipping; the largest ``|z|`` is
+            reported in ``report["expression_z"]``).
+
+    ``y`` is ln IC50 (µM): **higher = more resistant** (``y_direction``).
 
     **STATS (GDSC2 from the shared files or the registry, landmark space, missing genes dropped):**
 
@@ -160,10 +177,15 @@ class GDSC(RawPairDataset):
     ``datasets/gdsc.md`` has every drop and how the counts were produced.
     """
 
+    y_name = "ln IC50"
+    y_direction = "higher_is_resistant"
+
     def __init__(self, root: str, name: str = "GDSC2", gene_space: Optional[GeneSpace] = None,
                  source: str = "files", missing_genes: str = "drop", fill_value: float = 0.0,
                  normalize: Optional[str] = "robust_z", prior: Union[None, str, object] = "auto",
                  min_score: int = 900, self_loops: bool = True, duplicates: str = "mean",
+                 max_replicate_spread: Optional[float] = None, duplicate_samples: str = "mean",
+                 clip: Optional[float] = None,
                  response_file: Optional[str] = None, smiles_file: Optional[str] = None,
                  expression_file: Optional[str] = None, cell_info_file: Optional[str] = None,
                  expression_transpose: bool = False,
@@ -183,6 +205,7 @@ class GDSC(RawPairDataset):
         self.requested_space = gene_space if gene_space is not None else GeneSpace.landmark()
         self.missing_genes, self.fill_value, self.normalize = missing_genes, fill_value, normalize
         self.prior_arg, self.min_score, self.self_loops, self.duplicates = prior, min_score, self_loops, duplicates
+        self.max_replicate_spread, self.duplicate_samples, self.clip = max_replicate_spread, duplicate_samples, clip
         self.files = {"response": response_file, "smiles": smiles_file, "expression": expression_file,
                       "cell_info": cell_info_file}
         self.expression_transpose = expression_transpose
@@ -206,7 +229,9 @@ class GDSC(RawPairDataset):
     def options(self) -> Dict:
         return {"name": self.name, "source": self.source, "genes": genes_tag(self.requested_space.genes),
                 "missing_genes": self.missing_genes, "fill_value": self.fill_value, "normalize": self.normalize,
-                "duplicates": self.duplicates, "transpose": self.expression_transpose,
+                "duplicates": self.duplicates,
+                "max_replicate_spread": self.max_replicate_spread, "duplicate_samples": self.duplicate_samples,
+                "clip": self.clip, "transpose": self.expression_transpose,
                 "pre_transform": repr(self.pre_transform), **self.common_options()}
 
     # ---------------------------------------------------------------- build
@@ -227,14 +252,15 @@ class GDSC(RawPairDataset):
             values, ecells, egenes = read_expression(paths["expression"], self.expression_transpose)
             cell_info = read_cell_info(paths["cell_info"]) if paths.get("cell_info") else None
         aligned = align_expression((values, ecells, egenes), self.requested_space, self.missing_genes,
-                                   self.fill_value, self.normalize, report)
+                                   self.fill_value, self.normalize, report,
+                                   duplicate_samples=self.duplicate_samples, clip=self.clip)
         table = pd.DataFrame({"cell": resp["CELL_LINE_NAME"], "drug": resp["DRUG_NAME"], "y": resp["LN_IC50"]})
         if "COSMIC_ID" in resp.columns:
             table["cosmic_id"] = resp["COSMIC_ID"]
         if "TCGA_DESC" in resp.columns:
             table["tcga"] = resp["TCGA_DESC"]
         parts = build_pairs(table, smiles, aligned, dose=GDSC_DOSE_UM, time=GDSC_TIME_H, report=report,
-                            duplicates=self.duplicates, cell_info=cell_info)
+                            duplicates=self.duplicates, cell_info=cell_info, **replicate_options(self))
         prior = self.build_prior(aligned.gene_space, paths, report)
         if self.pre_transform is not None:
             logger.warning("pre_transform is ignored by pair datasets; use transform")
@@ -247,4 +273,4 @@ def genes_tag(genes: List[str]) -> str:
     return f"{len(genes)}:" + hashlib.sha1("\n".join(genes).encode()).hexdigest()[:10]
 
 
-__all__ = ["GDSC", "read_responses", "read_smiles", "read_expression", "read_cell_info", "URLS"]
+__all__ = ["GDSC", "replicate_options", "read_responses", "read_smiles", "read_expression", "read_cell_info", "URLS"]

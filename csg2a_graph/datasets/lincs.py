@@ -130,7 +130,7 @@ class LINCSL1000(RawPairDataset):
 
     def _resolve_data(self) -> Dict:
         raw = self.raw_dir
-        exprs = self.files["expression"] or sorted(glob.glob(osp.join(raw, "*.gct")) + glob.glob(osp.join(raw, "*.gctx")))
+        exprs = self.files["expression"] or sorted(glob.glob(osp.join(glob.escape(raw), "*.gct")) + glob.glob(osp.join(glob.escape(raw), "*.gctx")))
         if not exprs:
             raise FileNotFoundError(f"no .gct/.gctx file in {raw}: place LINCS L1000 level-{self.level} files there "
                                     f"(GEO GSE92742, see datasets/lincs.md) or pass expression_files=[...]")

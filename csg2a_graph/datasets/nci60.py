@@ -13,6 +13,7 @@ from csg2a_graph.data.gene_space import GeneSpace
 from csg2a_graph.data.names import normalize_cell_name
 from csg2a_graph.datasets._base import RawPairDataset
 from csg2a_graph.datasets._files import find_one, read_delimited
+from csg2a_graph.datasets.gdsc import replicate_options
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +72,9 @@ def read_cellminer_expression(path: str):
 class NCI60(RawPairDataset):
     r"""NCI-60 GI50 responses over a gene space, with the STRING prior.
 
-    ``y = NLOGGI50 = -log10(GI50 [M])`` as in the DTP tables (higher = more
-    sensitive); each pair carries ``dose = 10`` µM and ``time = 48`` h.
+    ``y = NLOGGI50 = -log10(GI50 [M])`` as in the DTP tables: **higher = more
+    sensitive**, the opposite of GDSC's ln IC50 (``y_direction``); each pair carries
+    ``dose = 10`` µM and ``time = 48`` h.
 
     Raw files (``root/raw``, found by pattern or given explicitly):
 
@@ -85,21 +87,30 @@ class NCI60(RawPairDataset):
     (``"LC:"``) and punctuation: ``"LC:NCI-H23"``, ``"NCI-H23"`` and ``"NCI_H23"`` meet;
     every unmatched name is reported.
 
+    ``max_replicate_spread``, ``duplicate_samples`` and ``clip`` work as in
+    :class:`~csg2a_graph.datasets.GDSC` (spread in -log10 units); robust z of this
+    expression reaches ``|z|`` in the hundreds (IL1B), reported in ``report["expression_z"]``.
+
     **STATS (the staged DTP / CellMiner files, landmark space):** 10,167 pairs,
     59 lines, 181 drugs, 978 genes (``datasets/nci60.md``).
     """
 
     name = "nci60"
+    y_name = "-log10 GI50 [M]"
+    y_direction = "higher_is_sensitive"
 
     def __init__(self, root: str, gene_space: Optional[GeneSpace] = None, missing_genes: str = "drop",
                  fill_value: float = 0.0, normalize: Optional[str] = "robust_z", prior="auto", min_score: int = 900,
-                 self_loops: bool = True, duplicates: str = "mean", dose_um: float = NCI60_DOSE_UM,
+                 self_loops: bool = True, duplicates: str = "mean",
+                 max_replicate_spread: Optional[float] = None, duplicate_samples: str = "mean",
+                 clip: Optional[float] = None, dose_um: float = NCI60_DOSE_UM,
                  time_h: float = NCI60_TIME_H, gi50_file: Optional[str] = None, smiles_file: Optional[str] = None,
                  expression_file: Optional[str] = None, transform: Optional[Callable] = None,
                  force_reload: bool = False, log: bool = True):
         self.requested_space = gene_space if gene_space is not None else GeneSpace.landmark()
         self.missing_genes, self.fill_value, self.normalize = missing_genes, fill_value, normalize
         self.prior_arg, self.min_score, self.self_loops, self.duplicates = prior, min_score, self_loops, duplicates
+        self.max_replicate_spread, self.duplicate_samples, self.clip = max_replicate_spread, duplicate_samples, clip
         self.dose_um, self.time_h = dose_um, time_h
         self.files = {"gi50": gi50_file, "smiles": smiles_file, "expression": expression_file}
         self._root = root
@@ -117,6 +128,8 @@ class NCI60(RawPairDataset):
     def options(self) -> Dict:
         return {"genes": self.requested_space.genes, "missing_genes": self.missing_genes,
                 "fill_value": self.fill_value, "normalize": self.normalize, "duplicates": self.duplicates,
+                "max_replicate_spread": self.max_replicate_spread, "duplicate_samples": self.duplicate_samples,
+                "clip": self.clip,
                 "dose": self.dose_um, "time": self.time_h, **self.common_options()}
 
     def build(self) -> Dict:
@@ -127,13 +140,16 @@ class NCI60(RawPairDataset):
         if "DRUGNAME" in gi50.columns:
             names.update({str(int(n)): str(d) for n, d in zip(gi50["NSC"], gi50["DRUGNAME"]) if isinstance(d, str)})
         aligned = align_expression(read_cellminer_expression(paths["expression"]), self.requested_space,
-                                   self.missing_genes, self.fill_value, self.normalize, report)
+                                   self.missing_genes, self.fill_value, self.normalize, report,
+                                   duplicate_samples=self.duplicate_samples, sample_normalize=nci60_cell_key,
+                                   clip=self.clip)
         table = pd.DataFrame({"cell": gi50["CELL"], "drug": pd.to_numeric(gi50["NSC"], errors="coerce")
                               .map(lambda v: str(int(v)) if pd.notna(v) else None), "y": gi50["NLOGGI50"]})
         if "PANEL" in gi50.columns:
             table["tcga"] = gi50["PANEL"]  # NCI-60 panel (tissue) in the cell annotation slot
         parts = build_pairs(table, smiles, aligned, dose=self.dose_um, time=self.time_h, report=report,
                             duplicates=self.duplicates, cell_prefixes=(), cell_suffixes=("/ATCC",),
+                            **replicate_options(self),
                             cell_normalize=nci60_cell_key,
                             drug_normalize=lambda s: str(s).strip(), drug_names=names, what_cells="NCI-60 lines")
         prior = self.build_prior(aligned.gene_space, paths, report)

@@ -86,7 +86,7 @@ class STRING(InMemoryDataset):
 
     def _files(self):
         def one(pattern):
-            hits = sorted(glob.glob(osp.join(self.raw_dir, pattern)))
+            hits = sorted(glob.glob(osp.join(glob.escape(self.raw_dir), pattern)))
             return hits[0] if hits else None
 
         links = one("9606.protein.links.detailed.v12*") or one("9606.protein.links.v12*")

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
 from csg2a_graph.ops.attention import choose_impl, csg2a_attention, triton_usable
+from csg2a_graph.ops._checks import check_finite
 from csg2a_graph.ops.attention_map import _softmax_lse
 from csg2a_graph.ops.factorized import expanded_linear
 from csg2a_graph.ops.reference import edge_scores, segment_softmax
@@ -60,17 +61,22 @@ class CSG2AConv(MessagePassing):
         bias (bool): bias of the output projection. (default: ``True``)
         impl (str, optional): force a path of :func:`csg2a_graph.ops.csg2a_attention`
             or ``"triton"`` for the fused kernel. (default: automatic)
+        validate (bool, optional): check ``x`` and ``cond`` for NaN and inf (one NaN gene
+            would otherwise turn every gene of its sample NaN). ``None`` checks CPU inputs
+            only, since on a GPU the check costs a device sync; ``True`` always, ``False`` never.
+            (default: ``None``)
 
-    Shapes:
+    Shapes (the input's rank decides how ``edge_index`` is read; nothing is guessed from its values):
         - **input:** node features :math:`(B \cdot N, F)` with genes of each sample
           consecutive (PyG batching, ``edge_index`` :math:`(2, B \cdot E)` over all
-          nodes) or dense :math:`(B, N, F)` with one gene-level ``edge_index``
-          :math:`(2, E)`; ``edge_weight`` :math:`(B \cdot E)` or :math:`(E)`;
+          nodes, as for every PyG conv) or dense :math:`(B, N, F)` with one gene-level
+          ``edge_index`` :math:`(2, E)` over the ``N`` genes, shared by all samples; ``edge_weight`` :math:`(B \cdot E)` or :math:`(E)`;
           ``cond`` :math:`(B \cdot N)`, :math:`(B, N)` or with a trailing ``cond_channels`` axis.
         - **output:** :math:`(B \cdot N, F')` or :math:`(B, N, F')`; with
           ``return_attention_weights=True`` also ``(edge_index, alpha)`` where
-          ``alpha`` holds :math:`S_{b,ij}` on every input edge (:math:`(B \cdot E)`
-          or :math:`(B, E)`).
+          ``alpha`` holds :math:`S_{b,ij}` on every input edge: the returned
+          ``edge_index`` is the one given, and ``alpha`` has one entry per its edge
+          (:math:`(B \cdot E)` for flat input) or per edge and sample (:math:`(B, E)` dense).
 
     Example:
         >>> conv = CSG2AConv(num_genes=978, hidden_channels=64)
@@ -80,8 +86,17 @@ class CSG2AConv(MessagePassing):
     def __init__(self, num_genes: int, hidden_channels: int = 64, in_channels: int = 1,
                  out_channels: Optional[int] = None, cond_channels: int = 1, score: str = "linear",
                  support: str = "dense", reduce: str = "matmul", scale: Optional[float] = None, bias: bool = True,
-                 impl: Optional[str] = None):
+                 impl: Optional[str] = None, validate: Optional[bool] = None):
         super().__init__(aggr="add", node_dim=0)
+        for name, v in (("num_genes", num_genes), ("hidden_channels", hidden_channels), ("in_channels", in_channels)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if out_channels is not None and (isinstance(out_channels, bool) or not isinstance(out_channels, int)
+                                         or out_channels < 1):
+            raise ValueError(f"out_channels must be a positive integer or None, got {out_channels!r}")
+        if isinstance(cond_channels, bool) or not isinstance(cond_channels, int) or cond_channels < 0:
+            raise ValueError(f"cond_channels must be an integer >= 0, got {cond_channels!r}")
+        self.validate = validate
         check_choice("score", score, SCORES)
         check_choice("support", support, SUPPORTS)
         check_choice("reduce", reduce, REDUCES)
@@ -114,6 +129,9 @@ class CSG2AConv(MessagePassing):
                 f"support={self.support}, reduce={self.reduce})")
 
     # ----------------------------------------------------------------- helpers
+    def _validate(self, x: Tensor) -> bool:
+        return (not x.is_cuda) if self.validate is None else bool(self.validate)
+
     def gene_representation(self, x: Tensor, cond: Optional[Tensor]) -> Tensor:
         """``q [B, N, h]`` from ``x [B, N, F]`` and ``cond [B, N, C]``."""
         # one channel (the paper's layer): a broadcast product; einsum would run N tiny matmuls
@@ -142,11 +160,17 @@ class CSG2AConv(MessagePassing):
     def _shape(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor], cond: Optional[Tensor],
                batch: Optional[Tensor]):
         N = self.num_genes
+        dense = isinstance(x, Tensor) and x.dim() == 3
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            raise TypeError(f"x must be a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+        if x.dtype != self.w_gene.dtype:
+            raise TypeError(f"x is {x.dtype} but the layer's parameters are {self.w_gene.dtype}; "
+                            f"cast one of them (x.to({self.w_gene.dtype}) or conv.to({x.dtype}))")
         if x.dim() == 3:
             B = x.size(0)
             if x.size(1) != N:
                 raise ValueError(f"x has {x.size(1)} genes, the layer was built for num_genes={N}")
-        else:
+        elif x.dim() in (1, 2):
             if x.dim() == 1:
                 x = x.unsqueeze(-1)
             if x.size(0) % N:
@@ -155,16 +179,34 @@ class CSG2AConv(MessagePassing):
             if batch is not None and batch.numel() and int(batch.max()) + 1 != B:
                 raise ValueError(f"batch says {int(batch.max()) + 1} graphs but x holds {B} x {N} genes")
             x = x.view(B, N, -1)
+        else:
+            raise ValueError(f"x must be [B*N, F] or [B*N] (PyG nodes) or [B, N, F] (dense), got {tuple(x.shape)}")
+        if B == 0:
+            raise ValueError("x holds no samples (an empty batch)")
         if x.size(-1) != self.in_channels:
             raise ValueError(f"x has {x.size(-1)} channels, the layer expects in_channels={self.in_channels}")
+        if self._validate(x):
+            check_finite("x", x)
+            if cond is not None:
+                check_finite("cond", cond)
         if edge_index is None:
             edge_index = torch.empty(2, 0, dtype=torch.long, device=x.device)
+        if edge_index.dim() != 2 or edge_index.size(0) != 2:
+            raise ValueError(f"edge_index must be [2, E], got {tuple(edge_index.shape)}")
         E_in = edge_index.size(1)
-        if E_in and (int(edge_index.max()) >= B * N or int(edge_index.min()) < 0):
-            raise ValueError(f"edge_index refers to node {int(edge_index.max())} but there are {B} x {N} nodes")
-        # one gene-level prior shared by all samples, or PyG's batched edge_index over B*N nodes
-        per_gene = B > 1 and E_in > 0 and int(edge_index.max()) < N
-        if per_gene:
+        # No guessing: dense x takes a gene-level prior [2, E] over N genes (shared by all samples);
+        # flat x takes PyG's batched edge_index over all B*N nodes, as every PyG conv does.
+        per_gene = dense
+        limit = N if per_gene else B * N
+        if E_in and (int(edge_index.max()) >= limit or int(edge_index.min()) < 0):
+            what = (f"{N} genes (dense x takes a gene-level prior)" if per_gene else
+                    f"{B} x {N} nodes (flat x takes PyG's batched edge_index; pass x as [B, N, F] "
+                    "for one gene-level prior shared by all samples)")
+            bad = int(edge_index.min()) if int(edge_index.min()) < 0 else int(edge_index.max())
+            raise ValueError(f"edge_index refers to node {bad} but there are {what}")
+        if edge_weight is not None and edge_weight.numel() != E_in:
+            raise ValueError(f"edge_weight has {edge_weight.numel()} entries for {E_in} edges")
+        if per_gene and B > 1 and E_in:
             ei = self._batched_edges(edge_index, B, N)
             ew = None if edge_weight is None else edge_weight.repeat(B)
         else:

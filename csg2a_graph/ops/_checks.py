@@ -72,11 +72,20 @@ def check_inputs(q: Tensor, x: Tensor, score: str, support: str, reduce: str, va
         raise ValueError(f"x must be [B, N] or [B, N, F] matching q [B, N, h] = {tuple(q.shape)}; "
                          f"got {tuple(x.shape) if not squeeze_f else tuple(x.shape[:-1])}")
     if validate:
-        if torch.isnan(q).any():
-            raise ValueError("q contains NaN")
-        if torch.isnan(x).any():
-            raise ValueError("x contains NaN")
+        check_finite("q", q)
+        check_finite("x", x)
     return q, x, squeeze_b, squeeze_f
+
+
+def check_finite(name: str, t: Tensor) -> None:
+    """Raise naming the samples that hold NaN or inf (``t``: ``[B, ...]``): one non-finite gene
+    would silently turn every gene of its sample NaN through the attention."""
+    bad = ~torch.isfinite(t)
+    if bad.any():
+        n_nan, n_inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+        rows = bad.reshape(bad.size(0), -1).any(1).nonzero().view(-1).tolist() if t.dim() > 1 else []
+        where = f" in samples {rows[:8]}{' ...' if len(rows) > 8 else ''}" if rows else ""
+        raise ValueError(f"{name} contains {n_nan} NaN and {n_inf} inf values{where}")
 
 
 def default_scale(h: int, scale: Optional[float]) -> float:

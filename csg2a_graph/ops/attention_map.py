@@ -6,7 +6,7 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from csg2a_graph.ops._checks import as_edges, default_scale
+from csg2a_graph.ops._checks import as_edges, check_finite, default_scale
 from csg2a_graph.ops.attention import triton_usable
 from csg2a_graph.typing import Prior
 from csg2a_graph.ops.reference import dense_prior, dense_scores, edge_scores
@@ -72,8 +72,7 @@ def attention_map(q: Tensor, prior: Prior = None, *, score: str = "linear", supp
         raise ValueError(f"unknown score {score!r} or support {support!r}")
     if impl not in (None, "triton", "torch"):
         raise ValueError(f"attention_map impl must be 'triton', 'torch' or None, got {impl!r}")
-    if torch.isnan(q).any():
-        raise ValueError("q contains NaN")
+    check_finite("q", q)
     B, N, h = q.shape
     s = default_scale(h, scale)
     edges = as_edges(prior, N, device=q.device, dtype=torch.float32)
