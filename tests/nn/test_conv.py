@@ -154,3 +154,62 @@ def test_prior_cache_follows_the_tensor_not_its_address():
     a[1, 1] = 5  # in-place change of the cached tensor is seen too
     torch.testing.assert_close(conv(x, a), out_b)
     assert not torch.allclose(out_a, out_b)
+
+
+def test_flat_input_never_reads_edges_as_a_gene_level_prior():
+    """Issue 8: a batched edge_index whose edges all lie in graph 0 was taken for a gene-level
+    prior and copied into every graph. Flat x now always means PyG's batched edge_index."""
+    torch.manual_seed(0)
+    B, N = 3, 8
+    ei, ew = rand_prior(N, 12)  # edges of graph 0 only, in the batched numbering
+    conv = CSG2AConv(N, 4, support="prior")
+    x = torch.randn(B * N, 1)
+    out, (e, alpha) = conv(x, ei, ew, return_attention_weights=True)
+    assert torch.equal(e, ei) and alpha.shape == (ei.size(1),)  # returned edges and alpha always match
+    # graphs 1 and 2 have no prior edges: their output must equal a run without any edges
+    empty = conv(x, None)
+    torch.testing.assert_close(out[N:], empty[N:])
+    assert not torch.allclose(out[:N], empty[:N])
+    # the same prior meant for every sample is given with dense x
+    dense, (e2, alpha2) = conv(x.view(B, N, 1), ei, ew, return_attention_weights=True)
+    assert torch.equal(e2, ei) and alpha2.shape == (B, ei.size(1))
+    with pytest.raises(ValueError, match="gene-level prior"):
+        conv(x.view(B, N, 1), ei + N)  # dense x with node-level indices is refused, not wrapped
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_input_is_refused_by_the_module(bad):
+    N = 6
+    conv = CSG2AConv(N, 4)
+    x = torch.randn(2, N, 1)
+    x[1, 2, 0] = bad
+    with pytest.raises(ValueError, match=r"x contains .* in samples \[1\]"):
+        conv(x, None)
+    c = torch.randn(2, N)
+    c[0, 0] = bad
+    with pytest.raises(ValueError, match="cond contains"):
+        conv(torch.randn(2, N, 1), None, cond=c)
+    quiet = CSG2AConv(N, 4, validate=False)  # opt out (as on GPU by default, where a check syncs)
+    assert not torch.isfinite(quiet(x, None)).all()
+    from csg2a_graph.ops import csg2a_attention
+
+    with pytest.raises(ValueError, match="contains"):
+        csg2a_attention(torch.randn(2, N, 3), x)
+
+
+def test_argument_checks_at_the_layer_boundary():
+    with pytest.raises(ValueError, match="hidden_channels"):
+        CSG2AConv(10, 0)
+    with pytest.raises(ValueError, match="num_genes"):
+        CSG2AConv(0, 4)
+    conv = CSG2AConv(10, 4)
+    with pytest.raises(ValueError, match=r"x must be \[B\*N, F\]"):
+        conv(torch.randn(1, 2, 10, 1), None)
+    with pytest.raises(ValueError, match="empty batch"):
+        conv(torch.randn(0, 10, 1), None)
+    with pytest.raises(TypeError, match="cast one of them"):
+        conv(torch.randn(2, 10, 1, dtype=torch.float64), None)
+    with pytest.raises(TypeError, match="floating-point"):
+        conv(torch.ones(2, 10, 1, dtype=torch.long), None)
+    with pytest.raises(ValueError, match="edge_weight has"):
+        conv(torch.randn(2, 10, 1), torch.tensor([[0, 1], [1, 2]]), torch.ones(3))
