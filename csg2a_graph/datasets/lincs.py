@@ -13,7 +13,7 @@ import torch
 from csg2a_graph.data.build import align_expression
 from csg2a_graph.data.gene_space import GeneSpace
 from csg2a_graph.data.molecules import MoleculeStore
-from csg2a_graph.data.normalize import modz
+from csg2a_graph.data.normalize import modz, robust_zscore
 from csg2a_graph.data.units import parse_dose_um, parse_time_h
 from csg2a_graph.datasets._base import RawPairDataset
 from csg2a_graph.datasets._files import find_one, read_delimited
@@ -82,9 +82,19 @@ class LINCSL1000(RawPairDataset):
     ``gex_DMSO -> gex_comp`` setup. ``level=5``: each signature is paired with
     its cell line's row of a per-cell basal table.
 
-    ``y`` is the perturbed profile ``[num_pairs, N]``; ``expression`` holds the
-    basal profiles (one per plate, or per cell line at level 5); ``dose`` (µM)
-    and ``time`` (h) are stored in raw units; the model scales them (d/100, t/72).
+    What ``y`` is (``target``, also the dataset attribute ``target``):
+
+    - level 3, ``target="perturbed"``: the treated well's profile (log2 expression), with the
+      plate's DMSO basal on the same scale: the paper's ``gex_DMSO -> gex_comp``.
+    - level 5, ``target="signature"``: the MODZ signature, a *z-score of change* against the
+      plate population (median 0), not a perturbed profile; the basal table (absolute log2,
+      median ~8.4) is put on a z scale too, robust z per gene over the basal table's cells, so
+      the pair is ``basal z -> signature z``. A level-5 perturbed profile cannot be rebuilt on
+      the basal's scale without the plate statistics, so ``target="perturbed"`` is refused there.
+
+    ``y`` is ``[num_pairs, N]``; ``expression`` holds the basal profiles (one per plate,
+    or per cell line at level 5); ``dose`` (µM) and ``time`` (h) are stored in raw units;
+    the model scales them (d/100, t/72).
 
     Raw files (``root/raw``):
 
@@ -114,9 +124,16 @@ class LINCSL1000(RawPairDataset):
                  expression_files: Optional[List[str]] = None, inst_info_file: Optional[str] = None,
                  pert_info_file: Optional[str] = None, smiles_file: Optional[str] = None,
                  gene_info_file: Optional[str] = None, basal_file: Optional[str] = None,
+                 target: Optional[str] = None,
                  transform: Optional[Callable] = None, force_reload: bool = False, log: bool = True):
         if level not in (3, 5):
             raise ValueError(f"level must be 3 or 5, got {level!r}")
+        target = target or ("perturbed" if level == 3 else "signature")
+        if (level, target) not in ((3, "perturbed"), (5, "signature")):
+            raise ValueError(f"level {level} supports target={'perturbed' if level == 3 else 'signature'!r}, got "
+                             f"{target!r}: level-5 MODZ signatures are z-scores of change, and a perturbed profile "
+                             "cannot be rebuilt on the basal's scale without the plate statistics")
+        self.target = target
         if basal not in ("mean", "modz"):
             raise ValueError(f"basal must be 'mean' or 'modz', got {basal!r}")
         self.level, self.basal = level, basal
@@ -145,7 +162,7 @@ class LINCSL1000(RawPairDataset):
 
     @property
     def options(self) -> Dict:
-        return {"level": self.level, "basal": self.basal, "genes": self.requested_space.genes,
+        return {"level": self.level, "basal": self.basal, "target": self.target, "genes": self.requested_space.genes,
                 "missing_genes": self.missing_genes, "fill_value": self.fill_value, "normalize": self.normalize,
                 **self.common_options()}
 
@@ -292,6 +309,15 @@ class LINCSL1000(RawPairDataset):
             dropped["cell_without_basal"] = int((trt & ~has_basal).sum())
             unit = np.array([unit_of.get(c, -1) for c in cell_id])
             unit_cell, unit_names = needed, needed
+            # signatures are z-scores of change: put the basal on a z scale too (robust z per gene over
+            # all cells of the basal table), so neither side of a pair is absolute log2 expression
+            bz, degenerate = robust_zscore(b_al.values[:, b_al.mask], dim=0)
+            b_al.values = b_al.values.clone()
+            b_al.values[:, b_al.mask] = bz
+            b_al.values = torch.nan_to_num(b_al.values, nan=self.fill_value)
+            report["basal_scale"] = {"basal": "robust z per gene over the basal table's cells",
+                                     "target": "MODZ signature (z-score of change)", "cells": len(b_al.samples),
+                                     "genes_with_zero_mad": int(degenerate.sum())}
             basal_x = b_al.values[torch.tensor([rows[c] for c in needed], dtype=torch.long)] if needed else X[:0]
             report["basal_cells"] = len(needed)
 

@@ -54,12 +54,27 @@ def test_level5_signatures_with_basal_table(tmp_path):
     assert r["smiles_via_pert_iname"] == ["BRD-U73308409", "BRD-U88459701"]
     assert r["broad_ids_merged"] == {"BRD-A82307304": ["BRD-U88459701"], "BRD-K56343971": ["BRD-U73308409"]}
     assert sorted(set(ds.drug_meta["name"])) == ["atorvastatin", "vemurafenib", "venlafaxine"]
+    # basal and target on one scale (issue 8): the signature is a z-score of change, so the basal table
+    # (absolute log2, median ~8.4) is robust-z-scored per gene over its 165 cells
+    assert ds.target == "signature"
     basal = pd.read_csv(shared("lincs", "transigen_basal_dmso_modz_165cells.csv"), index_col=0)
+    assert 7 < float(np.median(basal.to_numpy())) < 10
+    b = basal.to_numpy(np.float64)
+    med = np.median(b, axis=0)
+    z = (b - med) / (1.4826 * np.median(np.abs(b - med), axis=0))
     c = ds.cells[0]
-    np.testing.assert_allclose(ds.expression[0].numpy(), basal.loc[c].to_numpy(), rtol=1e-5)
-    s = ds.get_idx_split("drug_blind", fold=0, n_folds=4)
+    np.testing.assert_allclose(ds.expression[0].numpy(), z[list(basal.index).index(c)], rtol=2e-3, atol=1e-4)
+    assert abs(float(ds.expression.median())) < 0.5 and abs(float(ds.pairs["y"].median())) < 0.5
+    with pytest.raises(ValueError, match="target"):
+        LINCSL1000(str(tmp_path), level=5, target="perturbed", log=False)
+    # the two atorvastatin ids (stereo/salt variants: one InChIKey skeleton) are one compound in splits
+    assert any(len(v) == 2 for v in ds.report["compounds"]["merged"].values())
+    s = ds.get_idx_split("drug_blind", fold=0, n_folds=3)
     dtest = set(ds.pairs["drug"][s["test"]].tolist())
     assert not dtest & set(ds.pairs["drug"][s["train"]].tolist())
+    group = ds.drug_meta["compound_group"]
+    gtest = {group[d] for d in dtest}
+    assert not gtest & {group[d] for d in ds.pairs["drug"][s["train"]].tolist()}
 
 
 def _write_gct13(path, rids, symbols, cols):
