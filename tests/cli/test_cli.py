@@ -55,4 +55,4 @@ def test_data_info_lincs_and_tcga_json(tmp_path, capsys):
     link_raw(tmp_path / "tcga", TCGA_FILES)
     assert main(["data", "info", "tcga", "--root", str(tmp_path / "tcga"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["num_cells"] == 508 and out["num_samples"] == 1081 and "drug_without_smiles" in out["dropped"]
+    assert out["num_cells"] == 522 and out["num_samples"] == 1222 and "drug_without_smiles" in out["dropped"]
