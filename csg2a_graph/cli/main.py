@@ -61,8 +61,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         setup_logging(args.verbose, args.quiet)
         init_distributed()
         return args.cls.run(args)
-    except (CLIError, FileNotFoundError, ValueError, RuntimeError, KeyError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except (CLIError, OSError, ValueError, TypeError, IndexError, RuntimeError, KeyError, ImportError) as e:
+        # one line with the cause (a PermissionError names the path); -v shows the traceback
+        if getattr(args, "verbose", 0):
+            import traceback
+
+            traceback.print_exc()
+        text = str(e).strip().strip("'\"")
+        msg = text.splitlines()[0] if text else type(e).__name__
+        if isinstance(e, PermissionError):
+            msg = f"permission denied: {e.filename or msg} (is the root read-only? choose a writable --root)"
         print(f"csg2a: error: {msg}", file=sys.stderr)
         return 2
 

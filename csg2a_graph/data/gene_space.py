@@ -123,6 +123,12 @@ class GeneSpace:
     """
 
     def __init__(self, genes: Sequence[str], aliases: Optional[Mapping[str, str]] = None):
+        genes = list(genes)
+        bad = [i for i, g in enumerate(genes) if g is None or (isinstance(g, float) and g != g)
+               or not str(g).strip() or str(g).strip().lower() in ("nan", "none")]
+        if bad:
+            raise ValueError(f"GeneSpace: {len(bad)} gene names are missing (None, NaN or empty) at positions "
+                             f"{bad[:10]}; remove them or give the symbols")
         genes = [_key(g) for g in genes]
         if len(genes) == 0:
             raise ValueError("GeneSpace needs at least one gene")

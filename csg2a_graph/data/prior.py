@@ -17,6 +17,17 @@ logger = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 
 
+def check_min_score(min_score) -> int:
+    """STRING combined scores run from 0 to 1000 (150 low, 400 medium, 700 high, 900 highest confidence)."""
+    import numbers
+
+    if isinstance(min_score, bool) or not isinstance(min_score, numbers.Real) or min_score != min_score:
+        raise TypeError(f"min_score must be a number in [0, 1000], got {min_score!r}")
+    if not 0 <= min_score <= 1000:
+        raise ValueError(f"min_score must be in [0, 1000] (STRING combined scores; 0.9 is 900), got {min_score}")
+    return min_score
+
+
 def read_string_links(links: PathLike, min_score: int = 900, info: Optional[PathLike] = None,
                       aliases: Optional[PathLike] = None) -> Tuple[pd.DataFrame, Dict[str, List[str]]]:
     """Read ``9606.protein.links[.detailed].v12.0.txt[.gz]``.
@@ -26,6 +37,7 @@ def read_string_links(links: PathLike, min_score: int = 900, info: Optional[Path
     ``names[ENSP]`` lists the names a protein can be matched by: its
     ``preferred_name`` from ``protein.info`` first, then its aliases.
     """
+    min_score = check_min_score(min_score)
     df = pd.read_csv(links, sep=r"\s+", engine="c", dtype={"protein1": str, "protein2": str})
     need = {"protein1", "protein2", "combined_score"}
     if not need <= set(df.columns):

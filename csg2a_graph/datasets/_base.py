@@ -6,7 +6,7 @@ from typing import Dict, List
 
 from csg2a_graph.data.gene_space import GeneSpace
 from csg2a_graph.data.pairs import PairDataset, file_fingerprint
-from csg2a_graph.data.prior import resolve_prior
+from csg2a_graph.data.prior import check_min_score, resolve_prior
 from csg2a_graph.datasets._files import find_one
 
 PRIOR_PATTERNS = ["*STRING_edges*", "9606.protein.links*"]
@@ -57,6 +57,7 @@ class RawPairDataset(PairDataset):
         prior = self.prior_arg
         if prior is not None and not isinstance(prior, str):
             prior = f"STRING:{prior.fingerprint()}"
+        check_min_score(self.min_score)
         files = [p for p in self._raw_paths() if osp.exists(p)]
         return {"prior": prior, "min_score": self.min_score, "self_loops": self.self_loops,
                 "raw": file_fingerprint(files) if files else None}

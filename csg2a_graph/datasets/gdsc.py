@@ -12,7 +12,7 @@ from csg2a_graph.data.build import align_expression, build_pairs
 from csg2a_graph.data.gene_space import GeneSpace
 from csg2a_graph.datasets import registry
 from csg2a_graph.datasets._base import RawPairDataset
-from csg2a_graph.datasets._files import find_one, read_delimited
+from csg2a_graph.datasets._files import find_one, numeric_matrix, read_delimited
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +81,10 @@ def read_smiles(path: str) -> Dict[str, str]:
 
 def read_expression(path: str, transpose: bool = False) -> Tuple[np.ndarray, List[str], List[str]]:
     """A cells x genes matrix (first column: cell names); ``transpose`` for genes x cells files."""
-    df = read_delimited(path, index_col=0)
+    df = read_delimited(path, "a cells x genes expression table (first column: cell names)", index_col=0)
     if transpose:
         df = df.T
-    df = df.apply(pd.to_numeric, errors="coerce")
-    return df.to_numpy(np.float32), [str(c) for c in df.index], [str(g) for g in df.columns]
+    return numeric_matrix(df, path), [str(c) for c in df.index], [str(g) for g in df.columns]
 
 
 def read_cell_info(path: str) -> pd.DataFrame:

@@ -169,8 +169,19 @@ class LINCSL1000(RawPairDataset):
     # ---------------------------------------------------------------- reading
     def _read_profiles(self, paths: Dict, report: Dict) -> GCT:
         gcts = [read_any(p) for p in paths["expression"]]
+        space = self.requested_space
+        for p, one in zip(paths["expression"], gcts):  # a stray unrelated .gct is named, not merged
+            if not any(space.resolve(str(r)) for r in one.rids) and not (
+                    "pr_gene_symbol" in one.row_meta.columns
+                    and any(space.resolve(str(v)) for v in one.row_meta["pr_gene_symbol"])):
+                raise ValueError(f"{p}: none of its {len(one.rids)} row ids (e.g. {list(one.rids)[:3]}) is a gene of "
+                                 "the gene space, by id or pr_gene_symbol: not a LINCS L1000 expression file? "
+                                 "Remove it from raw/ or pass expression_files=[...]")
         g = gcts[0]
-        for other in gcts[1:]:  # stack columns of several plates / files over the first file's rows
+        for p, other in zip(paths["expression"][1:], gcts[1:]):  # stack columns over the first file's rows
+            if not set(other.rids) & set(g.rids):
+                raise ValueError(f"{p}: shares no row id with {paths['expression'][0]}; LINCS files read together "
+                                 "must use the same row ids (pass expression_files=[...] to choose)")
             if set(other.rids) != set(g.rids):
                 common = [r for r in g.rids if r in set(other.rids)]
                 report.setdefault("rows_not_in_every_file", 0)

@@ -12,7 +12,7 @@ from csg2a_graph.data.build import align_expression, build_pairs
 from csg2a_graph.data.gene_space import GeneSpace
 from csg2a_graph.data.names import normalize_cell_name
 from csg2a_graph.datasets._base import RawPairDataset
-from csg2a_graph.datasets._files import find_one, read_delimited
+from csg2a_graph.datasets._files import find_one, numeric_matrix, read_delimited
 from csg2a_graph.datasets.gdsc import replicate_options
 
 logger = logging.getLogger(__name__)
@@ -61,11 +61,11 @@ def read_nsc_smiles(path: str):
 
 def read_cellminer_expression(path: str):
     """CellMiner-style samples x genes matrix; a ``cellminer_name`` column, when present, names the rows."""
-    df = pd.read_csv(path)
+    df = read_delimited(path, "a CellMiner samples x genes expression table")
     label = "cellminer_name" if "cellminer_name" in df.columns else df.columns[0]
     samples = df[label].astype(str).tolist()
     genes = [c for c in df.columns if c not in (df.columns[0], "cellminer_name")]
-    values = df[genes].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
+    values = numeric_matrix(df[genes], path)
     return values, samples, genes
 
 

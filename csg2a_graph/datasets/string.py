@@ -14,7 +14,7 @@ from torch_geometric.data import Data, InMemoryDataset
 
 from csg2a_graph.data.gene_space import GeneSpace
 from csg2a_graph.data.pairs import file_fingerprint, options_tag
-from csg2a_graph.data.prior import PriorReport, build_prior, read_edge_list, read_string_links
+from csg2a_graph.data.prior import PriorReport, build_prior, check_min_score, read_edge_list, read_string_links
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class STRING(InMemoryDataset):
                  self_loops: bool = True, weighted: bool = False, transform: Optional[Callable] = None,
                  force_reload: bool = False, log: bool = True):
         self.gene_space = gene_space if gene_space is not None else GeneSpace.landmark()
-        self.min_score, self.self_loops, self.weighted = min_score, self_loops, weighted
+        self.min_score, self.self_loops, self.weighted = check_min_score(min_score), self_loops, weighted
         self._root = root
         super().__init__(root, transform, None, None, log=log, force_reload=force_reload)
         self.load(self.processed_paths[0])

@@ -302,7 +302,11 @@ class TCGA(RawPairDataset):
         parts = build_pairs(table, smiles, aligned, dose=GDSC_DOSE_UM, time=GDSC_TIME_H, report=report,
                             duplicates=self.duplicates, cell_prefixes=(), cell_normalize=lambda s: str(s)[:12],
                             drug_normalize=normalize_drug_name, what_cells="patients")
-        report["dropped"]["unlabelled_response"] = int(unlabelled.sum())  # counted inside nan_response too
+        # each dropped row counted once: unlabelled responses (not CR/PR/SD/PD) are NaN labels, so they were
+        # counted by build_pairs as nan_response_or_name; name them, and take them out of that count
+        n_unlab = int((unlabelled & ~is_conflict).sum())
+        report["dropped"]["nan_response_or_name"] -= n_unlab
+        report["dropped"]["unlabelled_response"] = n_unlab
         report["dropped"]["conflicting_repeat_response_rows"] = int(is_conflict.sum())
         names = report.get("drug_mapping", {})
         parts["drug_meta"] = {"name": parts["drug_meta"]["name"],

@@ -87,7 +87,13 @@ def read_gct(path: PathLike, rid: Optional[Iterable[str]] = None, cid: Optional[
     if len(header) != 1 + n_rmeta + n_cols:
         raise ValueError(f"{path}: header has {len(header)} fields, expected {1 + n_rmeta + n_cols} "
                          f"(1 id + {n_rmeta} row-meta + {n_cols} columns)")
-    raw = pd.read_csv(path, sep="\t", skiprows=2, header=0, dtype=str, keep_default_na=False, na_values=[])
+    try:
+        raw = pd.read_csv(path, sep="\t", skiprows=2, header=0, dtype=str, keep_default_na=False, na_values=[])
+    except UnicodeDecodeError:  # older CMap files store "µ" as Latin-1 (0xB5)
+        raw = pd.read_csv(path, sep="\t", skiprows=2, header=0, dtype=str, keep_default_na=False, na_values=[],
+                          encoding="latin-1")
+    except pd.errors.ParserError as e:
+        raise ValueError(f"{path}: cannot be parsed as GCT ({e})") from None
     if raw.shape[0] != n_cmeta + n_rows:
         raise ValueError(f"{path}: {raw.shape[0]} lines after the header, expected {n_cmeta} col-meta + {n_rows} rows "
                          "(truncated file?)")
@@ -99,7 +105,9 @@ def read_gct(path: PathLike, rid: Optional[Iterable[str]] = None, cid: Optional[
     row_meta = body.iloc[:, 1:1 + n_rmeta].copy()
     row_meta.columns = header[1:1 + n_rmeta]
     row_meta.index = pd.Index(body.iloc[:, 0].tolist(), name="rid")
-    data = body.iloc[:, 1 + n_rmeta:].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
+    from csg2a_graph.datasets._files import numeric_matrix
+
+    data = numeric_matrix(body.iloc[:, 1 + n_rmeta:], str(path))
     g = GCT(data, _clean_meta(row_meta), _clean_meta(col_meta.copy()))
     return subset(g, rid, cid)
 
@@ -136,14 +144,37 @@ def _decode(arr: np.ndarray) -> np.ndarray:
 
 def read_gctx_meta(path: PathLike, which: str = "COL") -> pd.DataFrame:
     """Only the row (``"ROW"``) or column (``"COL"``) metadata of a GCTX file."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
+    with _open_h5(path) as f:
+        if f"0/META/{which}/id" not in f:
+            raise ValueError(f"{path}: not a GCTX file (no 0/META/{which}/id: the {which.lower()} metadata group "
+                             "with the ids is missing)")
         grp = f[f"0/META/{which}"]
         ids = _decode(grp["id"][()])
         meta = {k: _decode(grp[k][()]) for k in grp if k != "id"}
+    bad = {k: len(v) for k, v in meta.items() if len(v) != len(ids)}
+    if bad:
+        raise ValueError(f"{path}: 0/META/{which} has {len(ids)} ids but fields of other lengths: {bad}")
     df = pd.DataFrame(meta, index=pd.Index([str(i).strip() for i in ids], name="rid" if which == "ROW" else "cid"))
     return _clean_meta(df)
+
+
+def _open_h5(path):
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise ValueError(f"{path}: not an HDF5 file, so not a GCTX ({e})") from None
+
+
+def _check_index(idx, n: int, what: str, path) -> np.ndarray:
+    a = np.asarray(idx)
+    if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
+        raise TypeError(f"{what} must be a 1-D sequence of integer positions, got {a.dtype} of shape {a.shape}")
+    a = a.astype(np.int64)
+    if a.size and (a.min() < 0 or a.max() >= n):
+        raise IndexError(f"{what} must lie in [0, {n}) for {path}; got min {int(a.min())}, max {int(a.max())}")
+    return a
 
 
 def read_gctx(path: PathLike, rid: Optional[Iterable[str]] = None, cid: Optional[Iterable[str]] = None,
@@ -157,10 +188,10 @@ def read_gctx(path: PathLike, rid: Optional[Iterable[str]] = None, cid: Optional
         chunk_size: profiles (columns) read per HDF5 request.
         progress: show a tqdm bar (default: when more than 50 chunks are read).
     """
-    import h5py
-
     path = Path(path)
-    with h5py.File(path, "r") as f:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    with _open_h5(path) as f:
         if "0/DATA/0/matrix" not in f:
             raise ValueError(f"{path}: not a GCTX file (no 0/DATA/0/matrix)")
         mat = f["0/DATA/0/matrix"]
@@ -170,8 +201,8 @@ def read_gctx(path: PathLike, rid: Optional[Iterable[str]] = None, cid: Optional
     if len(row_meta) != n_rows or len(col_meta) != n_cols:
         raise ValueError(f"{path}: matrix is {n_cols} x {n_rows} (cols x rows) but metadata has "
                          f"{len(col_meta)} cols and {len(row_meta)} rows")
-    ri = _positions(list(row_meta.index), rid, "row") if ridx is None else np.asarray(ridx, dtype=np.int64)
-    ci = _positions(list(col_meta.index), cid, "column") if cidx is None else np.asarray(cidx, dtype=np.int64)
+    ri = _positions(list(row_meta.index), rid, "row") if ridx is None else _check_index(ridx, n_rows, "ridx", path)
+    ci = _positions(list(col_meta.index), cid, "column") if cidx is None else _check_index(cidx, n_cols, "cidx", path)
     # h5py wants increasing indices: read sorted, put back in the requested order
     order = np.argsort(ci, kind="stable")
     ci_sorted = ci[order]
@@ -183,7 +214,7 @@ def read_gctx(path: PathLike, rid: Optional[Iterable[str]] = None, cid: Optional
 
         chunks = tqdm(chunks, desc=f"reading {path.name}", unit="chunk")
     full_rows = len(ri) == n_rows and np.array_equal(ri, np.arange(n_rows))
-    with h5py.File(path, "r") as f:
+    with _open_h5(path) as f:
         mat = f["0/DATA/0/matrix"]
         for s in chunks:
             idx = ci_sorted[s:s + chunk_size]

@@ -53,16 +53,17 @@ def read_xena(path: str) -> Tuple[np.ndarray, List[str], List[str], BarcodeRepor
     Returns:
         ``(values [patients, genes] float32, patients, genes, report)``.
     """
-    from csg2a_graph.datasets._files import read_delimited
+    from csg2a_graph.datasets._files import numeric_matrix, read_delimited
 
-    df = read_delimited(path, index_col=0)
+    df = read_delimited(path, "a Xena expression matrix (genes x TCGA sample barcodes, or its transpose)",
+                        index_col=0)
     cols_are_samples = sum(is_barcode(c) for c in df.columns) > len(df.columns) / 2
     rows_are_samples = sum(is_barcode(i) for i in df.index) > len(df.index) / 2
     if cols_are_samples:
         df = df.T
     elif not rows_are_samples:
         raise ValueError(f"{path}: neither the columns nor the rows look like TCGA barcodes (TCGA-XX-XXXX)")
-    df = df.apply(pd.to_numeric, errors="coerce")
+    df = pd.DataFrame(numeric_matrix(df, path), index=df.index, columns=df.columns)
     rep = BarcodeReport(samples_read=len(df))
     chosen: Dict[str, Tuple[int, str]] = {}
     normal_only = set()

@@ -229,3 +229,105 @@ def test_concurrent_builds_into_one_root(tmp_path):
         counts = pool.map(_build, [root] * 3)
     assert len(set(counts)) == 1
     assert not [f for f in os.listdir(tmp_path / "processed") if f.endswith(".tmp")]
+
+
+# weaker: reader errors name the file ---------------------------------------------
+def test_reader_errors_name_the_file_and_what_was_expected(tmp_path):
+    from csg2a_graph.datasets.gdsc import read_expression, read_responses
+    from csg2a_graph.io.xena import read_xena
+
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ValueError, match=r"empty\.csv: the file is empty; expected"):
+        read_responses(str(empty))
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"CELL_LINE_NAME,DRUG_NAME,LN_IC50\nA\xff\xfe,x,1\n")
+    with pytest.raises(ValueError, match=r"latin\.csv: not UTF-8"):
+        read_responses(str(latin))
+    header_only = tmp_path / "xena.tsv"
+    header_only.write_text("sample\tTCGA-AA-0001-01\n")
+    with pytest.raises(ValueError, match=r"xena\.tsv: has a header but no rows"):
+        read_xena(str(header_only))
+    expr = tmp_path / "expr.csv"
+    expr.write_text("cell,DDR1,PAX8\nA,abc,1e400\nB,1.0,NA\n")
+    v, cells, genes = read_expression(str(expr))
+    assert np.isnan(v[0, 0]) and np.isinf(v[0, 1]) and np.isnan(v[1, 1])  # never 3.4e38
+
+
+def test_reader_warns_with_counts_of_non_numbers(tmp_path, caplog):
+    from csg2a_graph.io.gct import read_gct
+
+    p = tmp_path / "plate.gct"
+    p.write_text("#1.2\n2\t2\nName\tDescription\tc1\tc2\nDDR1\tna\tabc\t1e400\nPAX8\tna\t1.5\tNaN\n")
+    with caplog.at_level("WARNING"):
+        g = read_gct(p)
+    assert np.isnan(g.data[0, 0]) and np.isinf(g.data[0, 1]) and g.data[1, 0] == 1.5
+    assert "plate.gct: 1 expression values are not numbers" in caplog.text and "1 are infinite" in caplog.text
+
+
+def test_gctx_errors_name_the_file(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    from csg2a_graph.io.gct import read_gctx
+
+    text = tmp_path / "notes.gctx"
+    text.write_text("not hdf5")
+    with pytest.raises(ValueError, match=r"notes\.gctx: not an HDF5 file"):
+        read_gctx(text)
+    bare = tmp_path / "bare.gctx"
+    with h5py.File(bare, "w") as f:
+        f["0/DATA/0/matrix"] = np.zeros((3, 2), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"bare\.gctx: not a GCTX file \(no 0/META/ROW/id"):
+        read_gctx(bare)
+    odd = tmp_path / "odd.gctx"
+    with h5py.File(odd, "w") as f:
+        f["0/DATA/0/matrix"] = np.zeros((3, 2), dtype=np.float32)
+        f["0/META/ROW/id"] = np.array([b"r1", b"r2"])
+        f["0/META/COL/id"] = np.array([b"c1", b"c2", b"c3"])
+        f["0/META/COL/pert_id"] = np.array([b"x", b"y"])
+    with pytest.raises(ValueError, match=r"odd\.gctx: 0/META/COL has 3 ids but fields of other lengths"):
+        read_gctx(odd)
+    real = shared("lincs", "l1ktools_modzs_n272x978.gctx")
+    for cidx in ([0, 272], [-1]):
+        with pytest.raises(IndexError, match="cidx must lie in"):
+            read_gctx(real, cidx=cidx)
+    with pytest.raises(ValueError, match="chunk_size"):
+        read_gctx(real, cidx=[0], chunk_size=0)
+    assert read_gctx(real, cidx=[3, 1]).data.shape == (978, 2)
+
+
+def test_stray_gct_in_a_lincs_root_is_named(tmp_path):
+    from csg2a_graph.datasets import LINCSL1000
+    from tests.datasets.test_lincs import L3
+    from tests.conftest import link_raw
+
+    root = link_raw(tmp_path, L3)
+    (root / "raw" / "zz_other_assay.gct").write_text("#1.2\n2\t1\nName\tDescription\ts1\nfoo\tna\t1\nbar\tna\t2\n")
+    with pytest.raises(ValueError, match=r"zz_other_assay\.gct: none of its 2 row ids"):
+        LINCSL1000(str(root), level=3, log=False)
+
+
+def test_gene_names_and_min_score_are_checked():
+    from csg2a_graph.data import GeneSpace
+    from csg2a_graph.data.prior import check_min_score
+
+    for bad in (["A", None], ["A", float("nan")], ["A", " "]):
+        with pytest.raises(ValueError, match="gene names are missing"):
+            GeneSpace(bad)
+    for v in (-1, 1001, 1500):
+        with pytest.raises(ValueError, match=r"\[0, 1000\]"):
+            check_min_score(v)
+    with pytest.raises(TypeError):
+        check_min_score("900")
+    assert check_min_score(0) == 0 and check_min_score(1000) == 1000
+
+
+def test_tcga_drops_are_counted_once(tmp_path):
+    pytest.importorskip("inmoose")
+    from csg2a_graph.datasets import TCGA
+    from tests.conftest import link_raw
+    from tests.datasets.test_tcga import TCGA_FILES
+
+    ds = TCGA(str(link_raw(tmp_path, TCGA_FILES)), prior=None, log=False)
+    r = ds.report
+    dropped = sum(r["dropped"].values())
+    assert r["response_rows"] - dropped - r["duplicate_pairs_merged"]["rows_merged"] == ds.num_pairs
