@@ -115,8 +115,8 @@ class TCGA(RawPairDataset):
     ``*repurposing_samples*`` (Drug Repurposing Hub; extra SMILES by name, e.g. carboplatin), for ComBat ``gdsc*expression*`` (cell lines x genes) and
     ``*Cell_Lines_Details*`` (TCGA label per line), optional STRING prior.
 
-    **STATS (the staged Ding table and 717-patient landmark matrix):** 1,081 pairs,
-    508 patients, 43 drugs, 978 genes (``datasets/tcga.md``).
+    **STATS (the staged Ding table and 717-patient landmark matrix, with the Repurposing Hub
+    table for SMILES):** 1,222 pairs, 522 patients, 50 drugs, 978 genes (``datasets/tcga.md``).
     """
 
     name = "tcga"

@@ -331,3 +331,23 @@ def test_tcga_drops_are_counted_once(tmp_path):
     r = ds.report
     dropped = sum(r["dropped"].values())
     assert r["response_rows"] - dropped - r["duplicate_pairs_merged"]["rows_merged"] == ds.num_pairs
+
+
+def test_interleaved_cache_writes_do_not_clobber_each_other(tmp_path, monkeypatch):
+    """Two builds writing one processed file at once (a shared '<file>.tmp' made one of them fail)."""
+    from csg2a_graph.data import pairs
+
+    target = str(tmp_path / "ds.pt")
+    real_save = torch.save
+    calls = []
+
+    def save(obj, path, *a, **k):
+        calls.append(path)
+        if len(calls) == 1:  # while the first writer is mid-write, a second one writes the same file
+            pairs.write_atomic({"who": "second"}, target)
+        real_save(obj, path, *a, **k)
+
+    monkeypatch.setattr(pairs.torch, "save", save)
+    pairs.write_atomic({"who": "first"}, target)
+    assert len(set(calls)) == 2  # two distinct temporary names
+    assert torch.load(target)["who"] == "first" and not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
