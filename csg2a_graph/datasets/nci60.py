@@ -5,7 +5,6 @@ import logging
 import os.path as osp
 from typing import Callable, Dict, Optional
 
-import numpy as np
 import pandas as pd
 
 from csg2a_graph.data.build import align_expression, build_pairs

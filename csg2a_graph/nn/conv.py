@@ -163,7 +163,7 @@ class CSG2AConv(MessagePassing):
         dense = isinstance(x, Tensor) and x.dim() == 3
         if not isinstance(x, Tensor) or not x.is_floating_point():
             raise TypeError(f"x must be a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
-        if x.dtype != self.w_gene.dtype:
+        if x.dtype != self.w_gene.dtype and not torch.is_autocast_enabled(x.device.type):  # autocast casts itself
             raise TypeError(f"x is {x.dtype} but the layer's parameters are {self.w_gene.dtype}; "
                             f"cast one of them (x.to({self.w_gene.dtype}) or conv.to({x.dtype}))")
         if x.dim() == 3:
