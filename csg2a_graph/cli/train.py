@@ -176,8 +176,9 @@ class CVSubcommand(Subcommand):
     def run(cls, args):
         from dataclasses import asdict
 
-        from csg2a_graph.train.cv import RUNNERS, cross_validate
+        from csg2a_graph.train.cv import cross_validate, load_builtin_runners
 
+        RUNNERS = load_builtin_runners()
         unknown = [m for m in args.models if m not in RUNNERS]
         if unknown:
             raise CLIError(f"unknown models {unknown}; available: {sorted(RUNNERS)}")

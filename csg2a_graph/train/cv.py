@@ -42,6 +42,13 @@ def register_runner(name: str):
     return deco
 
 
+def load_builtin_runners() -> Dict[str, Callable]:
+    """Register the package's baselines (naive, classical, deep) and return :data:`RUNNERS`."""
+    import csg2a_graph.baselines  # noqa: F401 - registers runners on import
+
+    return RUNNERS
+
+
 def git_revision() -> str:
     try:
         here = os.path.dirname(os.path.abspath(__file__))
@@ -79,6 +86,7 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
     """
     import pandas as pd
 
+    load_builtin_runners()
     model_options = model_options or {}
     for m in models:
         runner = model_options.get(m, {}).get("runner", m)
@@ -240,17 +248,5 @@ def run_rf(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
     return torch.from_numpy(rf.predict(Xt).astype(np.float32))
 
 
-@register_runner("drug-mean")
-def run_drug_mean(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
-    """Each drug's mean training response (the global mean for drugs unseen in training)."""
-    p = dataset.pairs
-    tr, te = split["train"], split["test"]
-    n = dataset.num_drugs
-    s = torch.zeros(n).index_add_(0, p["drug"][tr], p["y"][tr])
-    c = torch.zeros(n).index_add_(0, p["drug"][tr], torch.ones(tr.numel()))
-    mean = torch.where(c > 0, s / c.clamp_min(1), p["y"][tr].mean())
-    return mean[p["drug"][te]]
-
-
-__all__ = ["cross_validate", "register_runner", "RUNNERS", "summarize", "write_summary", "pair_features",
+__all__ = ["cross_validate", "register_runner", "load_builtin_runners", "RUNNERS", "summarize", "write_summary", "pair_features",
            "git_revision", "RESULT_COLUMNS"]

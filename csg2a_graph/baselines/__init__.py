@@ -1,0 +1,18 @@
+"""Comparison baselines on one harness: every one is a runner of :func:`csg2a_graph.train.cross_validate`
+(same folds, same metrics, same ``csg2a cv --models``), the deep ones also :class:`ResponseModel`s
+registered by name (``build_model``) and trained by the package's :class:`Trainer`.
+
+- naive: ``global-mean``, ``drug-mean``, ``cell-mean``, ``additive``, ``tissue-mean``;
+- classical: ``rf``, ``svm`` (Nyström RBF SVR), ``svm-exact`` (libsvm on a subsample);
+- deep (:mod:`csg2a_graph.baselines.deep`): ``graphdrp`` (GraphDRP), ``deeptta`` (DeepTTA), and the gene-graph
+  family ``gene-gcn``, ``gene-gat``, ``gene-gin``, ``gene-csg2a``, ``gene-csg2a+gcn``.
+"""
+from csg2a_graph.baselines import classical, deeptta, genegraph, graphdrp, naive  # noqa: F401 - register
+from csg2a_graph.baselines.deeptta import DeepTTA, ESPFTokenizer, find_espf
+from csg2a_graph.baselines.genegraph import GENE_CONVS, GeneGraphModel
+from csg2a_graph.baselines.graphdrp import GraphDRP
+from csg2a_graph.baselines.classical import nystroem_svr, rbf_gamma_scale
+from csg2a_graph.baselines.naive import NAIVE
+
+__all__ = ["NAIVE", "nystroem_svr", "rbf_gamma_scale", "GraphDRP", "DeepTTA", "ESPFTokenizer", "find_espf",
+           "GeneGraphModel", "GENE_CONVS"]
