@@ -1,0 +1,237 @@
+"""The paper's Table 1 (GDSC2 ln IC50, four schemes) and Table 2 (NCI-60 GI50) on one harness.
+
+    python benchmarks/models/paper_tables.py table1 --out DIR [--folds K] [--subsample N] [--epochs E]
+                                                         [--models ...] [--schemes ...]
+    python benchmarks/models/paper_tables.py table2 --out DIR [--folds K] [--subsample N] [--epochs E]
+    python benchmarks/models/paper_tables.py report --out DIR        # rewrite the table/plot from the CSV
+
+Every model runs on the same saved folds (``DIR/cv/splits``) through :func:`csg2a_graph.train.cross_validate`;
+rows are appended as each (model, scheme, fold) ends, so re-running the command resumes. Outputs under DIR:
+``table1.csv`` / ``table2.csv`` (model, scheme, fold, rmse, pcc, pcc_per_drug, pcc_per_cell, n_test, seconds),
+``table1.md`` / ``table2.md`` (the paper's layout, the paper's figures beside ours, what was shrunk) and
+``table1.png`` / ``table2.png`` (grouped bars with fold-level points).
+
+Defaults are the paper's protocol: 10 folds of 80/10/10, all four schemes (Table 1) or the mixed scheme
+(Table 2: the paper does not name its scheme), every model, full data, each model's epoch budget. Options
+shrink it and the markdown says so. Data: the staged files in ``../shared/data`` (``$CSG2A_SHARED_DATA``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_accuracy import GDSC_FILES, LINCS_FILES, SHARED, link, pretrained  # noqa: E402
+
+NCI60_FILES = ["nci60/AOD_IOA_GI50.csv", "nci60/rcellminer_public_drug_info_2_14.txt",
+               "nci60/nci60_gcrma_u133a_landmark.csv", "string/STRING_edges.csv"]
+SCHEMES = ("mixed", "cell_blind", "drug_blind", "disjoint")
+NAIVE = ["global-mean", "drug-mean", "cell-mean", "additive", "tissue-mean"]
+DEEP = ["graphdrp", "deeptta", "gene-gcn", "gene-gat", "gene-gin", "gene-csg2a", "gene-csg2a+gcn"]
+MODELS = NAIVE + ["rf", "svm"] + DEEP + ["csg2a"]
+NAMES = {"rf": "Random Forest", "svm": "Support Vector Machine", "graphdrp": "GraphDRP", "deeptta": "DeepTTA",
+         "csg2a": "CSG2A", "pathdnn": "PathDNN", "precily": "Precily", "drpreter": "DRPreter",
+         "deepcovdr": "DeepCoVDR"}
+
+# the paper's Table 1 (10 folds, mean ± sd): scheme -> (RMSE, sd, PCC, sd)
+PAPER1 = {
+    "Random Forest": [(1.212, .017, .905, .003), (1.347, .058, .881, .010), (2.671, .579, .406, .256), (2.906, .220, .370, .138)],
+    "Support Vector Machine": [(1.126, .016, .918, .002), (1.346, .062, .881, .011), (2.268, .437, .520, .177), (2.685, .350, .450, .095)],
+    "GraphDRP": [(1.217, .014, .904, .002), (1.457, .050, .859, .010), (2.354, .394, .466, .163), (2.844, .458, .356, .108)],
+    "PathDNN": [(1.154, .011, .928, .002), (1.595, .076, .862, .014), (3.257, .666, .336, .271), (3.065, .471, .383, .128)],
+    "Precily": [(1.138, .016, .917, .002), (1.471, .063, .856, .013), (2.825, .400, .362, .109), (2.765, .344, .426, .093)],
+    "DRPreter": [(1.104, .078, .922, .011), (1.495, .070, .852, .013), (2.473, .360, .443, .175), (2.745, .393, .411, .148)],
+    "DeepCoVDR": [(1.019, .015, .935, .002), (1.394, .069, .875, .012), (2.754, .245, .387, .200), (3.001, .423, .350, .139)],
+    "DeepTTA": [(0.974, .010, .940, .001), (1.352, .060, .881, .011), (2.322, .496, .502, .198), (2.806, .512, .404, .125)],
+    "CSG2A": [(0.942, .011, .944, .001), (1.342, .059, .883, .010), (2.119, .397, .611, .140), (2.442, .304, .577, .082)],
+}
+PAPER2 = {"Random Forest": (0.833, .032, .403, .067), "Support Vector Machine": (0.835, .034, .403, .073),
+          "DRPreter": (0.860, .029, .327, .123), "GraphDRP": (0.838, .021, .390, .051),
+          "DeepCoVDR": (0.812, .021, .482, .044), "DeepTTA": (0.773, .028, .548, .043), "CSG2A": (0.759, .022, .564, .031)}
+COLUMNS = ["model", "scheme", "fold", "rmse", "pcc", "pcc_per_drug", "pcc_per_cell", "n_test", "seconds"]
+
+
+def model_options(args, work: Path, lincs=None):
+    """Runner options of every model; ``--epochs`` caps the deep models' epochs."""
+    train = {"progress": False}
+    if args.epochs is not None:
+        train["epochs"] = args.epochs
+    opts = {m: {} for m in NAIVE}
+    opts["rf"] = {"n_estimators": args.rf_trees, "max_features": args.rf_max_features, "n_jobs": -1}
+    opts["svm"] = {"n_components": args.svm_components}
+    for m in DEEP:
+        opts[m] = {"train": dict(train, patience=args.patience)}
+    csg = {"train": dict(train, patience=args.patience)}
+    if "csg2a" in args.models:
+        if args.csg2a_pretrained:
+            csg["pretrained"] = args.csg2a_pretrained
+        elif lincs is not None:
+            csg["pretrained"] = pretrained(work, lincs, "full")
+    opts["csg2a"] = csg
+    return opts
+
+
+def run(args, table: str) -> None:
+    from csg2a_graph.datasets import GDSC, NCI60, LINCSL1000
+    from csg2a_graph.train.cv import cross_validate
+
+    work = Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    if table == "table1":
+        ds = GDSC(link(work / "data" / "gdsc2", GDSC_FILES), log=False)
+    else:
+        ds = NCI60(link(work / "data" / "nci60", NCI60_FILES), log=False)
+    lincs = None
+    if "csg2a" in args.models and not args.csg2a_pretrained:
+        lincs = LINCSL1000(link(work / "data" / "lincs3", LINCS_FILES), level=3, log=False)
+    opts = model_options(args, work, lincs)
+    protocol = {"table": table, "dataset": repr(ds), "folds": args.folds, "n_folds": 10, "schemes": args.schemes,
+                "subsample": args.subsample, "epochs": args.epochs, "patience": args.patience,
+                "models": args.models, "rf": opts["rf"], "svm": opts["svm"],
+                "csg2a_pretrained": opts["csg2a"].get("pretrained")}
+    (work / f"{table}_protocol.json").write_text(json.dumps(protocol, indent=1, default=str))
+    print(f"{table}: {ds}; {args.folds} folds x {args.schemes}; models {args.models}", flush=True)
+    cross_validate(ds, args.models, args.schemes, folds=args.folds, n_folds=10, out_dir=str(work / f"cv_{table}"),
+                   model_options={m: opts[m] for m in args.models if m in opts}, seed=0, subsample=args.subsample)
+    report(work, table)
+
+
+def shrunk(protocol: dict) -> str:
+    """What differs from the paper's protocol, in words."""
+    out = []
+    if protocol["folds"] < 10:
+        out.append(f"{protocol['folds']} of the 10 folds")
+    if protocol.get("subsample"):
+        out.append(f"a random subsample of {protocol['subsample']:,} pairs (seed 0) before splitting")
+    if protocol.get("epochs") is not None:
+        out.append(f"deep models capped at {protocol['epochs']} epochs (patience {protocol.get('patience')})")
+    full = SCHEMES if protocol["table"] == "table1" else ("mixed",)
+    if tuple(protocol["schemes"]) != tuple(full):
+        out.append(f"schemes {protocol['schemes']}")
+    return "; ".join(out) if out else "none (the paper's protocol)"
+
+
+def report(work: Path, table: str) -> str:
+    import numpy as np
+    import pandas as pd
+
+    res = pd.read_csv(work / f"cv_{table}" / "results.csv")
+    res[[c for c in COLUMNS if c in res.columns]].to_csv(work / f"{table}.csv", index=False)
+    protocol = json.loads((work / f"{table}_protocol.json").read_text())
+    schemes = [s for s in SCHEMES if s in set(res.scheme)]
+    order = [m for m in MODELS if m in set(res.model)] + sorted(set(res.model) - set(MODELS))
+
+    def cell(g, col):
+        v = g[col].dropna()
+        if not len(v):
+            return "—"
+        return f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0:.3f}"
+
+    lines = [f"# {'Table 1 — GDSC2 ln IC50' if table == 'table1' else 'Table 2 — NCI-60 -log10 GI50'}", "",
+             f"Dataset: {protocol['dataset']}. Same saved folds for every model, mean ± sd over folds.",
+             f"Shrunk from the paper's protocol: {shrunk(protocol)}.", "",
+             "Each cell: ours RMSE / PCC, then the paper's figure in brackets where the paper has the model. "
+             "`per-drug PCC` is the Pearson correlation within each drug, averaged over drugs (undefined when "
+             "every test pair of a drug gets one value, e.g. drug means; shown as —).", ""]
+    head = "| model | " + " | ".join(f"{s} RMSE | {s} PCC | {s} per-drug PCC" for s in schemes) + " |"
+    lines += [head, "|---|" + "---|---|---|" * len(schemes)]
+    for m in order:
+        name = NAMES.get(m, m)
+        row = [name]
+        for s in schemes:
+            g = res[(res.model == m) & (res.scheme == s)]
+            paper = None
+            if table == "table1" and name in PAPER1:
+                paper = PAPER1[name][SCHEMES.index(s)]
+            elif table == "table2" and name in PAPER2 and s == "mixed":
+                paper = PAPER2[name]
+            r, p = cell(g, "rmse"), cell(g, "pcc")
+            if paper:
+                r += f" ({paper[0]:.3f})"
+                p += f" ({paper[2]:.3f})"
+            row += [r, p, cell(g, "pcc_per_drug")]
+        lines.append("| " + " | ".join(row) + " |")
+    missing = [n for n in (PAPER1 if table == "table1" else PAPER2) if n not in {NAMES.get(m, m) for m in order}]
+    if missing:
+        lines += ["", f"Paper rows without a run here: {', '.join(missing)}."]
+    secs = res.groupby("model")["seconds"].sum()
+    lines += ["", "Compute per model (seconds, all folds): "
+              + ", ".join(f"{NAMES.get(m, m)} {secs[m]:.0f}" for m in order), ""]
+    text = "\n".join(lines) + "\n"
+    (work / f"{table}.md").write_text(text)
+    plot(res, order, schemes, work / f"{table}.png", table)
+    print(text)
+    return text
+
+
+def plot(res, order, schemes, path: Path, table: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(2, len(schemes), figsize=(4.2 * len(schemes), 7), squeeze=False)
+    for j, s in enumerate(schemes):
+        for i, metric in enumerate(("rmse", "pcc")):
+            ax = axes[i, j]
+            for k, m in enumerate(order):
+                v = res[(res.model == m) & (res.scheme == s)][metric].dropna().to_numpy()
+                if not len(v):
+                    continue
+                ax.bar(k, v.mean(), color="C0" if m != "csg2a" else "C3", alpha=0.7)
+                ax.scatter(np.full(len(v), k) + np.linspace(-0.15, 0.15, len(v)), v, s=8, color="k", zorder=3)
+                name = NAMES.get(m, m)
+                pap = PAPER1.get(name, [None] * 4)[SCHEMES.index(s)] if table == "table1" else (
+                    PAPER2.get(name) if s == "mixed" else None)
+                if pap:
+                    ax.scatter([k], [pap[0 if metric == "rmse" else 2]], marker="_", s=200, color="C1", zorder=4)
+            ax.set_xticks(range(len(order)))
+            ax.set_xticklabels([NAMES.get(m, m) for m in order], rotation=70, fontsize=7)
+            ax.set_title(f"{s} {metric.upper()}", fontsize=9)
+    fig.suptitle(f"{table}: bars = our mean over folds, dots = folds, orange dash = the paper", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("table", choices=["table1", "table2", "report"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--folds", type=int, default=10)
+    p.add_argument("--subsample", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="cap on the deep models' epochs (default: theirs)")
+    p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--models", nargs="+", default=None)
+    p.add_argument("--schemes", nargs="+", default=None, choices=SCHEMES)
+    p.add_argument("--rf-trees", type=int, default=100)
+    p.add_argument("--rf-max-features", type=float, default=1.0)
+    p.add_argument("--svm-components", type=int, default=2000)
+    p.add_argument("--csg2a-pretrained", default=None, help="a csg2a pretrain model.pt (default: pretrain on the "
+                                                            "staged LINCS plate into DIR/pretrain)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    if args.table == "report":
+        for t in ("table1", "table2"):
+            if (Path(args.out) / f"{t}_protocol.json").exists():
+                report(Path(args.out), t)
+        return 0
+    args.models = args.models or MODELS
+    args.schemes = args.schemes or (list(SCHEMES) if args.table == "table1" else ["mixed"])
+    if not SHARED.exists():
+        p.error(f"the staged data is not at {SHARED} (set CSG2A_SHARED_DATA)")
+    if "deeptta" in args.models and not os.environ.get("CSG2A_ESPF_DIR"):
+        espf = SHARED.parent / "baselines" / "resources" / "espf"
+        if espf.exists():
+            os.environ["CSG2A_ESPF_DIR"] = str(espf)
+    run(args, args.table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Baselines on real GDSC2 pairs: naive runners, the SVR approximation, and every deep model
+(forward/backward, parameter count against its spec, a few steps reduce the loss, checkpoint round trip)."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from csg2a_graph.train.cv import load_builtin_runners
+from csg2a_graph.train.metrics import regression_metrics
+
+RUNNERS = load_builtin_runners()
+ESPF = Path(os.environ.get("CSG2A_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
+ESPF = ESPF.parent / "baselines" / "resources" / "espf"
+
+
+@pytest.fixture(autouse=True)
+def espf_dir(monkeypatch):
+    if ESPF.exists():
+        monkeypatch.setenv("CSG2A_ESPF_DIR", str(ESPF))
+
+
+@pytest.fixture(scope="module")
+def split(gdsc2):
+    return gdsc2.get_idx_split("mixed", fold=0)
+
+
+def test_naive_baselines_on_real_gdsc(gdsc2, split):
+    p, te = gdsc2.pairs, split["test"]
+    res = {}
+    for name in ("global-mean", "drug-mean", "cell-mean", "additive", "tissue-mean"):
+        pred = RUNNERS[name](gdsc2, split, {}, "", 0)
+        assert pred.shape == (te.numel(),) and torch.isfinite(pred).all()
+        res[name] = regression_metrics(p["y"][te], pred, drug=p["drug"][te].numpy(), cell=p["cell"][te].numpy())
+    assert res["global-mean"]["rmse"] > res["drug-mean"]["rmse"] > res["additive"]["rmse"]
+    assert res["drug-mean"]["pcc"] > 0.8  # the honesty check: ln IC50 varies mostly between drugs
+    assert res["additive"]["pcc_per_drug"] > 0.5 and np.isnan(res["drug-mean"]["pcc_per_drug"])
+    # drug-blind: a drug mean cannot exist for unseen drugs -> the training mean
+    db = gdsc2.get_idx_split("drug_blind", fold=0)
+    pred = RUNNERS["drug-mean"](gdsc2, db, {}, "", 0)
+    assert torch.allclose(pred, p["y"][db["train"]].mean().expand_as(pred), atol=1e-4)
+
+
+def test_nystroem_svr_is_close_to_exact_svr(gdsc2, split):
+    sub = {"train": split["train"][:2500], "val": split["val"][:10], "test": split["test"][:1500]}
+    exact = RUNNERS["svm-exact"](gdsc2, sub, {}, "", 0)
+    approx = RUNNERS["svm"](gdsc2, sub, {"n_components": 1500}, "", 0)
+    assert np.corrcoef(exact.numpy(), approx.numpy())[0, 1] > 0.98
+    assert float((exact - approx).pow(2).mean().sqrt()) < 0.2
+
+
+DEEP = [("graphdrp", {}, 726_305 - 3_328, 484), ("deeptta", {}, 5_190_977, 978),
+        ("gene-graph", {"conv": "gcn"}, None, None), ("gene-graph", {"conv": "gat"}, None, None),
+        ("gene-graph", {"conv": "gin"}, None, None), ("gene-graph", {"conv": "csg2a"}, None, None),
+        ("gene-graph", {"conv": "csg2a+gcn"}, None, None)]
+
+
+@pytest.mark.parametrize("name,opts,spec_params,spec_genes", DEEP)
+def test_deep_baseline_trains_and_round_trips(gdsc2, split, tmp_path, name, opts, spec_params, spec_genes):
+    from csg2a_graph.baselines.deep import build_for
+    from csg2a_graph.nn.models import ResponseModel, build_model
+    from csg2a_graph.train.loop import TrainConfig, Trainer
+
+    if name == "deeptta" and not ESPF.exists():
+        pytest.skip("ESPF vocabulary not staged")
+    if spec_params is not None:  # the spec's parameter count at the spec's gene count (within 10%)
+        n = sum(q.numel() for q in build_model(name, genes=spec_genes, **opts).parameters())
+        assert abs(n - spec_params) <= 0.1 * spec_params, (n, spec_params)
+    torch.manual_seed(0)
+    model = build_for(name, gdsc2, opts)
+    idx = split["train"][:64]
+    b = next(iter(gdsc2.loader(idx, batch_size=64)))
+    model.set_target_scaler(gdsc2.pairs["y"][split["train"]])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(8):
+        loss = (model.forward_batch(b) - b.y).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        assert all(torch.isfinite(q.grad).all() for q in model.parameters() if q.grad is not None)
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    # a short Trainer run writes a checkpoint that rebuilds the same model
+    small = {"train": split["train"][:256], "val": split["val"][:64], "test": split["test"][:64]}
+    cfg = TrainConfig(epochs=1, batch_size=32, progress=False, device="cpu")
+    trainer = Trainer(build_for(name, gdsc2, opts), cfg, out_dir=str(tmp_path))
+    trainer.fit(gdsc2, small)
+    pred = trainer.predict(gdsc2, small["test"])
+    again = ResponseModel.from_checkpoint(str(tmp_path / "model.pt"))
+    again.eval()
+    with torch.no_grad():
+        b = next(iter(gdsc2.loader(small["test"], batch_size=64)))
+        torch.testing.assert_close(again.forward_batch(b), pred, rtol=1e-4, atol=1e-4)
+
+
+def test_gene_graph_rejects_unknown_convs():
+    from csg2a_graph.baselines import GeneGraphModel
+
+    with pytest.raises(ValueError, match="conv must be one of"):
+        GeneGraphModel(10, conv="sage")
+
+
+def test_espf_tokens_match_the_original_rules():
+    if not ESPF.exists():
+        pytest.skip("ESPF vocabulary not staged")
+    from csg2a_graph.baselines import ESPFTokenizer
+
+    tok = ESPFTokenizer(str(ESPF))
+    assert tok.vocab_size == 2586
+    ids, mask = tok("CC(=O)Oc1ccccc1C(=O)O")  # aspirin: three ESPF substructures
+    assert mask.sum() == 3 and ids.shape == (50,) and (ids[3:] == 0).all()
+    long = "C" * 400 + "N"
+    ids, mask = tok(long)
+    assert mask.sum() <= 50
