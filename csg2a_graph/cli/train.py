@@ -11,7 +11,7 @@ from csg2a_graph.cli.data import load_dataset
 
 logger = logging.getLogger(__name__)
 
-SCHEMES = ["mixed", "cell_blind", "drug_blind", "disjoint"]
+SCHEMES = ["mixed", "cell_blind", "drug_blind", "disjoint", "tissue_blind"]
 
 
 def add_data_args(p: argparse.ArgumentParser, choices, default=None) -> None:

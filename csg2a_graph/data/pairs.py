@@ -25,7 +25,7 @@ from torch_geometric.data import Batch, Data, Dataset
 
 from csg2a_graph.data.gene_space import GeneSpace
 from csg2a_graph.data.molecules import MoleculeStore, compound_groups
-from csg2a_graph.data.splits import make_split
+from csg2a_graph.data.splits import canonical_scheme, make_split
 
 logger = logging.getLogger(__name__)
 
@@ -414,15 +414,23 @@ class PairDataset(Dataset):
         """Pair indices of ``train``/``val``/``test`` (and ``dropped``) for one fold.
 
         See :mod:`csg2a_graph.data.splits` for the schemes (``mixed``,
-        ``cell_blind``, ``drug_blind``, ``disjoint``; LPO/LCO/LDO aliases).
+        ``cell_blind``, ``drug_blind``, ``disjoint``, ``tissue_blind``; LPO/LCO/LDO/LTO aliases).
         With ``group_compounds`` (default) drugs that are one compound (same InChIKey
         connectivity block of the largest fragment: stereo-isomers, salts) are kept on one
         side of drug-blind and disjoint splits (``report["compounds"]`` lists the merges).
         """
         cell = self._pairs.get("split_cell", self._pairs["cell"])
         group = self.drug_meta.get("compound_group") if group_compounds else None
+        tissue = None
+        if canonical_scheme(scheme) == "tissue_blind":
+            labels = self.cell_meta.get("tcga")
+            if not labels or "split_cell" in self._pairs or not any(labels):
+                raise ValueError(f"{self.name}: tissue_blind needs a TCGA label per cell line (cell_meta['tcga']); "
+                                 "this dataset has none")
+            names = sorted(set(labels))
+            tissue = torch.tensor([names.index(t) for t in labels])
         return make_split(cell, self._pairs["drug"], scheme, fold, n_folds, seed,
-                          drug_group=None if group is None else torch.tensor(group))
+                          drug_group=None if group is None else torch.tensor(group), cell_group=tissue)
 
     def loader(self, index: Optional[Tensor] = None, batch_size: int = 256, **kwargs) -> PairLoader:
         return PairLoader(self, index, batch_size, **kwargs)

@@ -3,6 +3,9 @@
 - ``mixed`` (drevalpy ``LPO``): pairs are split at random.
 - ``cell_blind`` (``LCO``): cell lines are split; every test pair has a cell unseen in train/val.
 - ``drug_blind`` (``LDO``): drugs are split likewise.
+- ``tissue_blind`` (drevalpy ``LTO``, beyond the paper): tissues are split, by each cell line's TCGA
+  label (``cell_group``); every test pair has a cell of a tissue unseen in train/val. Lines without a
+  label form one unit of their own.
 - ``disjoint``: cells *and* drugs are split; train pairs have a train cell and a
   train drug, test pairs a test cell and a test drug (both unseen); pairs that
   cross the partitions belong to no set and are counted in ``dropped``.
@@ -21,10 +24,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-SCHEMES = ("mixed", "cell_blind", "drug_blind", "disjoint")
+SCHEMES = ("mixed", "cell_blind", "drug_blind", "disjoint", "tissue_blind")
 ALIASES = {"lpo": "mixed", "lco": "cell_blind", "ldo": "drug_blind", "random": "mixed",
            "mixed_set": "mixed", "cell-blind": "cell_blind", "drug-blind": "drug_blind",
-           "disjoint_set": "disjoint", "ltdo": "disjoint"}
+           "disjoint_set": "disjoint", "ltdo": "disjoint", "lto": "tissue_blind", "tissue-blind": "tissue_blind"}
 
 
 def canonical_scheme(scheme: str) -> str:
@@ -62,7 +65,8 @@ def check_int(name: str, value, low: Optional[int] = None, high: Optional[int] =
 
 
 def make_split(cell: Tensor, drug: Tensor, scheme: str = "mixed", fold: int = 0, n_folds: int = 10,
-               seed: int = 0, drug_group: Optional[Tensor] = None) -> Dict[str, Tensor]:
+               seed: int = 0, drug_group: Optional[Tensor] = None,
+               cell_group: Optional[Tensor] = None) -> Dict[str, Tensor]:
     """Train/val/test pair indices for one fold.
 
     Args:
@@ -74,6 +78,7 @@ def make_split(cell: Tensor, drug: Tensor, scheme: str = "mixed", fold: int = 0,
         drug_group: optional ``[num_drugs]`` group id per drug id: drugs of one group
             (stereo-isomers and salts of one compound, same InChIKey connectivity block)
             always fall on the same side of a drug-blind or disjoint split.
+        cell_group: ``[num_cells]`` tissue id per cell id; needed by ``tissue_blind``.
 
     Returns:
         ``{"train", "val", "test"}`` sorted index tensors, plus ``"dropped"``
@@ -95,6 +100,12 @@ def make_split(cell: Tensor, drug: Tensor, scheme: str = "mixed", fold: int = 0,
         if drug.size and drug.max() >= drug_group.size:
             raise ValueError(f"drug_group has {drug_group.size} entries but drug ids reach {int(drug.max())}")
         unit_drug = drug_group[drug]
+    if scheme == "tissue_blind":
+        if cell_group is None:
+            raise ValueError("tissue_blind needs a tissue per cell line (cell_group; the dataset's TCGA labels)")
+        cell_group = torch.as_tensor(cell_group).long().numpy()
+        if cell.size and cell.max() >= cell_group.size:
+            raise ValueError(f"cell_group has {cell_group.size} entries but cell ids reach {int(cell.max())}")
     rng = np.random.default_rng(seed)
     val_fold = (fold + 1) % n_folds
 
@@ -105,6 +116,10 @@ def make_split(cell: Tensor, drug: Tensor, scheme: str = "mixed", fold: int = 0,
 
     if scheme == "mixed":
         f = _fold_of(len(cell), n_folds, rng)
+        parts = {"test": f == fold, "val": f == val_fold}
+        parts["train"] = ~(parts["test"] | parts["val"])
+    elif scheme == "tissue_blind":
+        f = units(cell_group[cell], 3)
         parts = {"test": f == fold, "val": f == val_fold}
         parts["train"] = ~(parts["test"] | parts["val"])
     elif scheme in ("cell_blind", "drug_blind"):

@@ -79,3 +79,22 @@ def test_json_roundtrip_and_improve_files(tmp_path):
     write_improve_splits(splits, tmp_path / "improve")
     lines = (tmp_path / "improve" / "split_1_test.txt").read_text().split()
     assert [int(x) for x in lines] == splits[1]["test"].tolist()
+
+
+def test_tissue_blind_on_real_gdsc(gdsc2):
+    """Leave-tissue-out (drevalpy LTO): no tissue of a test pair is seen in training or validation."""
+    labels = gdsc2.cell_meta["tcga"]
+    seen = set()
+    for fold in range(10):
+        s = gdsc2.get_idx_split("tissue_blind", fold=fold)
+        tissue = {k: {labels[c] for c in gdsc2.pairs["cell"][v].tolist()} for k, v in s.items() if k != "dropped"}
+        assert tissue["test"] and not tissue["test"] & (tissue["train"] | tissue["val"])
+        assert not s["dropped"].numel()
+        seen |= tissue["test"]
+    assert seen == set(labels)  # every tissue is a test tissue once over the 10 folds
+    assert torch.equal(gdsc2.get_idx_split("LTO", fold=2)["test"], gdsc2.get_idx_split("tissue_blind", fold=2)["test"])
+
+
+def test_tissue_blind_needs_labels(lincs3):
+    with pytest.raises(ValueError, match="TCGA label"):
+        lincs3.get_idx_split("tissue_blind", fold=0, n_folds=3)
