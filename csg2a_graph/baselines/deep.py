@@ -29,6 +29,8 @@ def build_for(name: str, dataset, options: Dict):
     from csg2a_graph.nn.models import MODELS, build_model
 
     cls = MODELS[name]
+    if hasattr(cls, "from_dataset"):  # models whose inputs come from extra files (pathways, targets)
+        return cls.from_dataset(dataset, **options)
     params = inspect.signature(cls.__init__).parameters
     kw = dict(options)
     if "genes" in params:

@@ -130,3 +130,43 @@ def test_the_tutorial_snippet_in_docs_runs():
     ei, ew = rand_prior(N, 40)
     out = ns["MyGeneGNN"](N)(torch.randn(4, N), torch.randn(4, 128), ei, ew)
     assert out.shape == (4, 64) and torch.isfinite(out).all()
+
+
+def test_pathdnn_parameter_count_matches_the_spec_shape():
+    """323 pathways over 537 cell genes + 741 target genes: 562,110 parameters (baselines/PathDNN.md)."""
+    from csg2a_graph.baselines import PathDNN
+
+    genes = [f"G{i}" for i in range(537)]
+    targets = [f"T{i}" for i in range(741)]
+    members = genes + targets
+    pathways = {f"P{k}": members[k::323] for k in range(323)}
+    m = PathDNN(genes, pathways, {"C": targets})
+    assert m.layer1.mask.shape == (323, 1278)
+    assert sum(q.numel() for q in m.parameters()) == 562_110
+
+
+def test_pathdnn_on_real_gdsc_with_kegg_and_gdsc_targets(gdsc2, split, tmp_path):
+    from tests.conftest import shared
+
+    from csg2a_graph.nn.models import ResponseModel
+    from csg2a_graph.train.loop import TrainConfig, Trainer
+
+    opts = {"pathways_file": str(shared("genesets", "msigdb_c2.cp.kegg.v7.5.1.symbols.gmt")),
+            "targets_file": str(shared("gdsc", "gdsc_drug_list_20220812.csv"))}
+    from csg2a_graph.baselines.deep import build_for
+
+    model = build_for("pathdnn", gdsc2, opts)
+    with_targets = sum(1 for v in model.targets_of.values() if v)
+    assert with_targets >= 130 and model.layer1.mask.sum() > 1000  # 138 of 228 drugs have a KEGG target
+    # masked weights get no gradient
+    b = next(iter(gdsc2.loader(split["train"][:64], batch_size=64)))
+    (model.forward_batch(b) - b.y).pow(2).mean().backward()
+    assert (model.layer1.weight.grad[model.layer1.mask == 0] == 0).all()
+    small = {"train": split["train"][:512], "val": split["val"][:64], "test": split["test"][:64]}
+    trainer = Trainer(build_for("pathdnn", gdsc2, opts), TrainConfig(epochs=2, batch_size=64, progress=False,
+                                                                      device="cpu"), out_dir=str(tmp_path))
+    trainer.fit(gdsc2, small)
+    again = ResponseModel.from_checkpoint(str(tmp_path / "model.pt")).eval()
+    with torch.no_grad():
+        b = next(iter(gdsc2.loader(small["test"], batch_size=64)))
+        torch.testing.assert_close(again.forward_batch(b), trainer.predict(gdsc2, small["test"]))
