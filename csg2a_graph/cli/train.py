@@ -162,12 +162,17 @@ class CVSubcommand(Subcommand):
         p.add_argument("--schemes", nargs="+", default=["mixed"], choices=SCHEMES)
         p.add_argument("--folds", type=int, default=10, help="run the first K folds")
         p.add_argument("--n-folds", type=int, default=10)
-        p.add_argument("--models", nargs="+", default=["csg2a", "rf"])
+        p.add_argument("--models", nargs="+", default=["csg2a", "rf"],
+                       help="any registered runner: csg2a, rf, svm, svm-exact, global-mean, drug-mean, cell-mean, "
+                            "additive, tissue-mean, graphdrp, deeptta, pathdnn, gene-gcn, gene-gat, gene-gin, "
+                            "gene-csg2a, gene-csg2a+gcn")
         p.add_argument("--pretrained", default=None, help="pretrained network for csg2a")
         p.add_argument("--subsample", type=int, default=None, help="keep N random pairs (a smaller, stated run)")
         p.add_argument("--rf-trees", type=int, default=100)
         p.add_argument("--rf-max-features", type=float, default=1.0)
         p.add_argument("--rf-max-samples", type=float, default=None)
+        p.add_argument("--pathways-file", default=None, help="pathdnn: gene sets (GMT), e.g. MSigDB c2.cp.kegg")
+        p.add_argument("--targets-file", default=None, help="pathdnn: GDSC drug list with a Targets column")
         p.add_argument("--out", required=True)
         add_network_args(p)
         add_train_args(p)
@@ -192,6 +197,18 @@ class CVSubcommand(Subcommand):
             csg.update(network_options(args))
         opts = {"csg2a": csg, "rf": {"n_estimators": args.rf_trees, "max_features": args.rf_max_features,
                                      "max_samples": args.rf_max_samples}}
+        # deep baselines keep their papers' learning rate and batch size; the run's budget applies to all
+        budget = {k: train[k] for k in ("epochs", "patience", "seed", "device", "amp", "compile", "max_batches",
+                                        "progress") if k in train}
+        from csg2a_graph.baselines.deep import DEFAULT_TRAIN
+
+        for m in args.models:
+            if m in DEFAULT_TRAIN or m.startswith("gene-"):
+                opts[m] = {"train": dict(budget)}
+        if "pathdnn" in args.models:
+            if not (args.pathways_file and args.targets_file):
+                raise CLIError("pathdnn needs --pathways-file (a KEGG GMT) and --targets-file (GDSC drug list)")
+            opts["pathdnn"].update(pathways_file=args.pathways_file, targets_file=args.targets_file)
         write_config(args, args.out)
         df = cross_validate(ds, args.models, args.schemes, folds=args.folds, n_folds=args.n_folds, out_dir=args.out,
                             model_options=opts, seed=args.seed, subsample=args.subsample)
