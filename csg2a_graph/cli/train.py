@@ -164,7 +164,7 @@ class CVSubcommand(Subcommand):
         p.add_argument("--n-folds", type=int, default=10)
         p.add_argument("--models", nargs="+", default=["csg2a", "rf"],
                        help="any registered runner: csg2a, rf, svm, svm-exact, global-mean, drug-mean, cell-mean, "
-                            "additive, tissue-mean, graphdrp, deeptta, pathdnn, gene-gcn, gene-gat, gene-gin, "
+                            "additive, tissue-mean, graphdrp, deeptta, pathdnn, precily, gene-gcn, gene-gat, gene-gin, "
                             "gene-csg2a, gene-csg2a+gcn")
         p.add_argument("--pretrained", default=None, help="pretrained network for csg2a")
         p.add_argument("--subsample", type=int, default=None, help="keep N random pairs (a smaller, stated run)")
@@ -173,6 +173,7 @@ class CVSubcommand(Subcommand):
         p.add_argument("--rf-max-samples", type=float, default=None)
         p.add_argument("--pathways-file", default=None, help="pathdnn: gene sets (GMT), e.g. MSigDB c2.cp.kegg")
         p.add_argument("--targets-file", default=None, help="pathdnn: GDSC drug list with a Targets column")
+        p.add_argument("--precily-pathways-file", default=None, help="precily: MSigDB c2.cp v6.1 GMT")
         p.add_argument("--out", required=True)
         add_network_args(p)
         add_train_args(p)
@@ -209,6 +210,10 @@ class CVSubcommand(Subcommand):
             if not (args.pathways_file and args.targets_file):
                 raise CLIError("pathdnn needs --pathways-file (a KEGG GMT) and --targets-file (GDSC drug list)")
             opts["pathdnn"].update(pathways_file=args.pathways_file, targets_file=args.targets_file)
+        if "precily" in args.models:
+            if not args.precily_pathways_file:
+                raise CLIError("precily needs --precily-pathways-file (MSigDB c2.cp v6.1 GMT)")
+            opts["precily"].update(pathways_file=args.precily_pathways_file)
         write_config(args, args.out)
         df = cross_validate(ds, args.models, args.schemes, folds=args.folds, n_folds=args.n_folds, out_dir=args.out,
                             model_options=opts, seed=args.seed, subsample=args.subsample)

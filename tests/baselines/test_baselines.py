@@ -170,3 +170,49 @@ def test_pathdnn_on_real_gdsc_with_kegg_and_gdsc_targets(gdsc2, split, tmp_path)
     with torch.no_grad():
         b = next(iter(gdsc2.loader(small["test"], batch_size=64)))
         torch.testing.assert_close(again.forward_batch(b), trainer.predict(gdsc2, small["test"]))
+
+
+def test_gsva_matches_gseapy_on_real_cell_lines(gdsc2):
+    gseapy = pytest.importorskip("gseapy")
+    import pandas as pd
+
+    from tests.conftest import shared
+
+    from csg2a_graph.baselines import Precily
+
+    m = Precily.from_dataset(gdsc2, str(shared("genesets", "precily_msigdb_c2.cp.v6.1.symbols.gmt")))
+    assert m.gsva.member.shape == (412, 484)  # sets with >= 5 measured genes (baselines/Precily.md: 412)
+    genes, names = gdsc2.gene_space.genes, list(m.hparams["pathways"])[:20]
+    cells = gdsc2.cells[:150]
+    sets = {k: [genes[i] for i in m.hparams["pathways"][k]] for k in names}
+    df = pd.DataFrame(gdsc2.expression.numpy().T, index=genes, columns=gdsc2.cells)
+    ref = gseapy.gsva(df, sets, min_size=1, max_size=10000, threads=1, kcdf="Gaussian", verbose=False)
+    ref = ref.res2d.pivot(index="Term", columns="Name", values="ES").astype(float)
+    ours = m.gsva(gdsc2.expression[:150]).numpy()[:, :20]
+    for j, k in enumerate(names):
+        assert np.corrcoef(ref.loc[k, cells].to_numpy(), ours[:, j])[0, 1] > 0.999
+
+
+def test_precily_trains_and_round_trips(gdsc2, split, tmp_path):
+    from tests.conftest import shared
+
+    from csg2a_graph.baselines.deep import build_for
+    from csg2a_graph.nn.models import ResponseModel
+    from csg2a_graph.train.loop import TrainConfig, Trainer
+
+    opts = {"pathways_file": str(shared("genesets", "precily_msigdb_c2.cp.v6.1.symbols.gmt"))}
+    small = {"train": split["train"][:512], "val": split["val"][:64], "test": split["test"][:64]}
+    trainer = Trainer(build_for("precily", gdsc2, opts), TrainConfig(epochs=3, batch_size=64, lr=1e-3,
+                                                                      progress=False, device="cpu"),
+                      out_dir=str(tmp_path))
+    hist = trainer.fit(gdsc2, small)
+    assert hist[-1]["train_mse"] < hist[0]["train_mse"]
+    again = ResponseModel.from_checkpoint(str(tmp_path / "model.pt")).eval()
+    with torch.no_grad():
+        b = next(iter(gdsc2.loader(small["test"], batch_size=64)))
+        torch.testing.assert_close(again.forward_batch(b), trainer.predict(gdsc2, small["test"]))
+    # the spec's parameter count at 1,329 pathways + 100 descriptors: 2,875,851
+    from csg2a_graph.baselines import Precily
+
+    big = Precily(10, {f"P{i}": [0] for i in range(1329)}, 3, ["CCO", "CCN", "CCC"])
+    assert sum(q.numel() for q in big.parameters()) == 2_875_851
