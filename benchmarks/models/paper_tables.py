@@ -60,6 +60,8 @@ def model_options(args, work: Path, lincs=None):
     train = {"progress": False}
     if args.epochs is not None:
         train["epochs"] = args.epochs
+    if args.batch_size is not None:  # one batch size for every deep model: the same steps for each
+        train["batch_size"] = args.batch_size
     opts = {m: {} for m in NAIVE}
     opts["rf"] = {"n_estimators": args.rf_trees, "max_features": args.rf_max_features, "n_jobs": -1}
     opts["svm"] = {"n_components": args.svm_components}
@@ -94,6 +96,7 @@ def run(args, table: str) -> None:
     opts = model_options(args, work, lincs)
     protocol = {"table": table, "dataset": repr(ds), "folds": args.folds, "n_folds": 10, "schemes": args.schemes,
                 "subsample": args.subsample, "epochs": args.epochs, "patience": args.patience,
+                "batch_size": args.batch_size,
                 "models": args.models, "rf": opts["rf"], "svm": opts["svm"],
                 "csg2a_pretrained": opts["csg2a"].get("pretrained")}
     (work / f"{table}_protocol.json").write_text(json.dumps(protocol, indent=1, default=str))
@@ -112,6 +115,9 @@ def shrunk(protocol: dict) -> str:
         out.append(f"a random subsample of {protocol['subsample']:,} pairs (seed 0) before splitting")
     if protocol.get("epochs") is not None:
         out.append(f"deep models capped at {protocol['epochs']} epochs (patience {protocol.get('patience')})")
+    if protocol.get("batch_size") is not None:
+        out.append(f"every deep model at batch size {protocol['batch_size']} (same number of steps; originals: "
+                   "GraphDRP 1024, DeepTTA 64, PathDNN 512, Precily 128)")
     full = SCHEMES if protocol["table"] == "table1" else ("mixed",)
     if tuple(protocol["schemes"]) != tuple(full):
         out.append(f"schemes {protocol['schemes']}")
@@ -210,6 +216,8 @@ def main(argv=None):
     p.add_argument("--subsample", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None, help="cap on the deep models' epochs (default: theirs)")
     p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="one batch size for every deep model (default: each model's original)")
     p.add_argument("--models", nargs="+", default=None)
     p.add_argument("--schemes", nargs="+", default=None, choices=SCHEMES)
     p.add_argument("--rf-trees", type=int, default=100)
