@@ -31,7 +31,7 @@ NCI60_FILES = ["nci60/AOD_IOA_GI50.csv", "nci60/rcellminer_public_drug_info_2_14
                "nci60/nci60_gcrma_u133a_landmark.csv", "string/STRING_edges.csv"]
 SCHEMES = ("mixed", "cell_blind", "drug_blind", "disjoint")
 NAIVE = ["global-mean", "drug-mean", "cell-mean", "additive", "tissue-mean"]
-DEEP = ["graphdrp", "deeptta", "pathdnn", "precily", "gene-gcn", "gene-gat", "gene-gin", "gene-csg2a", "gene-csg2a+gcn"]
+DEEP = ["graphdrp", "deeptta", "pathdnn", "precily", "drpreter", "gene-gcn", "gene-gat", "gene-gin", "gene-csg2a", "gene-csg2a+gcn"]
 MODELS = NAIVE + ["rf", "svm"] + DEEP + ["csg2a"]
 NAMES = {"rf": "Random Forest", "svm": "Support Vector Machine", "graphdrp": "GraphDRP", "deeptta": "DeepTTA",
          "csg2a": "CSG2A", "pathdnn": "PathDNN", "precily": "Precily", "drpreter": "DRPreter",
@@ -70,6 +70,9 @@ def model_options(args, work: Path, lincs=None):
     opts["pathdnn"].update(pathways_file=str(SHARED / "genesets" / "msigdb_c2.cp.kegg.v7.5.1.symbols.gmt"),
                            targets_file=str(SHARED / "gdsc" / "gdsc_drug_list_20220812.csv"))
     opts["precily"].update(pathways_file=str(SHARED / "genesets" / "precily_msigdb_c2.cp.v6.1.symbols.gmt"))
+    res = SHARED.parent / "baselines" / "resources"
+    opts["drpreter"].update(pathways_file=str(res / "drpreter_kegg34_pathway_genes.tsv"),
+                            edges_file=str(res / "drpreter_kegg34_string990_edges.tsv"))
     csg = {"train": dict(train, patience=args.patience)}
     if "csg2a" in args.models:
         if args.csg2a_pretrained:

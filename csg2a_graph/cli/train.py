@@ -164,16 +164,16 @@ class CVSubcommand(Subcommand):
         p.add_argument("--n-folds", type=int, default=10)
         p.add_argument("--models", nargs="+", default=["csg2a", "rf"],
                        help="any registered runner: csg2a, rf, svm, svm-exact, global-mean, drug-mean, cell-mean, "
-                            "additive, tissue-mean, graphdrp, deeptta, pathdnn, precily, gene-gcn, gene-gat, gene-gin, "
+                            "additive, tissue-mean, graphdrp, deeptta, pathdnn, precily, drpreter, gene-gcn, gene-gat, gene-gin, "
                             "gene-csg2a, gene-csg2a+gcn")
         p.add_argument("--pretrained", default=None, help="pretrained network for csg2a")
         p.add_argument("--subsample", type=int, default=None, help="keep N random pairs (a smaller, stated run)")
         p.add_argument("--rf-trees", type=int, default=100)
         p.add_argument("--rf-max-features", type=float, default=1.0)
         p.add_argument("--rf-max-samples", type=float, default=None)
-        p.add_argument("--pathways-file", default=None, help="pathdnn: gene sets (GMT), e.g. MSigDB c2.cp.kegg")
-        p.add_argument("--targets-file", default=None, help="pathdnn: GDSC drug list with a Targets column")
-        p.add_argument("--precily-pathways-file", default=None, help="precily: MSigDB c2.cp v6.1 GMT")
+        p.add_argument("--model-option", action="append", metavar="MODEL.KEY=VALUE",
+                       help="an option of one model, e.g. pathdnn.pathways_file=kegg.gmt or graphdrp.drug_dim=64 "
+                            "(repeatable; values are read as JSON when they parse, else as text)")
         p.add_argument("--out", required=True)
         add_network_args(p)
         add_train_args(p)
@@ -206,20 +206,35 @@ class CVSubcommand(Subcommand):
         for m in args.models:
             if m in DEFAULT_TRAIN or m.startswith("gene-"):
                 opts[m] = {"train": dict(budget)}
-        if "pathdnn" in args.models:
-            if not (args.pathways_file and args.targets_file):
-                raise CLIError("pathdnn needs --pathways-file (a KEGG GMT) and --targets-file (GDSC drug list)")
-            opts["pathdnn"].update(pathways_file=args.pathways_file, targets_file=args.targets_file)
-        if "precily" in args.models:
-            if not args.precily_pathways_file:
-                raise CLIError("precily needs --precily-pathways-file (MSigDB c2.cp v6.1 GMT)")
-            opts["precily"].update(pathways_file=args.precily_pathways_file)
+        for item in args.model_option or []:
+            model, key, value = parse_model_option(item)
+            opts.setdefault(model, {})[key] = value
+        needs = {"pathdnn": ("pathways_file", "targets_file"), "precily": ("pathways_file",),
+                 "drpreter": ("pathways_file", "edges_file")}
+        for m, keys in needs.items():
+            missing = [k for k in keys if m in args.models and k not in opts.get(m, {})]
+            if missing:
+                raise CLIError(f"{m} needs " + " and ".join(f"--model-option {m}.{k}=PATH" for k in missing)
+                               + " (see docs/baselines.md)")
         write_config(args, args.out)
         df = cross_validate(ds, args.models, args.schemes, folds=args.folds, n_folds=args.n_folds, out_dir=args.out,
                             model_options=opts, seed=args.seed, subsample=args.subsample)
         with open(os.path.join(args.out, "summary.md")) as f:
             say(f.read(), args)
         return 0 if len(df) else 1
+
+
+def parse_model_option(item: str):
+    """``"pathdnn.pathways_file=k.gmt"`` -> ``("pathdnn", "pathways_file", "k.gmt")``; JSON values decoded."""
+    head, sep, value = item.partition("=")
+    model, dot, key = head.rpartition(".")
+    if not sep or not dot or not model or not key:
+        raise CLIError(f"--model-option {item!r}: expected MODEL.KEY=VALUE")
+    try:
+        value = json.loads(value)
+    except ValueError:
+        pass
+    return model, key, value
 
 
 __all__ = ["PretrainSubcommand", "FinetuneSubcommand", "CVSubcommand"]

@@ -216,3 +216,48 @@ def test_precily_trains_and_round_trips(gdsc2, split, tmp_path):
 
     big = Precily(10, {f"P{i}": [0] for i in range(1329)}, 3, ["CCO", "CCN", "CCC"])
     assert sum(q.numel() for q in big.parameters()) == 2_875_851
+
+
+RES = ESPF.parent
+
+
+def test_drpreter_graph_matches_the_spec_and_trains(gdsc2, split, tmp_path):
+    from types import SimpleNamespace
+
+    from csg2a_graph.baselines import DRPreter
+    from csg2a_graph.baselines.deep import build_for
+    from csg2a_graph.baselines.drpreter import dgllife_graph
+    from csg2a_graph.data import GeneSpace
+    from csg2a_graph.nn.models import ResponseModel
+    from csg2a_graph.train.loop import TrainConfig, Trainer
+
+    if not RES.exists():
+        pytest.skip("DRPreter resources not staged")
+    files = {"pathways_file": str(RES / "drpreter_kegg34_pathway_genes.tsv"),
+             "edges_file": str(RES / "drpreter_kegg34_string990_edges.tsv")}
+    assert dgllife_graph("CC(=O)Oc1ccccc1C(=O)O").x.shape == (13, 77)
+    # the 978-landmark setup of the spec: max_gene 54, 519 edges, 2,080,593 parameters
+    land = GeneSpace.landmark()
+    full = DRPreter.from_dataset(SimpleNamespace(gene_space=land, gene_mask=torch.ones(978, dtype=torch.bool)),
+                                 **files)
+    assert full.max_gene == 54 and full.cell_edge_index.size(1) == 2 * 519
+    assert abs(sum(q.numel() for q in full.parameters()) - 2_080_593) <= 0.1 * 2_080_593
+    # the 484 measured genes of GDSC2: 214 edges, two empty pathways
+    m = build_for("drpreter", gdsc2, files)
+    assert m.cell_edge_index.size(1) == 2 * 214 and sum(1 for p in m.hparams["pathways"] if not p) == 2
+    # intended edges stay inside their pathway block; the legacy indexing crowds them into the first nodes
+    blocks = torch.repeat_interleave(torch.arange(34), torch.tensor([len(p) for p in m.hparams["pathways"]]))
+    ei = m.cell_edge_index
+    assert torch.equal(blocks[ei[0]], blocks[ei[1]])
+    legacy = DRPreter(gdsc2.gene_space.genes, m.hparams["pathways"], m.hparams["edges"], legacy_edge_indexing=True)
+    assert legacy.cell_edge_index.max() < max(len(p) for p in m.hparams["pathways"])
+    small = {"train": split["train"][:256], "val": split["val"][:64], "test": split["test"][:64]}
+    trainer = Trainer(build_for("drpreter", gdsc2, files), TrainConfig(epochs=2, batch_size=32, lr=1e-3,
+                                                                        progress=False, device="cpu"),
+                      out_dir=str(tmp_path))
+    hist = trainer.fit(gdsc2, small)
+    assert hist[-1]["train_mse"] < hist[0]["train_mse"]
+    again = ResponseModel.from_checkpoint(str(tmp_path / "model.pt")).eval()
+    with torch.no_grad():
+        b = next(iter(gdsc2.loader(small["test"], batch_size=64)))
+        torch.testing.assert_close(again.forward_batch(b), trainer.predict(gdsc2, small["test"]))

@@ -110,3 +110,24 @@ def test_every_command_has_help(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([cmd, "--help"])
     assert e.value.code == 0 and "--config" in capsys.readouterr().out
+
+
+def test_cv_runs_baselines_with_model_options(gdsc2_root, tmp_path, capsys):
+    import pandas as pd
+
+    from csg2a_graph.cli.main import main
+    from tests.conftest import shared
+
+    kegg = shared("genesets", "msigdb_c2.cp.kegg.v7.5.1.symbols.gmt")
+    targets = shared("gdsc", "gdsc_drug_list_20220812.csv")
+    out = tmp_path / "cv"
+    args = ["cv", "--dataset", "gdsc", "--root", str(gdsc2_root), "--models", "additive", "svm", "pathdnn",
+            "--subsample", "2000", "--folds", "1", "--n-folds", "3", "--epochs", "1", "--schemes", "tissue_blind",
+            "--out", str(out), "-q"]
+    assert main(args) == 2  # pathdnn without its files: one line naming the option
+    assert "--model-option pathdnn.pathways_file=PATH" in capsys.readouterr().err
+    assert main(args + ["--model-option", f"pathdnn.pathways_file={kegg}", "--model-option",
+                        f"pathdnn.targets_file={targets}", "--model-option", "svm.n_components=300"]) == 0
+    res = pd.read_csv(out / "results.csv")
+    assert set(res.model) == {"additive", "svm", "pathdnn"} and set(res.scheme) == {"tissue_blind"}
+    assert res.rmse.notna().all()
