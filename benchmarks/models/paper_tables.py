@@ -128,7 +128,6 @@ def shrunk(protocol: dict) -> str:
 
 
 def report(work: Path, table: str) -> str:
-    import numpy as np
     import pandas as pd
 
     res = pd.read_csv(work / f"cv_{table}" / "results.csv")

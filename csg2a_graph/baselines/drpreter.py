@@ -3,11 +3,11 @@ token mixed by a transformer. Written from ``baselines/DRPreter.md``."""
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Data
 from torch_geometric.nn import GATConv, GINConv, global_max_pool
 
 from csg2a_graph.baselines.deep import register_deep
