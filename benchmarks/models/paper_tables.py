@@ -31,7 +31,7 @@ NCI60_FILES = ["nci60/AOD_IOA_GI50.csv", "nci60/rcellminer_public_drug_info_2_14
                "nci60/nci60_gcrma_u133a_landmark.csv", "string/STRING_edges.csv"]
 SCHEMES = ("mixed", "cell_blind", "drug_blind", "disjoint")
 NAIVE = ["global-mean", "drug-mean", "cell-mean", "additive", "tissue-mean"]
-DEEP = ["graphdrp", "deeptta", "pathdnn", "precily", "drpreter", "gene-gcn", "gene-gat", "gene-gin", "gene-csg2a", "gene-csg2a+gcn"]
+DEEP = ["graphdrp", "deeptta", "pathdnn", "precily", "drpreter", "deepcovdr", "gene-gcn", "gene-gat", "gene-gin", "gene-csg2a", "gene-csg2a+gcn"]
 MODELS = NAIVE + ["rf", "svm"] + DEEP + ["csg2a"]
 NAMES = {"rf": "Random Forest", "svm": "Support Vector Machine", "graphdrp": "GraphDRP", "deeptta": "DeepTTA",
          "csg2a": "CSG2A", "pathdnn": "PathDNN", "precily": "Precily", "drpreter": "DRPreter",

@@ -6,13 +6,14 @@ registered by name (``build_model``) and trained by the package's :class:`Traine
 - classical: ``rf``, ``svm`` (Nyström RBF SVR), ``svm-exact`` (libsvm on a subsample);
 - deep (:mod:`csg2a_graph.baselines.deep`): ``graphdrp`` (GraphDRP), ``deeptta`` (DeepTTA), ``pathdnn``
   (PathDNN; options ``pathways_file``, ``targets_file``), ``precily`` (Precily; ``pathways_file``),
-  ``drpreter`` (DRPreter; ``pathways_file``, ``edges_file``), and the gene-graph
+  ``drpreter`` (DRPreter; ``pathways_file``, ``edges_file``), ``deepcovdr`` (DeepCoVDR), and the gene-graph
   family ``gene-gcn``, ``gene-gat``, ``gene-gin``, ``gene-csg2a``, ``gene-csg2a+gcn``.
 """
-from csg2a_graph.baselines import classical, deeptta, genegraph, graphdrp, naive, pathdnn, precily, drpreter  # noqa: F401 - register
+from csg2a_graph.baselines import classical, deeptta, genegraph, graphdrp, naive, pathdnn, precily, drpreter, deepcovdr  # noqa: F401
 from csg2a_graph.baselines.deeptta import DeepTTA, ESPFTokenizer, find_espf
 from csg2a_graph.baselines.genegraph import GENE_CONVS, GeneGraphModel
 from csg2a_graph.baselines.graphdrp import GraphDRP
+from csg2a_graph.baselines.deepcovdr import DeepCoVDR
 from csg2a_graph.baselines.drpreter import DRPreter
 from csg2a_graph.baselines.pathdnn import PathDNN
 from csg2a_graph.baselines.precily import GSVA, Precily
@@ -20,4 +21,4 @@ from csg2a_graph.baselines.classical import nystroem_svr, rbf_gamma_scale
 from csg2a_graph.baselines.naive import NAIVE
 
 __all__ = ["NAIVE", "nystroem_svr", "rbf_gamma_scale", "GraphDRP", "DeepTTA", "ESPFTokenizer", "find_espf",
-           "GeneGraphModel", "GENE_CONVS", "PathDNN", "Precily", "GSVA", "DRPreter"]
+           "GeneGraphModel", "GENE_CONVS", "PathDNN", "Precily", "GSVA", "DRPreter", "DeepCoVDR"]

@@ -261,3 +261,47 @@ def test_drpreter_graph_matches_the_spec_and_trains(gdsc2, split, tmp_path):
     with torch.no_grad():
         b = next(iter(gdsc2.loader(small["test"], batch_size=64)))
         torch.testing.assert_close(again.forward_batch(b), trainer.predict(gdsc2, small["test"]))
+
+
+def test_deepcovdr_dmpnn_and_training(gdsc2, split, tmp_path):
+    from torch_geometric.data import Batch
+
+    from csg2a_graph.baselines import DeepCoVDR
+    from csg2a_graph.baselines.deep import build_for
+    from csg2a_graph.baselines.deepcovdr import chemprop_graph
+    from csg2a_graph.nn.models import ResponseModel
+    from csg2a_graph.train.loop import TrainConfig, Trainer
+
+    g = Batch.from_data_list([chemprop_graph("CCO"), chemprop_graph("c1ccccc1O")])
+    assert g.x.size(1) == 133 and g.edge_attr.size(1) == 14
+    ei = g.edge_index  # the reverse of every directed bond, also after batching
+    assert torch.equal(ei[0][g.rev], ei[1]) and torch.equal(ei[1][g.rev], ei[0])
+    n = sum(q.numel() for q in DeepCoVDR(978).parameters())
+    assert abs(n - 6_300_000) <= 0.1 * 6_300_000  # the spec's used parameters at 978 genes
+    # small molecules keep the padded attention cheap on CPU
+    atoms = gdsc2.molecules.atom_ptr.diff()
+    small_drug = atoms[gdsc2.pairs["drug"]] <= 25
+    idx = [s[small_drug[s]] for s in (split["train"][:4000], split["val"][:2000], split["test"][:2000])]
+    small = {"train": idx[0][:96], "val": idx[1][:32], "test": idx[2][:32]}
+    trainer = Trainer(build_for("deepcovdr", gdsc2, {"layers": 2}),
+                      TrainConfig(epochs=2, batch_size=32, lr=1e-3, progress=False, device="cpu"),
+                      out_dir=str(tmp_path))
+    hist = trainer.fit(gdsc2, small)
+    assert all(np.isfinite(h["train_mse"]) for h in hist)
+    torch.manual_seed(0)
+    model = build_for("deepcovdr", gdsc2, {"layers": 2})
+    model.set_target_scaler(gdsc2.pairs["y"][split["train"]])
+    b = next(iter(gdsc2.loader(small["train"][:32], batch_size=32)))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(6):
+        loss = (model.forward_batch(b) - b.y).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    again = ResponseModel.from_checkpoint(str(tmp_path / "model.pt")).eval()
+    with torch.no_grad():
+        b = next(iter(gdsc2.loader(small["test"], batch_size=32)))
+        torch.testing.assert_close(again.forward_batch(b), trainer.predict(gdsc2, small["test"]))
