@@ -62,6 +62,8 @@ def model_options(args, work: Path, lincs=None):
         train["epochs"] = args.epochs
     if args.batch_size is not None:  # one batch size for every deep model: the same steps for each
         train["batch_size"] = args.batch_size
+    if args.max_minutes is not None:  # one wall-clock budget per model and fold
+        train["max_minutes"] = args.max_minutes
     opts = {m: {} for m in NAIVE}
     opts["rf"] = {"n_estimators": args.rf_trees, "max_features": args.rf_max_features, "n_jobs": -1}
     opts["svm"] = {"n_components": args.svm_components}
@@ -99,7 +101,7 @@ def run(args, table: str) -> None:
     opts = model_options(args, work, lincs)
     protocol = {"table": table, "dataset": repr(ds), "folds": args.folds, "n_folds": 10, "schemes": args.schemes,
                 "subsample": args.subsample, "epochs": args.epochs, "patience": args.patience,
-                "batch_size": args.batch_size,
+                "batch_size": args.batch_size, "max_minutes": args.max_minutes,
                 "models": args.models, "rf": opts["rf"], "svm": opts["svm"],
                 "csg2a_pretrained": opts["csg2a"].get("pretrained")}
     (work / f"{table}_protocol.json").write_text(json.dumps(protocol, indent=1, default=str))
@@ -118,6 +120,9 @@ def shrunk(protocol: dict) -> str:
         out.append(f"a random subsample of {protocol['subsample']:,} pairs (seed 0) before splitting")
     if protocol.get("epochs") is not None:
         out.append(f"deep models capped at {protocol['epochs']} epochs (patience {protocol.get('patience')})")
+    if protocol.get("max_minutes") is not None:
+        out.append(f"every deep model (CSG2A included) trained for at most {protocol['max_minutes']} min per fold "
+                   "on this machine (2 CPU cores), best validation epoch kept")
     if protocol.get("batch_size") is not None:
         out.append(f"every deep model at batch size {protocol['batch_size']} (same number of steps; originals: "
                    "GraphDRP 1024, DeepTTA 64, PathDNN 512, Precily 128)")
@@ -218,6 +223,8 @@ def main(argv=None):
     p.add_argument("--subsample", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None, help="cap on the deep models' epochs (default: theirs)")
     p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="wall-clock training budget per deep model and fold (CSG2A included)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="one batch size for every deep model (default: each model's original)")
     p.add_argument("--models", nargs="+", default=None)

@@ -36,6 +36,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
     g.add_argument("--compile", action="store_true", help="torch.compile (CUDA)")
     g.add_argument("--max-batches", type=int, default=None, help="cap training batches per epoch")
+    g.add_argument("--max-minutes", type=float, default=None,
+                   help="wall-clock budget per training run (the epoch in progress is validated, best kept)")
     g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
 
 
@@ -44,7 +46,7 @@ def train_config(args):
 
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                        patience=args.patience, seed=args.seed, device=args.device, amp=args.amp,
-                       compile=args.compile, max_batches=args.max_batches)
+                       compile=args.compile, max_batches=args.max_batches, max_minutes=args.max_minutes)
 
 
 def add_network_args(p: argparse.ArgumentParser) -> None:
@@ -200,7 +202,7 @@ class CVSubcommand(Subcommand):
                                      "max_samples": args.rf_max_samples}}
         # deep baselines keep their papers' learning rate and batch size; the run's budget applies to all
         budget = {k: train[k] for k in ("epochs", "patience", "seed", "device", "amp", "compile", "max_batches",
-                                        "progress") if k in train}
+                                        "max_minutes", "progress") if k in train}
         from csg2a_graph.baselines.deep import DEFAULT_TRAIN
 
         for m in args.models:

@@ -40,6 +40,9 @@ class TrainConfig:
         amp: bf16 autocast (CUDA only; ignored with a warning on CPU).
         compile: ``torch.compile`` the model (CUDA only).
         max_batches: cap on training batches per epoch (quick runs; ``None`` = all).
+        max_minutes: wall-clock budget of one ``fit``; when it runs out the current epoch stops, is
+            validated and checkpointed, and training ends (best weights kept). ``None`` = no budget.
+            Single-process runs only (ranks of a DDP run could disagree on the clock).
         eval_batch_size: batch size for validation and prediction.
         progress: progress bars.
     """
@@ -55,6 +58,7 @@ class TrainConfig:
     amp: bool = False
     compile: bool = False
     max_batches: Optional[int] = None
+    max_minutes: Optional[float] = None
     eval_batch_size: int = 1024
     progress: bool = True
 
@@ -166,6 +170,10 @@ class Trainer:
             raise ValueError("the training split is empty")
         if val_idx is not None and val_idx.numel() == 0:
             val_idx = None
+        if cfg.max_minutes is not None and self.world > 1:
+            raise ValueError("max_minutes works in single-process runs only (DDP ranks could disagree)")
+        deadline = None if cfg.max_minutes is None else time.perf_counter() + 60.0 * float(cfg.max_minutes)
+        out_of_time = False
         model = self.model.to(self.device)
         torch.manual_seed(cfg.seed)
         if hasattr(model, "clear_cache"):
@@ -219,6 +227,9 @@ class Trainer:
                 bar = tqdm(loader, total=n_batches, desc=f"epoch {epoch}", leave=False, disable=not show)
                 for b, batch in enumerate(bar):
                     if b >= n_batches:
+                        break
+                    if deadline is not None and b > 0 and time.perf_counter() > deadline:
+                        out_of_time = True
                         break
                     share = 1.0
                     if self.world > 1:
@@ -275,6 +286,9 @@ class Trainer:
                                     config=asdict(cfg), dataset=fp, split=_split_tensors(split))
                 for cb in self.callbacks:
                     cb(self, epoch, row)
+                if out_of_time or (deadline is not None and time.perf_counter() > deadline):
+                    logger.info("time budget of %s min reached after epoch %d", cfg.max_minutes, epoch)
+                    break
         finally:
             if handler is not None:
                 pkg = logging.getLogger("csg2a_graph")

@@ -148,3 +148,27 @@ def test_ddp_two_processes_match_one(lincs3, tmp_path):
         assert a["val_mse"] == pytest.approx(b["val_mse"], rel=1e-2)
     for k, v in single.named_parameters():
         torch.testing.assert_close(ddp["state"][k], v.detach(), rtol=0.05, atol=0.05, msg=k)
+
+
+def test_time_budget_stops_training_and_keeps_the_best(gdsc2, tmp_path, monkeypatch):
+    """max_minutes: the run stops when the clock runs out, validates what it has and keeps the best."""
+    import time as _time
+
+    from csg2a_graph.baselines.deep import build_for
+    from csg2a_graph.train.loop import TrainConfig, Trainer
+
+    clock = {"t": 0.0}
+
+    def fake():  # every call advances a fake clock by 1 s
+        clock["t"] += 1.0
+        return clock["t"]
+
+    monkeypatch.setattr(_time, "perf_counter", fake)
+    split = gdsc2.get_idx_split("mixed", fold=0)
+    small = {"train": split["train"][:96], "val": split["val"][:32], "test": split["test"][:32]}
+    cfg = TrainConfig(epochs=50, batch_size=32, max_minutes=0.25, progress=False, device="cpu")
+    trainer = Trainer(build_for("gene-graph", gdsc2, {"conv": "gcn", "hidden_channels": 8}), cfg,
+                      out_dir=str(tmp_path))
+    hist = trainer.fit(gdsc2, small)
+    assert 1 <= len(hist) < 50  # 15 fake seconds: stopped long before 50 epochs
+    assert (tmp_path / "model.pt").exists()
