@@ -21,6 +21,24 @@ def espf_dir(monkeypatch):
         monkeypatch.setenv("CSG2A_ESPF_DIR", str(ESPF))
 
 
+def fit_and_reload(dataset, name, opts, small, out_dir, **cfg):
+    """Train ``name`` briefly with the package Trainer, rebuild it from its checkpoint and check that the
+    rebuilt model predicts what the trainer predicts; returns the training history."""
+    from csg2a_graph.baselines.deep import build_for
+    from csg2a_graph.nn.models import ResponseModel
+    from csg2a_graph.train.loop import TrainConfig, Trainer
+
+    trainer = Trainer(build_for(name, dataset, opts), TrainConfig(progress=False, device="cpu", **cfg),
+                      out_dir=str(out_dir))
+    hist = trainer.fit(dataset, small)
+    again = ResponseModel.from_checkpoint(str(Path(out_dir) / "model.pt")).eval()
+    with torch.no_grad():
+        b = next(iter(dataset.loader(small["test"], batch_size=len(small["test"]))))
+        torch.testing.assert_close(again.forward_batch(b), trainer.predict(dataset, small["test"]), rtol=1e-4,
+                                   atol=1e-4)
+    return hist
+
+
 @pytest.fixture(scope="module")
 def split(gdsc2):
     return gdsc2.get_idx_split("mixed", fold=0)
@@ -59,8 +77,7 @@ DEEP = [("graphdrp", {}, 726_305 - 3_328, 484), ("deeptta", {}, 5_190_977, 978),
 @pytest.mark.parametrize("name,opts,spec_params,spec_genes", DEEP)
 def test_deep_baseline_trains_and_round_trips(gdsc2, split, tmp_path, name, opts, spec_params, spec_genes):
     from csg2a_graph.baselines.deep import build_for
-    from csg2a_graph.nn.models import ResponseModel, build_model
-    from csg2a_graph.train.loop import TrainConfig, Trainer
+    from csg2a_graph.nn.models import build_model
 
     if name == "deeptta" and not ESPF.exists():
         pytest.skip("ESPF vocabulary not staged")
@@ -84,15 +101,7 @@ def test_deep_baseline_trains_and_round_trips(gdsc2, split, tmp_path, name, opts
     assert losses[-1] < losses[0]
     # a short Trainer run writes a checkpoint that rebuilds the same model
     small = {"train": split["train"][:256], "val": split["val"][:64], "test": split["test"][:64]}
-    cfg = TrainConfig(epochs=1, batch_size=32, progress=False, device="cpu")
-    trainer = Trainer(build_for(name, gdsc2, opts), cfg, out_dir=str(tmp_path))
-    trainer.fit(gdsc2, small)
-    pred = trainer.predict(gdsc2, small["test"])
-    again = ResponseModel.from_checkpoint(str(tmp_path / "model.pt"))
-    again.eval()
-    with torch.no_grad():
-        b = next(iter(gdsc2.loader(small["test"], batch_size=64)))
-        torch.testing.assert_close(again.forward_batch(b), pred, rtol=1e-4, atol=1e-4)
+    fit_and_reload(gdsc2, name, opts, small, tmp_path, epochs=1, batch_size=32)
 
 
 def test_gene_graph_rejects_unknown_convs():
@@ -148,8 +157,6 @@ def test_pathdnn_parameter_count_matches_the_spec_shape():
 def test_pathdnn_on_real_gdsc_with_kegg_and_gdsc_targets(gdsc2, split, tmp_path):
     from tests.conftest import shared
 
-    from csg2a_graph.nn.models import ResponseModel
-    from csg2a_graph.train.loop import TrainConfig, Trainer
 
     opts = {"pathways_file": str(shared("genesets", "msigdb_c2.cp.kegg.v7.5.1.symbols.gmt")),
             "targets_file": str(shared("gdsc", "gdsc_drug_list_20220812.csv"))}
@@ -163,13 +170,7 @@ def test_pathdnn_on_real_gdsc_with_kegg_and_gdsc_targets(gdsc2, split, tmp_path)
     (model.forward_batch(b) - b.y).pow(2).mean().backward()
     assert (model.layer1.weight.grad[model.layer1.mask == 0] == 0).all()
     small = {"train": split["train"][:512], "val": split["val"][:64], "test": split["test"][:64]}
-    trainer = Trainer(build_for("pathdnn", gdsc2, opts), TrainConfig(epochs=2, batch_size=64, progress=False,
-                                                                      device="cpu"), out_dir=str(tmp_path))
-    trainer.fit(gdsc2, small)
-    again = ResponseModel.from_checkpoint(str(tmp_path / "model.pt")).eval()
-    with torch.no_grad():
-        b = next(iter(gdsc2.loader(small["test"], batch_size=64)))
-        torch.testing.assert_close(again.forward_batch(b), trainer.predict(gdsc2, small["test"]))
+    fit_and_reload(gdsc2, "pathdnn", opts, small, tmp_path, epochs=2, batch_size=64)
 
 
 def test_gsva_matches_gseapy_on_real_cell_lines(gdsc2):
@@ -196,21 +197,11 @@ def test_gsva_matches_gseapy_on_real_cell_lines(gdsc2):
 def test_precily_trains_and_round_trips(gdsc2, split, tmp_path):
     from tests.conftest import shared
 
-    from csg2a_graph.baselines.deep import build_for
-    from csg2a_graph.nn.models import ResponseModel
-    from csg2a_graph.train.loop import TrainConfig, Trainer
 
     opts = {"pathways_file": str(shared("genesets", "precily_msigdb_c2.cp.v6.1.symbols.gmt"))}
     small = {"train": split["train"][:512], "val": split["val"][:64], "test": split["test"][:64]}
-    trainer = Trainer(build_for("precily", gdsc2, opts), TrainConfig(epochs=3, batch_size=64, lr=1e-3,
-                                                                      progress=False, device="cpu"),
-                      out_dir=str(tmp_path))
-    hist = trainer.fit(gdsc2, small)
+    hist = fit_and_reload(gdsc2, "precily", opts, small, tmp_path, epochs=3, batch_size=64, lr=1e-3)
     assert hist[-1]["train_mse"] < hist[0]["train_mse"]
-    again = ResponseModel.from_checkpoint(str(tmp_path / "model.pt")).eval()
-    with torch.no_grad():
-        b = next(iter(gdsc2.loader(small["test"], batch_size=64)))
-        torch.testing.assert_close(again.forward_batch(b), trainer.predict(gdsc2, small["test"]))
     # the spec's parameter count at 1,329 pathways + 100 descriptors: 2,875,851
     from csg2a_graph.baselines import Precily
 
@@ -228,8 +219,6 @@ def test_drpreter_graph_matches_the_spec_and_trains(gdsc2, split, tmp_path):
     from csg2a_graph.baselines.deep import build_for
     from csg2a_graph.baselines.drpreter import dgllife_graph
     from csg2a_graph.data import GeneSpace
-    from csg2a_graph.nn.models import ResponseModel
-    from csg2a_graph.train.loop import TrainConfig, Trainer
 
     if not RES.exists():
         pytest.skip("DRPreter resources not staged")
@@ -252,15 +241,8 @@ def test_drpreter_graph_matches_the_spec_and_trains(gdsc2, split, tmp_path):
     legacy = DRPreter(gdsc2.gene_space.genes, m.hparams["pathways"], m.hparams["edges"], legacy_edge_indexing=True)
     assert legacy.cell_edge_index.max() < max(len(p) for p in m.hparams["pathways"])
     small = {"train": split["train"][:256], "val": split["val"][:64], "test": split["test"][:64]}
-    trainer = Trainer(build_for("drpreter", gdsc2, files), TrainConfig(epochs=2, batch_size=32, lr=1e-3,
-                                                                        progress=False, device="cpu"),
-                      out_dir=str(tmp_path))
-    hist = trainer.fit(gdsc2, small)
+    hist = fit_and_reload(gdsc2, "drpreter", files, small, tmp_path, epochs=2, batch_size=32, lr=1e-3)
     assert hist[-1]["train_mse"] < hist[0]["train_mse"]
-    again = ResponseModel.from_checkpoint(str(tmp_path / "model.pt")).eval()
-    with torch.no_grad():
-        b = next(iter(gdsc2.loader(small["test"], batch_size=64)))
-        torch.testing.assert_close(again.forward_batch(b), trainer.predict(gdsc2, small["test"]))
 
 
 def test_deepcovdr_dmpnn_and_training(gdsc2, split, tmp_path):
@@ -269,8 +251,6 @@ def test_deepcovdr_dmpnn_and_training(gdsc2, split, tmp_path):
     from csg2a_graph.baselines import DeepCoVDR
     from csg2a_graph.baselines.deep import build_for
     from csg2a_graph.baselines.deepcovdr import chemprop_graph
-    from csg2a_graph.nn.models import ResponseModel
-    from csg2a_graph.train.loop import TrainConfig, Trainer
 
     g = Batch.from_data_list([chemprop_graph("CCO"), chemprop_graph("c1ccccc1O")])
     assert g.x.size(1) == 133 and g.edge_attr.size(1) == 14
@@ -283,10 +263,7 @@ def test_deepcovdr_dmpnn_and_training(gdsc2, split, tmp_path):
     small_drug = atoms[gdsc2.pairs["drug"]] <= 25
     idx = [s[small_drug[s]] for s in (split["train"][:4000], split["val"][:2000], split["test"][:2000])]
     small = {"train": idx[0][:96], "val": idx[1][:32], "test": idx[2][:32]}
-    trainer = Trainer(build_for("deepcovdr", gdsc2, {"layers": 2}),
-                      TrainConfig(epochs=2, batch_size=32, lr=1e-3, progress=False, device="cpu"),
-                      out_dir=str(tmp_path))
-    hist = trainer.fit(gdsc2, small)
+    hist = fit_and_reload(gdsc2, "deepcovdr", {"layers": 2}, small, tmp_path, epochs=2, batch_size=32, lr=1e-3)
     assert all(np.isfinite(h["train_mse"]) for h in hist)
     torch.manual_seed(0)
     model = build_for("deepcovdr", gdsc2, {"layers": 2})
@@ -301,7 +278,3 @@ def test_deepcovdr_dmpnn_and_training(gdsc2, split, tmp_path):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
-    again = ResponseModel.from_checkpoint(str(tmp_path / "model.pt")).eval()
-    with torch.no_grad():
-        b = next(iter(gdsc2.loader(small["test"], batch_size=32)))
-        torch.testing.assert_close(again.forward_batch(b), trainer.predict(gdsc2, small["test"]))
