@@ -39,6 +39,26 @@ def fit_and_reload(dataset, name, opts, small, out_dir, **cfg):
     return hist
 
 
+def few_steps(dataset, name, opts, batch_index, scaler_index, steps: int):
+    """Adam steps (lr 1e-3) on one real batch; gradients must stay finite. Returns the losses."""
+    from csg2a_graph.baselines.deep import build_for
+
+    torch.manual_seed(0)
+    model = build_for(name, dataset, opts)
+    model.set_target_scaler(dataset.pairs["y"][scaler_index])
+    b = next(iter(dataset.loader(batch_index, batch_size=len(batch_index))))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(steps):
+        loss = (model.forward_batch(b) - b.y).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        assert all(torch.isfinite(q.grad).all() for q in model.parameters() if q.grad is not None)
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
 @pytest.fixture(scope="module")
 def split(gdsc2):
     return gdsc2.get_idx_split("mixed", fold=0)
@@ -76,7 +96,6 @@ DEEP = [("graphdrp", {}, 726_305 - 3_328, 484), ("deeptta", {}, 5_190_977, 978),
 
 @pytest.mark.parametrize("name,opts,spec_params,spec_genes", DEEP)
 def test_deep_baseline_trains_and_round_trips(gdsc2, split, tmp_path, name, opts, spec_params, spec_genes):
-    from csg2a_graph.baselines.deep import build_for
     from csg2a_graph.nn.models import build_model
 
     if name == "deeptta" and not ESPF.exists():
@@ -84,20 +103,7 @@ def test_deep_baseline_trains_and_round_trips(gdsc2, split, tmp_path, name, opts
     if spec_params is not None:  # the spec's parameter count at the spec's gene count (within 10%)
         n = sum(q.numel() for q in build_model(name, genes=spec_genes, **opts).parameters())
         assert abs(n - spec_params) <= 0.1 * spec_params, (n, spec_params)
-    torch.manual_seed(0)
-    model = build_for(name, gdsc2, opts)
-    idx = split["train"][:64]
-    b = next(iter(gdsc2.loader(idx, batch_size=64)))
-    model.set_target_scaler(gdsc2.pairs["y"][split["train"]])
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(8):
-        loss = (model.forward_batch(b) - b.y).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        assert all(torch.isfinite(q.grad).all() for q in model.parameters() if q.grad is not None)
-        opt.step()
-        losses.append(loss.item())
+    losses = few_steps(gdsc2, name, opts, split["train"][:64], split["train"], steps=8)
     assert losses[-1] < losses[0]
     # a short Trainer run writes a checkpoint that rebuilds the same model
     small = {"train": split["train"][:256], "val": split["val"][:64], "test": split["test"][:64]}
@@ -249,7 +255,6 @@ def test_deepcovdr_dmpnn_and_training(gdsc2, split, tmp_path):
     from torch_geometric.data import Batch
 
     from csg2a_graph.baselines import DeepCoVDR
-    from csg2a_graph.baselines.deep import build_for
     from csg2a_graph.baselines.deepcovdr import chemprop_graph
 
     g = Batch.from_data_list([chemprop_graph("CCO"), chemprop_graph("c1ccccc1O")])
@@ -265,16 +270,5 @@ def test_deepcovdr_dmpnn_and_training(gdsc2, split, tmp_path):
     small = {"train": idx[0][:96], "val": idx[1][:32], "test": idx[2][:32]}
     hist = fit_and_reload(gdsc2, "deepcovdr", {"layers": 2}, small, tmp_path, epochs=2, batch_size=32, lr=1e-3)
     assert all(np.isfinite(h["train_mse"]) for h in hist)
-    torch.manual_seed(0)
-    model = build_for("deepcovdr", gdsc2, {"layers": 2})
-    model.set_target_scaler(gdsc2.pairs["y"][split["train"]])
-    b = next(iter(gdsc2.loader(small["train"][:32], batch_size=32)))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(6):
-        loss = (model.forward_batch(b) - b.y).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = few_steps(gdsc2, "deepcovdr", {"layers": 2}, small["train"][:32], split["train"], steps=6)
     assert losses[-1] < losses[0]
