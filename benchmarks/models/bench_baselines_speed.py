@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_accuracy import GDSC_FILES, SHARED, link  # noqa: E402
 
 DEEP = {  # model -> (runner options, batch size = the original's)
-    "csg2a": ({}, 128), "graphdrp": ({}, 1024), "deeptta": ({}, 64), "pathdnn": ({}, 512),
+    "csg2a": ({}, 128), "graphdrp": ({}, 1024), "deeptta": ({}, 64), "pathdnn": ({}, 512), "precily": ({}, 128),
+    "drpreter": ({}, 128), "deepcovdr": ({}, 32),
     "gene-gcn": ({"conv": "gcn"}, 128), "gene-gat": ({"conv": "gat"}, 128), "gene-gin": ({"conv": "gin"}, 128),
     "gene-csg2a": ({"conv": "csg2a"}, 128), "gene-csg2a+gcn": ({"conv": "csg2a+gcn"}, 128),
 }
@@ -38,10 +39,14 @@ def build(name, ds, opts):
         net = CSG2A(ds.gene_space.genes, prior=(ds.prior_edge_index, ds.prior_edge_weight), drug_encoder="gin")
         return CSG2AFineTune.from_pretrained(net, genes=ds.gene_space.genes, measured=ds.gene_mask.tolist(),
                                              freeze=False)
-    if name == "pathdnn":
-        opts = {"pathways_file": str(SHARED / "genesets" / "msigdb_c2.cp.kegg.v7.5.1.symbols.gmt"),
-                "targets_file": str(SHARED / "gdsc" / "gdsc_drug_list_20220812.csv")}
-        return build_for("pathdnn", ds, opts)
+    res = SHARED.parent / "baselines" / "resources"
+    files = {"pathdnn": {"pathways_file": str(SHARED / "genesets" / "msigdb_c2.cp.kegg.v7.5.1.symbols.gmt"),
+                         "targets_file": str(SHARED / "gdsc" / "gdsc_drug_list_20220812.csv")},
+             "precily": {"pathways_file": str(SHARED / "genesets" / "precily_msigdb_c2.cp.v6.1.symbols.gmt")},
+             "drpreter": {"pathways_file": str(res / "drpreter_kegg34_pathway_genes.tsv"),
+                          "edges_file": str(res / "drpreter_kegg34_string990_edges.tsv")}}
+    if name in files:
+        return build_for(name, ds, files[name])
     return build_for("gene-graph" if name.startswith("gene-") else name, ds, opts)
 
 
