@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import GATConv, GCNConv, GINConv
 
 from csg2a_graph.baselines.deep import register_deep
+from csg2a_graph.train.cv import register_runner
 from csg2a_graph.nn.conv import CSG2AConv
 from csg2a_graph.nn.encoders import build_drug_encoder
 from csg2a_graph.nn.models.base import ResponseModel, register_model
@@ -125,20 +126,18 @@ class GeneGraphModel(ResponseModel):
         return out * self.y_std + self.y_mean
 
 
-for _conv in GENE_CONVS:  # one runner per convolution: gene-gcn, gene-gat, gene-gin, gene-csg2a, gene-csg2a+gcn
-    def _make(conv):
-        from csg2a_graph.train.cv import RUNNERS, register_runner
+_run_gene_graph = register_deep("gene-graph", train={"lr": 1e-3, "batch_size": 128})
 
-        base = RUNNERS["gene-graph"]
 
-        @register_runner(f"gene-{conv}")
-        def run(dataset, split, options, run_dir, seed):
-            return base(dataset, split, {"conv": conv, **options}, run_dir, seed)
+def _register_conv(conv: str) -> None:
+    """A runner per convolution (``gene-gcn`` ... ``gene-csg2a+gcn``): the gene-graph runner with ``conv`` set."""
 
-        return run
+    @register_runner(f"gene-{conv}")
+    def run(dataset, split, options, run_dir, seed):
+        return _run_gene_graph(dataset, split, {"conv": conv, **options}, run_dir, seed)
 
-    if _conv == GENE_CONVS[0]:
-        register_deep("gene-graph", train={"lr": 1e-3, "batch_size": 128})
-    _make(_conv)
+
+for _conv in GENE_CONVS:
+    _register_conv(_conv)
 
 __all__ = ["GeneGraphModel", "GENE_CONVS"]

@@ -27,8 +27,6 @@ def graphdrp_graph(smiles: str) -> Data:
     """GraphDRP's atom graph: 78-d one-hots (element, degree, total Hs, implicit valence, aromatic),
     **each row divided by its sum** (the original featuriser), bonds in both directions, no edge features.
     Degrees above 10 go to the last slot instead of raising (the original raised)."""
-    from rdkit import Chem
-
     from csg2a_graph.data.molecules import parse_smiles
 
     mol = parse_smiles(smiles)
@@ -49,7 +47,6 @@ def graphdrp_graph(smiles: str) -> Data:
     src = [b.GetBeginAtomIdx() for b in mol.GetBonds()]
     dst = [b.GetEndAtomIdx() for b in mol.GetBonds()]
     ei = torch.tensor([src + dst, dst + src], dtype=torch.long) if src else torch.zeros(2, 0, dtype=torch.long)
-    del Chem
     return Data(x=x, edge_index=ei)
 
 
