@@ -61,3 +61,31 @@ def lincs3(tmp_path_factory):
 @pytest.fixture(scope="session")
 def gcn_weights():
     return str(shared("pretrained", "pretrain_gnns_gcn_supervised_contextpred.pth"))
+
+
+@pytest.fixture(scope="session")
+def pretrained_csg2a(tmp_path_factory, lincs3, gcn_weights):
+    """A CSG2A network pretrained briefly on the real LJP005 plate (pretrained GCN drug encoder)."""
+    from csg2a_graph.train.loop import TrainConfig
+    from csg2a_graph.train.pipeline import pretrain
+
+    out = tmp_path_factory.mktemp("explain_pre")
+    return pretrain(lincs3, str(out), {"drug_encoder": "pretrained-gcn", "drug_weights": gcn_weights},
+                    TrainConfig(epochs=2, batch_size=64, lr=1e-3, progress=False))
+
+
+@pytest.fixture(scope="session")
+def finetuned(tmp_path_factory, gdsc2, pretrained_csg2a):
+    """CSG2A fine-tuned on a few hundred batches of real GDSC2 pairs (mixed split, fold 0)."""
+    from csg2a_graph.train.checkpoint import load_model
+    from csg2a_graph.train.loop import TrainConfig
+    from csg2a_graph.train.pipeline import finetune
+
+    out = tmp_path_factory.mktemp("explain_ft")
+    split = gdsc2.get_idx_split("mixed", fold=0, n_folds=10)
+    g = torch.Generator().manual_seed(0)
+    split = {k: v[torch.randperm(v.numel(), generator=g)[:n]] for (k, v), n in
+             zip(((k, split[k]) for k in ("train", "val", "test")), (12000, 1000, 2000))}
+    finetune(gdsc2, str(out), pretrained_csg2a, split, {}, TrainConfig(epochs=3, batch_size=128, lr=1e-3,
+                                                                       progress=False))
+    return load_model(str(out / "model.pt")), split, str(out / "model.pt")

@@ -20,7 +20,7 @@ class Subcommand:
     COMMAND: str = ""
     HELP: str = ""
     #: options that never go into the written config (paths of this run, flags)
-    NOT_CONFIG = ("command", "func", "config", "verbose", "quiet", "data_command", "cls", "_parser")
+    NOT_CONFIG = ("command", "func", "config", "verbose", "quiet", "data_command", "analysis", "cls", "_parser")
 
     @classmethod
     def add(cls, subparsers, parents) -> argparse.ArgumentParser:

@@ -458,5 +458,42 @@ class PairDataset(Dataset):
                 f"{self.num_drugs} drugs, {self.num_genes} genes)")
 
 
-__all__ = ["PairData", "PairBatch", "PairLoader", "PairDataset", "file_digest", "file_fingerprint", "options_tag",
+class ArrayPairs(PairDataset):
+    """A pair dataset held in memory, from arrays: what ``csg2a explain`` / ``predict`` build from a
+    user's pair table. Drugs are featurised from ``smiles`` (invalid SMILES raise, naming the drug).
+
+    Args:
+        expr: ``[cells, N]`` expression on the model's scale; ``genes``: its ``N`` gene names.
+        cells, drugs, smiles: names of the rows of ``expr``, and drug names with their SMILES.
+        cell, drug: ``[P]`` row of ``expr`` and drug position of each pair; ``dose``, ``time``: ``[P]``.
+        y: ``[P]`` responses (``NaN`` when unknown; default all ``NaN``).
+        prior: ``(edge_index, edge_weight)`` or ``None``; ``gene_mask``: measured genes (default all).
+    """
+
+    has_download = False
+    has_process = False
+
+    def __init__(self, expr: Tensor, genes: Sequence[str], cells: Sequence[str], drugs: Sequence[str],
+                 smiles: Sequence[str], cell: Tensor, drug: Tensor, dose: Tensor, time: Tensor,
+                 y: Optional[Tensor] = None, prior=None, gene_mask: Optional[Tensor] = None, name: str = "pairs"):
+        self.name = name
+        self._payload = None
+        Dataset.__init__(self, None, log=False)
+        molecules, rep = MoleculeStore.from_smiles(list(drugs), list(smiles))
+        if len(molecules) != len(drugs):
+            raise ValueError(f"invalid SMILES: {rep.invalid}")
+        cell, drug = torch.as_tensor(cell).long(), torch.as_tensor(drug).long()
+        y = torch.full((cell.numel(),), float("nan")) if y is None else torch.as_tensor(y).float()
+        mask = torch.ones(len(genes), dtype=torch.bool) if gene_mask is None else torch.as_tensor(gene_mask).bool()
+        self._set_payload(self.make_payload(
+            expr=torch.as_tensor(expr).float(), genes=list(genes), gene_mask=mask, cells=list(cells), molecules=molecules,
+            cell=cell, drug=drug, y=y, dose=torch.as_tensor(dose).float(), time=torch.as_tensor(time).float(),
+            prior=prior, report={"name": name, "in_memory": True}, drug_meta={"name": list(drugs)}))
+
+    @property
+    def options(self) -> Dict:
+        return {"in_memory": self.name}
+
+
+__all__ = ["PairData", "PairBatch", "PairLoader", "PairDataset", "ArrayPairs", "file_digest", "file_fingerprint", "options_tag",
            "write_atomic"]

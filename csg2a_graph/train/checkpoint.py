@@ -63,6 +63,8 @@ def load_model(path: str, map_location="cpu", which: Optional[str] = None):
 
     state = load_checkpoint(path, map_location)
     name = state["model_name"]
+    if name not in MODELS:  # the baselines register themselves on import
+        import csg2a_graph.baselines  # noqa: F401
     if name not in MODELS:
         raise ValueError(f"{path} holds a {name!r} model, not registered here (known: {sorted(MODELS)})")
     model = MODELS[name](**state["hparams"])

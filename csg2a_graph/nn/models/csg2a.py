@@ -241,8 +241,12 @@ class CSG2AFineTune(ResponseModel):
     def forward(self, expr: Tensor, drug_graph, drug_index: Tensor, dose: Tensor, time: Tensor) -> Tensor:
         if expr.size(1) != self.gene_index.numel():
             raise ValueError(f"expr has {expr.size(1)} genes, the model expects {self.gene_index.numel()}")
+        return self.forward_condition(expr, self.pretrained.condition(drug_graph, drug_index, dose, time))
+
+    def forward_condition(self, expr: Tensor, cond: Tensor) -> Tensor:
+        """The prediction from basal ``expr [B, n_in]`` and the chemical condition ``cond [B, N]``
+        (:meth:`CSG2A.condition`): what attribution to the condition vector differentiates."""
         g = self.scale_input(expr)
-        cond = self.pretrained.condition(drug_graph, drug_index, dose, time)
         perturbed = self.pretrained.perturb(g, cond)
         h = torch.cat([self.proj_basal(g), self.proj_perturbed(perturbed), self.proj_condition(cond)], -1)
         return self.head(h).squeeze(-1) * self.y_std + self.y_mean

