@@ -39,6 +39,22 @@ class Subcommand:
         raise NotImplementedError
 
 
+class GroupSubcommand(Subcommand):
+    """A command whose subcommands are ``CHILDREN`` (``csg2a data info``, ``csg2a analyze tcga``); the chosen
+    child's name lands in ``args.<DEST>``."""
+
+    CHILDREN: List[type] = []
+    DEST: str = "subcommand"
+
+    @classmethod
+    def add(cls, subparsers, parents) -> argparse.ArgumentParser:
+        p = subparsers.add_parser(cls.COMMAND, help=cls.HELP, description=cls.HELP)
+        sub = p.add_subparsers(dest=cls.DEST, required=True)
+        for child in cls.CHILDREN:
+            child.add(sub, parents)
+        return p
+
+
 def common_parent() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("common")
@@ -117,5 +133,5 @@ def say(msg: str, args: Optional[argparse.Namespace] = None) -> None:
         print(msg, flush=True)
 
 
-__all__ = ["Subcommand", "CLIError", "common_parent", "apply_config", "write_config", "setup_logging", "say",
+__all__ = ["Subcommand", "GroupSubcommand", "CLIError", "common_parent", "apply_config", "write_config", "setup_logging", "say",
            "logger"]

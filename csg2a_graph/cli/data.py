@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Optional
 
-from csg2a_graph.cli.common import CLIError, Subcommand
+from csg2a_graph.cli.common import CLIError, GroupSubcommand, Subcommand
 
 logger = logging.getLogger(__name__)
 
@@ -145,20 +145,13 @@ class DataInfoSubcommand(Subcommand):
         return 0
 
 
-class DataSubcommand(Subcommand):
+class DataSubcommand(GroupSubcommand):
     """``csg2a data <info>``: a group of its own."""
 
     COMMAND = "data"
     HELP = "datasets: build and summarise"
     CHILDREN = [DataInfoSubcommand]
-
-    @classmethod
-    def add(cls, subparsers, parents):
-        p = subparsers.add_parser(cls.COMMAND, help=cls.HELP, description=cls.HELP)
-        sub = p.add_subparsers(dest="data_command", required=True)
-        for child in cls.CHILDREN:
-            child.add(sub, parents)
-        return p
+    DEST = "data_command"
 
 
 __all__ = ["DataSubcommand", "DataInfoSubcommand", "load_dataset", "gene_space_from_file", "DATASETS"]

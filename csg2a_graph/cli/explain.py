@@ -1,13 +1,12 @@
 """``csg2a explain`` (gene attributions with Captum) and ``csg2a analyze attention|enrich|zero-shot|tcga``."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
 import numpy as np
 
-from csg2a_graph.cli.common import CLIError, Subcommand, say, write_config
+from csg2a_graph.cli.common import CLIError, GroupSubcommand, Subcommand, say, write_config
 from csg2a_graph.cli.predict import add_pair_args, resolve_pairs
 
 WIKIPATHWAYS = "enrichr_WikiPathways_2019_Human.gmt"
@@ -210,17 +209,7 @@ def _pairs(args, ds):
     return idx
 
 
-class _Analysis(Subcommand):
-    @classmethod
-    def add(cls, subparsers, parents):
-        p = subparsers.add_parser(cls.COMMAND, help=cls.HELP, description=cls.HELP, parents=parents,
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        cls.add_args(p)
-        p.set_defaults(cls=cls, _parser=p)
-        return p
-
-
-class AttentionAnalysis(_Analysis):
+class AttentionAnalysis(Subcommand):
     COMMAND = "attention"
     HELP = "per-drug mean attention maps, their correlation within vs across MoA groups, the case drugs' maps"
 
@@ -278,7 +267,7 @@ class AttentionAnalysis(_Analysis):
         return 0
 
 
-class EnrichAnalysis(_Analysis):
+class EnrichAnalysis(Subcommand):
     COMMAND = "enrich"
     HELP = ("pathway enrichment: genes of a drug's top attended pairs, and differential genes of the predicted "
             "perturbed expression of its low- vs high-IC50 pairs (or a plain --genes list)")
@@ -414,7 +403,7 @@ def _plot_enrichment(tables, path: str, k: int = 10) -> None:
     plt.close(fig)
 
 
-class ZeroShotAnalysis(_Analysis):
+class ZeroShotAnalysis(Subcommand):
     COMMAND = "zero-shot"
     HELP = "LINCS-pretrained network only: distance of predicted perturbed from basal expression vs GDSC ln IC50"
 
@@ -451,7 +440,7 @@ class ZeroShotAnalysis(_Analysis):
         return 0
 
 
-class TCGAAnalysis(_Analysis):
+class TCGAAnalysis(Subcommand):
     COMMAND = "tcga"
     HELP = "TCGA patients: predicted ln IC50 of responders vs non-responders per drug (one-sided t-tests)"
 
@@ -509,18 +498,11 @@ class TCGAAnalysis(_Analysis):
         return 0
 
 
-class AnalyzeSubcommand(Subcommand):
+class AnalyzeSubcommand(GroupSubcommand):
     COMMAND = "analyze"
     HELP = "the paper's analyses: attention (MoA), enrich, zero-shot, tcga"
-    ANALYSES = [AttentionAnalysis, EnrichAnalysis, ZeroShotAnalysis, TCGAAnalysis]
-
-    @classmethod
-    def add(cls, subparsers, parents):
-        p = subparsers.add_parser(cls.COMMAND, help=cls.HELP, description=cls.HELP)
-        sub = p.add_subparsers(dest="analysis", required=True)
-        for a in cls.ANALYSES:
-            a.add(sub, parents)
-        return p
+    CHILDREN = [AttentionAnalysis, EnrichAnalysis, ZeroShotAnalysis, TCGAAnalysis]
+    DEST = "analysis"
 
 
 def _read_list(path: str):

@@ -36,7 +36,7 @@ from torch_geometric.data import Dataset
 from csg2a_graph.data.molecules import MoleculeStore, compound_key
 from csg2a_graph.data.names import normalize_cell_name, normalize_drug_name
 from csg2a_graph.data.pairs import PairDataset
-from csg2a_graph.train.metrics import grouped_pearson, pearson, rmse, spearman
+from csg2a_graph.train.metrics import grouped_pearson, grouped_spearman, pearson, rmse, spearman
 
 logger = logging.getLogger(__name__)
 
@@ -162,18 +162,6 @@ class CombinedPairs(PairDataset):
                 "new_cells": t & ~seen_c[p["cell"]]}
 
 
-def _grouped_spearman(y, p, groups, min_size: int = 3) -> float:
-    y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
-    vals = []
-    for g in np.unique(groups):
-        sel = groups == g
-        if sel.sum() >= min_size:
-            r = spearman(y[sel], p[sel])
-            if np.isfinite(r):
-                vals.append(r)
-    return float(np.mean(vals)) if vals else float("nan")
-
-
 def cross_metrics(y: Tensor, pred: Tensor, drug: Tensor, cell: Tensor, same_scale: bool, sign: float) -> Dict:
     """Metrics of target ``y`` against ``sign * pred``; RMSE only when both studies share a unit."""
     y_np, p_np = y.double().numpy(), sign * pred.double().numpy()
@@ -181,7 +169,7 @@ def cross_metrics(y: Tensor, pred: Tensor, drug: Tensor, cell: Tensor, same_scal
     return {"n_test": int(y.numel()), "n_drugs": int(np.unique(d).size), "n_cells": int(cell.unique().numel()),
             "rmse": rmse(y_np, p_np) if same_scale else float("nan"), "pcc": pearson(y_np, p_np),
             "scc": spearman(y_np, p_np), "pcc_per_drug": grouped_pearson(y_np, p_np, d),
-            "scc_per_drug": _grouped_spearman(y_np, p_np, d)}
+            "scc_per_drug": grouped_spearman(y_np, p_np, d)}
 
 
 def cross_study(source: PairDataset, target: PairDataset, models: Sequence[str], out_dir: str, task: Optional[str] = None,
@@ -196,7 +184,7 @@ def cross_study(source: PairDataset, target: PairDataset, models: Sequence[str],
     """
     import pandas as pd
 
-    from csg2a_graph.train.cv import RUNNERS, git_revision, load_builtin_runners
+    from csg2a_graph.train.cv import RUNNERS, _append, git_revision, load_builtin_runners
 
     load_builtin_runners()
     model_options = model_options or {}
@@ -264,7 +252,7 @@ def cross_study(source: PairDataset, target: PairDataset, models: Sequence[str],
             m = cross_metrics(p["y"][sel], full[sel], p["drug"][sel], p["cell"][sel], same_scale, sign)
             row = {"task": task, "source": source.name, "target": target.name, "model": label, "subset": s, **m,
                    "direction": "same" if sign > 0 else "flipped", "seconds": round(secs, 2), "git_revision": rev}
-            _append(path, row)
+            _append(path, row, CROSS_COLUMNS)
             print(f"{task:>16} {label:>12} {s:>10}: n {m['n_test']:>6}  RMSE {m['rmse']:.3f}  SCC {m['scc']:.3f}  "
                   f"per-drug SCC {m['scc_per_drug']:.3f}  ({secs:.0f} s)", flush=True)
     df = pd.read_csv(path)
@@ -273,17 +261,6 @@ def cross_study(source: PairDataset, target: PairDataset, models: Sequence[str],
 
 def _slug(task: str) -> str:
     return task.replace("->", "_to_").replace("/", "-").replace(" ", "")
-
-
-def _append(path: str, row: Dict) -> None:
-    import csv
-
-    new = not os.path.exists(path)
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CROSS_COLUMNS)
-        if new:
-            w.writeheader()
-        w.writerow({k: row.get(k) for k in CROSS_COLUMNS})
 
 
 __all__ = ["CombinedPairs", "cross_study", "cross_metrics", "CROSS_COLUMNS"]

@@ -148,13 +148,14 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
     return df
 
 
-def _append(path: str, row: Dict) -> None:
+def _append(path: str, row: Dict, columns: Sequence[str] = RESULT_COLUMNS) -> None:
+    """Append one row to a results CSV (header written with the first row): a stopped run loses nothing."""
     new = not os.path.exists(path)
     with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
+        w = csv.DictWriter(f, fieldnames=list(columns))
         if new:
             w.writeheader()
-        w.writerow({k: row.get(k) for k in RESULT_COLUMNS})
+        w.writerow({k: row.get(k) for k in columns})
 
 
 def _write_predictions(path: str, dataset, index: Tensor, y: Tensor, pred: Tensor) -> None:

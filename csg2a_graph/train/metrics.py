@@ -49,17 +49,24 @@ def r2(y, p) -> float:
     return float(1 - np.sum((y - p) ** 2) / ss) if ss > 0 else float("nan")
 
 
-def grouped_pearson(y, p, groups, min_size: int = 3) -> float:
-    """Mean over groups (e.g. drugs) of the Pearson correlation within each group of ``>= min_size`` pairs."""
+def grouped_pearson(y, p, groups, min_size: int = 3, method=None) -> float:
+    """Mean over groups (e.g. drugs) of the Pearson correlation (or ``method(y, p)``) within each group
+    of ``>= min_size`` pairs."""
     y, p, g = _np(y), _np(p), np.asarray(groups).reshape(-1)
+    corr = method or pearson
     vals = []
     for key in np.unique(g):
         sel = g == key
         if sel.sum() >= min_size:
-            r = pearson(y[sel], p[sel])
+            r = corr(y[sel], p[sel])
             if np.isfinite(r):
                 vals.append(r)
     return float(np.mean(vals)) if vals else float("nan")
+
+
+def grouped_spearman(y, p, groups, min_size: int = 3) -> float:
+    """Mean over groups of the Spearman correlation within each group (see :func:`grouped_pearson`)."""
+    return grouped_pearson(y, p, groups, min_size, method=spearman)
 
 
 def regression_metrics(y, p, drug=None, cell=None) -> Dict[str, float]:
@@ -83,4 +90,4 @@ def profile_metrics(y, p) -> Dict[str, float]:
     return {"mse": mse, "rmse": float(np.sqrt(mse)), "pcc": float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")}
 
 
-__all__ = ["rmse", "pearson", "spearman", "r2", "grouped_pearson", "regression_metrics", "profile_metrics"]
+__all__ = ["rmse", "pearson", "spearman", "r2", "grouped_pearson", "grouped_spearman", "regression_metrics", "profile_metrics"]
