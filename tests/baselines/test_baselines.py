@@ -272,3 +272,18 @@ def test_deepcovdr_dmpnn_and_training(gdsc2, split, tmp_path):
     assert all(np.isfinite(h["train_mse"]) for h in hist)
     losses = few_steps(gdsc2, "deepcovdr", {"layers": 2}, small["train"][:32], split["train"], steps=6)
     assert losses[-1] < losses[0]
+
+
+def test_a_baseline_checkpoint_loads_in_a_fresh_process(gdsc2, tmp_path):
+    """``csg2a analyze tcga`` / ``predict`` load GraphDRP or DeepTTA checkpoints without importing the baselines first."""
+    import subprocess
+    import sys
+
+    from csg2a_graph.baselines.deep import build_for
+    from csg2a_graph.train.checkpoint import save_checkpoint
+
+    path = save_checkpoint(str(tmp_path / "g.pt"), build_for("graphdrp", gdsc2, {}))
+    code = ("from csg2a_graph.train.checkpoint import load_model; "
+            f"print(type(load_model({path!r})).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "GraphDRP"

@@ -105,10 +105,11 @@ def test_config_errors(tmp_path, capsys):
     assert "not valid TOML" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("cmd", ["pretrain", "finetune", "cv", "predict", "quickstart"])
+@pytest.mark.parametrize("cmd", ["pretrain", "finetune", "cv", "predict", "quickstart", "explain", "analyze attention",
+                                 "analyze enrich", "analyze zero-shot", "analyze tcga"])
 def test_every_command_has_help(cmd, capsys):
     with pytest.raises(SystemExit) as e:
-        main([cmd, "--help"])
+        main([*cmd.split(), "--help"])
     assert e.value.code == 0 and "--config" in capsys.readouterr().out
 
 
