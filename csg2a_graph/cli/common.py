@@ -55,6 +55,32 @@ class GroupSubcommand(Subcommand):
         return p
 
 
+def int_at_least(lo: int):
+    """argparse type: an integer ``>= lo`` (the message names the bound)."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {v}")
+        return v
+
+    return parse
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in (0, 1]."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1], got {v}")
+    return v
+
+
 def common_parent() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("common")
@@ -133,5 +159,5 @@ def say(msg: str, args: Optional[argparse.Namespace] = None) -> None:
         print(msg, flush=True)
 
 
-__all__ = ["Subcommand", "GroupSubcommand", "CLIError", "common_parent", "apply_config", "write_config", "setup_logging", "say",
+__all__ = ["Subcommand", "GroupSubcommand", "int_at_least", "fraction", "CLIError", "common_parent", "apply_config", "write_config", "setup_logging", "say",
            "logger"]

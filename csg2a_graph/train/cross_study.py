@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Dataset
 
-from csg2a_graph.data.molecules import MoleculeStore, compound_key
+from csg2a_graph.data.molecules import MoleculeStore, compound_key, group_ids
 from csg2a_graph.data.names import normalize_cell_name, normalize_drug_name
 from csg2a_graph.data.pairs import PairDataset
 from csg2a_graph.train.metrics import grouped_pearson, grouped_spearman, pearson, rmse, spearman
@@ -87,7 +87,7 @@ class CombinedPairs(PairDataset):
         by_key = {k: i for i, k in reversed(list(enumerate(s_keys)))}
         by_name = {n: i for i, n in reversed(list(enumerate(s_names)))}
         names, smiles = list(src.drugs), list(src.molecules.smiles)
-        display = _drug_names(src)
+        display, keys = _drug_names(src), list(s_keys)
         dmap, by_compound, by_drug_name = [], 0, 0
         for j, (smi, nm) in enumerate(zip(tgt.molecules.smiles, _drug_names(tgt))):
             k = compound_key(smi)
@@ -102,6 +102,7 @@ class CombinedPairs(PairDataset):
                 names.append(f"{tgt.name}:{tgt.drugs[j]}")
                 smiles.append(smi)
                 display.append(nm)
+                keys.append(k)
         # ---- cell lines: one name and one expression row
         s_cells = {normalize_cell_name(c): i for i, c in enumerate(src.cells)}
         cells, rows = list(src.cells), [src.expression]
@@ -142,7 +143,7 @@ class CombinedPairs(PairDataset):
                                  gene_mask=src.gene_mask & tgt.gene_mask, cells=cells, molecules=molecules,
                                  cell=cell, drug=drug, prior=prior, report=report,
                                  cell_meta={"tcga": tcga} if any(tcga) else None,
-                                 drug_meta={"name": display}, **cat)
+                                 drug_meta={"name": display, "compound_group": group_ids(keys)}, **cat)
 
     def subsets(self) -> Dict[str, Tensor]:
         """Boolean masks over all pairs naming target subsets: ``all``, ``new_pairs`` ((line, drug)
