@@ -5,7 +5,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 logger = logging.getLogger("csg2a_graph.cli")
 
@@ -70,6 +70,32 @@ def int_at_least(lo: int):
     return parse
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return v
+
+
 def fraction(text: str) -> float:
     """argparse type: a number in (0, 1]."""
     try:
@@ -91,7 +117,14 @@ def common_parent() -> argparse.ArgumentParser:
     return p
 
 
-def read_config(path: str) -> Dict[str, Any]:
+def read_config(path: str, command: Optional[str] = None, commands: Sequence[str] = ()) -> Dict[str, Any]:
+    """Top-level keys of a TOML file plus the ``[command]`` section of the command being run.
+
+    Sections of other commands (``commands``, e.g. ``"pretrain"``, ``"analyze tcga"``) are skipped, so
+    one file can hold ``[pretrain]`` and ``[finetune]``; a section that names no command is refused.
+    For a group command (``"analyze tcga"``), ``[analyze]`` keys and ``[analyze.tcga]`` are read.
+    The command's own section wins over top-level keys. ``command=None`` merges every section.
+    """
     try:
         import tomllib
     except ImportError:  # Python 3.10
@@ -103,26 +136,78 @@ def read_config(path: str) -> Dict[str, Any]:
             data = tomllib.load(f)
     except Exception as e:  # noqa: BLE001 - tomllib.TOMLDecodeError and friends
         raise CLIError(f"config file {path} is not valid TOML: {e}") from e
+    parts = (command or "").split()
+    heads = {c.split()[0] for c in commands}
     flat: Dict[str, Any] = {}
-    for k, v in data.items():  # a [section] of the subcommand's name is merged in
-        if isinstance(v, dict):
-            flat.update({kk.replace("-", "_"): vv for kk, vv in v.items()})
-        else:
+    sections: List[Dict[str, Any]] = []
+    for k, v in data.items():
+        if not isinstance(v, dict):
             flat[k.replace("-", "_")] = v
+        elif command is None:
+            sections.append(v)
+        elif k == parts[0]:
+            children = {kk for kk, vv in v.items() if isinstance(vv, dict)}
+            known = {c.split()[1] for c in commands if len(c.split()) > 1 and c.split()[0] == k}
+            if children - known:
+                raise CLIError(f"{path}: unknown section [{k}.{sorted(children - known)[0]}]")
+            sections.append({kk: vv for kk, vv in v.items() if not isinstance(vv, dict)})
+            if len(parts) > 1 and parts[1] in children:
+                sections.append(v[parts[1]])
+        elif k not in heads:
+            raise CLIError(f"{path}: unknown section [{k}]; a section names a command "
+                           f"({', '.join(sorted(heads))})")
+    for sec in sections:
+        for kk, vv in sec.items():
+            flat[kk.replace("-", "_")] = vv
     return flat
 
 
+def _config_value(action: argparse.Action, key: str, value: Any, path: str) -> Any:
+    """Check (and convert) one TOML value as argparse checks the flag: ``epochs = 2.5`` names ``--epochs``."""
+    opt = action.option_strings[-1] if action.option_strings else key
+    where = f"{path}: {key} = {value!r}"
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        if not isinstance(value, bool):
+            raise CLIError(f"{where}: {opt} is a flag, expected true or false")
+        return value
+    if action.nargs in ("+", "*") or isinstance(action.nargs, int) or isinstance(action, argparse._AppendAction):
+        items = value if isinstance(value, list) else [value]
+        if action.nargs == "+" and not items:
+            raise CLIError(f"{where}: {opt} needs at least one value")
+        return [_config_scalar(action, opt, where, v) for v in items]
+    if isinstance(value, (list, dict)):
+        raise CLIError(f"{where}: {opt} takes one value, not a list")
+    return _config_scalar(action, opt, where, value)
+
+
+def _config_scalar(action: argparse.Action, opt: str, where: str, value: Any) -> Any:
+    if isinstance(value, bool) and action.type is not None:
+        raise CLIError(f"{where}: {opt} expects a value, not true/false")
+    if isinstance(value, (list, dict)):
+        raise CLIError(f"{where}: {opt} expects a single value per item")
+    if action.type is not None:
+        try:
+            value = action.type(value if isinstance(value, str) else str(value))
+        except (argparse.ArgumentTypeError, ValueError, TypeError) as e:
+            kind = {int: "an integer", float: "a number"}.get(action.type)
+            raise CLIError(f"{where}: {opt} expects {kind}" if kind else f"{where}: {opt}: {e}") from None
+    if action.choices is not None and value not in action.choices:
+        raise CLIError(f"{where}: {opt} must be one of {list(action.choices)}")
+    return value
+
+
 def apply_config(parser: argparse.ArgumentParser, sub: argparse.ArgumentParser, argv: List[str],
-                 args: argparse.Namespace) -> argparse.Namespace:
-    """Re-parse with the TOML values as defaults, so explicit flags win."""
+                 args: argparse.Namespace, commands: Sequence[str] = ()) -> argparse.Namespace:
+    """Re-parse with the TOML values as defaults, so explicit flags win; values checked as flags."""
     if not args.config:
         return args
-    values = read_config(args.config)
-    known = {a.dest for a in sub._actions}
-    unknown = sorted(set(values) - known)
+    command = " ".join(sub.prog.split()[1:])  # "csg2a analyze tcga" -> "analyze tcga"
+    values = read_config(args.config, command, commands or [command])
+    actions = {a.dest: a for a in sub._actions}
+    unknown = sorted(set(values) - set(actions))
     if unknown:
-        raise CLIError(f"{args.config}: unknown options {unknown} for 'csg2a {sub.prog.split()[-1]}'")
-    sub.set_defaults(**values)
+        raise CLIError(f"{args.config}: unknown options {unknown} for 'csg2a {command}'")
+    sub.set_defaults(**{k: _config_value(actions[k], k, v, args.config) for k, v in values.items()})
     return parser.parse_args(argv)
 
 
@@ -139,11 +224,27 @@ def write_config(args: argparse.Namespace, out_dir: str, name: str = "config.tom
     return path
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (not the stream of the first call: redirections and
+    test captures that come later are honoured, and a closed stream is never written)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else max(logging.WARNING - 10 * verbose, logging.DEBUG)
     root = logging.getLogger()
     if not any(getattr(h, "_csg2a", False) for h in root.handlers):
-        h = logging.StreamHandler(sys.stderr)
+        h = _StderrHandler()
         h._csg2a = True
         h.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root.addHandler(h)
@@ -159,5 +260,5 @@ def say(msg: str, args: Optional[argparse.Namespace] = None) -> None:
         print(msg, flush=True)
 
 
-__all__ = ["Subcommand", "GroupSubcommand", "int_at_least", "fraction", "CLIError", "common_parent", "apply_config", "write_config", "setup_logging", "say",
+__all__ = ["Subcommand", "GroupSubcommand", "int_at_least", "positive_float", "non_negative_float", "fraction", "CLIError", "common_parent", "apply_config", "write_config", "setup_logging", "say",
            "logger"]

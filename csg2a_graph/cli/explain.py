@@ -32,7 +32,7 @@ class ExplainSubcommand(Subcommand):
 
     @classmethod
     def add_args(cls, p):
-        from csg2a_graph.explain import METHODS
+        from csg2a_graph._names import EXPLAIN_METHODS as METHODS
 
         p.add_argument("--checkpoint", required=True, help="a fine-tuned model.pt (or a pretraining model.pt)")
         p.add_argument("--pairs", required=True, help="CSV with columns cell and smiles or drug (optional dose, time)")
@@ -58,9 +58,18 @@ class ExplainSubcommand(Subcommand):
         from csg2a_graph.data.pairs import ArrayPairs
         from csg2a_graph.explain import deletion_curve, explain_genes
 
+        from csg2a_graph.explain.attribution import check_method
+
+        if args.faithfulness and args.method == "layer-ig":
+            raise CLIError("--faithfulness needs attributions over the input genes, not layer-ig")
         model = _device(_load(args.checkpoint), args.device)
+        check_method(model, args.method, args.condition)  # every option against the model, before any work
+        if args.drug_atoms:
+            from csg2a_graph.explain.drug import check_drug_model
+
+            check_drug_model(model)
         genes = model.hparams["genes"]
-        r = resolve_pairs(args, genes, input_path=args.pairs)
+        r = resolve_pairs(args, genes, input_path=args.pairs, info=getattr(model, "checkpoint_info", {}))
         ok = r["ok"]
         if not ok:
             raise CLIError(f"no pair of {args.pairs} could be resolved: {sorted(set(r['errors']))[:3]}")
@@ -96,8 +105,6 @@ class ExplainSubcommand(Subcommand):
                    "genes": len(att.genes), "checkpoint": os.path.abspath(args.checkpoint), **att.options,
                    **att.completeness()}
         if args.faithfulness:
-            if args.method == "layer-ig":
-                raise CLIError("--faithfulness needs attributions over the input genes, not layer-ig")
             curve = deletion_curve(model, ds, att)
             curve.to_csv(os.path.join(args.out, "faithfulness.csv"), index=False)
             summary["faithfulness"] = curve.to_dict(orient="records")
@@ -454,7 +461,7 @@ class TCGAAnalysis(Subcommand):
         from csg2a_graph.data import GeneSpace
         from csg2a_graph.datasets import TCGA
 
-        preds, datasets = {}, {}
+        preds, datasets, directions = {}, {}, {}
         for spec in args.checkpoint:
             label, _, path = spec.rpartition("=")
             model = _device(_load(path), args.device)
@@ -463,11 +470,16 @@ class TCGAAnalysis(Subcommand):
             if genes not in datasets:
                 datasets[genes] = TCGA(args.root, gene_space=GeneSpace(list(genes)), combat=not args.no_combat,
                                        log=False)
+            directions[label] = output_direction(model, path)
             preds[label] = predict_pairs(model, datasets[genes], progress=not args.quiet, desc=label)
         tcga = next(iter(datasets.values()))
         if any(not torch.equal(d.pairs["y"], tcga.pairs["y"]) for d in datasets.values()):
             raise CLIError("the models' gene spaces give different TCGA pair sets; compare models on one gene space")
-        df = tcga_ttests(tcga, preds, min_group=args.min_group)
+        flipped = [k for k, d in directions.items() if d == "higher_is_sensitive"]
+        if flipped:
+            say(f"{', '.join(flipped)}: trained on a higher = sensitive target; predictions negated so that every "
+                "test asks whether responders are predicted more sensitive", args)
+        df = tcga_ttests(tcga, preds, min_group=args.min_group, direction=directions)
         os.makedirs(args.out, exist_ok=True)
         df.to_csv(os.path.join(args.out, "tcga_ttests.csv"), index=False)
         summary_table(df).to_csv(os.path.join(args.out, "tcga_summary.csv"), index=False)
@@ -486,6 +498,24 @@ class TCGAAnalysis(Subcommand):
                 f"{int((g.p_one_sided < 0.1).sum())} (paper CSG2A: 5 and 7 of 13)", args)
         say(f"-> {args.out}", args)
         return 0
+
+
+#: which way the output of a model trained on a dataset of this name runs (checkpoints before the target was kept)
+KNOWN_DIRECTIONS = {"GDSC1": "higher_is_resistant", "GDSC2": "higher_is_resistant", "CCLE": "higher_is_resistant",
+                    "nci60": "higher_is_sensitive", "ccle": "higher_is_resistant"}
+
+
+def output_direction(model, path: str) -> str:
+    """``higher_is_resistant`` or ``higher_is_sensitive`` for a checkpoint's predictions: from the target it
+    keeps, else from its training dataset's name; refused in one line when neither tells."""
+    info = getattr(model, "checkpoint_info", None) or {}
+    d = (info.get("target") or {}).get("direction")
+    if d is None:
+        d = KNOWN_DIRECTIONS.get(str((info.get("dataset") or {}).get("name")))
+    if d not in ("higher_is_resistant", "higher_is_sensitive"):
+        raise CLIError(f"{path}: cannot tell whether its predictions run higher = resistant or higher = sensitive "
+                       f"(trained on {(info.get('dataset') or {}).get('name')!r})")
+    return d
 
 
 class AnalyzeSubcommand(GroupSubcommand):

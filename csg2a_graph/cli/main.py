@@ -53,15 +53,34 @@ def init_distributed() -> bool:
     return True
 
 
+def command_paths() -> List[str]:
+    """Every command as typed (``"finetune"``, ``"analyze tcga"``): the sections a TOML config may hold."""
+    out = []
+    for cmd in SUBCOMMANDS:
+        children = getattr(cmd, "CHILDREN", None)
+        out += [f"{cmd.COMMAND} {c.COMMAND}" for c in children] if children else [cmd.COMMAND]
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args = apply_config(parser, args._parser, argv, args)
+        args = apply_config(parser, args._parser, argv, args, command_paths())
         setup_logging(args.verbose, args.quiet)
+        check = getattr(args.cls, "check", None)
+        if check is not None:  # argument checks that need no heavy import, before any work
+            check(args)
         init_distributed()
         return args.cls.run(args)
+    except KeyboardInterrupt:
+        out = getattr(args, "out", None)
+        hint = ""
+        if out and args.command in ("pretrain", "finetune", "cv", "quickstart"):
+            hint = f"; run the same command again to continue from {out} (finished epochs and folds are kept)"
+        print(f"csg2a: interrupted{hint}", file=sys.stderr)
+        return 130
     except (CLIError, OSError, ValueError, TypeError, IndexError, RuntimeError, KeyError, ImportError) as e:
         # one line with the cause (a PermissionError names the path); -v shows the traceback
         if getattr(args, "verbose", 0):

@@ -7,43 +7,115 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from csg2a_graph.cli.common import CLIError, Subcommand, say
+from csg2a_graph.cli.common import CLIError, Subcommand, int_at_least, say
 
 logger = logging.getLogger(__name__)
 
 
-def read_expression_file(path: str, genes, normalize: str):
-    """``(matrix [cells, len(genes)], cell names, measured mask, message)`` from a cells x genes table."""
+def read_table(path: str, what: str, **kw):
+    """``pandas.read_csv`` that names the file: UTF-8 with or without a BOM, CRLF line ends; another
+    encoding is refused in one line with the byte and a way to convert it."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, encoding="utf-8-sig", **kw)
+    except UnicodeDecodeError as e:
+        raise CLIError(f"{what} {path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at position {e.start}); "
+                       f"save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {os.path.basename(path)}") from None
+    except pd.errors.EmptyDataError:
+        raise CLIError(f"{what} {path} is empty") from None
+    except pd.errors.ParserError as e:
+        raise CLIError(f"{what} {path} is not a readable CSV/TSV table ({str(e).splitlines()[0]})") from None
+
+
+def read_expression_file(path: str, genes, normalize: str, stats: Optional[Dict] = None,
+                         measured: Optional[np.ndarray] = None):
+    """A cells x genes table on the model's gene space.
+
+    ``normalize``: ``"train"`` applies ``stats`` (the training data's per-gene median and scale, kept
+    in the checkpoint), ``"none"`` takes the values as they are, ``"robust_z"`` z-scores over the
+    file's own rows (each cell then depends on the others). Duplicate cell names are refused; a
+    cell with an infinite value gets a row error naming the genes. Genes absent from the file and
+    missing values are set to 0 (the training median on the z scale), counted per row.
+
+    Returns:
+        ``(matrix [cells, len(genes)], cell names, found mask, message, row_errors {row: text},
+        filled [cells] count of measured model genes filled per row)``.
+    """
     import pandas as pd
 
     from csg2a_graph.data import GeneSpace
+    from csg2a_graph.data.names import normalize_cell_name
 
+    if not os.path.exists(path):
+        raise CLIError(f"--expression {path} not found")
     sep = "\t" if path.endswith((".tsv", ".txt", ".tsv.gz", ".txt.gz")) else ","
-    df = pd.read_csv(path, sep=sep, index_col=0)
+    df = read_table(path, "expression file", sep=sep, index_col=0)
+    names = [str(c).strip() for c in df.index]
+    seen: Dict[str, str] = {}
+    dups = []
+    for c in names:
+        k = normalize_cell_name(c)
+        if k in seen:
+            dups.append(c if seen[k] == c else f"{seen[k]} / {c}")
+        seen.setdefault(k, c)
+    if dups:
+        raise CLIError(f"{path} names {len(dups)} cell(s) more than once ({', '.join(sorted(set(dups))[:5])}): "
+                       "keep one row per cell (or average them) so that no row is chosen silently")
     df = df.apply(pd.to_numeric, errors="coerce")
     land = GeneSpace.landmark()
     pos = {g: i for i, g in enumerate(genes)}
-    out = np.zeros((len(df), len(genes)), dtype=np.float32)
+    out = np.full((len(df), len(genes)), np.nan, dtype=np.float64)
     found = np.zeros(len(genes), dtype=bool)
     for col in df.columns:
         g = str(col)
         g = g if g in pos else land.resolve(g)
         if g in pos and not found[pos[g]]:
-            out[:, pos[g]] = df[col].to_numpy(np.float32)
+            out[:, pos[g]] = df[col].to_numpy(np.float64)
             found[pos[g]] = True
     if not found.any():
         raise CLIError(f"{path}: none of its {df.shape[1]} columns is a gene of the model ({len(genes)} genes)")
+    row_errors: Dict[int, str] = {}
+    inf = np.isinf(out)
+    for i in np.flatnonzero(inf.any(1)):
+        bad = [genes[j] for j in np.flatnonzero(inf[i])]
+        row_errors[int(i)] = (f"expression of {names[i]} in {os.path.basename(path)} is infinite for "
+                              f"{len(bad)} gene(s): {', '.join(bad[:5])}")
+    out[inf] = np.nan
     nan = np.isnan(out)
-    if normalize == "robust_z":
+    if normalize == "train":
+        if stats is None:
+            raise CLIError("the checkpoint keeps no expression normalisation (trained on a dataset without one, or "
+                           "by an older version): say --normalize none if the file is on the training scale, "
+                           "or robust_z")
+        med = np.asarray(stats["median"], dtype=np.float64)
+        scale = np.asarray(stats["scale"], dtype=np.float64)
+        ok = np.isfinite(med) & np.isfinite(scale) & (scale > 0)
+        out = np.where(ok, (out - np.where(ok, med, 0.0)) / np.where(ok, scale, 1.0), np.nan)
+        if stats.get("clip") is not None:
+            out = np.clip(out, -stats["clip"], stats["clip"])
+    elif normalize == "robust_z":
         import torch
 
         from csg2a_graph.data.normalize import robust_zscore
 
-        out = robust_zscore(torch.from_numpy(out))[0].numpy()
-    out[nan] = 0.0
-    msg = (f"expression: {len(df)} cells; {int(found.sum())} of {len(genes)} model genes found "
-           f"({len(genes) - int(found.sum())} filled with 0); {int(nan[:, found].sum())} missing values filled")
-    return out, [str(c) for c in df.index], found, msg
+        out = robust_zscore(torch.from_numpy(out), dim=0)[0].double().numpy()
+    elif normalize != "none":
+        raise CLIError(f"unknown normalisation {normalize!r}")
+    relevant = found.copy() if measured is None else np.asarray(measured, dtype=bool)
+    filled = (np.isnan(out) & relevant[None, :]).sum(1)
+    out = np.nan_to_num(out, nan=0.0).astype(np.float32)
+    n_missing_genes = int((relevant & ~found).sum())
+    msg = (f"expression: {len(df)} cells from {path} ({normalize} normalisation); {int(found.sum())} of "
+           f"{len(genes)} model genes found")
+    if n_missing_genes:
+        msg += (f"; {n_missing_genes} of the {int(relevant.sum())} genes the model was trained on are not in the "
+                "file and are set to 0 (the training median)")
+    if nan[:, found].any():
+        msg += f"; {int(nan[:, found].sum())} missing values set to 0"
+    if len(set(filled.tolist())) > 1:
+        msg += f" (per cell: {int(filled.min())}-{int(filled.max())} genes filled, column genes_filled)"
+    return out, names, found, msg, row_errors, filled
 
 
 class PredictSubcommand(Subcommand):
@@ -54,9 +126,15 @@ class PredictSubcommand(Subcommand):
     def add_args(cls, p):
         p.add_argument("--checkpoint", required=True, help="a fine-tuned model.pt (csg2a finetune / cv / quickstart)")
         p.add_argument("--input", required=True, help="CSV with columns cell and smiles or drug (optional dose, time)")
-        p.add_argument("--out", required=True, help="output CSV: the input rows + y_pred + error")
+        p.add_argument("--out", required=True, help="output CSV: the input rows + y_pred, what y_pred is, error")
         add_pair_args(p)
-        p.add_argument("--batch-size", type=int, default=512)
+        p.add_argument("--batch-size", type=int_at_least(1), default=512)
+
+    @classmethod
+    def check(cls, args):
+        same_file("--out", args.out, "--input", args.input)
+        if args.expression:
+            same_file("--out", args.out, "--expression", args.expression)
 
     @classmethod
     def run(cls, args):
@@ -64,11 +142,13 @@ class PredictSubcommand(Subcommand):
 
         from csg2a_graph.train.checkpoint import load_model
 
+        if not os.path.exists(args.checkpoint):
+            raise CLIError(f"checkpoint {args.checkpoint} not found")
         model = load_model(args.checkpoint)
         if getattr(model, "target", "response") != "response":
             raise CLIError(f"{args.checkpoint} is a {model.model_name} network (predicts profiles); "
                            "predict needs a fine-tuned response model")
-        r = resolve_pairs(args, model.hparams["genes"])
+        r = resolve_pairs(args, model.hparams["genes"], info=getattr(model, "checkpoint_info", {}))
         table, errors, ok, n = r["table"], r["errors"], r["ok"], len(r["table"])
         store, spos, smiles = r["store"], r["spos"], r["smiles"]
         pred = np.full(n, np.nan)
@@ -82,20 +162,44 @@ class PredictSubcommand(Subcommand):
                 out = model(x, store.batch(u), dindex, torch.tensor(r["dose"][sel]).float(),
                             torch.tensor(r["time"][sel]).float())
                 pred[sel] = out.numpy()
+        target = r["target"]
         table["y_pred"] = pred
+        table["y_name"] = target.get("name") or "response"
+        table["y_unit"] = target.get("unit") or ""
+        table["y_direction"] = target.get("direction") or ""
+        table["genes_filled"] = [int(r["filled"][row]) if row >= 0 else "" for row in r["rows"]]
         table["error"] = errors
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         table.to_csv(args.out, index=False)
         bad = sum(1 for e in errors if e)
         say(f"{n - bad} of {n} pairs predicted, {bad} with an error (see the 'error' column): {args.out}", args)
+        say(f"y_pred is {describe_target(target)}", args)
         return 0
+
+
+def describe_target(target: Dict) -> str:
+    """``"ln IC50 [ln(µM)], higher = more resistant, as in GDSC2"``."""
+    name = target.get("name") or "the training response"
+    unit = f" [{target['unit']}]" if target.get("unit") else ""
+    d = {"higher_is_resistant": ", higher = more resistant", "higher_is_sensitive": ", higher = more sensitive"}
+    where = f", as in {target['dataset']}" if target.get("dataset") else ""
+    return f"{name}{unit}{d.get(target.get('direction'), '')}{where}"
+
+
+def same_file(opt_out: str, out: str, opt_in: str, inp: str) -> None:
+    """Refuse an output path that is an input (the input would be overwritten)."""
+    if os.path.abspath(out) == os.path.abspath(inp) or (os.path.exists(out) and os.path.exists(inp)
+                                                        and os.path.samefile(out, inp)):
+        raise CLIError(f"{opt_out} {out} is the {opt_in} file: it would be overwritten; choose another output path")
 
 
 def add_pair_args(p) -> None:
     """The pair-table options shared by ``predict`` and ``explain``."""
     p.add_argument("--expression", default=None, help="cells x genes CSV/TSV (first column: cell names)")
-    p.add_argument("--normalize", default="none", choices=["none", "robust_z"],
-                   help="of --expression: none (already on the training scale) or robust z per gene")
+    p.add_argument("--normalize", default="train", choices=["train", "none", "robust_z"],
+                   help="of --expression: train (the training data's per-gene median and MAD, kept in the "
+                        "checkpoint: the same transform as the training expression), none (already on the "
+                        "training scale) or robust_z (over the file's own rows: each cell depends on the others)")
     g = p.add_argument_group("or expression and drug names from the training dataset")
     g.add_argument("--dataset", choices=["gdsc", "nci60"], default=None)
     g.add_argument("--root", default=None)
@@ -103,10 +207,12 @@ def add_pair_args(p) -> None:
     g.add_argument("--name", default="GDSC2")
 
 
-def resolve_pairs(args, genes, input_path: Optional[str] = None) -> Dict:
+def resolve_pairs(args, genes, input_path: Optional[str] = None, info: Optional[Dict] = None) -> Dict:
     """Read the pair table (``cell`` and ``smiles`` or ``drug``, optional ``dose``, ``time``) and resolve
     every row to an expression row and a featurised drug; a row that cannot be resolved keeps its
-    reason in ``errors`` and is left out of ``ok``."""
+    reason in ``errors`` and is left out of ``ok``. ``info``: the checkpoint's ``checkpoint_info``
+    (target, normalisation, measured genes), used to put expression on the training scale and to
+    warn when the expression source differs from the training data."""
     import pandas as pd
 
     from csg2a_graph.data.molecules import MoleculeStore, canonical_smiles
@@ -115,14 +221,32 @@ def resolve_pairs(args, genes, input_path: Optional[str] = None) -> Dict:
     path = input_path or args.input
     if not os.path.exists(path):
         raise CLIError(f"input {path} not found")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table = read_table(path, "pair table", dtype=str, keep_default_na=False)
+    table.columns = [str(c).strip() for c in table.columns]
     if "cell" not in table.columns or not ({"smiles", "drug"} & set(table.columns)):
         raise CLIError(f"{path} needs a 'cell' column and a 'smiles' or 'drug' column "
                        f"(has {list(table.columns)})")
+    info = info or {}
+    target = dict(info.get("target") or {})
+    measured = info.get("measured_genes")
+    measured = None if measured is None else np.asarray(measured, dtype=bool)
     ds = None
+    row_errors: Dict[int, str] = {}
     if args.expression:
-        expr, cells, found, msg = read_expression_file(args.expression, genes, args.normalize)
+        if args.normalize == "none" and info.get("normalization"):
+            logger.warning("--normalize none: %s is taken to be on the training scale already (robust z per gene); "
+                           "the default --normalize train applies the training data's median and MAD", args.expression)
+        elif args.normalize == "robust_z":
+            logger.warning("--normalize robust_z: z-scores over the rows of %s, so each cell's prediction depends on "
+                           "the other cells in the file; --normalize train uses the training data's median and MAD",
+                           args.expression)
+        expr, cells, found, msg, row_errors, filled = read_expression_file(
+            args.expression, genes, args.normalize, info.get("normalization"), measured)
         say(msg, args)
+        if measured is not None and (measured & ~found).any():
+            logger.warning("%d of the %d genes the model was trained on are missing from %s; they are set to the "
+                           "training median (0), which changes predictions", int((measured & ~found).sum()),
+                           int(measured.sum()), args.expression)
     elif args.dataset and args.root:
         from csg2a_graph.cli.data import load_dataset
 
@@ -130,6 +254,13 @@ def resolve_pairs(args, genes, input_path: Optional[str] = None) -> Dict:
         if ds.gene_space.genes != list(genes):
             raise CLIError(f"the dataset's {ds.num_genes} genes differ from the model's {len(genes)} genes")
         expr, cells, found = ds.expression.numpy(), list(ds.cells), ds.gene_mask.numpy()
+        filled = np.zeros(len(cells), dtype=int)
+        if measured is not None:
+            filled = filled + int((measured & ~found).sum())
+        trained_on = target.get("dataset")
+        if trained_on and trained_on != ds.name:
+            logger.warning("the model was trained on %s: its predictions are %s, not %s's %s", trained_on,
+                           describe_target(target), ds.name, getattr(ds, "y_name", "response"))
     else:
         raise CLIError("give --expression FILE or --dataset and --root for the cells' expression")
     cell_pos = {}
@@ -153,6 +284,9 @@ def resolve_pairs(args, genes, input_path: Optional[str] = None) -> Dict:
         rows[i] = cell_pos.get(c, cell_pos.get(normalize_name(c), -1))
         if rows[i] < 0:
             errors[i] = f"unknown cell line {c!r}"
+            continue
+        if int(rows[i]) in row_errors:
+            errors[i] = row_errors[int(rows[i])]
             continue
         s = str(rd.get("smiles", "") or "").strip()
         d = str(rd.get("drug", "") or "").strip()
@@ -178,7 +312,7 @@ def resolve_pairs(args, genes, input_path: Optional[str] = None) -> Dict:
     ok = [i for i in ok if not errors[i]]
     return {"table": table, "expr": expr, "cells": cells, "measured": np.asarray(found, dtype=bool), "rows": rows,
             "smiles": smiles, "labels": labels, "errors": errors, "dose": dose, "time": time_, "ok": ok,
-            "store": store, "spos": spos, "dataset": ds}
+            "store": store, "spos": spos, "dataset": ds, "filled": np.asarray(filled), "target": target}
 
 
 def _column(table, name: str, default: float, errors) -> np.ndarray:

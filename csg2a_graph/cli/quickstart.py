@@ -12,7 +12,8 @@ import os
 import shutil
 import time
 
-from csg2a_graph.cli.common import Subcommand, say, write_config
+from csg2a_graph.cli.common import Subcommand, int_at_least, positive_float, say, write_config
+from csg2a_graph.cli.rundir import RunDir, add_run_args, run_options
 
 logger = logging.getLogger(__name__)
 
@@ -30,17 +31,24 @@ class QuickstartSubcommand(Subcommand):
         p.add_argument("--drug-weights", default=None, help="pretrained GCN weights (gcn_supervised_contextpred.pth)")
         p.add_argument("--no-download", action="store_true", help="do not try the STRING / weights downloads")
         g = p.add_argument_group("sizes (chosen for about 10 minutes on 2 CPU cores)")
-        g.add_argument("--subsample", type=int, default=50000, help="pairs drawn from GDSC2 before splitting")
-        g.add_argument("--epochs", type=int, default=4, help="CSG2A fine-tuning epochs")
-        g.add_argument("--pretrain-epochs", type=int, default=100)
-        g.add_argument("--rf-trees", type=int, default=100)
-        g.add_argument("--rf-max-features", type=float, default=0.1)
-        g.add_argument("--rf-max-samples", type=float, default=0.2)
+        g.add_argument("--subsample", type=int_at_least(100), default=50000, help="pairs drawn from GDSC2 before splitting")
+        g.add_argument("--epochs", type=int_at_least(1), default=4, help="CSG2A fine-tuning epochs")
+        g.add_argument("--pretrain-epochs", type=int_at_least(1), default=100)
+        g.add_argument("--rf-trees", type=int_at_least(1), default=100)
+        g.add_argument("--rf-max-features", type=positive_float, default=0.1)
+        g.add_argument("--rf-max-samples", type=positive_float, default=0.2)
         g.add_argument("--seed", type=int, default=0)
         g.add_argument("--device", default="auto")
+        add_run_args(p)
 
     @classmethod
     def run(cls, args):
+        with RunDir(args.out, "quickstart", run_options(args), resume=args.resume, overwrite=args.overwrite,
+                    quiet=args.quiet) as rd:
+            return cls._run(args, rd)
+
+    @classmethod
+    def _run(cls, args, rd):
         import pandas as pd
 
         from csg2a_graph.datasets import GDSC
@@ -49,10 +57,12 @@ class QuickstartSubcommand(Subcommand):
         from csg2a_graph.train.cv import cross_validate
         from csg2a_graph.train.pipeline import pretrain
 
+        from csg2a_graph.train.checkpoint import dataset_fingerprint
+        from csg2a_graph.train.loop import resolve_device
+
+        resolve_device(args.device)
         t0 = time.perf_counter()
         out = args.out
-        os.makedirs(out, exist_ok=True)
-        write_config(args, out)
         say(f"quickstart: GDSC2 (registry), {args.subsample} pairs, folds mixed/0 and drug_blind/0 (80/10/10), "
             f"CSG2A {args.epochs} epochs, random forest {args.rf_trees} trees (max_features {args.rf_max_features}, "
             f"max_samples {args.rf_max_samples})", args)
@@ -78,16 +88,27 @@ class QuickstartSubcommand(Subcommand):
             net = {"drug_encoder": "pretrained-gcn", "drug_weights": path}
         train = {"epochs": args.epochs, "seed": args.seed, "device": args.device, "progress": not args.quiet}
         csg = {"train": train}
+        lincs = None
         if args.lincs_root:
             from csg2a_graph.data import GeneSpace
             from csg2a_graph.datasets import LINCSL1000
 
             lincs = LINCSL1000(args.lincs_root, level=3, prior=args.string or "auto", log=not args.quiet,
                                gene_space=GeneSpace.landmark())
+        # what this run resolved (a download that failed last time may work now): checked against an
+        # earlier run in --out before anything is written
+        rd.resolve(gdsc=dataset_fingerprint(gdsc), prior_edges=0 if gdsc.prior_edge_index is None else
+                   int(gdsc.prior_edge_index.size(1)), drug_encoder=net,
+                   lincs=None if lincs is None else dataset_fingerprint(lincs))
+        write_config(args, out)
+        rd.start()
+        if lincs is not None:
             say(f"pretraining on {lincs} for up to {args.pretrain_epochs} epochs", args)
             cfg = TrainConfig(epochs=args.pretrain_epochs, patience=20, lr=1e-3, batch_size=32, seed=args.seed,
-                              device=args.device)
-            csg["pretrained"] = pretrain(lincs, os.path.join(out, "pretrain"), net, cfg)
+                              device=args.device, progress=not args.quiet)
+            pre_dir = os.path.join(out, "pretrain")
+            csg["pretrained"] = pretrain(lincs, pre_dir, net, cfg,
+                                         resume=os.path.exists(os.path.join(pre_dir, "checkpoint.pt")))
         else:
             say("no --lincs-root: no LINCS pretraining; CSG2A is fine-tuned from random weights, unfrozen", args)
             csg.update(net)
@@ -114,6 +135,7 @@ class QuickstartSubcommand(Subcommand):
             if os.path.exists(src):
                 shutil.copy(src, os.path.join(ck, f"csg2a_{scheme}_fold0.pt"))
         scatter(preds, os.path.join(out, "scatter.png"))
+        rd.finish()
         say("\n" + table(df), args)
         say(f"\nwrote {out}/results.csv, predictions.csv, scatter.png, config.toml, checkpoints/ "
             f"({time.perf_counter() - t0:.0f} s)", args)

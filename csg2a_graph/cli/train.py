@@ -5,9 +5,12 @@ import argparse
 import json
 import logging
 import os
+import sys
 
-from csg2a_graph.cli.common import CLIError, Subcommand, say, write_config
+from csg2a_graph.cli.common import (CLIError, Subcommand, int_at_least, non_negative_float, positive_float, say,
+                                    write_config)
 from csg2a_graph.cli.data import load_dataset
+from csg2a_graph.cli.rundir import RunDir, add_run_args, run_options
 
 logger = logging.getLogger(__name__)
 
@@ -26,27 +29,42 @@ def add_data_args(p: argparse.ArgumentParser, choices, default=None) -> None:
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training (defaults: the released code's)")
-    g.add_argument("--epochs", type=int, default=100)
-    g.add_argument("--batch-size", type=int, default=128)
-    g.add_argument("--lr", type=float, default=1e-4)
-    g.add_argument("--weight-decay", type=float, default=1e-5)
-    g.add_argument("--patience", type=int, default=20, help="early stopping; cosine annealing period")
+    g.add_argument("--epochs", type=int_at_least(1), default=100)
+    g.add_argument("--batch-size", type=int_at_least(1), default=128)
+    g.add_argument("--lr", type=positive_float, default=1e-4)
+    g.add_argument("--weight-decay", type=non_negative_float, default=1e-5)
+    g.add_argument("--patience", type=int_at_least(1), default=20, help="early stopping; cosine annealing period")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto")
     g.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
     g.add_argument("--compile", action="store_true", help="torch.compile (CUDA)")
-    g.add_argument("--max-batches", type=int, default=None, help="cap training batches per epoch")
-    g.add_argument("--max-minutes", type=float, default=None,
+    g.add_argument("--max-batches", type=int_at_least(1), default=None, help="cap training batches per epoch")
+    g.add_argument("--max-minutes", type=positive_float, default=None,
                    help="wall-clock budget per training run (the epoch in progress is validated, best kept)")
-    g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    add_run_args(p)
 
 
 def train_config(args):
     from csg2a_graph.train import TrainConfig
+    from csg2a_graph.train.loop import resolve_device
 
+    resolve_device(args.device)  # a device that is not there: one line, before any work
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                        patience=args.patience, seed=args.seed, device=args.device, amp=args.amp,
-                       compile=args.compile, max_batches=args.max_batches, max_minutes=args.max_minutes)
+                       compile=args.compile, max_batches=args.max_batches, max_minutes=args.max_minutes,
+                       progress=not args.quiet)
+
+
+def run_dir(args, command: str) -> RunDir:
+    """The ``--out`` folder rules (``csg2a_graph.cli.rundir``), checked before anything heavy runs."""
+    return RunDir(args.out, command, run_options(args), resume=args.resume, overwrite=args.overwrite,
+                  quiet=args.quiet)
+
+
+def data_fingerprint(ds) -> dict:
+    from csg2a_graph.train.checkpoint import dataset_fingerprint
+
+    return dataset_fingerprint(ds)
 
 
 def add_network_args(p: argparse.ArgumentParser) -> None:
@@ -101,14 +119,19 @@ class PretrainSubcommand(Subcommand):
 
     @classmethod
     def run(cls, args):
-        from csg2a_graph.train.pipeline import pretrain
+        with run_dir(args, "pretrain") as rd:
+            from csg2a_graph.train.pipeline import pretrain
 
-        ds = load_dataset("lincs", args.root, prior=args.prior, level=args.level, genes=args.genes,
-                          log=not args.quiet)
-        say(f"{ds}; prior: {0 if ds.prior_edge_index is None else ds.prior_edge_index.size(1)} edges", args)
-        opts = network_options(args)
-        write_config(args, args.out)
-        path = pretrain(ds, args.out, opts, train_config(args), resume=args.resume)
+            cfg = train_config(args)
+            ds = load_dataset("lincs", args.root, prior=args.prior, level=args.level, genes=args.genes,
+                              log=not args.quiet)
+            say(f"{ds}; prior: {0 if ds.prior_edge_index is None else ds.prior_edge_index.size(1)} edges", args)
+            opts = network_options(args)
+            rd.resolve(data=data_fingerprint(ds), network=opts)
+            write_config(args, args.out)
+            rd.start()
+            path = pretrain(ds, args.out, opts, cfg, resume=rd.checkpoint)
+            rd.finish()
         say(f"pretrained network: {path}", args)
         return 0
 
@@ -135,20 +158,31 @@ class FinetuneSubcommand(Subcommand):
 
     @classmethod
     def run(cls, args):
-        from csg2a_graph.train.pipeline import finetune
+        if args.pretrained and not os.path.exists(args.pretrained):
+            raise CLIError(f"--pretrained {args.pretrained} not found")
+        with run_dir(args, "finetune") as rd:
+            from csg2a_graph.train.pipeline import finetune
 
-        ds = load_dataset(args.dataset, args.root, fetch=args.fetch, name=args.name, prior=args.prior,
-                          log=not args.quiet)
-        split = ds.get_idx_split(args.split, fold=args.fold, n_folds=args.n_folds, seed=args.seed)
-        opts = {"scaling": args.scaling, "freeze": not args.no_freeze, "frozen_mode": args.frozen_mode}
-        if not args.pretrained:
-            say("no --pretrained network: fine-tuning a randomly initialised CSG2A, unfrozen", args)
-            opts.update(network_options(args))
-        write_config(args, args.out)
-        trainer, split = finetune(ds, args.out, args.pretrained, split, opts, train_config(args), resume=args.resume)
-        m = trainer.evaluate(ds, split["test"])
-        with open(os.path.join(args.out, "test_metrics.json"), "w") as f:
-            json.dump(m, f, indent=1)
+            cfg = train_config(args)
+            ds = load_dataset(args.dataset, args.root, fetch=args.fetch, name=args.name, prior=args.prior,
+                              log=not args.quiet)
+            split = ds.get_idx_split(args.split, fold=args.fold, n_folds=args.n_folds, seed=args.seed)
+            opts = {"scaling": args.scaling, "freeze": not args.no_freeze, "frozen_mode": args.frozen_mode}
+            if not args.pretrained:
+                say("no --pretrained network: fine-tuning a randomly initialised CSG2A, unfrozen", args)
+                opts.update(network_options(args))
+            rd.resolve(data=data_fingerprint(ds), network=opts,
+                       pretrained=_file_id(args.pretrained) if args.pretrained else None)
+            write_config(args, args.out)
+            rd.start()
+            trainer, split = finetune(ds, args.out, args.pretrained, split, opts, cfg, resume=rd.checkpoint)
+            m = trainer.evaluate(ds, split["test"])
+            m["warnings"] = list(trainer.warnings)
+            with open(os.path.join(args.out, "test_metrics.json"), "w") as f:
+                json.dump(m, f, indent=1)
+            for w in trainer.warnings:
+                print(f"csg2a: warning: {w}", file=sys.stderr, flush=True)
+            rd.finish()
         say(f"{args.split} fold {args.fold}: test RMSE {m['rmse']:.3f}, PCC {m['pcc']:.3f}, SCC {m['scc']:.3f}, "
             f"R2 {m['r2']:.3f} ({split['test'].numel()} pairs); model: {os.path.join(args.out, 'model.pt')}", args)
         return 0
@@ -182,6 +216,11 @@ class CVSubcommand(Subcommand):
 
     @classmethod
     def run(cls, args):
+        with run_dir(args, "cv") as rd:
+            return cls._run(args, rd)
+
+    @classmethod
+    def _run(cls, args, rd):
         from dataclasses import asdict
 
         from csg2a_graph.train.cv import cross_validate, load_builtin_runners
@@ -190,9 +229,9 @@ class CVSubcommand(Subcommand):
         unknown = [m for m in args.models if m not in RUNNERS]
         if unknown:
             raise CLIError(f"unknown models {unknown}; available: {sorted(RUNNERS)}")
+        train = asdict(train_config(args))
         ds = load_dataset(args.dataset, args.root, fetch=args.fetch, name=args.name, prior=args.prior,
                           log=not args.quiet)
-        train = asdict(train_config(args))
         csg = {"train": train}
         if args.pretrained:
             csg["pretrained"] = args.pretrained
@@ -218,12 +257,34 @@ class CVSubcommand(Subcommand):
             if missing:
                 raise CLIError(f"{m} needs " + " and ".join(f"--model-option {m}.{k}=PATH" for k in missing)
                                + " (see docs/baselines.md)")
+        rd.resolve(data=data_fingerprint(ds), model_options=_without_run_control(opts),
+                   pretrained=_file_id(args.pretrained) if args.pretrained else None)
         write_config(args, args.out)
+        rd.start()
         df = cross_validate(ds, args.models, args.schemes, folds=args.folds, n_folds=args.n_folds, out_dir=args.out,
                             model_options=opts, seed=args.seed, subsample=args.subsample)
+        rd.finish()
         with open(os.path.join(args.out, "summary.md")) as f:
             say(f.read(), args)
         return 0 if len(df) else 1
+
+
+def _without_run_control(opts: dict) -> dict:
+    """Model options minus what may change between runs of one folder (device, progress, time budget)."""
+    out = {}
+    for k, v in opts.items():
+        if isinstance(v, dict):
+            v = _without_run_control(v)
+        if k not in ("device", "progress", "max_minutes"):
+            out[k] = v
+    return out
+
+
+def _file_id(path: str) -> dict:
+    """What identifies an input file between runs: its size and content hash."""
+    from csg2a_graph.data.pairs import file_digest
+
+    return {"size": os.path.getsize(path), "blake2b": file_digest(path)}
 
 
 def parse_model_option(item: str):

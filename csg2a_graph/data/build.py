@@ -17,7 +17,7 @@ import torch
 from csg2a_graph.data.gene_space import AlignedExpression, GeneSpace
 from csg2a_graph.data.molecules import MoleculeStore
 from csg2a_graph.data.names import match_names, normalize_cell_name, normalize_drug_name
-from csg2a_graph.data.normalize import clip_report, robust_zscore
+from csg2a_graph.data.normalize import clip_report, robust_stats, robust_zscore
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,16 @@ def align_expression(expression: Expression, gene_space: GeneSpace, missing_gene
     logger.info("%s", aligned.report)
     measured = torch.isnan(aligned.values) & aligned.mask  # missing cells of measured genes
     if normalize == "robust_z":
-        z, degenerate = robust_zscore(aligned.values[:, aligned.mask], dim=0)
+        med, mad = robust_stats(aligned.values[:, aligned.mask], dim=0)
+        z, degenerate = robust_zscore(aligned.values[:, aligned.mask], dim=0, stats=(med, mad))
+        n = aligned.values.size(1)
+        median, scale = torch.full((n,), float("nan"), dtype=torch.float64), torch.full((n,), float("nan"),
+                                                                                           dtype=torch.float64)
+        median[aligned.mask] = med.reshape(-1)
+        scale[aligned.mask] = torch.where(degenerate.reshape(-1), torch.full_like(mad.reshape(-1), float("nan")),
+                                          mad.reshape(-1))
+        aligned.stats = {"method": "robust_z", "median": median, "scale": scale, "clip": clip,
+                         "fill_value": float(fill_value)}
         z, report["expression_z"] = clip_report(z, clip)
         aligned.values = aligned.values.clone()
         aligned.values[:, aligned.mask] = z
@@ -224,7 +233,8 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
                 meta["tcga"][i] = r["tcga"].strip()
     report["cells_with_tcga_label"] = int(sum(bool(t) for t in meta["tcga"]))
     n = len(pairs)
-    return dict(expr=expr, expr_missing=expr_missing, genes=aligned.gene_space.genes, gene_mask=aligned.mask, cells=cell_names,
+    return dict(expr=expr, expr_missing=expr_missing, expr_stats=aligned.stats, genes=aligned.gene_space.genes,
+                gene_mask=aligned.mask, cells=cell_names,
                 molecules=molecules, cell=torch.tensor(pairs["cell"].to_numpy()),
                 drug=torch.tensor(pairs["drug"].to_numpy()), y=torch.tensor(pairs["y"].to_numpy()),
                 dose=torch.full((n,), float(dose)), time=torch.full((n,), float(time)), cell_meta=meta,

@@ -95,6 +95,9 @@ class AlignedExpression:
         report: the :class:`AlignReport`.
         missing: ``[num_samples, N]`` bool, ``True`` where a measured gene's value was
             missing or non-finite in the matrix and was filled (set by ``align_expression``).
+        stats: the normalisation applied (set by ``align_expression``): ``{"method": "robust_z",
+            "median": [N], "scale": [N], "clip": ...}``, NaN for genes not measured or not scalable;
+            checkpoints keep it so new expression can be put on the training scale.
     """
 
     values: Tensor
@@ -103,6 +106,7 @@ class AlignedExpression:
     samples: List[str]
     report: AlignReport
     missing: Optional[Tensor] = None
+    stats: Optional[dict] = None
 
 
 class GeneSpace:

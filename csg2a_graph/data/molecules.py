@@ -105,8 +105,23 @@ def smiles_to_graph(smiles: str) -> Data:
     return data
 
 
-def morgan_fingerprints(smiles: Sequence[str], radius: int = 2, n_bits: int = 2048) -> Tensor:
-    """``[len(smiles), n_bits]`` float 0/1 Morgan (ECFP-like) fingerprints."""
+def largest_fragment(mol):
+    """The largest fragment of a molecule (most heavy atoms; ties broken by canonical SMILES): salts,
+    counter-ions and solvent left out, as every drug encoder pools only this fragment's atoms."""
+    Chem = _rdkit()
+    frags = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
+    if len(frags) <= 1:
+        return mol
+    main = max(frags, key=lambda m: (m.GetNumHeavyAtoms(), Chem.MolToSmiles(m)))
+    main.UpdatePropertyCache(strict=False)
+    Chem.GetSymmSSSR(main)  # ring information, which unsanitised fragments lack (fingerprints need it)
+    return main
+
+
+def morgan_fingerprints(smiles: Sequence[str], radius: int = 2, n_bits: int = 2048,
+                        main_fragment: bool = True) -> Tensor:
+    """``[len(smiles), n_bits]`` float 0/1 Morgan (ECFP-like) fingerprints, of the largest fragment by
+    default (a salt form and its free base give one fingerprint, as for the graph encoders)."""
     from rdkit.Chem import rdFingerprintGenerator
 
     gen = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
@@ -115,6 +130,8 @@ def morgan_fingerprints(smiles: Sequence[str], radius: int = 2, n_bits: int = 20
         mol = parse_smiles(s)
         if mol is None:
             raise ValueError(f"invalid SMILES at position {i}: {s!r}")
+        if main_fragment:
+            mol = largest_fragment(mol)
         out[i] = torch.from_numpy(gen.GetFingerprintAsNumPy(mol).astype("float32"))
     return out
 
@@ -127,8 +144,7 @@ def compound_key(smiles: str) -> str:
     mol = parse_smiles(smiles)
     if mol is None:
         return f"invalid:{smiles}"
-    frags = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
-    main = max(frags, key=lambda m: (m.GetNumHeavyAtoms(), Chem.MolToSmiles(m))) if frags else mol
+    main = largest_fragment(mol)
     try:
         from rdkit import RDLogger
 

@@ -29,7 +29,8 @@ from csg2a_graph.data.splits import canonical_scheme, make_split
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 4  # 2: bond_dir, main_fragment; 3: canonical SMILES; 4: true-median robust z, compound groups
+FORMAT_VERSION = 5  # 2: bond_dir, main_fragment; 3: canonical SMILES; 4: true-median robust z, compound groups;
+# 5: the expression normalisation (per-gene median / scale) kept for prediction on new expression
 
 
 class PairData(Data):
@@ -121,24 +122,36 @@ class PairLoader:
         batch_size: pairs per batch.
         shuffle: reshuffle every epoch (seeded by ``seed`` and the epoch count).
         drop_last: drop the last incomplete batch.
+        merge_singleton: when the last batch would hold a single pair, add it to the batch before
+            (training: BatchNorm cannot normalise a batch of one; no pair is dropped).
         all_drugs: pass the cached ``Batch`` of *all* drugs every time instead of
             the batch's distinct drugs (cheaper when there are few drugs).
     """
 
     def __init__(self, dataset: "PairDataset", index: Optional[Tensor] = None, batch_size: int = 256,
-                 shuffle: bool = False, drop_last: bool = False, seed: int = 0, all_drugs: bool = False):
+                 shuffle: bool = False, drop_last: bool = False, seed: int = 0, all_drugs: bool = False,
+                 merge_singleton: bool = False):
         from csg2a_graph.data.splits import check_int
 
         self.batch_size = check_int("batch_size", batch_size, 1)
         self.dataset = dataset
         self.index = as_pair_index(index, dataset.num_pairs)
         self.shuffle, self.drop_last = shuffle, drop_last
+        self.merge_singleton = merge_singleton
         self.all_drugs = all_drugs
         self._seed, self._epoch = seed, 0
 
     def __len__(self) -> int:
         n = self.index.numel()
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        if self.drop_last:
+            return n // self.batch_size
+        if self._merges():
+            return n // self.batch_size
+        return -(-n // self.batch_size)
+
+    def _merges(self) -> bool:
+        n = self.index.numel()
+        return self.merge_singleton and n > 1 and self.batch_size > 1 and n % self.batch_size == 1
 
     def __iter__(self) -> Iterator[PairBatch]:
         idx = self.index
@@ -148,8 +161,10 @@ class PairLoader:
         self._epoch += 1
         ds = self.dataset
         p = ds._pairs
-        for b in range(len(self)):
-            sel = idx[b * self.batch_size:(b + 1) * self.batch_size]
+        nb = len(self)
+        for b in range(nb):
+            end = idx.numel() if (b == nb - 1 and self._merges()) else (b + 1) * self.batch_size
+            sel = idx[b * self.batch_size:end]
             cell, drug = p["cell"][sel], p["drug"][sel]
             if self.all_drugs:
                 graph, dindex = ds.molecules.batch(), drug
@@ -239,6 +254,7 @@ class PairDataset(Dataset):
     #: ``"higher_is_sensitive"`` (-log10 GI50, responder = 1) or ``None`` (profiles)
     y_name: str = "response"
     y_direction: Optional[str] = None
+    y_unit: Optional[str] = None
 
     def __init__(self, root: str, transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
                  force_reload: bool = False, log: bool = True):
@@ -315,9 +331,12 @@ class PairDataset(Dataset):
         self.prior_edge_index: Optional[Tensor] = prior["edge_index"] if prior else None
         self.prior_edge_weight: Optional[Tensor] = prior["edge_weight"] if prior else None
         self.report: Dict = json.loads(payload["report"])
+        #: the normalisation the expression went through (``{"method", "median", "scale", ...}``), or None
+        self.expression_stats: Optional[Dict] = payload.get("expr_stats")
 
     @staticmethod
-    def make_payload(*, expr: Tensor, expr_missing: Optional[Tensor] = None, genes: List[str], gene_mask: Tensor, cells: List[str],
+    def make_payload(*, expr: Tensor, expr_missing: Optional[Tensor] = None, expr_stats: Optional[Dict] = None,
+                     genes: List[str], gene_mask: Tensor, cells: List[str],
                      molecules: MoleculeStore, cell: Tensor, drug: Tensor, y: Tensor, dose: Tensor,
                      time: Tensor, prior=None, cell_meta: Optional[Dict] = None, drug_meta: Optional[Dict] = None,
                      split_cell: Optional[Tensor] = None, report: Dict) -> Dict:
@@ -345,6 +364,7 @@ class PairDataset(Dataset):
         return {
             "expr": expr.float().contiguous(), "genes": plain(genes),
             "expr_missing": None if expr_missing is None or not expr_missing.any() else expr_missing.nonzero().T, "gene_mask": gene_mask.bool(),
+            "expr_stats": expr_stats,
             "cells": plain(cells), "cell_meta": {k: plain(v) for k, v in (cell_meta or {}).items()},
             "drug_meta": {k: plain(v) for k, v in drug_meta.items()},
             "molecules": molecules.to_dict(),

@@ -202,6 +202,7 @@ class GDSC(RawPairDataset):
     """
 
     y_name = "ln IC50"
+    y_unit = "ln(µM)"
     y_direction = "higher_is_resistant"
 
     def __init__(self, root: str, name: str = "GDSC2", gene_space: Optional[GeneSpace] = None,

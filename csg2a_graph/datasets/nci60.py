@@ -96,6 +96,7 @@ class NCI60(RawPairDataset):
 
     name = "nci60"
     y_name = "-log10 GI50 [M]"
+    y_unit = "-log10(M)"
     y_direction = "higher_is_sensitive"
 
     def __init__(self, root: str, gene_space: Optional[GeneSpace] = None, missing_genes: str = "drop",

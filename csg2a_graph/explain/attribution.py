@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("ig", "saliency", "inputxgradient", "deeplift", "deepliftshap", "gradientshap", "ablation", "layer-ig")
+from csg2a_graph._names import EXPLAIN_METHODS as METHODS
 _WITH_DELTA = ("ig", "deeplift", "deepliftshap", "gradientshap", "layer-ig")
 
 
@@ -162,6 +162,20 @@ def _baseline_distribution(dataset, n: int, seed: int) -> Tensor:
     return X[torch.randperm(X.size(0), generator=g)[:n]]
 
 
+def check_method(model: nn.Module, method: str, condition: bool = False) -> None:
+    """Refuse, in one line and before any work, a method the model cannot serve."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    if (condition or method == "layer-ig") and not _is_csg2a(model):
+        raise ValueError(f"{'condition attribution' if condition else 'layer-ig'} needs a CSG2A model "
+                         f"(it reads the chemical condition / the CSG2AConv layer); got {type(model).__name__}")
+    if method == "layer-ig" and getattr(_pretrained(model), "conv", None) is None:
+        raise ValueError("layer-ig attributes through the CSG2AConv layer, and this model was built without "
+                         "attention (--no-attention): use ig or another input method")
+    if method == "ablation" and condition:
+        raise ValueError("ablation over the condition vector is not offered (one forward per gene of it)")
+
+
 def explain_genes(model: nn.Module, dataset, index=None, method: str = "ig", *, condition: bool = False,
                   target: Union[str, int, None] = None, n_steps: int = 50, batch_size: int = 32,
                   internal_batch_size: Optional[int] = None, n_baselines: int = 20, n_samples: int = 20,
@@ -194,13 +208,7 @@ def explain_genes(model: nn.Module, dataset, index=None, method: str = "ig", *, 
     from csg2a_graph.data.pairs import as_pair_index
 
     attr = _captum()
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
-    if (condition or method == "layer-ig") and not _is_csg2a(model):
-        raise ValueError(f"{'condition attribution' if condition else 'layer-ig'} needs a CSG2A model "
-                         f"(it reads the chemical condition / the CSG2AConv layer); got {type(model).__name__}")
-    if method == "ablation" and condition:
-        raise ValueError("ablation over the condition vector is not offered (one forward per gene of it)")
+    check_method(model, method, condition)
     if int(n_steps) < 2:
         raise ValueError(f"n_steps must be >= 2, got {n_steps}")
     index = as_pair_index(index, dataset.num_pairs)

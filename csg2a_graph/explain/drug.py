@@ -22,6 +22,16 @@ from torch_geometric.nn import MessagePassing
 from csg2a_graph.explain.attribution import _is_csg2a, _pretrained
 
 
+def check_drug_model(model: nn.Module) -> None:
+    """Refuse, in one line, a model whose drug side cannot be explained atom by atom (before any work)."""
+    if not _is_csg2a(model):
+        raise ValueError(f"drug attributions need a CSG2A model (its condition encoder), got {type(model).__name__}")
+    drug = _pretrained(model).cond.drug
+    if not any(isinstance(m, MessagePassing) for m in drug.modules()):
+        raise ValueError(f"the drug encoder {_pretrained(model).cond.drug_encoder_name!r} has no message-passing "
+                         "layer to explain (atom attributions need a graph encoder: pretrained-gcn, gin)")
+
+
 class DrugSideModel(nn.Module):
     """The prediction of one (cell, drug, dose, time) as a function of the drug's graph."""
 
@@ -147,4 +157,4 @@ def explain_drug(model: nn.Module, dataset, pair: int, method: str = "Integrated
     return DrugAttributions(dataset.molecules.smiles[d], atom, bonds, bond_atoms, pred)
 
 
-__all__ = ["DrugSideModel", "DrugAttributions", "explain_drug"]
+__all__ = ["DrugSideModel", "DrugAttributions", "explain_drug", "check_drug_model"]

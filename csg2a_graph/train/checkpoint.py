@@ -3,6 +3,7 @@ space, dataset fingerprint, split and package version, all loadable with ``torch
 from __future__ import annotations
 
 import os
+import zipfile
 from typing import Any, Dict, Optional
 
 import torch
@@ -29,6 +30,18 @@ def dataset_fingerprint(dataset) -> Dict[str, Any]:
     return fp
 
 
+def data_card(dataset) -> Dict[str, Any]:
+    """What a prediction needs to know of the training data: the target (name, direction, dataset) and
+    the expression normalisation (per-gene median and scale), so that new expression is put on the
+    training scale and outputs say what they are."""
+    stats = getattr(dataset, "expression_stats", None)
+    return {"target": {"name": getattr(dataset, "y_name", "response"), "unit": getattr(dataset, "y_unit", None),
+                       "direction": getattr(dataset, "y_direction", None),
+                       "dataset": getattr(dataset, "name", type(dataset).__name__)},
+            "normalization": stats if isinstance(stats, dict) else None,
+            "measured_genes": dataset.gene_mask.clone() if getattr(dataset, "gene_mask", None) is not None else None}
+
+
 def save_checkpoint(path: str, model, **extra: Any) -> str:
     """Write ``model`` (its name, hyperparameters and weights) plus ``extra`` atomically to ``path``."""
     state = {"format": CHECKPOINT_FORMAT, "version": package_version(), "model_name": model.model_name,
@@ -48,13 +61,22 @@ def _genes_of(model):
 def load_checkpoint(path: str, map_location="cpu") -> Dict[str, Any]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint {path} not found")
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a folder, not a csg2a-graph checkpoint (give its model.pt)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"{path} is not a readable csg2a-graph checkpoint ({type(e).__name__}: {e})") from e
+    except Exception as e:  # noqa: BLE001 - torch's messages run to paragraphs: one line, the cause's kind
+        kind = "truncated or damaged" if zipfile.is_zipfile(path) or _looks_like_torch(path) else "not a torch file"
+        raise ValueError(f"{path} is not a csg2a-graph checkpoint ({kind}; {type(e).__name__})") from e
     if not isinstance(state, dict) or "model_name" not in state or "hparams" not in state:
         raise ValueError(f"{path} is not a csg2a-graph checkpoint (no model name / hyperparameters)")
     return state
+
+
+def _looks_like_torch(path: str) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head[:2] == b"PK" or head[:1] == b"\x80"  # zip archive or legacy pickle
 
 
 def load_model(path: str, map_location="cpu", which: Optional[str] = None):
@@ -72,8 +94,9 @@ def load_model(path: str, map_location="cpu", which: Optional[str] = None):
     model.load_state_dict(state[key])
     model.eval()
     model.checkpoint_info = {k: state.get(k) for k in ("version", "dataset", "split_scheme", "epoch", "best_epoch",
-                                                       "best_val", "config")}
+                                                       "best_val", "config", "target", "normalization",
+                                                       "measured_genes")}
     return model
 
 
-__all__ = ["save_checkpoint", "load_checkpoint", "load_model", "dataset_fingerprint", "CHECKPOINT_FORMAT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "load_model", "dataset_fingerprint", "data_card", "CHECKPOINT_FORMAT"]

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from csg2a_graph.train.checkpoint import dataset_fingerprint, load_checkpoint, save_checkpoint
+from csg2a_graph.train.checkpoint import data_card, dataset_fingerprint, load_checkpoint, save_checkpoint
 from csg2a_graph.train.metrics import profile_metrics, regression_metrics
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,14 @@ class TrainConfig:
             Single-process runs only (ranks of a DDP run could disagree on the clock).
         eval_batch_size: batch size for validation and prediction.
         progress: progress bars.
+        divergence_factor: training stops with :class:`TrainingDiverged` when an epoch ends with a
+            validation MSE (train MSE without a validation split) above this multiple of the
+            variance of the training targets (a model that bad has diverged: predicting the mean
+            scores 1x); a non-finite loss or gradient stops it at once. ``None`` keeps only the
+            non-finite checks.
+
+    Invalid values (``epochs=0``, ``patience=0``, ``max_minutes<=0``, a negative ``lr``...) are
+    refused when the config is made: a run that would train nothing never starts.
     """
 
     epochs: int = 100
@@ -61,6 +69,25 @@ class TrainConfig:
     max_minutes: Optional[float] = None
     eval_batch_size: int = 1024
     progress: bool = True
+    divergence_factor: Optional[float] = 100.0
+
+    def __post_init__(self):
+        from csg2a_graph.data.splits import check_int
+
+        for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
+            setattr(self, name, check_int(name, getattr(self, name), 1))
+        self.seed = check_int("seed", self.seed)
+        if self.max_batches is not None:
+            self.max_batches = check_int("max_batches", self.max_batches, 1)
+        for name, positive in (("lr", True), ("weight_decay", False), ("min_lr", False),
+                               ("max_minutes", True), ("divergence_factor", True)):
+            v = getattr(self, name)
+            if v is None and name in ("max_minutes", "divergence_factor"):
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
+                    or (positive and v == 0):
+                raise ValueError(f"{name} must be a {'positive' if positive else 'non-negative'} finite number, "
+                                 f"got {v!r}")
 
     @classmethod
     def from_dict(cls, d: Dict) -> "TrainConfig":
@@ -71,10 +98,28 @@ class TrainConfig:
         return cls(**d)
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss or a gradient became non-finite, or the error exploded: training stopped before the
+    bad step was applied or checkpointed (``checkpoint.pt`` holds the last good epoch)."""
+
+
 def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA when there is one, else CPU; a device that is not there is refused in one line."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device {device!r} is not a device name (auto, cpu, cuda, cuda:1...)") from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: this machine has no CUDA device (torch {torch.__version__}, "
+                             f"CUDA build: {torch.version.cuda or 'no'}); use --device cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {device!r}: MPS is not available here; use --device cpu or auto")
+    return dev
 
 
 def _dist():
@@ -107,6 +152,7 @@ class Trainer:
         self.device = resolve_device(self.config.device)
         self.rank, self.world = _dist()
         self.history: List[Dict] = []
+        self.warnings: List[str] = []  # what the last fit wants said (e.g. no better than the mean)
         if self.device.type != "cuda" and (self.config.amp or self.config.compile):
             logger.warning("amp/compile are CUDA options; ignored on %s", self.device)
 
@@ -166,8 +212,9 @@ class Trainer:
         cfg = self.config
         train_idx = torch.as_tensor(split["train"]).long()
         val_idx = torch.as_tensor(split["val"]).long() if split.get("val") is not None else None
-        if train_idx.numel() == 0:
-            raise ValueError("the training split is empty")
+        if train_idx.numel() < 2:
+            raise ValueError(f"the training split has {train_idx.numel()} pair(s); training needs at least 2 "
+                             "(BatchNorm layers cannot normalise one sample)")
         if val_idx is not None and val_idx.numel() == 0:
             val_idx = None
         if cfg.max_minutes is not None and self.world > 1:
@@ -186,6 +233,11 @@ class Trainer:
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.patience), eta_min=cfg.min_lr)
         fp = dataset_fingerprint(dataset)
+        data_info = data_card(dataset)  # kept in every checkpoint: the target and the expression scale
+        y_train = dataset.pairs["y"][train_idx].double()
+        y_var = float(y_train.var()) if y_train.numel() > 1 else 0.0
+        if not math.isfinite(y_var):
+            raise ValueError("the training targets contain NaN or infinite values")
         start, best_val, best_epoch, bad, best_state = 0, math.inf, -1, 0, None
         ckpt_path = os.path.join(self.out_dir, "checkpoint.pt") if self.out_dir else None
         if resume:
@@ -201,7 +253,7 @@ class Trainer:
             opt.load_state_dict(st["optimizer"])
             sched.load_state_dict(st["scheduler"])
             start, best_val, best_epoch, bad = st["epoch"] + 1, st["best_val"], st["best_epoch"], st["bad_epochs"]
-            best_state, self.history = st["best_model"], list(st["history"])
+            best_state, self.history = st["best_model"], list(st["history"])[:start]
             logger.info("resumed from %s at epoch %d (best val %.4f at epoch %d)", ckpt_path, start, best_val,
                         best_epoch)
         module = model
@@ -211,6 +263,8 @@ class Trainer:
         fwd_module = torch.compile(module) if (cfg.compile and self.device.type == "cuda") else module
         handler = self._file_logger()
         csv_path = os.path.join(self.out_dir, "metrics.csv") if (self.out_dir and self.is_main) else None
+        if csv_path:  # the file holds this run's epochs only: never rows of another run or another header
+            _write_csv(csv_path, self.history)
         tb = self._tensorboard()
         show = cfg.progress and self.is_main
         try:
@@ -221,7 +275,8 @@ class Trainer:
                 t0 = time.perf_counter()
                 torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: a function of (seed, epoch) only
                 module.train()
-                loader = dataset.loader(train_idx, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed + epoch)
+                loader = dataset.loader(train_idx, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed + epoch,
+                                        merge_singleton=True)  # a last batch of one pair breaks BatchNorm
                 n_batches = len(loader) if cfg.max_batches is None else min(len(loader), cfg.max_batches)
                 total, count = 0.0, 0
                 bar = tqdm(loader, total=n_batches, desc=f"epoch {epoch}", leave=False, disable=not show)
@@ -241,12 +296,21 @@ class Trainer:
                         # global batch so the result is the global batch's mean, also for uneven slices
                         share = len(batch) * self.world / n_global
                     batch = batch.to(self.device)
-                    pred = self._forward(fwd_module, batch)
+                    try:
+                        pred = self._forward(fwd_module, batch)
+                    except ValueError as e:  # a layer's NaN/inf check: the weights have blown up
+                        if "NaN" not in str(e) and "inf" not in str(e):
+                            raise
+                        self._diverged(epoch, b, f"the forward pass met non-finite values ({e})", ckpt_path, opt)
                     loss = nn.functional.mse_loss(pred, batch.y)
                     if getattr(model, "y_std", None) is not None:
                         loss = loss / model.y_std ** 2  # the loss on the standardised scale
+                    if not torch.isfinite(loss.detach()):
+                        self._diverged(epoch, b, f"the training loss is {float(loss.detach())}", ckpt_path, opt)
                     opt.zero_grad(set_to_none=True)
                     (loss * share).backward()
+                    if not _grads_finite(params):  # checked before the step: the weights stay finite
+                        self._diverged(epoch, b, "a gradient is NaN or infinite", ckpt_path, opt)
                     opt.step()
                     ys = float(getattr(model, "y_std", 1.0)) ** 2  # report MSE on the response scale
                     total += float(loss.detach()) * ys * len(batch)
@@ -264,6 +328,12 @@ class Trainer:
                     val = train_loss
                 row["val_mse"] = val
                 row["seconds"] = time.perf_counter() - t0
+                # the model at the end of the epoch (validation; the train average also holds the first steps)
+                if not (math.isfinite(train_loss) and math.isfinite(val)) or (
+                        cfg.divergence_factor is not None and y_var > 0 and val > cfg.divergence_factor * y_var):
+                    self._diverged(epoch, None, f"validation MSE {val:.4g} (train {train_loss:.4g}) against a "
+                                   f"target variance of {y_var:.4g} (predicting the mean scores about that)",
+                                   ckpt_path, opt)
                 if val < best_val - 1e-12:
                     best_val, best_epoch, bad = val, epoch, 0
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -283,7 +353,7 @@ class Trainer:
                     save_checkpoint(ckpt_path, model, best_model=best_state, optimizer=opt.state_dict(),
                                     scheduler=sched.state_dict(), epoch=epoch, best_epoch=best_epoch,
                                     best_val=best_val, bad_epochs=bad, history=self.history,
-                                    config=asdict(cfg), dataset=fp, split=_split_tensors(split))
+                                    config=asdict(cfg), dataset=fp, split=_split_tensors(split), **data_info)
                 for cb in self.callbacks:
                     cb(self, epoch, row)
                 if out_of_time or (deadline is not None and time.perf_counter() > deadline):
@@ -300,10 +370,33 @@ class Trainer:
         if best_state is not None:
             model.load_state_dict(best_state)
         self.best_epoch, self.best_val = best_epoch, best_val
+        self.warnings = []
+        if val_idx is not None and self.history:
+            y_val = dataset.pairs["y"][val_idx].double()
+            mean_mse = float(((y_val - y_train.mean(0)) ** 2).mean())
+            if best_val >= mean_mse:  # the best epoch is no better than predicting the training mean
+                msg = (f"the best model (epoch {best_epoch}, validation MSE {best_val:.4g}) is no better than "
+                       f"predicting the training mean (validation MSE {mean_mse:.4g}): nothing useful was learned; "
+                       "check the learning rate and the number of epochs")
+                logger.warning(msg)
+                self.warnings.append(msg)
         if self.out_dir and self.is_main:
             save_checkpoint(os.path.join(self.out_dir, "model.pt"), model, best_epoch=best_epoch, best_val=best_val,
-                            config=asdict(cfg), dataset=fp, split=_split_tensors(split), history=self.history)
+                            config=asdict(cfg), dataset=fp, split=_split_tensors(split), history=self.history,
+                            **data_info)
         return self.history
+
+    def _diverged(self, epoch: int, batch: Optional[int], what: str, ckpt_path: Optional[str], opt) -> None:
+        """Stop: nothing of the bad epoch is checkpointed; say where the last good state is."""
+        where = f"epoch {epoch}" + ("" if batch is None else f", batch {batch}")
+        lr = opt.param_groups[0]["lr"]
+        if ckpt_path and os.path.exists(ckpt_path):
+            kept = f"the last good epoch ({epoch - 1}) is kept in {ckpt_path}"
+        else:
+            kept = "no epoch had finished, nothing was saved"
+        logger.info("training diverged at %s: %s", where, what)  # train.log; the exception says it on screen
+        raise TrainingDiverged(f"training diverged at {where} (lr {lr:g}): {what}; {kept}. "
+                               "Lower the learning rate and start again (--overwrite)")
 
     def _tensorboard(self):
         if not (self.out_dir and self.is_main):
@@ -319,8 +412,35 @@ def _split_tensors(split: Dict) -> Dict[str, Tensor]:
     return {k: torch.as_tensor(v).long() for k, v in split.items() if v is not None and k in ("train", "val", "test")}
 
 
+def _grads_finite(params) -> bool:
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return True
+    return bool(torch.stack([torch.isfinite(g.detach()).all() for g in grads]).all())
+
+
+def _write_csv(path: str, rows: List[Dict]) -> None:
+    """(Re)write ``metrics.csv`` with exactly ``rows``: none for a fresh run (the file is removed), the
+    checkpointed epochs for a resumed one (an epoch logged after its checkpoint was lost is dropped)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        if rows:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    os.replace(tmp, path)
+    if not rows:
+        os.remove(path)
+
+
 def _append_csv(path: str, row: Dict) -> None:
     new = not os.path.exists(path)
+    if not new:
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), None)
+        if header != list(row):
+            raise ValueError(f"{path} has the columns {header}, not this run's {list(row)}: "
+                             "another run's metrics; write into another folder")
     with open(path, "a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(row))
         if new:
@@ -344,4 +464,4 @@ def _rank_slice(batch, rank: int, world: int):
                      drug=batch.drug[sel], index=batch.index[sel])
 
 
-__all__ = ["Trainer", "TrainConfig", "resolve_device"]
+__all__ = ["Trainer", "TrainConfig", "TrainingDiverged", "resolve_device"]

@@ -45,14 +45,15 @@ def test_finetune_and_predict_with_a_malformed_smiles(pretrained_ckpt, gdsc2_roo
     assert main(["predict", "--checkpoint", str(out / "model.pt"), "--input", str(tmp_path / "pairs.csv"),
                  "--out", str(preds), "--dataset", "gdsc", "--root", str(gdsc2_root), "-q"]) == 0
     df = pd.read_csv(preds, keep_default_na=False)
-    assert len(df) == 6 and list(df.columns[-2:]) == ["y_pred", "error"]
+    assert len(df) == 6 and {"y_pred", "y_name", "y_unit", "y_direction", "genes_filled"} <= set(df.columns)
+    assert df.columns[-1] == "error" and set(df.y_name) == {"ln IC50"} and set(df.y_direction) == {"higher_is_resistant"}
     assert df.error[3].startswith("invalid SMILES") and df.error[4].startswith("unknown cell line")
     ok = df[df.error == ""]
     assert len(ok) == 4 and ok.y_pred.astype(float).notna().all()
-    # the same predictions from an expression file as from the dataset
+    # the same predictions from an expression file (already on the training scale) as from the dataset
     preds2 = tmp_path / "preds2.csv"
     assert main(["predict", "--checkpoint", str(out / "model.pt"), "--input", str(tmp_path / "pairs.csv"),
-                 "--out", str(preds2), "--expression", str(tmp_path / "expr.csv"), "-q"]) == 0
+                 "--out", str(preds2), "--expression", str(tmp_path / "expr.csv"), "--normalize", "none", "-q"]) == 0
     df2 = pd.read_csv(preds2, keep_default_na=False)
     assert df2.error[5].startswith("unknown drug")  # names need the dataset
     a = df.y_pred[:3].astype(float).to_numpy()

