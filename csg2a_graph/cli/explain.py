@@ -51,6 +51,13 @@ class ExplainSubcommand(Subcommand):
         add_pair_args(p)
 
     @classmethod
+    def check(cls, args):
+        if not os.path.exists(args.checkpoint):
+            raise CLIError(f"checkpoint {args.checkpoint} not found")
+        if args.faithfulness and args.method == "layer-ig":
+            raise CLIError("--faithfulness needs attributions over the input genes, not layer-ig")
+
+    @classmethod
     def run(cls, args):
         import pandas as pd
         import torch

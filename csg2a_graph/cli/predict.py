@@ -28,6 +28,25 @@ def read_table(path: str, what: str, **kw):
         raise CLIError(f"{what} {path} is not a readable CSV/TSV table ({str(e).splitlines()[0]})") from None
 
 
+def scale_shift(z: np.ndarray, found: np.ndarray, min_rows: int = 5):
+    """How far expression put on the training scale is from the training data: ``(median over genes of
+    |median z|, median over genes of MAD(z) * 1.4826)``; on the training data ``(0, 1)`` by construction.
+    ``None`` when there are too few rows to tell."""
+    import warnings
+
+    if z.shape[0] < min_rows:
+        return None
+    cols = z[:, found]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(cols, axis=0)
+        mad = np.nanmedian(np.abs(cols - med), axis=0) * 1.4826
+    ok = np.isfinite(med) & np.isfinite(mad)
+    if not ok.any():
+        return None
+    return float(np.median(np.abs(med[ok]))), float(np.median(mad[ok]))
+
+
 def read_expression_file(path: str, genes, normalize: str, stats: Optional[Dict] = None,
                          measured: Optional[np.ndarray] = None):
     """A cells x genes table on the model's gene space.
@@ -102,6 +121,14 @@ def read_expression_file(path: str, genes, normalize: str, stats: Optional[Dict]
         out = robust_zscore(torch.from_numpy(out), dim=0)[0].double().numpy()
     elif normalize != "none":
         raise CLIError(f"unknown normalisation {normalize!r}")
+    shift = None
+    if normalize == "train":
+        shift = scale_shift(out, found)
+        if shift is not None and (shift[0] > 1.0 or not 1 / 3 <= shift[1] <= 3):
+            logger.warning("%s does not look like the training expression on the training scale: the typical gene's "
+                           "median lies %.1f training MADs from the training median and its spread is %.2fx the "
+                           "training spread (the training data give 0 and 1x); another platform, unit or "
+                           "normalisation? Predictions may be off", path, shift[0], shift[1])
     relevant = found.copy() if measured is None else np.asarray(measured, dtype=bool)
     filled = (np.isnan(out) & relevant[None, :]).sum(1)
     out = np.nan_to_num(out, nan=0.0).astype(np.float32)
@@ -132,6 +159,8 @@ class PredictSubcommand(Subcommand):
 
     @classmethod
     def check(cls, args):
+        if not os.path.exists(args.checkpoint):
+            raise CLIError(f"checkpoint {args.checkpoint} not found")
         same_file("--out", args.out, "--input", args.input)
         if args.expression:
             same_file("--out", args.out, "--expression", args.expression)
@@ -213,8 +242,6 @@ def resolve_pairs(args, genes, input_path: Optional[str] = None, info: Optional[
     reason in ``errors`` and is left out of ``ok``. ``info``: the checkpoint's ``checkpoint_info``
     (target, normalisation, measured genes), used to put expression on the training scale and to
     warn when the expression source differs from the training data."""
-    import pandas as pd
-
     from csg2a_graph.data.molecules import MoleculeStore, canonical_smiles
     from csg2a_graph.data.names import normalize_cell_name as normalize_name
 

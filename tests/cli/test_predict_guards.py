@@ -183,24 +183,54 @@ def test_salts_are_stripped_for_every_encoder():
         torch.testing.assert_close(z[0], z[1])
 
 
-def test_tcga_analysis_reads_the_direction_from_the_checkpoint(tmp_path, capsys):
-    """An NCI-60 model (higher = sensitive) is tested on the tail that means 'responders more sensitive'."""
-    pytest.importorskip("inmoose")
-    from csg2a_graph.analysis.tcga import tcga_ttests
-    from csg2a_graph.datasets import NCI60, TCGA
-    from csg2a_graph.data import GeneSpace
-    from csg2a_graph.train.checkpoint import load_model
+@pytest.fixture(scope="module")
+def nci_model(tmp_path_factory):
+    """A small CSG2A fine-tuned on real NCI-60 pairs (-log10 GI50, higher = sensitive; CellMiner expression)."""
+    from csg2a_graph.datasets import NCI60
     from csg2a_graph.train.loop import TrainConfig
     from csg2a_graph.train.pipeline import finetune
     from tests.datasets.test_nci60 import NCI60_FILES
-    from tests.datasets.test_tcga import TCGA_FILES
 
-    nci = NCI60(str(link_raw(tmp_path / "nci", NCI60_FILES)), log=False)
+    d = tmp_path_factory.mktemp("nci")
+    nci = NCI60(str(link_raw(d / "nci", NCI60_FILES)), log=False)
     split = nci.get_idx_split("mixed", fold=0)
     split = {k: split[k][:n] for k, n in (("train", 400), ("val", 100), ("test", 100))}
-    finetune(nci, str(tmp_path / "m"), None, split, {"drug_encoder": "morgan", "hidden_channels": 8},
+    finetune(nci, str(d / "m"), None, split, {"drug_encoder": "morgan", "hidden_channels": 8},
              TrainConfig(epochs=1, batch_size=64, progress=False))
-    ckpt = str(tmp_path / "m" / "model.pt")
+    return str(d / "m" / "model.pt")
+
+
+def test_a_model_applied_to_another_studys_expression_says_so(nci_model, finetuned, pairs_csv, tmp_path, capsys):
+    """An NCI-60 model given GDSC's expression file: the target (name, unit, direction) is in every row, the
+    missing genes and the foreign expression scale are warned about; the GDSC model on it is not."""
+    from csg2a_graph.cli.predict import read_expression_file
+    from csg2a_graph.train.checkpoint import load_model
+
+    raw = shared(*RAW_EXPR)
+    assert _predict(nci_model, pairs_csv, tmp_path / "o.csv", "--expression", str(raw)) == 0
+    cap = capsys.readouterr()
+    assert "genes the model was trained on are missing" in cap.err and "does not look like the training" in cap.err
+    assert "-log10 GI50 [M]" in cap.out and "higher = more sensitive" in cap.out
+    out = pd.read_csv(tmp_path / "o.csv", keep_default_na=False)
+    assert set(out.y_name) == {"-log10 GI50 [M]"} and set(out.y_direction) == {"higher_is_sensitive"}
+    assert (out.genes_filled.astype(int) == 978 - 484).all()
+    # the GDSC model on the file GDSC was built from: the scale matches
+    info = load_model(finetuned[2]).checkpoint_info
+    genes = load_model(finetuned[2]).hparams["genes"]
+    read_expression_file(str(raw), genes, "train", info["normalization"])
+    assert "does not look like" not in capsys.readouterr().err
+
+
+def test_tcga_analysis_reads_the_direction_from_the_checkpoint(nci_model, tmp_path, capsys):
+    """An NCI-60 model (higher = sensitive) is tested on the tail that means 'responders more sensitive'."""
+    pytest.importorskip("inmoose")
+    from csg2a_graph.analysis.tcga import tcga_ttests
+    from csg2a_graph.data import GeneSpace
+    from csg2a_graph.datasets import TCGA
+    from csg2a_graph.train.checkpoint import load_model
+    from tests.datasets.test_tcga import TCGA_FILES
+
+    ckpt = nci_model
     troot = link_raw(tmp_path / "tcga", TCGA_FILES)
     out = tmp_path / "an"
     assert main(["analyze", "tcga", "--checkpoint", f"nci={ckpt}", "--root", str(troot), "--out", str(out),

@@ -241,4 +241,9 @@ def test_interrupted_runs_continue_to_the_same_result(sig, lincs_root, tmp_path)
         assert "stale lock" in err
     a, b = pd.read_csv(whole / "metrics.csv"), pd.read_csv(cut / "metrics.csv")
     cols = [c for c in a.columns if c != "seconds"]
-    pd.testing.assert_frame_equal(a[cols], b[cols])
+    pd.testing.assert_frame_equal(a[cols], b[cols], check_exact=True)
+    import torch
+
+    wa = torch.load(whole / "model.pt", weights_only=True)["model"]
+    wb = torch.load(cut / "model.pt", weights_only=True)["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)  # bit-identical weights
