@@ -25,7 +25,7 @@ import shutil
 import socket
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from csg2a_graph.cli.common import CLIError, say
 
@@ -75,6 +75,14 @@ def _plain(v):
     return str(v)
 
 
+def _merge(old: Dict[str, Any], new: Dict[str, Any], growable) -> Dict[str, Any]:
+    out = {**old, **new}
+    for k in growable:
+        if isinstance(old.get(k), dict) and isinstance(new.get(k), dict):
+            out[k] = {**old[k], **new[k]}
+    return out
+
+
 class RunDir:
     """The output folder of one training command (see the module docstring).
 
@@ -84,12 +92,15 @@ class RunDir:
     """
 
     def __init__(self, out: str, command: str, options: Dict[str, Any], *, resume: bool = False,
-                 overwrite: bool = False, quiet: bool = False):
+                 overwrite: bool = False, quiet: bool = False, growable: Sequence[str] = ()):
         if resume and overwrite:
             raise CLIError("--resume and --overwrite exclude each other")
         self.out, self.command = out, command
         self.options = {k: _plain(v) for k, v in options.items() if k not in ("resume", "overwrite")}
         self.resume_flag, self.overwrite, self.quiet = resume, overwrite, quiet
+        #: options that may grow between runs (cv: more models, schemes or folds on the same folds);
+        #: for a dict fact of the same name only the entries both runs have are compared
+        self.growable = set(growable)
         self.previous: Optional[Dict[str, Any]] = None
         self.resolved: Dict[str, Any] = {}
         self.continuing = False
@@ -126,7 +137,7 @@ class RunDir:
         self.previous = prev
         if self.overwrite:
             return
-        diff = _differences(prev.get("options", {}), self.options, RUN_CONTROL)
+        diff = _differences(prev.get("options", {}), self.options, RUN_CONTROL | self.growable)
         if diff:
             raise CLIError(f"--out {self.out} holds a run with other options ({'; '.join(diff)}): nothing was "
                            "changed; use another --out, the same options to continue, or --overwrite to replace it")
@@ -212,8 +223,16 @@ class RunDir:
         self.resolved.update(facts)
         if self.previous is not None and not self.overwrite:
             old = self.previous.get("resolved", {})
-            diff = _differences({k: old.get(k) for k in facts if k in old}, {k: v for k, v in facts.items()
-                                                                               if k in old})
+            a, b = {}, {}
+            for k, v in facts.items():
+                if k not in old:
+                    continue
+                if k in self.growable and isinstance(v, dict) and isinstance(old[k], dict):
+                    for kk in set(v) & set(old[k]):  # entries both runs have (e.g. the models of both)
+                        a[f"{k}.{kk}"], b[f"{k}.{kk}"] = old[k][kk], v[kk]
+                else:
+                    a[k], b[k] = old[k], v
+            diff = _differences(a, b)
             if diff:
                 raise CLIError(f"--out {self.out} holds a run made with other data or resources ({'; '.join(diff)}): "
                                "nothing was changed; use another --out or --overwrite")
@@ -231,7 +250,7 @@ class RunDir:
         created = (self.previous or {}).get("created") or time.strftime("%Y-%m-%d %H:%M:%S")
         d = {"command": self.command, "state": state, "version": __version__, "created": created,
              "updated": time.strftime("%Y-%m-%d %H:%M:%S"), "options": self.options,
-             "resolved": {**(self.previous or {}).get("resolved", {}), **self.resolved}}
+             "resolved": _merge((self.previous or {}).get("resolved", {}), self.resolved, self.growable)}
         path = os.path.join(self.out, MARKER)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:

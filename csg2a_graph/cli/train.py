@@ -56,9 +56,11 @@ def train_config(args):
 
 
 def run_dir(args, command: str) -> RunDir:
-    """The ``--out`` folder rules (``csg2a_graph.cli.rundir``), checked before anything heavy runs."""
+    """The ``--out`` folder rules (``csg2a_graph.cli.rundir``), checked before anything heavy runs. A cv
+    folder may grow: more models, schemes or folds on the same folds, data and training options."""
+    growable = ("models", "schemes", "folds", "model_options") if command == "cv" else ()
     return RunDir(args.out, command, run_options(args), resume=args.resume, overwrite=args.overwrite,
-                  quiet=args.quiet)
+                  quiet=args.quiet, growable=growable)
 
 
 def data_fingerprint(ds) -> dict:

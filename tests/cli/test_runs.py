@@ -121,6 +121,13 @@ def test_cv_refuses_a_folder_made_with_other_settings(gdsc2_root, tmp_path, caps
     # the copied run with its own settings is continued (finished rows skipped)
     assert main(args + ["--out", str(copy)]) == 0
     assert (copy / "results.csv").read_bytes() == before
+    # a cv folder may grow (another model, on the same folds and data); a model's options may not change
+    assert main(args[:6] + ["drug-mean", "additive", "cell-mean"] + args[8:] + ["--out", str(copy)]) == 0
+    res = pd.read_csv(copy / "results.csv")
+    assert sorted(res.model) == ["additive", "cell-mean", "drug-mean"]
+    assert res[res.model != "cell-mean"].to_csv(index=False) == pd.read_csv(out / "results.csv").to_csv(index=False)
+    assert main(args + ["--rf-trees", "7", "--out", str(copy), "-q"]) == 2
+    assert "rf_trees: 100 -> 7" in _err(capsys)
 
 
 def test_toml_sections_and_value_types(lincs_root, tmp_path, capsys):
