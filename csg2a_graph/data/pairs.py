@@ -37,14 +37,19 @@ class PairData(Data):
     r"""One (sample, drug) pair as a PyG graph over the gene space.
 
     ``x [N, 1]`` is the basal expression on the gene nodes, ``edge_index`` /
-    ``edge_weight`` the prior; the drug graph rides along as ``drug_x``,
-    ``drug_edge_index``, ``drug_edge_attr`` and batches correctly
-    (``drug_edge_index`` is incremented by the number of drug atoms).
+    ``edge_weight`` the prior; ``y``, ``dose``, ``time`` one value each (``y [1, N]`` for a
+    profile); ``cell_id``, ``drug_id``, ``pair_id`` the dataset's ids of the pair (never
+    incremented when batched: ids, not node indices). The drug graph rides along as ``drug_x``,
+    ``drug_edge_index``, ``drug_edge_attr`` and batches correctly (``drug_edge_index`` is
+    incremented by the number of drug atoms); ``DataLoader(..., follow_batch=["drug_x"])`` adds
+    ``drug_x_batch``, the pair of every drug atom.
     """
 
     def __inc__(self, key, value, *args, **kwargs):
         if key == "drug_edge_index":
             return self.drug_x.size(0)
+        if key in ("cell_id", "drug_id", "pair_id"):
+            return 0
         return super().__inc__(key, value, *args, **kwargs)
 
     def __cat_dim__(self, key, value, *args, **kwargs):
@@ -423,7 +428,8 @@ class PairDataset(Dataset):
         c, d = int(p["cell"][idx]), int(p["drug"][idx])
         mol = self.molecules.get(d)
         data = PairData(x=self._expr[c].unsqueeze(-1), y=p["y"][idx:idx + 1], dose=p["dose"][idx:idx + 1],
-                        time=p["time"][idx:idx + 1], cell_index=torch.tensor([c]), drug_index=torch.tensor([d]),
+                        time=p["time"][idx:idx + 1], cell_id=torch.tensor([c]), drug_id=torch.tensor([d]),
+                        pair_id=torch.tensor([int(idx)]),
                         drug_x=mol.x, drug_edge_index=mol.edge_index, drug_edge_attr=mol.edge_attr)
         if self.prior_edge_index is not None:
             data.edge_index, data.edge_weight = self.prior_edge_index, self.prior_edge_weight

@@ -49,9 +49,9 @@ def test_expression_is_robust_z_per_gene(gdsc2):
     assert med.abs().max() < 0.05  # medians of the 939 kept lines are ~0 (z was over all 975 lines)
     pair = gdsc2[123]
     assert pair.x.shape == (484, 1) and pair.dose.item() == 10.0 and pair.time.item() == 72.0
-    assert torch.equal(pair.x[:, 0], x[pair.cell_index.item()])
+    assert torch.equal(pair.x[:, 0], x[pair.cell_id.item()])
     assert pair.y.item() == gdsc2.pairs["y"][123].item()
-    assert pair.drug_x.size(0) == gdsc2.molecules.get(pair.drug_index.item()).num_nodes
+    assert pair.drug_x.size(0) == gdsc2.molecules.get(pair.drug_id.item()).num_nodes
 
 
 @pytest.mark.parametrize("scheme", ["mixed", "cell_blind", "drug_blind", "disjoint"])
@@ -169,3 +169,29 @@ def test_prior_from_string_dataset(tmp_path, gdsc2_root):
     ds = GDSC(str(gdsc2_root), prior=string, log=False)
     assert ds.prior_edge_index.size(1) == 2 * ds.report["prior"]["edges_kept"] + ds.num_genes
     assert ds.report["prior"]["edges_kept"] == 633  # the 1,771 landmark edges within the 484 measured genes
+
+
+def test_pyg_dataloader_batch_equals_the_fast_loader_batch(gdsc2):
+    """PyG's DataLoader over real pairs gives what ``dataset.loader`` gives, field by field: ids are not
+    shifted by the node count, drug atoms and bonds land on the right pair."""
+    from torch_geometric.loader import DataLoader
+
+    idx = torch.tensor([0, 1, 2, 3, 5000, 77777, 123456, 187835])
+    pyg = next(iter(DataLoader(gdsc2[idx], batch_size=len(idx), follow_batch=["drug_x"])))
+    fast = next(iter(gdsc2.loader(idx, batch_size=len(idx))))
+    B, N = len(idx), gdsc2.num_genes
+    assert torch.equal(pyg.x.view(B, N), fast.expr)
+    for a, b in (("y", "y"), ("dose", "dose"), ("time", "time"), ("cell_id", "cell"), ("drug_id", "drug"),
+                 ("pair_id", "index")):
+        assert torch.equal(getattr(pyg, a), getattr(fast, b)), a
+    assert torch.equal(pyg.pair_id, idx) and int(pyg.drug_id.max()) < gdsc2.num_drugs
+    g = fast.drug_graph
+    for i in range(B):  # the atoms and bonds of pair i's drug, in both batches
+        atoms = (pyg.drug_x_batch == i).nonzero().view(-1)
+        mine = (g.batch == fast.drug_index[i]).nonzero().view(-1)
+        assert torch.equal(pyg.drug_x[atoms], g.x[mine])
+        e = (pyg.drug_edge_index[0] >= atoms.min()) & (pyg.drug_edge_index[0] <= atoms.max())
+        f = (g.edge_index[0] >= mine.min()) & (g.edge_index[0] <= mine.max())
+        assert torch.equal(pyg.drug_edge_index[:, e] - atoms.min(), g.edge_index[:, f] - mine.min())
+        assert torch.equal(pyg.drug_edge_attr[e], g.edge_attr[f])
+    assert torch.equal(pyg.edge_index[:, : gdsc2.prior_edge_index.size(1)], gdsc2.prior_edge_index)
