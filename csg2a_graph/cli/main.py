@@ -30,6 +30,9 @@ SUBCOMMANDS = [DataSubcommand, PretrainSubcommand, FinetuneSubcommand, CVSubcomm
 def build_parser():
     p = argparse.ArgumentParser(prog="csg2a", description="csg2a-graph: drug-response datasets, gene-gene "
                                 "attention and the CSG2A models")
+    from csg2a_graph import __version__
+
+    p.add_argument("--version", action="version", version=f"csg2a-graph {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     parents = [common_parent()]
     for cmd in SUBCOMMANDS:

@@ -50,13 +50,29 @@ def load_builtin_runners() -> Dict[str, Callable]:
 
 
 def git_revision() -> str:
+    """What code made a result: ``"<version>"``, plus ``"+g<short sha>"`` (and ``".dirty"`` with local
+    edits) only when the package runs from a git checkout of csg2a-graph itself. An installed wheel
+    inside a user's git project records the version alone, never the user's commit."""
+    from csg2a_graph import __version__
+
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../csg2a_graph
+    top = os.path.dirname(pkg)
+    pyproject = os.path.join(top, "pyproject.toml")
     try:
-        here = os.path.dirname(os.path.abspath(__file__))
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
-                             timeout=5)
-        return out.stdout.strip() or "unknown"
-    except Exception:  # noqa: BLE001 - no git
-        return "unknown"
+        with open(pyproject) as f:
+            ours = 'name = "csg2a-graph"' in f.read()
+    except OSError:
+        ours = False
+    if not ours or not os.path.exists(os.path.join(top, ".git")):
+        return __version__
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=top, capture_output=True, text=True,
+                             timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "csg2a_graph"],
+                               cwd=top, capture_output=True, text=True, timeout=5).stdout.strip()
+    except Exception:  # noqa: BLE001 - no git on the PATH
+        return __version__
+    return f"{__version__}+g{sha}{'.dirty' if dirty else ''}" if sha else __version__
 
 
 def subsample_split(split: Dict[str, Tensor], keep: Optional[Tensor]) -> Dict[str, Tensor]:
