@@ -33,7 +33,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int_at_least(1), default=128)
     g.add_argument("--lr", type=positive_float, default=1e-4)
     g.add_argument("--weight-decay", type=non_negative_float, default=1e-5)
-    g.add_argument("--patience", type=int_at_least(1), default=20, help="early stopping; cosine annealing period")
+    g.add_argument("--patience", type=int_at_least(1), default=20, help="early stopping; the lr falls along a half cosine to 1e-5 over this many epochs, then holds")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto")
     g.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")

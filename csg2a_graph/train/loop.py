@@ -33,7 +33,8 @@ class TrainConfig:
         epochs: maximum epochs.
         batch_size: pairs per step (the global batch under DDP).
         lr, weight_decay: Adam.
-        min_lr: the cosine schedule anneals from ``lr`` to ``min_lr`` over ``patience`` epochs.
+        min_lr: the schedule anneals ``lr`` to ``min_lr`` along a half cosine over ``patience`` epochs,
+            then holds ``min_lr`` (no warm restart: :func:`cosine_then_hold`).
         patience: early stopping on validation MSE (epochs without improvement).
         seed: seeds shuffling, dropout and initialisation (per epoch, so a resumed run matches).
         device: ``"auto"`` (CUDA when there is one), ``"cpu"``, ``"cuda"``...
@@ -96,6 +97,19 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training options {sorted(unknown)}; known: {sorted(names)}")
         return cls(**d)
+
+
+def cosine_then_hold(lr: float, min_lr: float, period: int):
+    """Multiplier of ``lr`` at epoch ``e`` (for ``LambdaLR``): a half cosine from ``lr`` down to ``min_lr``
+    over ``period`` epochs, then ``min_lr`` held. (``CosineAnnealingLR`` would climb back to ``lr`` after
+    ``period`` epochs and restart every ``2 * period``.)"""
+    floor = min(min_lr, lr) / lr
+
+    def factor(epoch: int) -> float:
+        t = min(epoch, period) / period
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    return factor
 
 
 class TrainingDiverged(RuntimeError):
@@ -231,7 +245,7 @@ class Trainer:
         if not params:
             raise ValueError("the model has no trainable parameters")
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.patience), eta_min=cfg.min_lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_then_hold(cfg.lr, cfg.min_lr, max(1, cfg.patience)))
         fp = dataset_fingerprint(dataset)
         data_info = data_card(dataset)  # kept in every checkpoint: the target and the expression scale
         y_train = dataset.pairs["y"][train_idx].double()
@@ -464,4 +478,4 @@ def _rank_slice(batch, rank: int, world: int):
                      drug=batch.drug[sel], index=batch.index[sel])
 
 
-__all__ = ["Trainer", "TrainConfig", "TrainingDiverged", "resolve_device"]
+__all__ = ["Trainer", "TrainConfig", "TrainingDiverged", "resolve_device", "cosine_then_hold"]

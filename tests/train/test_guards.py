@@ -96,3 +96,18 @@ def test_checkpoints_keep_the_target_and_the_expression_scale(gdsc2, tmp_path):
     assert norm["method"] == "robust_z" and norm["median"].shape == (gdsc2.num_genes,)
     assert torch.isfinite(norm["median"]).sum() == int(gdsc2.gene_mask.sum())
     assert torch.equal(info["measured_genes"], gdsc2.gene_mask)
+
+
+def test_the_schedule_anneals_then_holds_the_floor(gdsc2, tmp_path):
+    """No warm restart: the learning rate falls along a half cosine for `patience` epochs, then stays at min_lr."""
+    from csg2a_graph.train.loop import cosine_then_hold
+
+    f = cosine_then_hold(1e-4, 1e-5, 20)
+    lrs = [1e-4 * f(e) for e in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[20] == pytest.approx(1e-5)
+    assert all(a >= b for a, b in zip(lrs, lrs[1:])) and all(v == pytest.approx(1e-5) for v in lrs[20:])
+    trainer, _ = finetune(gdsc2, None, None, _split(gdsc2, 128, 32), dict(NET),
+                          TrainConfig(epochs=8, patience=3, batch_size=64, lr=1e-3, min_lr=1e-4, progress=False,
+                                      divergence_factor=None))
+    seen = [r["lr"] for r in trainer.history]  # the lr after each epoch's step
+    assert seen[2:] == pytest.approx([1e-4] * (len(seen) - 2)) and seen[0] > seen[1] > seen[2]
