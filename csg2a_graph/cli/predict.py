@@ -8,6 +8,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from csg2a_graph.cli.common import CLIError, Subcommand, int_at_least, say
+from csg2a_graph.cli.data import RESPONSE_DATASETS
 
 logger = logging.getLogger(__name__)
 
@@ -230,7 +231,7 @@ def add_pair_args(p) -> None:
                         "checkpoint: the same transform as the training expression), none (already on the "
                         "training scale) or robust_z (over the file's own rows: each cell depends on the others)")
     g = p.add_argument_group("or expression and drug names from the training dataset")
-    g.add_argument("--dataset", choices=["gdsc", "nci60"], default=None)
+    g.add_argument("--dataset", choices=RESPONSE_DATASETS, default=None)
     g.add_argument("--root", default=None)
     g.add_argument("--fetch", action="store_true")
     g.add_argument("--name", default="GDSC2")

@@ -9,7 +9,7 @@ import sys
 
 from csg2a_graph.cli.common import (CLIError, Subcommand, int_at_least, non_negative_float, positive_float, say,
                                     write_config)
-from csg2a_graph.cli.data import load_dataset
+from csg2a_graph.cli.data import RESPONSE_DATASETS, load_dataset
 from csg2a_graph.cli.rundir import RunDir, add_run_args, run_options
 
 logger = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class FinetuneSubcommand(Subcommand):
 
     @classmethod
     def add_args(cls, p):
-        add_data_args(p, ["gdsc", "nci60"])
+        add_data_args(p, RESPONSE_DATASETS)
         p.add_argument("--pretrained", default=None, help="a `csg2a pretrain` model.pt (none: no pretraining)")
         p.add_argument("--split", default="mixed", choices=SCHEMES)
         p.add_argument("--fold", type=int, default=0)
@@ -196,7 +196,7 @@ class CVSubcommand(Subcommand):
 
     @classmethod
     def add_args(cls, p):
-        add_data_args(p, ["gdsc", "nci60"])
+        add_data_args(p, RESPONSE_DATASETS)
         p.add_argument("--schemes", nargs="+", default=["mixed"], choices=SCHEMES)
         p.add_argument("--folds", type=int, default=10, help="run the first K folds")
         p.add_argument("--n-folds", type=int, default=10)

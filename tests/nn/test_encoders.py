@@ -90,6 +90,14 @@ def test_find_weights_checks_the_cached_file(gcn_weights, tmp_path, monkeypatch)
 
     monkeypatch.setenv("CSG2A_CACHE", str(tmp_path))
     monkeypatch.delenv("CSG2A_DRUG_WEIGHTS", raising=False)
+    path, msg = find_weights(None, download=False)
+    assert "shipped in the package" in msg and path.endswith(WEIGHTS_FILE)  # the copy in csg2a_graph/assets
+    from csg2a_graph import assets
+
+    def trimmed():  # an install without the shipped copy: the cache and the download are next
+        raise FileNotFoundError("not shipped")
+
+    monkeypatch.setattr(assets, "gcn_weights", trimmed)
     (tmp_path / WEIGHTS_FILE).write_bytes(b"not the weights")
     path, msg = find_weights(None, download=False)
     assert path is None and "not found" in msg  # a cached file with the wrong checksum is not used
