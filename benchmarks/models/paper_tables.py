@@ -93,7 +93,7 @@ def model_options(args, work: Path, lincs=None):
 
 
 def run(args, table: str) -> None:
-    from csg2a_graph.datasets import GDSC, NCI60, LINCSL1000
+    from csg2a_graph.datasets import GDSC, LINCSL1000, NCI60
     from csg2a_graph.train.cv import cross_validate
 
     work = Path(args.out)

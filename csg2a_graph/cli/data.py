@@ -47,7 +47,7 @@ def min_score_arg(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer (STRING scores run 0..1000; 0.9 is 900)")
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer (STRING scores run 0..1000; 0.9 is 900)") from None
     if not 0 <= v <= 1000:
         raise argparse.ArgumentTypeError(f"{v} is outside [0, 1000] (STRING combined scores)")
     return v

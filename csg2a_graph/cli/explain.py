@@ -65,7 +65,6 @@ class ExplainSubcommand(Subcommand):
 
         from csg2a_graph.data.pairs import ArrayPairs
         from csg2a_graph.explain import deletion_curve, explain_genes
-
         from csg2a_graph.explain.attribution import check_method
 
         if args.faithfulness and args.method == "layer-ig":

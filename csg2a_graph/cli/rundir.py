@@ -168,9 +168,9 @@ class RunDir:
                     continue
                 if host != me["host"]:
                     raise CLIError(f"--out {self.out} is locked by pid {pid} on host {host} since "
-                                   f"{held.get('started')}; if no run is going there, delete {path}")
+                                   f"{held.get('started')}; if no run is going there, delete {path}") from None
                 raise CLIError(f"--out {self.out} is in use by pid {pid} ({held.get('command')}, started "
-                               f"{held.get('started')}): wait for it, or choose another --out")
+                               f"{held.get('started')}): wait for it, or choose another --out") from None
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
             self._locked = True

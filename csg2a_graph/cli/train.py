@@ -7,8 +7,15 @@ import logging
 import os
 import sys
 
-from csg2a_graph.cli.common import (CLIError, Subcommand, int_at_least, non_negative_float, positive_float, say,
-                                    write_config)
+from csg2a_graph.cli.common import (
+    CLIError,
+    Subcommand,
+    int_at_least,
+    non_negative_float,
+    positive_float,
+    say,
+    write_config,
+)
 from csg2a_graph.cli.data import RESPONSE_DATASETS, load_dataset
 from csg2a_graph.cli.rundir import RunDir, add_run_args, run_options
 

@@ -100,9 +100,9 @@ def match_names(
         else:
             out[q], rank[q] = cands[0], r
     hits: Dict[str, List[str]] = {}
-    for q, t in out.items():
-        hits.setdefault(t, []).append(q)
-    for t, qs in hits.items():
+    for q, target in out.items():
+        hits.setdefault(target, []).append(q)
+    for qs in hits.values():
         if len(qs) == 1:
             continue
         best = min(rank[q] for q in qs)

@@ -16,8 +16,9 @@ def robust_stats(x: Tensor, dim: int = 0) -> Tuple[Tensor, Tensor]:
     as in the paper's formula; ``torch.nanmedian`` returns the lower one, which for a few
     samples gives MAD = 0 or a tiny MAD and huge z. Computed in float64 with NumPy.
     """
-    import numpy as np
     import warnings
+
+    import numpy as np
 
     a = x.detach().cpu().double().numpy()
     with warnings.catch_warnings():  # an all-NaN gene is flagged as degenerate by the caller

@@ -313,7 +313,8 @@ class PairDataset(Dataset):
             if payload.get("options") != json.dumps(self.options, sort_keys=True, default=str):
                 raise ValueError("options differ from this dataset's")
         except Exception as e:  # truncated, stale or foreign file: rebuild from raw, lose nothing
-            warnings.warn(f"processed file {path} is unusable ({type(e).__name__}: {e}); rebuilding it from raw")
+            warnings.warn(f"processed file {path} is unusable ({type(e).__name__}: {e}); rebuilding it from raw",
+                          stacklevel=2)
             try:
                 os.remove(path)
             except FileNotFoundError:

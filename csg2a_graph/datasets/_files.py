@@ -79,7 +79,7 @@ def numeric_matrix(df, path: str, what: str = "expression values"):
             return None
 
     v64 = num.to_numpy(np.float64)
-    for j in np.flatnonzero([dt == object for dt in df.dtypes]):  # only text columns can hold text
+    for j in np.flatnonzero([pd.api.types.is_object_dtype(dt) for dt in df.dtypes]):  # only text columns can hold text
         col = df.iloc[:, j].to_numpy()
         for i in np.flatnonzero(np.isnan(v64[:, j]) & pd.notna(col)):  # positions: labels may repeat
             v = col[i]

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import logging
-import warnings
 import os.path as osp
+import warnings
 from typing import Callable, Dict, Optional
 
 import numpy as np

@@ -118,8 +118,8 @@ def drug_attention_maps(model, dataset, index=None, drugs: Optional[Sequence[int
     prior = _prior(pre, include_prior)
     A = None
     if prior is not None:
-        from csg2a_graph.ops.reference import dense_prior
         from csg2a_graph.ops._checks import as_edges
+        from csg2a_graph.ops.reference import dense_prior
 
         A = dense_prior(as_edges(prior, N, device=device, dtype=torch.float32), N, torch.float32, device)[pos][:, pos]
     maps = {d: (s * (scale / counts[d]) + (A if A is not None else 0)).cpu() for d, s in sums.items()}

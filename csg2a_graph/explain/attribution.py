@@ -28,9 +28,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from csg2a_graph._names import EXPLAIN_METHODS as METHODS
+
 logger = logging.getLogger(__name__)
 
-from csg2a_graph._names import EXPLAIN_METHODS as METHODS
 _WITH_DELTA = ("ig", "deeplift", "deepliftshap", "gradientshap", "layer-ig")
 
 

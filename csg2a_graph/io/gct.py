@@ -15,7 +15,6 @@ loads the whole file.
 from __future__ import annotations
 
 import gzip
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from csg2a_graph.ops.attention import choose_impl, csg2a_attention, triton_usable
 from csg2a_graph.ops._checks import check_finite
+from csg2a_graph.ops.attention import choose_impl, csg2a_attention, triton_usable
 from csg2a_graph.ops.attention_map import _softmax_lse
 from csg2a_graph.ops.factorized import expanded_linear
 from csg2a_graph.ops.reference import edge_scores, segment_softmax

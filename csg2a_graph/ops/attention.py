@@ -12,7 +12,6 @@ from csg2a_graph.ops.reference import chunked_dense, dense_reference, edgewise
 from csg2a_graph.typing import IMPLS, WITH_TRITON, Prior, check_choice
 
 
-
 def triton_usable(t: Tensor) -> bool:
     """Triton kernels run on CUDA tensors, or anywhere under ``TRITON_INTERPRET=1`` (tests)."""
     return WITH_TRITON and (t.is_cuda or os.environ.get("TRITON_INTERPRET") == "1")

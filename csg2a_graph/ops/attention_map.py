@@ -8,8 +8,8 @@ from torch import Tensor
 
 from csg2a_graph.ops._checks import as_edges, check_finite, default_scale
 from csg2a_graph.ops.attention import triton_usable
-from csg2a_graph.typing import Prior
 from csg2a_graph.ops.reference import dense_prior, dense_scores, edge_scores
+from csg2a_graph.typing import Prior
 
 
 def _map_rows(q: Tensor, score: str, scale: float, r0: int, r1: int, lse: Optional[Tensor], use_triton: bool) -> Tensor:

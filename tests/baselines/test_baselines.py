@@ -183,9 +183,8 @@ def test_gsva_matches_gseapy_on_real_cell_lines(gdsc2):
     gseapy = pytest.importorskip("gseapy")
     import pandas as pd
 
-    from tests.conftest import shared
-
     from csg2a_graph.baselines import Precily
+    from tests.conftest import shared
 
     m = Precily.from_dataset(gdsc2, str(shared("genesets", "precily_msigdb_c2.cp.v6.1.symbols.gmt")))
     assert m.gsva.member.shape == (412, 484)  # sets with >= 5 measured genes (baselines/Precily.md: 412)

@@ -2,8 +2,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from csg2a_graph.data import (ATOM_FEATURE_SIZES, MoleculeStore, canonical_smiles, morgan_fingerprints,
-                              smiles_to_graph)
+from csg2a_graph.data import ATOM_FEATURE_SIZES, MoleculeStore, canonical_smiles, morgan_fingerprints, smiles_to_graph
 
 
 def test_smiles_to_graph_and_canonical():

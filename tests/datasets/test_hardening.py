@@ -297,8 +297,8 @@ def test_gctx_errors_name_the_file(tmp_path):
 
 def test_stray_gct_in_a_lincs_root_is_named(tmp_path):
     from csg2a_graph.datasets import LINCSL1000
-    from tests.datasets.test_lincs import L3
     from tests.conftest import link_raw
+    from tests.datasets.test_lincs import L3
 
     root = link_raw(tmp_path, L3)
     (root / "raw" / "zz_other_assay.gct").write_text("#1.2\n2\t1\nName\tDescription\ts1\nfoo\tna\t1\nbar\tna\t2\n")

@@ -4,8 +4,13 @@ import pytest
 import torch
 
 from csg2a_graph.explain import METHODS, deletion_curve, explain_genes
-from csg2a_graph.explain.attention import (drug_attention_maps, map_correlations, prior_edge_attention,
-                                           sample_top_pairs, top_gene_pairs)
+from csg2a_graph.explain.attention import (
+    drug_attention_maps,
+    map_correlations,
+    prior_edge_attention,
+    sample_top_pairs,
+    top_gene_pairs,
+)
 
 pytest.importorskip("captum")
 

@@ -2,8 +2,13 @@ import pytest
 import torch
 
 from csg2a_graph.data import MoleculeStore
-from csg2a_graph.nn.encoders import (DRUG_ENCODERS, PretrainedGCN, build_drug_encoder, find_weights,
-                                     pretrain_gnns_features)
+from csg2a_graph.nn.encoders import (
+    DRUG_ENCODERS,
+    PretrainedGCN,
+    build_drug_encoder,
+    find_weights,
+    pretrain_gnns_features,
+)
 
 SMILES = ["CCO", "C/C=C/Cl", "[Cl-][Pt+2]([Cl-])(N)N", "c1ccccc1O", "CCO.[Na+].[Cl-]", "*CC"]
 

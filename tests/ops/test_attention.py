@@ -3,7 +3,7 @@ import torch
 from torch.autograd import gradcheck
 
 from csg2a_graph.ops import attention_map, csg2a_attention
-from csg2a_graph.ops.reference import (dense_reference, dense_scores, dense_prior, segment_softmax_native)
+from csg2a_graph.ops.reference import dense_prior, dense_reference, dense_scores, segment_softmax_native
 from csg2a_graph.testing import rand_prior
 
 SHAPES = [

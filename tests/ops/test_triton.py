@@ -20,7 +20,7 @@ DEV = "cuda" if CUDA else "cpu"
 if not CUDA and os.environ.get("TRITON_INTERPRET") != "1":
     pytest.skip("no CUDA and TRITON_INTERPRET is not set", allow_module_level=True)
 
-from csg2a_graph.ops.triton import fused_linear_attention, flash_attention, mean_map_rows  # noqa: E402
+from csg2a_graph.ops.triton import flash_attention, fused_linear_attention, mean_map_rows  # noqa: E402
 
 pytestmark = pytest.mark.interpreter
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from csg2a_graph.nn import CSG2A, CSG2AFineTune
-from csg2a_graph.train import Trainer, TrainConfig, load_model
+from csg2a_graph.train import TrainConfig, Trainer, load_model
 from csg2a_graph.train.metrics import rmse
 
 

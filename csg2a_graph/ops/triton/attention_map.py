@@ -15,7 +15,6 @@ from torch import Tensor
 from csg2a_graph.ops.triton._utils import SCORE_ID, dot_precision
 
 
-
 @triton.jit
 def _mean_map_kernel(Q, LSE, OUT, B, N, H, row0, R, scale, inv_b,
                      SCORE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,

@@ -18,13 +18,12 @@ fp16/bf16 inputs use tensor-core dots with fp32 accumulation.
 """
 from __future__ import annotations
 
-
 import torch
 import triton
 import triton.language as tl
+from torch import Tensor
 
 from csg2a_graph.ops.triton._utils import dot_precision
-from torch import Tensor
 
 
 @triton.jit
