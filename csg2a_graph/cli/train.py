@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 
+from csg2a_graph import _names
 from csg2a_graph.cli.common import (
     CLIError,
     Subcommand,
@@ -21,7 +22,8 @@ from csg2a_graph.cli.rundir import RunDir, add_run_args, run_options
 
 logger = logging.getLogger(__name__)
 
-SCHEMES = ["mixed", "cell_blind", "drug_blind", "disjoint", "tissue_blind"]
+SCHEMES = list(_names.SCHEMES)
+D = _names.TRAIN_DEFAULTS
 
 
 def add_data_args(p: argparse.ArgumentParser, choices, default=None) -> None:
@@ -36,12 +38,12 @@ def add_data_args(p: argparse.ArgumentParser, choices, default=None) -> None:
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training (defaults: the released code's)")
-    g.add_argument("--epochs", type=int_at_least(1), default=100)
-    g.add_argument("--batch-size", type=int_at_least(1), default=128)
-    g.add_argument("--lr", type=positive_float, default=1e-4)
-    g.add_argument("--weight-decay", type=non_negative_float, default=1e-5)
-    g.add_argument("--patience", type=int_at_least(1), default=20, help="early stopping; the lr falls along a half cosine to 1e-5 over this many epochs, then holds")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--epochs", type=int_at_least(1), default=D["epochs"])
+    g.add_argument("--batch-size", type=int_at_least(1), default=D["batch_size"])
+    g.add_argument("--lr", type=positive_float, default=D["lr"])
+    g.add_argument("--weight-decay", type=non_negative_float, default=D["weight_decay"])
+    g.add_argument("--patience", type=int_at_least(1), default=D["patience"], help="early stopping; the lr falls along a half cosine to 1e-5 over this many epochs, then holds")
+    g.add_argument("--seed", type=int, default=D["seed"])
     g.add_argument("--device", default="auto")
     g.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
     g.add_argument("--compile", action="store_true", help="torch.compile (CUDA)")
@@ -83,7 +85,7 @@ def add_network_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--reduce", default="matmul", choices=["matmul", "rowsum"])
     g.add_argument("--no-prior", action="store_true", help="ablation: ignore the STRING prior")
     g.add_argument("--no-attention", action="store_true", help="ablation: a plain linear map of [basal, condition]")
-    g.add_argument("--drug-encoder", default="auto", choices=["auto", "pretrained-gcn", "gin", "morgan", "mat"],
+    g.add_argument("--drug-encoder", default="auto", choices=["auto", *_names.DRUG_ENCODERS],
                    help="auto: pretrained-gcn when its weights are found, else gin")
     g.add_argument("--drug-weights", "--mat-weights", default=None,
                    help="weights of the pretrained GCN, or a state dict of the MAT encoder with --drug-encoder mat")
@@ -208,9 +210,7 @@ class CVSubcommand(Subcommand):
         p.add_argument("--folds", type=int, default=10, help="run the first K folds")
         p.add_argument("--n-folds", type=int, default=10)
         p.add_argument("--models", nargs="+", default=["csg2a", "rf"],
-                       help="any registered runner: csg2a, rf, svm, svm-exact, global-mean, drug-mean, cell-mean, "
-                            "additive, tissue-mean, graphdrp, deeptta, pathdnn, precily, drpreter, gene-gcn, gene-gat, gene-gin, "
-                            "gene-csg2a, gene-csg2a+gcn")
+                       help="any registered runner: " + ", ".join(_names.MODEL_RUNNERS))
         p.add_argument("--pretrained", default=None, help="pretrained network for csg2a")
         p.add_argument("--subsample", type=int, default=None, help="keep N random pairs (a smaller, stated run)")
         p.add_argument("--rf-trees", type=int, default=100)

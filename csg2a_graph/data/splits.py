@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-SCHEMES = ("mixed", "cell_blind", "drug_blind", "disjoint", "tissue_blind")
+from csg2a_graph._names import SCHEMES  # one list for the library and the CLI
+
 ALIASES = {"lpo": "mixed", "lco": "cell_blind", "ldo": "drug_blind", "random": "mixed",
            "mixed_set": "mixed", "cell-blind": "cell_blind", "drug-blind": "drug_blind",
            "disjoint_set": "disjoint", "ltdo": "disjoint", "lto": "tissue_blind", "tissue-blind": "tissue_blind"}

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from csg2a_graph._names import TRAIN_DEFAULTS
 from csg2a_graph.train.checkpoint import data_card, dataset_fingerprint, load_checkpoint, save_checkpoint
 from csg2a_graph.train.metrics import profile_metrics, regression_metrics
 
@@ -56,13 +57,13 @@ class TrainConfig:
     refused when the config is made: a run that would train nothing never starts.
     """
 
-    epochs: int = 100
-    batch_size: int = 128
-    lr: float = 1e-4
-    weight_decay: float = 1e-5
-    min_lr: float = 1e-5
-    patience: int = 20
-    seed: int = 0
+    epochs: int = TRAIN_DEFAULTS["epochs"]
+    batch_size: int = TRAIN_DEFAULTS["batch_size"]
+    lr: float = TRAIN_DEFAULTS["lr"]
+    weight_decay: float = TRAIN_DEFAULTS["weight_decay"]
+    min_lr: float = TRAIN_DEFAULTS["min_lr"]
+    patience: int = TRAIN_DEFAULTS["patience"]
+    seed: int = TRAIN_DEFAULTS["seed"]
     device: str = "auto"
     amp: bool = False
     compile: bool = False

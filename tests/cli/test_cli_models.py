@@ -133,3 +133,23 @@ def test_cv_runs_baselines_with_model_options(gdsc2_root, tmp_path, capsys):
     res = pd.read_csv(out / "results.csv")
     assert set(res.model) == {"additive", "svm", "pathdnn"} and set(res.scheme) == {"tissue_blind"}
     assert res.rmse.notna().all()
+
+
+def test_the_cli_lists_what_the_library_has(capsys):
+    """Schemes, runners, drug encoders and training defaults of the CLI are the library's (one source)."""
+    from dataclasses import fields
+
+    from csg2a_graph import _names
+    from csg2a_graph.data.splits import SCHEMES
+    from csg2a_graph.nn.encoders import DRUG_ENCODERS as ENCODERS
+    from csg2a_graph.train.cv import load_builtin_runners
+    from csg2a_graph.train.loop import TrainConfig
+
+    assert set(load_builtin_runners()) == set(_names.MODEL_RUNNERS) and SCHEMES == _names.SCHEMES
+    assert set(ENCODERS) == set(_names.DRUG_ENCODERS)
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    assert all(defaults[k] == v for k, v in _names.TRAIN_DEFAULTS.items())
+    with pytest.raises(SystemExit):
+        main(["cv", "--help"])
+    text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # argparse wraps at hyphens
+    assert all(m in text for m in _names.MODEL_RUNNERS) and "deepcovdr" in text
