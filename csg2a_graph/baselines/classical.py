@@ -1,6 +1,6 @@
 """Classical baselines on ``[expression ‖ Morgan bits]`` (paper C.1; ``baselines/RF_SVM.md``).
 
-- ``rf``: scikit-learn random forest (registered in :mod:`csg2a_graph.train.cv`).
+- ``rf``: scikit-learn random forest on the same features.
 - ``svm``: RBF support-vector regression approximated for scale: a Nyström feature map of the RBF
   kernel (``n_components`` landmarks, default 2,000) followed by a linear SVR with the same ε-insensitive
   loss and ``C``. Kernel SVR (libsvm) is quadratic-to-cubic in the number of pairs — days per GDSC fold of
@@ -25,7 +25,34 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from csg2a_graph.train.cv import pair_features, register_runner
+from csg2a_graph.registry import register_runner
+
+
+def pair_features(dataset, index: Tensor, radius: int = 2, n_bits: int = 2048) -> np.ndarray:
+    """``[expression(cell) ‖ Morgan bits(drug)]`` per pair, float32 (the RF/SVR input, paper C.1)."""
+    fps = getattr(dataset, "_fp_cache", None)
+    if fps is None or fps.shape[1] != n_bits:
+        fps = dataset.molecules.fingerprints(radius, n_bits).numpy().astype(np.float32)
+        dataset._fp_cache = fps
+    p = dataset.pairs
+    expr = dataset.expression.numpy()
+    return np.concatenate([expr[p["cell"][index].numpy()], fps[p["drug"][index].numpy()]], axis=1)
+
+
+@register_runner("rf")
+def run_rf(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
+    """Random forest on expression + Morgan fingerprints (scikit-learn). Options are
+    ``RandomForestRegressor`` arguments; defaults follow ``baselines/RF_SVM.md`` (100 trees,
+    ``max_features=1.0``) except where given (benchmarks state what they change)."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    opts = {"n_estimators": 100, "max_features": 1.0, "n_jobs": -1, **options}
+    X = pair_features(dataset, split["train"])
+    y = dataset.pairs["y"][split["train"]].numpy()
+    rf = RandomForestRegressor(random_state=seed, **opts).fit(X, y)
+    del X
+    Xt = pair_features(dataset, split["test"])
+    return torch.from_numpy(rf.predict(Xt).astype(np.float32))
 
 
 def rbf_gamma_scale(X: np.ndarray) -> float:
@@ -99,4 +126,4 @@ def _limit(index: Tensor, n, seed: int) -> Tensor:
     return index[torch.randperm(index.numel(), generator=g)[: int(n)]].sort().values
 
 
-__all__ = ["run_svm", "run_svm_exact", "nystroem_svr", "rbf_gamma_scale"]
+__all__ = ["pair_features", "run_rf", "run_svm", "run_svm_exact", "nystroem_svr", "rbf_gamma_scale"]

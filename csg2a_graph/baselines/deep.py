@@ -17,7 +17,7 @@ from typing import Dict
 import torch
 from torch import Tensor
 
-from csg2a_graph.train.cv import register_runner
+from csg2a_graph.registry import register_runner
 
 #: each model's original training settings where the spec gives them (lr, batch size); epochs and
 #: patience are the package's (the specs' originals range from 3 to 300 epochs)
@@ -48,15 +48,15 @@ def register_deep(name: str, train: Dict = None):
 
     @register_runner(name)
     def run(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
-        from csg2a_graph.train.cv import _resumable
         from csg2a_graph.train.loop import TrainConfig, Trainer
+        from csg2a_graph.train.runners import resumable
 
         opts = dict(options)
         cfg = TrainConfig.from_dict({"seed": seed, **DEFAULT_TRAIN[name], **opts.pop("train", {})})
         torch.manual_seed(seed)
         model = build_for(name, dataset, opts)
         trainer = Trainer(model, cfg, out_dir=run_dir)
-        resume = os.path.exists(os.path.join(run_dir, "checkpoint.pt")) and _resumable(run_dir, split)
+        resume = os.path.exists(os.path.join(run_dir, "checkpoint.pt")) and resumable(run_dir, split)
         trainer.fit(dataset, split, resume=resume)
         return trainer.predict(dataset, split["test"])
 

@@ -16,7 +16,7 @@ from csg2a_graph.baselines.deep import register_deep
 from csg2a_graph.nn.conv import CSG2AConv
 from csg2a_graph.nn.encoders import build_drug_encoder
 from csg2a_graph.nn.models.base import ResponseModel, register_model
-from csg2a_graph.train.cv import register_runner
+from csg2a_graph.registry import register_runner
 
 GENE_CONVS = ("gcn", "gat", "gin", "csg2a", "csg2a+gcn")
 

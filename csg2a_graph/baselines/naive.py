@@ -11,7 +11,7 @@ from typing import Dict
 import torch
 from torch import Tensor
 
-from csg2a_graph.train.cv import register_runner
+from csg2a_graph.registry import register_runner
 
 
 def _group_mean(ids: Tensor, y: Tensor, n: int, fallback: float) -> Tensor:

@@ -14,7 +14,7 @@ WIKIPATHWAYS = "enrichr_WikiPathways_2019_Human.gmt"
 
 
 def _load(path: str):
-    from csg2a_graph.train.checkpoint import load_model
+    from csg2a_graph.checkpoint import load_model
 
     if not os.path.exists(path):
         raise CLIError(f"checkpoint {path} not found")

@@ -170,7 +170,7 @@ class PredictSubcommand(Subcommand):
     def run(cls, args):
         import torch
 
-        from csg2a_graph.train.checkpoint import load_model
+        from csg2a_graph.checkpoint import load_model
 
         if not os.path.exists(args.checkpoint):
             raise CLIError(f"checkpoint {args.checkpoint} not found")

@@ -58,10 +58,10 @@ class QuickstartSubcommand(Subcommand):
     def _run(cls, args, rd):
         import pandas as pd
 
+        from csg2a_graph.checkpoint import dataset_fingerprint
         from csg2a_graph.datasets import GDSC
         from csg2a_graph.nn.encoders import find_weights
         from csg2a_graph.train import TrainConfig
-        from csg2a_graph.train.checkpoint import dataset_fingerprint
         from csg2a_graph.train.cv import cross_validate
         from csg2a_graph.train.loop import resolve_device
         from csg2a_graph.train.pipeline import pretrain

@@ -73,7 +73,7 @@ def run_dir(args, command: str) -> RunDir:
 
 
 def data_fingerprint(ds) -> dict:
-    from csg2a_graph.train.checkpoint import dataset_fingerprint
+    from csg2a_graph.checkpoint import dataset_fingerprint
 
     return dataset_fingerprint(ds)
 

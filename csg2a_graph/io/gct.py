@@ -108,7 +108,7 @@ def read_gct(path: PathLike, rid: Optional[Iterable[str]] = None, cid: Optional[
     row_meta = body.iloc[:, 1:1 + n_rmeta].copy()
     row_meta.columns = header[1:1 + n_rmeta]
     row_meta.index = pd.Index(body.iloc[:, 0].tolist(), name="rid")
-    from csg2a_graph.datasets._files import numeric_matrix
+    from csg2a_graph.io.tables import numeric_matrix
 
     data = numeric_matrix(body.iloc[:, 1 + n_rmeta:], str(path))
     g = GCT(data, _clean_meta(row_meta), _clean_meta(col_meta.copy()))

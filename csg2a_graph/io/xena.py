@@ -53,7 +53,7 @@ def read_xena(path: str) -> Tuple[np.ndarray, List[str], List[str], BarcodeRepor
     Returns:
         ``(values [patients, genes] float32, patients, genes, report)``.
     """
-    from csg2a_graph.datasets._files import numeric_matrix, read_delimited
+    from csg2a_graph.io.tables import numeric_matrix, read_delimited
 
     df = read_delimited(path, "a Xena expression matrix (genes x TCGA sample barcodes, or its transpose)",
                         index_col=0)

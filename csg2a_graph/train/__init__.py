@@ -1,5 +1,5 @@
 """Training, checkpoints, metrics and cross-validation."""
-from csg2a_graph.train.checkpoint import dataset_fingerprint, load_checkpoint, load_model, save_checkpoint
+from csg2a_graph.checkpoint import dataset_fingerprint, load_checkpoint, load_model, save_checkpoint
 from csg2a_graph.train.loop import TrainConfig, Trainer
 from csg2a_graph.train.metrics import grouped_pearson, pearson, profile_metrics, r2, regression_metrics, rmse, spearman
 

@@ -5,7 +5,8 @@ Every model of a run sees the same folds from ``dataset.get_idx_split`` (saved u
 finishes, with its test predictions in ``predictions/``, so a stopped run resumes where it stopped
 (finished rows are skipped). ``summary.md`` holds the mean ± sd table.
 
-Model runners are registered by name (:func:`register_runner`); a runner gets the dataset, the
+Model runners are registered by name (:func:`csg2a_graph.registry.register_runner`; where each lives:
+:mod:`csg2a_graph.registry`); a runner gets the dataset, the
 fold's split, its options and a run folder, and returns test predictions. A *label* may name a
 variant: ``model_options={"csg2a-unfrozen": {"runner": "csg2a", "freeze": False}}``.
 """
@@ -22,30 +23,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from csg2a_graph.registry import RUNNERS, load_builtin, register_runner
 from csg2a_graph.train.metrics import regression_metrics
 
 logger = logging.getLogger(__name__)
-
-RUNNERS: Dict[str, Callable] = {}
 
 RESULT_COLUMNS = ["model", "scheme", "fold", "rmse", "pcc", "scc", "r2", "pcc_per_drug", "pcc_per_cell",
                   "n_train", "n_val", "n_test", "seconds", "git_revision"]
 
 
-def register_runner(name: str):
-    """Decorator: ``fn(dataset, split, options: dict, run_dir: str, seed: int) -> Tensor`` (test predictions)."""
-
-    def deco(fn):
-        RUNNERS[name] = fn
-        return fn
-
-    return deco
-
-
 def load_builtin_runners() -> Dict[str, Callable]:
-    """Register the package's baselines (naive, classical, deep) and return :data:`RUNNERS`."""
-    import csg2a_graph.baselines  # noqa: F401 - registers runners on import
-
+    """The registered runners (:data:`csg2a_graph.registry.RUNNERS`) once the package's are loaded."""
+    load_builtin()
     return RUNNERS
 
 
@@ -211,59 +200,5 @@ def write_summary(df, path: str) -> str:
     return text
 
 
-# --------------------------------------------------------------------------------------------- runners
-@register_runner("csg2a")
-def run_csg2a(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
-    """CSG²A fine-tuning. Options: ``pretrained`` (checkpoint path; ``None`` = no pretraining,
-    a freshly initialised network, trained unfrozen), ``freeze``, ``frozen_mode``, ``scaling``, the
-    pretraining network's options when not pretrained (``hidden_channels``, ``drug_encoder``,
-    ``drug_weights``, ``use_prior``, ``attention``, ``reduce``, ``score``), and ``train`` (a dict of
-    :class:`~csg2a_graph.train.TrainConfig` fields)."""
-    from csg2a_graph.train.loop import TrainConfig
-    from csg2a_graph.train.pipeline import finetune
-
-    opts = dict(options)
-    train_cfg = TrainConfig.from_dict({"seed": seed, **opts.pop("train", {})})
-    pretrained = opts.pop("pretrained", None)
-    resume = os.path.exists(os.path.join(run_dir, "checkpoint.pt")) and _resumable(run_dir, split)
-    trainer, _ = finetune(dataset, run_dir, pretrained, split, opts, train_cfg, resume=resume)
-    return trainer.predict(dataset, split["test"])
-
-
-def _resumable(run_dir: str, split) -> bool:
-    try:
-        st = torch.load(os.path.join(run_dir, "checkpoint.pt"), weights_only=True)
-        return torch.equal(st["split"]["train"], split["train"])
-    except Exception:  # noqa: BLE001 - broken or foreign checkpoint: start over
-        return False
-
-
-def pair_features(dataset, index: Tensor, radius: int = 2, n_bits: int = 2048) -> np.ndarray:
-    """``[expression(cell) ‖ Morgan bits(drug)]`` per pair, float32 (the RF/SVR input, paper C.1)."""
-    fps = getattr(dataset, "_fp_cache", None)
-    if fps is None or fps.shape[1] != n_bits:
-        fps = dataset.molecules.fingerprints(radius, n_bits).numpy().astype(np.float32)
-        dataset._fp_cache = fps
-    p = dataset.pairs
-    expr = dataset.expression.numpy()
-    return np.concatenate([expr[p["cell"][index].numpy()], fps[p["drug"][index].numpy()]], axis=1)
-
-
-@register_runner("rf")
-def run_rf(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
-    """Random forest on expression + Morgan fingerprints (scikit-learn). Options are
-    ``RandomForestRegressor`` arguments; defaults follow ``baselines/RF_SVM.md`` (100 trees,
-    ``max_features=1.0``) except where given (benchmarks state what they change)."""
-    from sklearn.ensemble import RandomForestRegressor
-
-    opts = {"n_estimators": 100, "max_features": 1.0, "n_jobs": -1, **options}
-    X = pair_features(dataset, split["train"])
-    y = dataset.pairs["y"][split["train"]].numpy()
-    rf = RandomForestRegressor(random_state=seed, **opts).fit(X, y)
-    del X
-    Xt = pair_features(dataset, split["test"])
-    return torch.from_numpy(rf.predict(Xt).astype(np.float32))
-
-
-__all__ = ["cross_validate", "register_runner", "load_builtin_runners", "RUNNERS", "summarize", "write_summary", "pair_features",
+__all__ = ["cross_validate", "register_runner", "load_builtin_runners", "RUNNERS", "summarize", "write_summary",
            "git_revision", "RESULT_COLUMNS"]

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from csg2a_graph._names import TRAIN_DEFAULTS
-from csg2a_graph.train.checkpoint import data_card, dataset_fingerprint, load_checkpoint, save_checkpoint
+from csg2a_graph.checkpoint import data_card, dataset_fingerprint, load_checkpoint, save_checkpoint
 from csg2a_graph.train.metrics import profile_metrics, regression_metrics
 
 logger = logging.getLogger(__name__)

@@ -1,24 +1,11 @@
 """What every response model shares: kept hyperparameters, a registry by name, checkpoint rebuild."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Type
+from typing import Any
 
 from torch import Tensor, nn
 
-MODELS: Dict[str, Type["ResponseModel"]] = {}
-
-
-def register_model(name: str) -> Callable[[Type["ResponseModel"]], Type["ResponseModel"]]:
-    """Class decorator: make a model buildable (and rebuildable from checkpoints) by ``name``."""
-
-    def deco(cls):
-        if name in MODELS and MODELS[name] is not cls:
-            raise ValueError(f"model name {name!r} is already registered by {MODELS[name].__name__}")
-        MODELS[name] = cls
-        cls.model_name = name
-        return cls
-
-    return deco
+from csg2a_graph.registry import MODELS, register_model  # the one registry (a leaf module)
 
 
 class ResponseModel(nn.Module):
@@ -62,7 +49,7 @@ class ResponseModel(nn.Module):
     def from_checkpoint(cls, path: str, map_location="cpu") -> "ResponseModel":
         """Rebuild a model from a checkpoint written by :class:`csg2a_graph.train.Trainer` (or
         :func:`csg2a_graph.train.save_checkpoint`), with its best weights."""
-        from csg2a_graph.train.checkpoint import load_model
+        from csg2a_graph.checkpoint import load_model
 
         model = load_model(path, map_location)
         if cls is not ResponseModel and not isinstance(model, cls):
