@@ -16,9 +16,10 @@ import argparse
 import sys
 from typing import List, Optional
 
+from csg2a_graph.cli.analyze import AnalyzeSubcommand
 from csg2a_graph.cli.common import CLIError, apply_config, common_parent, setup_logging
 from csg2a_graph.cli.data import DataSubcommand
-from csg2a_graph.cli.explain import AnalyzeSubcommand, ExplainSubcommand
+from csg2a_graph.cli.explain import ExplainSubcommand
 from csg2a_graph.cli.predict import PredictSubcommand
 from csg2a_graph.cli.quickstart import QuickstartSubcommand
 from csg2a_graph.cli.train import CVSubcommand, FinetuneSubcommand, PretrainSubcommand
