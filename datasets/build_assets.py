@@ -12,7 +12,6 @@ bytes, source, licence of each). Deterministic: the same inputs give the same by
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -24,18 +23,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "csg2a_graph", "assets")
 
 
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def main(shared: str) -> None:
     sys.path.insert(0, os.path.join(HERE, ".."))
     from csg2a_graph.data import GeneSpace
     from csg2a_graph.datasets.lincs import read_compound_smiles
+    from csg2a_graph.datasets.registry import sha256
     from csg2a_graph.io import read_gct
 
     os.makedirs(OUT, exist_ok=True)

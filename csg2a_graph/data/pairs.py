@@ -87,6 +87,10 @@ class PairBatch:
     def __len__(self) -> int:
         return self.y.size(0)  # pairs, also when y holds a profile per pair
 
+    def inputs(self):
+        """What a response model takes: ``(expr, drug_graph, drug_index, dose, time)``."""
+        return self.expr, self.drug_graph, self.drug_index, self.dose, self.time
+
 
 def as_pair_index(index, num_pairs: int) -> Tensor:
     """Pair indices from ``None`` (all pairs), integer indices, or a boolean mask of length ``num_pairs``.

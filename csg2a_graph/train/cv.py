@@ -12,7 +12,6 @@ variant: ``model_options={"csg2a-unfrozen": {"runner": "csg2a", "freeze": False}
 """
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import subprocess
@@ -25,6 +24,7 @@ from torch import Tensor
 
 from csg2a_graph.registry import RUNNERS, load_builtin, register_runner
 from csg2a_graph.train.metrics import regression_metrics
+from csg2a_graph.train.tables import append_row
 
 logger = logging.getLogger(__name__)
 
@@ -154,13 +154,8 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
 
 
 def _append(path: str, row: Dict, columns: Sequence[str] = RESULT_COLUMNS) -> None:
-    """Append one row to a results CSV (header written with the first row): a stopped run loses nothing."""
-    new = not os.path.exists(path)
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(columns))
-        if new:
-            w.writeheader()
-        w.writerow({k: row.get(k) for k in columns})
+    """Append one row to a results CSV (:func:`csg2a_graph.train.tables.append_row`)."""
+    append_row(path, row, columns)
 
 
 def _write_predictions(path: str, dataset, index: Tensor, y: Tensor, pred: Tensor) -> None:

@@ -7,13 +7,12 @@ distributed data parallel when launched with ``torchrun``.
 """
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
 import time
 from dataclasses import asdict, dataclass, fields
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -22,6 +21,7 @@ from tqdm.auto import tqdm
 from csg2a_graph._names import TRAIN_DEFAULTS
 from csg2a_graph.checkpoint import data_card, dataset_fingerprint, load_checkpoint, save_checkpoint
 from csg2a_graph.train.metrics import profile_metrics, regression_metrics
+from csg2a_graph.train.tables import append_row, write_rows
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class Trainer:
 
     def _forward(self, module: nn.Module, batch) -> Tensor:
         with self._autocast():
-            return module(batch.expr, batch.drug_graph, batch.drug_index, batch.dose, batch.time).float()
+            return module(*batch.inputs()).float()
 
     def _file_logger(self) -> Optional[logging.Handler]:
         """A ``train.log`` handler on the package logger, which is opened to INFO for the run
@@ -225,153 +225,28 @@ class Trainer:
         """Train on ``split["train"]`` with early stopping on ``split["val"]``; the best weights are
         restored at the end. ``resume=True`` continues from ``out_dir/checkpoint.pt``."""
         cfg = self.config
-        train_idx = torch.as_tensor(split["train"]).long()
-        val_idx = torch.as_tensor(split["val"]).long() if split.get("val") is not None else None
-        if train_idx.numel() < 2:
-            raise ValueError(f"the training split has {train_idx.numel()} pair(s); training needs at least 2 "
-                             "(BatchNorm layers cannot normalise one sample)")
-        if val_idx is not None and val_idx.numel() == 0:
-            val_idx = None
-        if cfg.max_minutes is not None and self.world > 1:
-            raise ValueError("max_minutes works in single-process runs only (DDP ranks could disagree)")
-        deadline = None if cfg.max_minutes is None else time.perf_counter() + 60.0 * float(cfg.max_minutes)
-        out_of_time = False
-        model = self.model.to(self.device)
-        torch.manual_seed(cfg.seed)
-        if hasattr(model, "clear_cache"):
-            model.clear_cache()
-        if not resume and hasattr(model, "set_target_scaler"):
-            model.set_target_scaler(dataset.pairs["y"][train_idx].to(self.device))
-        params = [p for p in model.parameters() if p.requires_grad]
-        if not params:
-            raise ValueError("the model has no trainable parameters")
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_then_hold(cfg.lr, cfg.min_lr, max(1, cfg.patience)))
-        fp = dataset_fingerprint(dataset)
-        data_info = data_card(dataset)  # kept in every checkpoint: the target and the expression scale
-        y_train = dataset.pairs["y"][train_idx].double()
-        y_var = float(y_train.var()) if y_train.numel() > 1 else 0.0
-        if not math.isfinite(y_var):
-            raise ValueError("the training targets contain NaN or infinite values")
-        start, best_val, best_epoch, bad, best_state = 0, math.inf, -1, 0, None
-        ckpt_path = os.path.join(self.out_dir, "checkpoint.pt") if self.out_dir else None
+        run = self._prepare(dataset, split)
         if resume:
-            if not ckpt_path or not os.path.exists(ckpt_path):
-                raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-            st = load_checkpoint(ckpt_path, self.device)
-            if st.get("dataset", {}).get("options") != fp.get("options") or \
-                    st.get("dataset", {}).get("num_pairs") != fp["num_pairs"]:
-                raise ValueError(f"{ckpt_path} was trained on other data ({st.get('dataset')}), not {fp}")
-            if not torch.equal(st["split"]["train"], train_idx):
-                raise ValueError(f"{ckpt_path} was trained on another split")
-            model.load_state_dict(st["model"])
-            opt.load_state_dict(st["optimizer"])
-            sched.load_state_dict(st["scheduler"])
-            start, best_val, best_epoch, bad = st["epoch"] + 1, st["best_val"], st["best_epoch"], st["bad_epochs"]
-            best_state, self.history = st["best_model"], list(st["history"])[:start]
-            logger.info("resumed from %s at epoch %d (best val %.4f at epoch %d)", ckpt_path, start, best_val,
-                        best_epoch)
-        module = model
-        if self.world > 1:
-            module = nn.parallel.DistributedDataParallel(model, device_ids=None if self.device.type == "cpu" else
-                                                         [self.device.index])
-        fwd_module = torch.compile(module) if (cfg.compile and self.device.type == "cuda") else module
+            self._resume(run)
         handler = self._file_logger()
-        csv_path = os.path.join(self.out_dir, "metrics.csv") if (self.out_dir and self.is_main) else None
-        if csv_path:  # the file holds this run's epochs only: never rows of another run or another header
-            _write_csv(csv_path, self.history)
+        if run.csv_path:  # the file holds this run's epochs only: never rows of another run or another header
+            write_rows(run.csv_path, self.history)
         tb = self._tensorboard()
         show = cfg.progress and self.is_main
         try:
-            epochs = tqdm(range(start, cfg.epochs), desc="epochs", disable=not show, initial=start, total=cfg.epochs)
+            epochs = tqdm(range(run.start, cfg.epochs), desc="epochs", disable=not show, initial=run.start,
+                          total=cfg.epochs)
             for epoch in epochs:
-                if bad >= cfg.patience:
+                if run.bad >= cfg.patience:
                     break
                 t0 = time.perf_counter()
-                torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: a function of (seed, epoch) only
-                module.train()
-                loader = dataset.loader(train_idx, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed + epoch,
-                                        merge_singleton=True)  # a last batch of one pair breaks BatchNorm
-                n_batches = len(loader) if cfg.max_batches is None else min(len(loader), cfg.max_batches)
-                total, count = 0.0, 0
-                bar = tqdm(loader, total=n_batches, desc=f"epoch {epoch}", leave=False, disable=not show)
-                for b, batch in enumerate(bar):
-                    if b >= n_batches:
-                        break
-                    if deadline is not None and b > 0 and time.perf_counter() > deadline:
-                        out_of_time = True
-                        break
-                    share = 1.0
-                    if self.world > 1:
-                        n_global = len(batch)
-                        batch = _rank_slice(batch, self.rank, self.world)
-                        if batch is None:
-                            continue
-                        # DDP averages gradients over ranks: weigh each rank's mean by its share of the
-                        # global batch so the result is the global batch's mean, also for uneven slices
-                        share = len(batch) * self.world / n_global
-                    batch = batch.to(self.device)
-                    try:
-                        pred = self._forward(fwd_module, batch)
-                    except ValueError as e:  # a layer's NaN/inf check: the weights have blown up
-                        if "NaN" not in str(e) and "inf" not in str(e):
-                            raise
-                        self._diverged(epoch, b, f"the forward pass met non-finite values ({e})", ckpt_path, opt)
-                    loss = nn.functional.mse_loss(pred, batch.y)
-                    if getattr(model, "y_std", None) is not None:
-                        loss = loss / model.y_std ** 2  # the loss on the standardised scale
-                    if not torch.isfinite(loss.detach()):
-                        self._diverged(epoch, b, f"the training loss is {float(loss.detach())}", ckpt_path, opt)
-                    opt.zero_grad(set_to_none=True)
-                    (loss * share).backward()
-                    if not _grads_finite(params):  # checked before the step: the weights stay finite
-                        self._diverged(epoch, b, "a gradient is NaN or infinite", ckpt_path, opt)
-                    opt.step()
-                    ys = float(getattr(model, "y_std", 1.0)) ** 2  # report MSE on the response scale
-                    total += float(loss.detach()) * ys * len(batch)
-                    count += len(batch)
-                    if b % 20 == 0:
-                        bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-                sched.step()
-                train_loss = total / max(count, 1)
-                row = {"epoch": epoch, "train_mse": train_loss, "lr": opt.param_groups[0]["lr"]}
-                if val_idx is not None:
-                    vm = self.evaluate(dataset, val_idx)
-                    row.update({f"val_{k}": v for k, v in vm.items()})
-                    val = vm["mse"] if "mse" in vm else vm["rmse"] ** 2
-                else:
-                    val = train_loss
-                row["val_mse"] = val
-                row["seconds"] = time.perf_counter() - t0
-                # the model at the end of the epoch (validation; the train average also holds the first steps)
-                if not (math.isfinite(train_loss) and math.isfinite(val)) or (
-                        cfg.divergence_factor is not None and y_var > 0 and val > cfg.divergence_factor * y_var):
-                    self._diverged(epoch, None, f"validation MSE {val:.4g} (train {train_loss:.4g}) against a "
-                                   f"target variance of {y_var:.4g} (predicting the mean scores about that)",
-                                   ckpt_path, opt)
-                if val < best_val - 1e-12:
-                    best_val, best_epoch, bad = val, epoch, 0
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                else:
-                    bad += 1
-                self.history.append(row)
-                epochs.set_postfix(train=f"{train_loss:.4f}", val=f"{val:.4f}", best=best_epoch)
-                logger.info("epoch %d: train mse %.4f, val mse %.4f%s (%.1fs)", epoch, train_loss, val,
-                            " *" if best_epoch == epoch else "", row["seconds"])
-                if csv_path:
-                    _append_csv(csv_path, row)
-                if tb is not None:
-                    for k, v in row.items():
-                        if k != "epoch":
-                            tb.add_scalar(k, v, epoch)
-                if ckpt_path and self.is_main:
-                    save_checkpoint(ckpt_path, model, best_model=best_state, optimizer=opt.state_dict(),
-                                    scheduler=sched.state_dict(), epoch=epoch, best_epoch=best_epoch,
-                                    best_val=best_val, bad_epochs=bad, history=self.history,
-                                    config=asdict(cfg), dataset=fp, split=_split_tensors(split), **data_info)
+                train_loss = self._train_epoch(run, epoch, show)
+                row = self._validate(run, epoch, train_loss, t0)
+                self._record(run, epoch, row, tb)
+                epochs.set_postfix(train=f"{train_loss:.4f}", val=f"{row['val_mse']:.4f}", best=run.best_epoch)
                 for cb in self.callbacks:
                     cb(self, epoch, row)
-                if out_of_time or (deadline is not None and time.perf_counter() > deadline):
+                if run.out_of_time or (run.deadline is not None and time.perf_counter() > run.deadline):
                     logger.info("time budget of %s min reached after epoch %d", cfg.max_minutes, epoch)
                     break
         finally:
@@ -382,23 +257,187 @@ class Trainer:
                 handler.close()
             if tb is not None:
                 tb.close()
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        self.best_epoch, self.best_val = best_epoch, best_val
+        return self._finish(run)
+
+    # ----------------------------------------------------------------- the pieces of fit
+    def _prepare(self, dataset, split: Dict[str, Tensor]) -> "_Run":
+        """Check the split and the config, set the model up, make the optimiser and the schedule."""
+        cfg = self.config
+        train_idx = torch.as_tensor(split["train"]).long()
+        val_idx = torch.as_tensor(split["val"]).long() if split.get("val") is not None else None
+        if train_idx.numel() < 2:
+            raise ValueError(f"the training split has {train_idx.numel()} pair(s); training needs at least 2 "
+                             "(BatchNorm layers cannot normalise one sample)")
+        if val_idx is not None and val_idx.numel() == 0:
+            val_idx = None
+        if cfg.max_minutes is not None and self.world > 1:
+            raise ValueError("max_minutes works in single-process runs only (DDP ranks could disagree)")
+        y_train = dataset.pairs["y"][train_idx].double()
+        y_var = float(y_train.var()) if y_train.numel() > 1 else 0.0
+        if not math.isfinite(y_var):
+            raise ValueError("the training targets contain NaN or infinite values")
+        model = self.model.to(self.device)
+        torch.manual_seed(cfg.seed)
+        if hasattr(model, "clear_cache"):
+            model.clear_cache()
+        if hasattr(model, "set_target_scaler"):  # a resumed run loads the scaler with the weights
+            model.set_target_scaler(dataset.pairs["y"][train_idx].to(self.device))
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("the model has no trainable parameters")
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_then_hold(cfg.lr, cfg.min_lr, max(1, cfg.patience)))
+        module = model
+        if self.world > 1:
+            module = nn.parallel.DistributedDataParallel(model, device_ids=None if self.device.type == "cpu" else
+                                                         [self.device.index])
+        return _Run(
+            dataset=dataset, split=split, train_idx=train_idx, val_idx=val_idx, y_train=y_train, y_var=y_var,
+            model=model, module=module,
+            fwd_module=torch.compile(module) if (cfg.compile and self.device.type == "cuda") else module,
+            params=params, opt=opt, sched=sched, fingerprint=dataset_fingerprint(dataset),
+            data_info=data_card(dataset),  # kept in every checkpoint: the target and the expression scale
+            ckpt_path=os.path.join(self.out_dir, "checkpoint.pt") if self.out_dir else None,
+            csv_path=os.path.join(self.out_dir, "metrics.csv") if (self.out_dir and self.is_main) else None,
+            deadline=None if cfg.max_minutes is None else time.perf_counter() + 60.0 * float(cfg.max_minutes))
+
+    def _resume(self, run: "_Run") -> None:
+        """Load ``checkpoint.pt`` (same data and split, refused otherwise) into the model, optimiser,
+        schedule, early-stopping state and history."""
+        path = run.ckpt_path
+        if not path or not os.path.exists(path):
+            raise FileNotFoundError(f"--resume: no checkpoint at {path}")
+        st = load_checkpoint(path, self.device)
+        fp = run.fingerprint
+        if st.get("dataset", {}).get("options") != fp.get("options") or \
+                st.get("dataset", {}).get("num_pairs") != fp["num_pairs"]:
+            raise ValueError(f"{path} was trained on other data ({st.get('dataset')}), not {fp}")
+        if not torch.equal(st["split"]["train"], run.train_idx):
+            raise ValueError(f"{path} was trained on another split")
+        run.model.load_state_dict(st["model"])
+        run.opt.load_state_dict(st["optimizer"])
+        run.sched.load_state_dict(st["scheduler"])
+        run.start, run.best_val, run.best_epoch, run.bad = st["epoch"] + 1, st["best_val"], st["best_epoch"], \
+            st["bad_epochs"]
+        run.best_state, self.history = st["best_model"], list(st["history"])[:run.start]
+        logger.info("resumed from %s at epoch %d (best val %.4f at epoch %d)", path, run.start, run.best_val,
+                    run.best_epoch)
+
+    def _train_epoch(self, run: "_Run", epoch: int, show: bool) -> float:
+        """One pass over the (shuffled) training pairs; returns the mean training MSE on the response scale."""
+        cfg, model = self.config, run.model
+        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: a function of (seed, epoch) only
+        run.module.train()
+        loader = run.dataset.loader(run.train_idx, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed + epoch,
+                                    merge_singleton=True)  # a last batch of one pair breaks BatchNorm
+        n_batches = len(loader) if cfg.max_batches is None else min(len(loader), cfg.max_batches)
+        total, count = 0.0, 0
+        bar = tqdm(loader, total=n_batches, desc=f"epoch {epoch}", leave=False, disable=not show)
+        for b, batch in enumerate(bar):
+            if b >= n_batches:
+                break
+            if run.deadline is not None and b > 0 and time.perf_counter() > run.deadline:
+                run.out_of_time = True
+                break
+            share = 1.0
+            if self.world > 1:
+                n_global = len(batch)
+                batch = _rank_slice(batch, self.rank, self.world)
+                if batch is None:
+                    continue
+                # DDP averages gradients over ranks: weigh each rank's mean by its share of the
+                # global batch so the result is the global batch's mean, also for uneven slices
+                share = len(batch) * self.world / n_global
+            batch = batch.to(self.device)
+            try:
+                pred = self._forward(run.fwd_module, batch)
+            except ValueError as e:  # a layer's NaN/inf check: the weights have blown up
+                if "NaN" not in str(e) and "inf" not in str(e):
+                    raise
+                self._diverged(epoch, b, f"the forward pass met non-finite values ({e})", run.ckpt_path, run.opt)
+            loss = nn.functional.mse_loss(pred, batch.y)
+            if getattr(model, "y_std", None) is not None:
+                loss = loss / model.y_std ** 2  # the loss on the standardised scale
+            if not torch.isfinite(loss.detach()):
+                self._diverged(epoch, b, f"the training loss is {float(loss.detach())}", run.ckpt_path, run.opt)
+            run.opt.zero_grad(set_to_none=True)
+            (loss * share).backward()
+            if not _grads_finite(run.params):  # checked before the step: the weights stay finite
+                self._diverged(epoch, b, "a gradient is NaN or infinite", run.ckpt_path, run.opt)
+            run.opt.step()
+            ys = float(getattr(model, "y_std", 1.0)) ** 2  # report MSE on the response scale
+            total += float(loss.detach()) * ys * len(batch)
+            count += len(batch)
+            if b % 20 == 0:
+                bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+        run.sched.step()
+        return total / max(count, 1)
+
+    def _validate(self, run: "_Run", epoch: int, train_loss: float, t0: float) -> Dict:
+        """The epoch's metrics row (validation metrics when there is a validation split); stops a run
+        whose error has exploded (:class:`TrainingDiverged`)."""
+        cfg = self.config
+        row = {"epoch": epoch, "train_mse": train_loss, "lr": run.opt.param_groups[0]["lr"]}
+        if run.val_idx is not None:
+            vm = self.evaluate(run.dataset, run.val_idx)
+            row.update({f"val_{k}": v for k, v in vm.items()})
+            val = vm["mse"] if "mse" in vm else vm["rmse"] ** 2
+        else:
+            val = train_loss
+        row["val_mse"] = val
+        row["seconds"] = time.perf_counter() - t0
+        # the model at the end of the epoch (validation; the train average also holds the first steps)
+        if not (math.isfinite(train_loss) and math.isfinite(val)) or (
+                cfg.divergence_factor is not None and run.y_var > 0 and val > cfg.divergence_factor * run.y_var):
+            self._diverged(epoch, None, f"validation MSE {val:.4g} (train {train_loss:.4g}) against a "
+                           f"target variance of {run.y_var:.4g} (predicting the mean scores about that)",
+                           run.ckpt_path, run.opt)
+        return row
+
+    def _record(self, run: "_Run", epoch: int, row: Dict, tb) -> None:
+        """Early-stopping state, history, log, metrics.csv, TensorBoard and the epoch's checkpoint."""
+        val = row["val_mse"]
+        if val < run.best_val - 1e-12:
+            run.best_val, run.best_epoch, run.bad = val, epoch, 0
+            run.best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+        else:
+            run.bad += 1
+        self.history.append(row)
+        logger.info("epoch %d: train mse %.4f, val mse %.4f%s (%.1fs)", epoch, row["train_mse"], val,
+                    " *" if run.best_epoch == epoch else "", row["seconds"])
+        if run.csv_path:
+            append_row(run.csv_path, row)
+        if tb is not None:
+            for k, v in row.items():
+                if k != "epoch":
+                    tb.add_scalar(k, v, epoch)
+        if run.ckpt_path and self.is_main:
+            save_checkpoint(run.ckpt_path, run.model, best_model=run.best_state, optimizer=run.opt.state_dict(),
+                            scheduler=run.sched.state_dict(), epoch=epoch, best_epoch=run.best_epoch,
+                            best_val=run.best_val, bad_epochs=run.bad, history=self.history,
+                            config=asdict(self.config), dataset=run.fingerprint, split=_split_tensors(run.split),
+                            **run.data_info)
+
+    def _finish(self, run: "_Run") -> List[Dict]:
+        """Restore the best weights, say when they are no better than the training mean, write ``model.pt``."""
+        model = run.model
+        if run.best_state is not None:
+            model.load_state_dict(run.best_state)
+        self.best_epoch, self.best_val = run.best_epoch, run.best_val
         self.warnings = []
-        if val_idx is not None and self.history:
-            y_val = dataset.pairs["y"][val_idx].double()
-            mean_mse = float(((y_val - y_train.mean(0)) ** 2).mean())
-            if best_val >= mean_mse:  # the best epoch is no better than predicting the training mean
-                msg = (f"the best model (epoch {best_epoch}, validation MSE {best_val:.4g}) is no better than "
-                       f"predicting the training mean (validation MSE {mean_mse:.4g}): nothing useful was learned; "
-                       "check the learning rate and the number of epochs")
+        if run.val_idx is not None and self.history:
+            y_val = run.dataset.pairs["y"][run.val_idx].double()
+            mean_mse = float(((y_val - run.y_train.mean(0)) ** 2).mean())
+            if run.best_val >= mean_mse:  # the best epoch is no better than predicting the training mean
+                msg = (f"the best model (epoch {run.best_epoch}, validation MSE {run.best_val:.4g}) is no better "
+                       f"than predicting the training mean (validation MSE {mean_mse:.4g}): nothing useful was "
+                       "learned; check the learning rate and the number of epochs")
                 logger.warning(msg)
                 self.warnings.append(msg)
         if self.out_dir and self.is_main:
-            save_checkpoint(os.path.join(self.out_dir, "model.pt"), model, best_epoch=best_epoch, best_val=best_val,
-                            config=asdict(cfg), dataset=fp, split=_split_tensors(split), history=self.history,
-                            **data_info)
+            save_checkpoint(os.path.join(self.out_dir, "model.pt"), model, best_epoch=run.best_epoch,
+                            best_val=run.best_val, config=asdict(self.config), dataset=run.fingerprint,
+                            split=_split_tensors(run.split), history=self.history, **run.data_info)
         return self.history
 
     def _diverged(self, epoch: int, batch: Optional[int], what: str, ckpt_path: Optional[str], opt) -> None:
@@ -423,6 +462,35 @@ class Trainer:
         return SummaryWriter(os.path.join(self.out_dir, "tb"))
 
 
+@dataclass
+class _Run:
+    """What one :meth:`Trainer.fit` works on: data, model, optimiser, schedule and early-stopping state."""
+
+    dataset: Any
+    split: Dict
+    train_idx: Tensor
+    val_idx: Optional[Tensor]
+    y_train: Tensor
+    y_var: float
+    model: nn.Module
+    module: nn.Module
+    fwd_module: Any
+    params: List[Tensor]
+    opt: torch.optim.Optimizer
+    sched: Any
+    fingerprint: Dict
+    data_info: Dict
+    ckpt_path: Optional[str]
+    csv_path: Optional[str]
+    deadline: Optional[float]
+    start: int = 0
+    best_val: float = math.inf
+    best_epoch: int = -1
+    bad: int = 0
+    best_state: Optional[Dict] = None
+    out_of_time: bool = False
+
+
 def _split_tensors(split: Dict) -> Dict[str, Tensor]:
     return {k: torch.as_tensor(v).long() for k, v in split.items() if v is not None and k in ("train", "val", "test")}
 
@@ -432,35 +500,6 @@ def _grads_finite(params) -> bool:
     if not grads:
         return True
     return bool(torch.stack([torch.isfinite(g.detach()).all() for g in grads]).all())
-
-
-def _write_csv(path: str, rows: List[Dict]) -> None:
-    """(Re)write ``metrics.csv`` with exactly ``rows``: none for a fresh run (the file is removed), the
-    checkpointed epochs for a resumed one (an epoch logged after its checkpoint was lost is dropped)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        if rows:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-    os.replace(tmp, path)
-    if not rows:
-        os.remove(path)
-
-
-def _append_csv(path: str, row: Dict) -> None:
-    new = not os.path.exists(path)
-    if not new:
-        with open(path, newline="") as f:
-            header = next(csv.reader(f), None)
-        if header != list(row):
-            raise ValueError(f"{path} has the columns {header}, not this run's {list(row)}: "
-                             "another run's metrics; write into another folder")
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            w.writeheader()
-        w.writerow(row)
 
 
 def _rank_slice(batch, rank: int, world: int):

@@ -25,7 +25,7 @@ class ResponseModel(nn.Module):
 
     def forward_batch(self, batch) -> Tensor:
         """The model on a :class:`~csg2a_graph.data.PairBatch`."""
-        return self(batch.expr, batch.drug_graph, batch.drug_index, batch.dose, batch.time)
+        return self(*batch.inputs())
 
     def set_target_scaler(self, y: Tensor) -> None:
         """Standardise the training target: the model predicts ``(y - mean) / std`` internally and
