@@ -89,6 +89,9 @@ def add_network_args(p: argparse.ArgumentParser) -> None:
                    help="auto: pretrained-gcn when its weights are found, else gin")
     g.add_argument("--drug-weights", "--mat-weights", default=None,
                    help="weights of the pretrained GCN, or a state dict of the MAT encoder with --drug-encoder mat")
+    g.add_argument("--drug-embeddings", default=None, metavar="FILE",
+                   help="with --drug-encoder precomputed: your vectors per compound (CSV/TSV: key, values...; .pt; "
+                        ".npz with keys/embeddings); keys are SMILES (any spelling) or drug names")
     g.add_argument("--dropout", type=float, default=0.1)
 
 
@@ -96,6 +99,8 @@ def network_options(args) -> dict:
     from csg2a_graph.nn.encoders import find_weights
 
     enc, weights = args.drug_encoder, args.drug_weights
+    if (enc == "precomputed") != bool(getattr(args, "drug_embeddings", None)):
+        raise CLIError("--drug-encoder precomputed and --drug-embeddings FILE go together")
     if enc in ("auto", "pretrained-gcn"):
         path, msg = find_weights(weights, download=True)
         if path is None and enc == "pretrained-gcn":
@@ -111,6 +116,10 @@ def network_options(args) -> dict:
             "dropout": args.dropout}
     if weights:
         opts["drug_weights"] = weights
+    if enc == "precomputed":
+        if not os.path.exists(args.drug_embeddings):
+            raise CLIError(f"--drug-embeddings {args.drug_embeddings} not found")
+        opts["drug_encoder_kwargs"] = {"embeddings": args.drug_embeddings}
     return opts
 
 

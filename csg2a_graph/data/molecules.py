@@ -289,6 +289,7 @@ class MoleculeStore:
                   main_fragment=self.main_fragment[atom_idx],
                   batch=torch.repeat_interleave(torch.arange(drugs.numel()), na), ptr=new_aptr)
         b.smiles = [self.smiles[i] for i in drugs.tolist()]
+        b.names = [self.names[i] for i in drugs.tolist()]
         b._num_graphs = drugs.numel()
         return b
 

@@ -7,6 +7,7 @@ name                      encoder
 ``gin``                   GINE layers from scratch over the store's atom/bond features
 ``morgan``                Morgan fingerprint MLP
 ``mat``                   Molecule Attention Transformer architecture (random init or ``weights=PATH``)
+``precomputed``           your own vectors per compound (``embeddings=`` file or mapping; by SMILES or name)
 ========================  ==========================================================================
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from csg2a_graph.nn.encoders.base import pool_atoms
 from csg2a_graph.nn.encoders.gin import GINEncoder
 from csg2a_graph.nn.encoders.mat import MATEncoder
 from csg2a_graph.nn.encoders.morgan import MorganEncoder
+from csg2a_graph.nn.encoders.precomputed import PrecomputedEncoder, read_embeddings
 from csg2a_graph.nn.encoders.pretrained_gcn import PretrainedGCN, find_weights, pretrain_gnns_features
 
 DRUG_ENCODERS: Dict[str, Callable[..., nn.Module]] = {
@@ -26,6 +28,7 @@ DRUG_ENCODERS: Dict[str, Callable[..., nn.Module]] = {
     "gin": GINEncoder,
     "morgan": MorganEncoder,
     "mat": MATEncoder,
+    "precomputed": PrecomputedEncoder,
 }
 
 
@@ -37,4 +40,4 @@ def build_drug_encoder(name: str, **kwargs) -> nn.Module:
 
 
 __all__ = ["DRUG_ENCODERS", "build_drug_encoder", "PretrainedGCN", "GINEncoder", "MorganEncoder", "MATEncoder",
-           "find_weights", "pretrain_gnns_features", "pool_atoms"]
+           "PrecomputedEncoder", "read_embeddings", "find_weights", "pretrain_gnns_features", "pool_atoms"]

@@ -25,6 +25,15 @@ from csg2a_graph.typing import Prior, check_choice
 
 logger = logging.getLogger(__name__)
 
+def _encoder_hparams(name: str, kw: Dict, encoder) -> Dict:
+    """The drug encoder's arguments as kept in a checkpoint: weights files and embedding tables live in
+    the state dict, so the checkpoint rebuilds without them (a precomputed table: its keys and width)."""
+    if name == "precomputed":
+        return {"keys": list(encoder.keys), "dim": int(encoder.out_channels),
+                "finetune": bool(kw.get("finetune", False))}
+    return {k: v for k, v in kw.items() if k != "weights"}
+
+
 def _genes(genes: Union[int, Sequence[str]]) -> List[str]:
     return [f"g{i}" for i in range(genes)] if isinstance(genes, int) else [str(g) for g in genes]
 
@@ -88,7 +97,7 @@ class CSG2A(ResponseModel):
         self.out = nn.Linear(N, N, bias=False)
         self.save_hparams(genes=genes, hidden_channels=hidden_channels, score=score, reduce=reduce,
                           use_prior=use_prior, attention=attention, drug_encoder=drug_encoder,
-                          drug_encoder_kwargs={k: v for k, v in kw.items() if k != "weights"},
+                          drug_encoder_kwargs=_encoder_hparams(drug_encoder, kw, self.cond.drug),
                           cond_hidden=cond_hidden, dropout=dropout, bias=bias, embedding_norm=embedding_norm,
                           num_prior_edges=int(self.prior_edge_index.size(1)))
 
