@@ -1,4 +1,4 @@
-"""Classical baselines on ``[expression ‖ Morgan bits]`` (paper C.1; ``baselines/RF_SVM.md``).
+"""Classical baselines on ``[expression ‖ Morgan bits]`` (paper C.1; ``docs/baselines.md`` (RF/SVM)).
 
 - ``rf``: scikit-learn random forest on the same features.
 - ``svm``: RBF support-vector regression approximated for scale: a Nyström feature map of the RBF
@@ -42,7 +42,7 @@ def pair_features(dataset, index: Tensor, radius: int = 2, n_bits: int = 2048) -
 @register_runner("rf")
 def run_rf(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
     """Random forest on expression + Morgan fingerprints (scikit-learn). Options are
-    ``RandomForestRegressor`` arguments; defaults follow ``baselines/RF_SVM.md`` (100 trees,
+    ``RandomForestRegressor`` arguments; defaults follow ``docs/baselines.md`` (RF/SVM) (100 trees,
     ``max_features=1.0``) except where given (benchmarks state what they change)."""
     from sklearn.ensemble import RandomForestRegressor
 

@@ -1,5 +1,5 @@
 """DeepCoVDR (Huang et al., Bioinformatics 2023), its GDSC stage: a chemprop D-MPNN feeding a graph
-transformer and a drug/cell cross-attention transformer. Written from ``baselines/DeepCoVDR.md``."""
+transformer and a drug/cell cross-attention transformer. Written from ``docs/baselines.md`` (DeepCoVDR)."""
 from __future__ import annotations
 
 import math
@@ -140,7 +140,7 @@ class DeepCoVDR(ResponseModel):
     (cell_x + cell)/2]`` -> 256 -> 1.
 
     Choices: the cross-attention wiring is reproduced as released (the cell stream never sees the drug;
-    ``baselines/DeepCoVDR.md`` §7.1); molecules are padded to the batch's largest, not to 300 atoms (the
+    ``docs/baselines.md`` (DeepCoVDR)); molecules are padded to the batch's largest, not to 300 atoms (the
     masked result is the same); the D-MPNN runs once per distinct drug; the unused registered modules
     (ESPF embeddings, ``cell_linear``) are left out, so parameters are the ~6.3 M *used* ones at 978 genes;
     input expression is the package's per-gene robust z (the original z-scored each sample); targets

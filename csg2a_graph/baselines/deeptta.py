@@ -1,5 +1,5 @@
 """DeepTTA (Jiang et al., Briefings in Bioinformatics 2022): a transformer over the drug's ESPF
-substructure tokens and an MLP over the cell's expression. Written from ``baselines/DeepTTA.md``."""
+substructure tokens and an MLP over the cell's expression. Written from ``docs/baselines.md`` (DeepTTA)."""
 from __future__ import annotations
 
 import os

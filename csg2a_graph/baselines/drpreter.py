@@ -1,5 +1,5 @@
 """DRPreter (Shin et al., Int. J. Mol. Sci. 2022): per-pathway gene graphs (GAT), pathway tokens and a drug
-token mixed by a transformer. Written from ``baselines/DRPreter.md``."""
+token mixed by a transformer. Written from ``docs/baselines.md`` (DRPreter)."""
 from __future__ import annotations
 
 import math
@@ -97,7 +97,7 @@ class DRPreter(ResponseModel):
     - a transformer layer over the 34 pathway tokens + the drug token; cell = sum of pathway tokens,
       drug = drug embedding + its token; head 512 -> 512 -> 512 -> 1 with ELU.
 
-    Choices (``baselines/DRPreter.md`` §7): edges get each pathway's node offset (the released code left
+    Choices (``docs/baselines.md`` (DRPreter)): edges get each pathway's node offset (the released code left
     them local, so all edges fell into the first pathways; ``legacy_edge_indexing=True`` reproduces that);
     no key mask by default (the released mask hides any token whose first feature is 0, which ReLU makes
     common; ``mask_zero_first_feature=True`` reproduces it); empty pathways get all-zero tokens; targets

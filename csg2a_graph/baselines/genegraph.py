@@ -2,7 +2,7 @@
 STRING prior as edges — and the gene convolution is chosen by name; a drug GNN sits beside it.
 
 It is a baseline (how far does a standard GNN over the prior get?) and the worked example of plugging
-:class:`~csg2a_graph.nn.CSG2AConv` into a PyG model (``docs/tutorial_gene_graph.md``).
+:class:`~csg2a_graph.nn.CSG2AConv` into a PyG model (``docs/baselines.md``, the CSG2AConv-in-PyG tutorial).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """GraphDRP (Nguyen et al., IEEE/ACM TCBB 2022): a GIN over the drug's atoms and a 1-D CNN over the
-cell's expression vector. Written from ``baselines/GraphDRP.md`` (the GINConvNet variant)."""
+cell's expression vector. Written from ``docs/baselines.md`` (GraphDRP) (the GINConvNet variant)."""
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Union
@@ -81,7 +81,7 @@ class GraphDRP(ResponseModel):
       [Conv1d(k=8) -> ReLU -> MaxPool(3)] with 32/64/128 channels, flatten, Linear -> 128;
     - head: 256 -> 1024 -> 128 -> 1 with ReLU and Dropout 0.5.
 
-    Choices (``baselines/GraphDRP.md`` §8): the cell input is expression (as the CSG²A paper needs for
+    Choices (``docs/baselines.md`` (GraphDRP)): the cell input is expression (as the CSG²A paper needs for
     TCGA), not the original 735 mutation/CNA bits; ``target_transform="none"`` (default) regresses
     ln IC50 (standardised internally) without the final sigmoid, ``"graphdrp_sigmoid"`` trains on
     ``sigmoid(0.1 * ln IC50)`` with a sigmoid output, as the original, and maps predictions back. The

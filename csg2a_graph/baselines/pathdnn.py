@@ -1,5 +1,5 @@
 """PathDNN (Deng et al., J. Chem. Inf. Model. 2020): a pathway-masked first layer over the cell's pathway
-genes and the drug's target genes. Written from ``baselines/PathDNN.md``; the inputs are an adaptation
+genes and the drug's target genes. Written from ``docs/baselines.md`` (PathDNN); the inputs are an adaptation
 (the original feature file and gene lists are not recoverable): KEGG gene sets (MSigDB c2.cp.kegg) over
 the gene space, and binary GDSC drug targets."""
 from __future__ import annotations

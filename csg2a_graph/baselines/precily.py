@@ -1,5 +1,5 @@
 """Precily (Chawla et al., Nature Communications 2022): an MLP over pathway activity scores (GSVA of the
-cell's expression) and drug descriptors. Written from ``baselines/Precily.md``."""
+cell's expression) and drug descriptors. Written from ``docs/baselines.md`` (Precily)."""
 from __future__ import annotations
 
 import math

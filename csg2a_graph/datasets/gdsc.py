@@ -40,7 +40,7 @@ def _find(raw_dir: str, kind: str, name: str, required: bool) -> Optional[str]:
     others = tuple(n for n in ("GDSC1", "GDSC2", "CCLE") if n != name)  # a GDSC1 file must not answer a GDSC2 request
     return find_one(raw_dir, [p.format(name=name) for p in _PATTERNS[kind]], kind, required,
                     exclude=others if kind == "response" else (),
-                    hint="Place the official file there (see datasets/gdsc.md), pass "
+                    hint="Place the official file there (see the data card datasets/gdsc.md in the repository or sdist), pass "
                          f"{kind}_file=..., or use source='registry'.")
 
 

@@ -150,7 +150,7 @@ class LINCSL1000(RawPairDataset):
         exprs = self.files["expression"] or sorted(glob.glob(osp.join(glob.escape(raw), "*.gct")) + glob.glob(osp.join(glob.escape(raw), "*.gctx")))
         if not exprs:
             raise FileNotFoundError(f"no .gct/.gctx file in {raw}: place LINCS L1000 level-{self.level} files there "
-                                    f"(GEO GSE92742, see datasets/lincs.md) or pass expression_files=[...]")
+                                    f"(GEO GSE92742, see the data card datasets/lincs.md in the repository or sdist) or pass expression_files=[...]")
         out = {"expression": list(exprs)}
         for k, pats in (("inst_info", ["*inst_info*", "*sig_info*"]), ("pert_info", ["*pert*info*"]),
                         ("smiles", ["*smiles*"]), ("gene_info", ["*gene_info*", "*geneinfo*"])):

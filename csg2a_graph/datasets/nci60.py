@@ -120,7 +120,7 @@ class NCI60(RawPairDataset):
                  "expression": ["*gcrma*landmark*", "*expression*"]}
 
     def _resolve_data(self) -> Dict[str, Optional[str]]:
-        hint = "Place the DTP/CellMiner files there (see datasets/nci60.md) or pass the *_file= arguments."
+        hint = "Place the DTP/CellMiner files there (see the data card datasets/nci60.md in the repository or sdist) or pass the *_file= arguments."
         return {k: self.files[k] or find_one(self.raw_dir, self._PATTERNS[k], k, True, hint=hint)
                 for k in ("gi50", "smiles", "expression")}
 

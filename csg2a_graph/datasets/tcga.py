@@ -134,7 +134,7 @@ class TCGA(RawPairDataset):
         super().__init__(root, transform, None, force_reload=force_reload, log=log)
 
     def _resolve_data(self) -> Dict[str, Optional[str]]:
-        raw, hint = self.raw_dir, "See datasets/tcga.md for the files and where they come from."
+        raw, hint = self.raw_dir, "See the data card datasets/tcga.md (repository or sdist) for the files and where they come from."
         out = {"response": find_one(raw, ["*drug_response*"], "response", True, hint=hint),
                "expression": find_one(raw, ["*tcga*expression*", "*xena*", "*HiSeqV2*"], "expression", True,
                                       hint=hint),
