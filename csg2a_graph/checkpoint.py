@@ -24,7 +24,8 @@ def dataset_fingerprint(dataset) -> Dict[str, Any]:
     fp = {"name": getattr(dataset, "name", type(dataset).__name__), "num_pairs": int(dataset.num_pairs),
           "num_genes": int(dataset.num_genes)}
     try:
-        fp["options"] = options_tag(dataset.options)
+        opts = dataset.cache_options() if hasattr(dataset, "cache_options") else dataset.options
+        fp["options"] = options_tag(opts)
     except Exception:  # noqa: BLE001 - datasets without options (in-memory subsets)
         fp["options"] = None
     return fp

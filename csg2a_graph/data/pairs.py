@@ -12,6 +12,7 @@ Nothing is stored per pair except the five columns of the pair table.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -244,6 +245,24 @@ def write_atomic(obj, path: str) -> None:
             os.remove(tmp)
 
 
+def callable_tag(fn) -> Optional[str]:
+    """A name for a ``transform`` / ``pre_filter`` that is the same in every process: its ``repr`` when
+    that is stable (PyG transforms: ``NormalizeFeatures()``), else module, qualified name and a hash of its
+    source (a function or lambda). ``None`` for ``None``."""
+    if fn is None:
+        return None
+    r = repr(fn)
+    if " at 0x" not in r:
+        return r
+    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else type(fn)
+    try:
+        src = inspect.getsource(target)
+    except (OSError, TypeError):
+        src = r  # no source (built in a REPL): the processed file is rebuilt in each new process
+    name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', type(fn).__name__)}"
+    return f"{name}:{hashlib.sha1(src.encode()).hexdigest()[:10]}"
+
+
 def options_tag(options: Dict) -> str:
     return hashlib.sha1(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
@@ -266,9 +285,13 @@ class PairDataset(Dataset):
     y_unit: Optional[str] = None
 
     def __init__(self, root: str, transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
-                 force_reload: bool = False, log: bool = True):
+                 pre_filter: Optional[Callable] = None, force_reload: bool = False, log: bool = True):
         self._payload: Optional[Dict] = None
-        super().__init__(root, transform, pre_transform, None, log=log, force_reload=force_reload)
+        # applied by this class when the processed file is built (apply_pre), part of the cache key; PyG's own
+        # bookkeeping of them (pre_transform.pt, pre_filter.pt) is not used: the file name already says
+        self._pre = (pre_transform, pre_filter)
+        super().__init__(root, transform, None, None, log=log, force_reload=force_reload)
+        self.pre_transform, self.pre_filter = pre_transform, pre_filter
         self._load_processed()
 
     # ------------------------------------------------------------ subclass API
@@ -279,8 +302,17 @@ class PairDataset(Dataset):
     def build(self) -> Dict:
         raise NotImplementedError
 
-    def _cache_stem(self) -> str:
+    def cache_options(self) -> Dict:
+        """What identifies the processed file: the dataset's options plus ``pre_transform`` /
+        ``pre_filter`` (by a stable tag of the callable)."""
         opts = dict(self.options)
+        pt, pf = getattr(self, "_pre", (None, None))
+        if pt is not None or pf is not None:
+            opts["pre_transform"], opts["pre_filter"] = callable_tag(pt), callable_tag(pf)
+        return opts
+
+    def _cache_stem(self) -> str:
+        opts = self.cache_options()
         opts.pop("raw", None)
         return f"{self.name}_{options_tag(opts)}_"
 
@@ -291,9 +323,9 @@ class PairDataset(Dataset):
 
     # ----------------------------------------------------------- processing
     def process(self) -> None:
-        payload = self.build()
+        payload = self.apply_pre(self.build())
         payload["format"] = FORMAT_VERSION
-        payload["options"] = json.dumps(self.options, sort_keys=True, default=str)
+        payload["options"] = json.dumps(self.cache_options(), sort_keys=True, default=str)
         write_atomic(payload, self.processed_paths[0])
         self._clear_stale()
 
@@ -314,7 +346,7 @@ class PairDataset(Dataset):
             payload = torch.load(path, weights_only=True)
             if payload.get("format") != FORMAT_VERSION:
                 raise ValueError(f"format {payload.get('format')} != {FORMAT_VERSION}")
-            if payload.get("options") != json.dumps(self.options, sort_keys=True, default=str):
+            if payload.get("options") != json.dumps(self.cache_options(), sort_keys=True, default=str):
                 raise ValueError("options differ from this dataset's")
         except Exception as e:  # truncated, stale or foreign file: rebuild from raw, lose nothing
             warnings.warn(f"processed file {path} is unusable ({type(e).__name__}: {e}); rebuilding it from raw",
@@ -326,6 +358,59 @@ class PairDataset(Dataset):
             self.process()
             payload = torch.load(path, weights_only=True)
         self._set_payload(payload)
+
+    def apply_pre(self, payload: Dict) -> Dict:
+        """``pre_filter`` and ``pre_transform`` as PyG defines them: each pair's :class:`PairData` is
+        filtered (dropped pairs counted in ``report["dropped"]["pre_filter"]``) and transformed once, before
+        the processed file is written, so both ``dataset[i]`` and the fast loader see the result. The
+        storage is tables, so a ``pre_transform`` may change ``x`` (one expression vector per cell: every
+        pair of a cell must get the same), ``y``, ``dose`` and ``time``; anything else (the drug graph, the
+        prior, new attributes) is refused with a clear error."""
+        pre_transform, pre_filter = getattr(self, "_pre", (None, None))
+        if pre_transform is None and pre_filter is None:
+            return payload
+        from tqdm.auto import tqdm
+
+        self._set_payload(payload)
+        n = self.num_pairs
+        pairs = {k: v.clone() for k, v in payload["pairs"].items()}
+        expr = payload["expr"].clone()
+        keep = torch.ones(n, dtype=torch.bool)
+        seen: Dict[int, Tensor] = {}
+        fixed = ("edge_index", "edge_weight", "drug_x", "drug_edge_index", "drug_edge_attr", "cell_id", "drug_id",
+                 "pair_id")
+        for i in tqdm(range(n), desc="pre_filter / pre_transform", disable=not getattr(self, "log", False)):
+            data = self.get(i)
+            if pre_filter is not None and not pre_filter(data):
+                keep[i] = False
+                continue
+            if pre_transform is None:
+                continue
+            before = {k: data[k] for k in fixed if k in data}
+            out = pre_transform(data.clone())
+            extra = sorted(set(out.keys()) - set(data.keys()))
+            changed = [k for k, v in before.items() if k not in out or not torch.equal(out[k], v)]
+            if extra or changed:
+                raise ValueError(f"pre_transform added {extra} / changed {changed}: pair datasets store expression, "
+                                 "y, dose and time per pair; use transform= (applied in dataset[i]) for the rest")
+            c = int(pairs["cell"][i])
+            x = out.x.reshape(-1).to(expr.dtype)
+            if c in seen and not torch.equal(seen[c], x):
+                raise ValueError(f"pre_transform gave cell {self.cells[c]!r} two different expression vectors (pairs "
+                                 "of one cell share its expression row); make it depend on the cell only")
+            seen[c] = x
+            expr[c] = x
+            pairs["y"][i] = out.y.reshape(pairs["y"][i].shape)
+            pairs["dose"][i], pairs["time"][i] = out.dose.reshape(()), out.time.reshape(())
+        payload = dict(payload)
+        payload["expr"] = expr
+        payload["pairs"] = {k: v[keep] for k, v in pairs.items()}
+        report = json.loads(payload["report"])
+        report.setdefault("dropped", {})["pre_filter"] = int((~keep).sum())
+        report["pre_transform"] = callable_tag(pre_transform)
+        payload["report"] = json.dumps(report, default=str)
+        logger.info("pre_filter kept %d of %d pairs", int(keep.sum()), n)
+        return payload
 
     def _set_payload(self, payload: Dict) -> None:
         self._payload = payload

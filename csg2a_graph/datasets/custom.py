@@ -17,9 +17,9 @@ from csg2a_graph.datasets.gdsc import genes_tag, read_expression
 logger = logging.getLogger(__name__)
 
 CELL_COLUMNS = ("cell", "cell_line", "cell_line_name", "cell_name", "sample", "model_id")
-DRUG_COLUMNS = ("drug", "drug_name", "compound", "compound_name", "drug_id", "pert_iname")
+DRUG_COLUMNS = ("drug", "drug_name", "compound", "compound_name", "drug_id", "pert_iname", "pubchem_id")
 SMILES_COLUMNS = ("smiles", "canonical_smiles", "isomeric_smiles")
-VALUE_COLUMNS = ("y", "response", "value", "ln_ic50", "ic50", "auc", "gi50", "z_score")
+VALUE_COLUMNS = ("y", "response", "value", "ln_ic50", "ln_ic50_curvecurator", "ic50", "auc", "gi50", "z_score")
 
 
 def _column(df: pd.DataFrame, names, what: str, path: str, required: bool = True) -> Optional[str]:
@@ -69,7 +69,8 @@ class ResponseTable(RawPairDataset):
                  normalize: Optional[str] = "robust_z", prior: Union[None, str, object] = "auto",
                  min_score: int = 900, self_loops: bool = True, duplicates: str = "error",
                  duplicate_samples: str = "error", clip: Optional[float] = None,
-                 transform: Optional[Callable] = None, force_reload: bool = False, log: bool = True):
+                 transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
+                 pre_filter: Optional[Callable] = None, force_reload: bool = False, log: bool = True):
         if y_direction not in (None, "higher_is_resistant", "higher_is_sensitive"):
             raise ValueError(f"y_direction must be 'higher_is_resistant', 'higher_is_sensitive' or None, "
                              f"got {y_direction!r}")
@@ -87,7 +88,7 @@ class ResponseTable(RawPairDataset):
         self.duplicates, self.duplicate_samples, self.clip = duplicates, duplicate_samples, clip
         self.files = {"responses": responses_file, "expression": expression_file, "smiles": smiles_file}
         self._root = root
-        super().__init__(root, transform, None, force_reload=force_reload, log=log)
+        super().__init__(root, transform, pre_transform, pre_filter, force_reload=force_reload, log=log)
 
     def _resolve_data(self) -> Dict[str, Optional[str]]:
         raw = self.raw_dir

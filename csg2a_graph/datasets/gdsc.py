@@ -75,13 +75,32 @@ def ccle_to_long(df: pd.DataFrame, what: str = "CCLE table") -> pd.DataFrame:
     return out
 
 
+def _from_drevalpy(df: pd.DataFrame) -> pd.DataFrame:
+    """drevalpy's response tables (``cell_line_name``, ``drug_name`` / ``pubchem_id``, ``LN_IC50`` /
+    ``LN_IC50_curvecurator``) under the GDSC column names; other tables pass unchanged."""
+    if "CELL_LINE_NAME" in df.columns or "cell_line_name" not in df.columns:
+        return df
+    df = df.rename(columns={"cell_line_name": "CELL_LINE_NAME"})
+    if "DRUG_NAME" not in df.columns:
+        drug = "drug_name" if "drug_name" in df.columns else "pubchem_id"
+        df = df.rename(columns={drug: "DRUG_NAME"})
+    if "LN_IC50" not in df.columns:
+        for c in ("LN_IC50_curvecurator", "response"):
+            if c in df.columns:
+                df = df.rename(columns={c: "LN_IC50"})
+                break
+    return df
+
+
 def read_responses(path: str) -> pd.DataFrame:
     """Official ``GDSC*_fitted_dose_response`` table, the long ``CELL_LINE_NAME, DRUG_NAME, LN_IC50`` table,
-    or CCLE's ``Primary Cell Line Name, Compound, IC50 (uM)`` (converted by :func:`ccle_to_long`)."""
+    drevalpy's (``cell_line_name, drug_name|pubchem_id, LN_IC50|LN_IC50_curvecurator``), or CCLE's
+    ``Primary Cell Line Name, Compound, IC50 (uM)`` (converted by :func:`ccle_to_long`)."""
     df = read_table(path)
     df.columns = [str(c).strip() for c in df.columns]
     if all(c in df.columns for c in CCLE_COLUMNS) and "LN_IC50" not in df.columns:
         return ccle_to_long(df, path)
+    df = _from_drevalpy(df)
     missing = [c for c in RESPONSE_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: response table lacks columns {missing}; found {list(df.columns)[:12]}")
@@ -215,7 +234,7 @@ class GDSC(RawPairDataset):
                  expression_file: Optional[str] = None, cell_info_file: Optional[str] = None,
                  expression_transpose: bool = False,
                  transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
-                 force_reload: bool = False, log: bool = True):
+                 pre_filter: Optional[Callable] = None, force_reload: bool = False, log: bool = True):
         if name not in ("GDSC1", "GDSC2", "CCLE"):
             raise ValueError(f"name must be 'GDSC1', 'GDSC2' or 'CCLE', got {name!r}")
         if source not in ("files", "registry"):
@@ -235,7 +254,7 @@ class GDSC(RawPairDataset):
                       "cell_info": cell_info_file}
         self.expression_transpose = expression_transpose
         self._root = root
-        super().__init__(root, transform, pre_transform, force_reload=force_reload, log=log)
+        super().__init__(root, transform, pre_transform, pre_filter, force_reload=force_reload, log=log)
 
     # ---------------------------------------------------------------- files
     def _resolve_data(self) -> Dict[str, Optional[str]]:
@@ -256,8 +275,7 @@ class GDSC(RawPairDataset):
                 "missing_genes": self.missing_genes, "fill_value": self.fill_value, "normalize": self.normalize,
                 "duplicates": self.duplicates,
                 "max_replicate_spread": self.max_replicate_spread, "duplicate_samples": self.duplicate_samples,
-                "clip": self.clip, "transpose": self.expression_transpose,
-                "pre_transform": repr(self.pre_transform), **self.common_options()}
+                "clip": self.clip, "transpose": self.expression_transpose, **self.common_options()}
 
     # ---------------------------------------------------------------- build
     def build(self) -> Dict:
@@ -289,8 +307,6 @@ class GDSC(RawPairDataset):
         parts = build_pairs(table, smiles, aligned, dose=GDSC_DOSE_UM, time=GDSC_TIME_H, report=report,
                             duplicates=self.duplicates, cell_info=cell_info, **replicate_options(self))
         prior = self.build_prior(aligned.gene_space, paths, report)
-        if self.pre_transform is not None:
-            logger.warning("pre_transform is ignored by pair datasets; use transform")
         return self.make_payload(**parts, prior=prior, report=report)
 
 

@@ -125,7 +125,8 @@ class LINCSL1000(RawPairDataset):
                  pert_info_file: Optional[str] = None, smiles_file: Optional[str] = None,
                  gene_info_file: Optional[str] = None, basal_file: Optional[str] = None,
                  target: Optional[str] = None,
-                 transform: Optional[Callable] = None, force_reload: bool = False, log: bool = True):
+                 transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
+                 pre_filter: Optional[Callable] = None, force_reload: bool = False, log: bool = True):
         if level not in (3, 5):
             raise ValueError(f"level must be 3 or 5, got {level!r}")
         target = target or ("perturbed" if level == 3 else "signature")
@@ -143,7 +144,7 @@ class LINCSL1000(RawPairDataset):
         self.files = {"expression": expression_files, "inst_info": inst_info_file, "pert_info": pert_info_file,
                       "smiles": smiles_file, "gene_info": gene_info_file, "basal": basal_file}
         self._root = root
-        super().__init__(root, transform, None, force_reload=force_reload, log=log)
+        super().__init__(root, transform, pre_transform, pre_filter, force_reload=force_reload, log=log)
 
     def _resolve_data(self) -> Dict:
         raw = self.raw_dir

@@ -106,6 +106,7 @@ class NCI60(RawPairDataset):
                  clip: Optional[float] = None, dose_um: float = NCI60_DOSE_UM,
                  time_h: float = NCI60_TIME_H, gi50_file: Optional[str] = None, smiles_file: Optional[str] = None,
                  expression_file: Optional[str] = None, transform: Optional[Callable] = None,
+                 pre_transform: Optional[Callable] = None, pre_filter: Optional[Callable] = None,
                  force_reload: bool = False, log: bool = True):
         self.requested_space = gene_space if gene_space is not None else GeneSpace.landmark()
         self.missing_genes, self.fill_value, self.normalize = missing_genes, fill_value, normalize
@@ -114,7 +115,7 @@ class NCI60(RawPairDataset):
         self.dose_um, self.time_h = dose_um, time_h
         self.files = {"gi50": gi50_file, "smiles": smiles_file, "expression": expression_file}
         self._root = root
-        super().__init__(root, transform, None, force_reload=force_reload, log=log)
+        super().__init__(root, transform, pre_transform, pre_filter, force_reload=force_reload, log=log)
 
     _PATTERNS = {"gi50": ["*GI50*"], "smiles": ["*drug_info*", "*drug_1075*", "*nsc*smiles*"],
                  "expression": ["*gcrma*landmark*", "*expression*"]}

@@ -126,12 +126,13 @@ class TCGA(RawPairDataset):
     def __init__(self, root: str, gene_space: Optional[GeneSpace] = None, missing_genes: str = "drop",
                  fill_value: float = 0.0, combat: bool = True, min_batch: int = 3, prior="auto",
                  min_score: int = 900, self_loops: bool = True, duplicates: str = "mean",
-                 transform: Optional[Callable] = None, force_reload: bool = False, log: bool = True):
+                 transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
+                 pre_filter: Optional[Callable] = None, force_reload: bool = False, log: bool = True):
         self.requested_space = gene_space if gene_space is not None else GeneSpace.landmark()
         self.missing_genes, self.fill_value, self.combat, self.min_batch = missing_genes, fill_value, combat, min_batch
         self.prior_arg, self.min_score, self.self_loops, self.duplicates = prior, min_score, self_loops, duplicates
         self._root = root
-        super().__init__(root, transform, None, force_reload=force_reload, log=log)
+        super().__init__(root, transform, pre_transform, pre_filter, force_reload=force_reload, log=log)
 
     def _resolve_data(self) -> Dict[str, Optional[str]]:
         raw, hint = self.raw_dir, "See the data card datasets/tcga.md (repository or sdist) for the files and where they come from."

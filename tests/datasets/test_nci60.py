@@ -56,3 +56,42 @@ def test_nci60_splits_and_loader(nci60):
     assert not set(cell[s["test"]].tolist()) & set(cell[s["train"]].tolist())
     b = next(iter(nci60.loader(s["train"], batch_size=64)))
     assert b.expr.shape == (64, 978) and torch.isfinite(b.expr).all()
+
+
+def keep_sensitive(data):  # module-level: a stable pre_filter (its source is its cache key)
+    return bool(data.y.item() > 5.0)
+
+
+def double_x_shift_y(data):
+    data.x = 2 * data.x
+    data.y = data.y + 1
+    return data
+
+
+def test_pre_filter_and_pre_transform_as_pyg_defines_them(tmp_path):
+    """Applied once per pair before the processed file is written, part of its name, seen by both loaders."""
+    import os
+
+    from torch_geometric.loader import DataLoader
+
+    root = str(link_raw(tmp_path, NCI60_FILES))
+    plain = NCI60(root, log=False)
+    f = NCI60(root, pre_filter=keep_sensitive, log=False)
+    y = plain.pairs["y"]
+    assert f.num_pairs == int((y > 5.0).sum()) and (f.pairs["y"] > 5.0).all()
+    assert f.report["dropped"]["pre_filter"] == plain.num_pairs - f.num_pairs
+    b = next(iter(DataLoader(f[:64], batch_size=64)))
+    assert torch.equal(b.y, next(iter(f.loader(torch.arange(64), batch_size=64))).y)
+    t = NCI60(root, pre_transform=double_x_shift_y, log=False)
+    torch.testing.assert_close(t.expression, 2 * plain.expression)
+    torch.testing.assert_close(t.pairs["y"], plain.pairs["y"] + 1)
+    assert len(os.listdir(os.path.join(root, "processed"))) >= 3  # one processed file per (options, pre_*)
+    again = NCI60(root, pre_transform=double_x_shift_y, log=False)  # same callable: the same file, no rebuild
+    assert torch.equal(again.pairs["y"], t.pairs["y"])
+
+    def touch_drug(data):
+        data.drug_x = data.drug_x + 1
+        return data
+
+    with pytest.raises(ValueError, match="changed \\['drug_x'\\]"):
+        NCI60(root, pre_transform=touch_drug, log=False)

@@ -71,7 +71,11 @@ def test_salts_are_left_out_of_pooling(gcn_weights, store):
 
 @pytest.mark.parametrize("name", sorted(DRUG_ENCODERS))
 def test_every_encoder_is_batch_independent(name, store):
-    enc = build_drug_encoder(name).eval()
+    kw = {}
+    if name == "precomputed":  # the user's own vectors (trainable here, to check the backward pass too)
+        g = torch.Generator().manual_seed(0)
+        kw = {"embeddings": {s: torch.randn(8, generator=g) for s in store.smiles}, "finetune": True}
+    enc = build_drug_encoder(name, **kw).eval()
     full = enc(store.batch())
     assert full.shape == (len(SMILES), enc.out_channels)
     part = enc(store.batch(torch.tensor([3, 1])))
