@@ -72,14 +72,14 @@ def read_gct(path: PathLike, rid: Optional[Iterable[str]] = None, cid: Optional[
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8", errors="replace") as f:
         version = f.readline().strip()
-        dims = f.readline().rstrip("\n").split("\t")
+        dim_fields = f.readline().rstrip("\n").split("\t")
         header = f.readline().rstrip("\n").split("\t")
     if version not in ("#1.2", "#1.3"):
         raise ValueError(f"{path}: not a GCT file (first line {version!r}; expected #1.2 or #1.3)")
     try:
-        dims = [int(d) for d in dims if d.strip()]
+        dims = [int(d) for d in dim_fields if d.strip()]
     except ValueError:
-        raise ValueError(f"{path}: bad GCT dimension line {dims!r}") from None
+        raise ValueError(f"{path}: bad GCT dimension line {dim_fields!r}") from None
     if version == "#1.2":
         n_rows, n_cols = dims[:2]
         n_rmeta, n_cmeta = 1, 0  # "Name", "Description"

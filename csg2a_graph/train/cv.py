@@ -139,15 +139,15 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
                 pred = runner(dataset, split, opts, run_dir, seed).reshape(-1).cpu()
                 secs = time.perf_counter() - t0
                 y = pairs["y"][test]
-                m = regression_metrics(y, pred, drug=pairs["drug"][test].numpy(), cell=pairs["cell"][test].numpy())
-                row = {"model": label, "scheme": scheme, "fold": fold, **m, "n_train": split["train"].numel(),
+                met = regression_metrics(y, pred, drug=pairs["drug"][test].numpy(), cell=pairs["cell"][test].numpy())
+                row = {"model": label, "scheme": scheme, "fold": fold, **met, "n_train": split["train"].numel(),
                        "n_val": split["val"].numel(), "n_test": test.numel(), "seconds": round(secs, 2),
                        "git_revision": rev}
                 _write_predictions(os.path.join(out_dir, "predictions", f"{label}_{scheme}_fold{fold}.csv"),
                                    dataset, test, y, pred)
                 _append(results_path, row)
-                print(f"{label:>16} {scheme:>10} fold {fold}: RMSE {m['rmse']:.3f}  PCC {m['pcc']:.3f}  "
-                      f"per-drug PCC {m['pcc_per_drug']:.3f}  ({secs:.0f} s)", flush=True)
+                print(f"{label:>16} {scheme:>10} fold {fold}: RMSE {met['rmse']:.3f}  PCC {met['pcc']:.3f}  "
+                      f"per-drug PCC {met['pcc_per_drug']:.3f}  ({secs:.0f} s)", flush=True)
     df = pd.read_csv(results_path)
     write_summary(df, os.path.join(out_dir, "summary.md"))
     return df
