@@ -17,5 +17,5 @@ MODEL_RUNNERS = ("csg2a", "rf", "svm", "svm-exact", "global-mean", "drug-mean", 
 DRUG_ENCODERS = ("pretrained-gcn", "gin", "morgan", "mat", "precomputed")
 
 #: :class:`csg2a_graph.train.TrainConfig`'s defaults (the released fine-tuning's), shared with the CLI flags
-TRAIN_DEFAULTS = {"epochs": 100, "batch_size": 128, "lr": 1e-4, "weight_decay": 1e-5, "min_lr": 1e-5, "patience": 20,
+TRAIN_DEFAULTS: dict = {"epochs": 100, "batch_size": 128, "lr": 1e-4, "weight_decay": 1e-5, "min_lr": 1e-5, "patience": 20,
                   "seed": 0}

@@ -302,9 +302,10 @@ class GeneSpace:
             samples = [str(s) for s in matrix.index]
             cols = list(matrix.columns)
         else:
-            values, samples, cols = matrix
-            values = np.asarray(values, dtype=np.float32)
-            samples = [str(s) for s in samples]
+            raw_values, raw_samples, raw_cols = matrix
+            values = np.asarray(raw_values, dtype=np.float32)
+            samples = [str(s) for s in raw_samples]
+            cols = list(raw_cols)
         if values.shape != (len(samples), len(cols)):
             raise ValueError(f"matrix shape {values.shape} does not match {len(samples)} samples x {len(cols)} genes")
 

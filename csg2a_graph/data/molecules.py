@@ -98,7 +98,7 @@ def smiles_to_graph(smiles: str) -> Data:
                                   for i, j in zip(ei[0], ei[1])], dtype=torch.long)
     frags = Chem.GetMolFrags(mol)
     main = torch.zeros(mol.GetNumAtoms(), dtype=torch.bool)
-    main[list(max(frags, key=len))] = True
+    main[list(max(frags, key=lambda f: len(tuple(f))))] = True
     data.main_fragment = main
     data.smiles = Chem.MolToSmiles(mol)
     data.relaxed = is_relaxed(mol)
@@ -148,14 +148,14 @@ def compound_key(smiles: str) -> str:
     try:
         from rdkit import RDLogger
 
-        RDLogger.DisableLog("rdApp.*")
+        RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]
         key = Chem.MolToInchiKey(main)
     except Exception:  # noqa: BLE001 - RDKit raises several types on exotic valences
         key = ""
     finally:
         from rdkit import RDLogger
 
-        RDLogger.EnableLog("rdApp.*")
+        RDLogger.EnableLog("rdApp.*")  # type: ignore[attr-defined]
     return key.split("-")[0] if key else "smiles:" + Chem.MolToSmiles(main, isomericSmiles=False)
 
 

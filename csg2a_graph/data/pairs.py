@@ -500,7 +500,7 @@ class PairDataset(Dataset):
         """``[num_cells, N]`` bool: ``True`` where a measured gene's value was missing or
         non-finite in the raw matrix and holds the fill value instead."""
         out = torch.zeros(self._expr.shape, dtype=torch.bool)
-        idx = self._payload.get("expr_missing")
+        idx = (self._payload or {}).get("expr_missing")
         if idx is not None:
             out[idx[0], idx[1]] = True
         return out

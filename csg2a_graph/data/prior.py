@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -17,13 +17,13 @@ logger = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 
 
-def check_min_score(min_score) -> int:
+def check_min_score(min_score: Any) -> Any:
     """STRING combined scores run from 0 to 1000 (150 low, 400 medium, 700 high, 900 highest confidence)."""
     import numbers
 
     if isinstance(min_score, bool) or not isinstance(min_score, numbers.Real) or min_score != min_score:
         raise TypeError(f"min_score must be a number in [0, 1000], got {min_score!r}")
-    if not 0 <= min_score <= 1000:
+    if not 0 <= float(min_score) <= 1000:
         raise ValueError(f"min_score must be in [0, 1000] (STRING combined scores; 0.9 is 900), got {min_score}")
     return min_score
 

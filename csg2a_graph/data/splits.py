@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import numbers
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -65,9 +65,8 @@ def check_int(name: str, value, low: Optional[int] = None, high: Optional[int] =
     return value
 
 
-def make_split(cell: Tensor, drug: Tensor, scheme: str = "mixed", fold: int = 0, n_folds: int = 10,
-               seed: int = 0, drug_group: Optional[Tensor] = None,
-               cell_group: Optional[Tensor] = None) -> Dict[str, Tensor]:
+def make_split(cell: Any, drug: Any, scheme: str = "mixed", fold: int = 0, n_folds: int = 10,
+               seed: int = 0, drug_group: Any = None, cell_group: Any = None) -> Dict[str, Tensor]:
     """Train/val/test pair indices for one fold.
 
     Args:
@@ -147,7 +146,7 @@ def save_splits_json(splits: Sequence[Dict[str, Tensor]], path: Union[str, Path]
     Path(path).write_text(json.dumps(data))
 
 
-def load_splits_json(path: Union[str, Path], num_pairs: int = None) -> List[Dict[str, Tensor]]:
+def load_splits_json(path: Union[str, Path], num_pairs: Optional[int] = None) -> List[Dict[str, Tensor]]:
     data = json.loads(Path(path).read_text())
     if isinstance(data, dict):
         data = [data]

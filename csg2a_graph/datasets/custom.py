@@ -98,8 +98,9 @@ class ResponseTable(RawPairDataset):
                                                                     hint=hint),
                "smiles": self.files["smiles"] or find_one(raw, ["*smiles*"], "smiles", False)}
         for k in ("responses", "expression", "smiles"):
-            if out[k] and not osp.exists(out[k]):
-                raise FileNotFoundError(f"{k} file {out[k]} not found")
+            path = out[k]
+            if path and not osp.exists(path):
+                raise FileNotFoundError(f"{k} file {path} not found")
         return out
 
     @property

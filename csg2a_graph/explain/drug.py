@@ -13,7 +13,7 @@ bond summed). Only the condition encoder is a submodule, so PyG's edge masks nev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -34,6 +34,10 @@ def check_drug_model(model: nn.Module) -> None:
 
 class DrugSideModel(nn.Module):
     """The prediction of one (cell, drug, dose, time) as a function of the drug's graph."""
+
+    expr: Tensor
+    dose: Tensor
+    time: Tensor
 
     def __init__(self, model: nn.Module, expr: Tensor, graph, dose: float, time: float):
         super().__init__()
@@ -70,10 +74,11 @@ class DrugSideModel(nn.Module):
         self._x = None
         with torch.no_grad():
             self.forward_graph()
+        assert self._seen is not None  # set by the hook on the first message-passing layer
         return self._seen.clone()
 
     def forward_graph(self) -> Tensor:
-        model = self._model
+        model: Any = self._model
         cond = self.cond.encode(self.graph, torch.zeros(1, dtype=torch.long, device=self.expr.device), self.dose,
                                 self.time)
         pre = _pretrained(model)
@@ -110,8 +115,8 @@ class DrugAttributions:
         mol = Chem.MolFromSmiles(self.smiles)
         if mol is None or mol.GetNumAtoms() != self.atom.numel():
             raise ValueError(f"cannot draw {self.smiles!r}: RDKit parses it to a different atom count")
-        w = self.atom.double()
-        w = (w / w.abs().max().clamp_min(1e-12)).tolist()
+        a = self.atom.double()
+        w = (a / a.abs().max().clamp_min(1e-12)).tolist()
         d = rdMolDraw2D.MolDraw2DCairo(size, size)
         SimilarityMaps.GetSimilarityMapFromWeights(mol, w, draw2d=d, colorMap="coolwarm")
         d.FinishDrawing()
@@ -147,7 +152,7 @@ def explain_drug(model: nn.Module, dataset, pair: int, method: str = "Integrated
     ei = graph.edge_index.cpu()
     bonds, bond_atoms = None, []
     if edge is not None:
-        key = {}
+        key: Dict[Tuple[int, int], List[int]] = {}
         for e, (a, b) in enumerate(ei.t().tolist()):
             key.setdefault((min(a, b), max(a, b)), []).append(e)
         bond_atoms = sorted(key)

@@ -9,7 +9,7 @@ batch is encoded once (the loader's drug batch + ``drug_index``), never once per
 from __future__ import annotations
 
 import logging
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -41,6 +41,8 @@ class ChemicalConditionEncoder(nn.Module):
     output is cached per (SMILES, dose, time): a batch whose conditions are all cached costs a
     dictionary lookup and no encoder call.
     """
+
+    drug: Any  # a drug encoder module (``out_channels``: its width)
 
     def __init__(self, num_genes: int, drug_encoder: str = "gin", drug_encoder_kwargs: Optional[Dict] = None,
                  hidden_channels: int = 512, dropout: float = 0.1, bias: bool = False, embedding_norm: bool = True):

@@ -157,7 +157,7 @@ class CSG2AConv(MessagePassing):
         self._edge_cache = (edge_index, (B, N, edge_index._version), out)
         return out
 
-    def _shape(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor], cond: Optional[Tensor],
+    def _shape(self, x: Tensor, edge_index: Optional[Tensor], edge_weight: Optional[Tensor], cond: Optional[Tensor],
                batch: Optional[Tensor]):
         N = self.num_genes
         dense = isinstance(x, Tensor) and x.dim() == 3
@@ -294,7 +294,8 @@ class CSG2AConv(MessagePassing):
         if not in_dense:
             out = out.reshape(B * N, -1)
         if return_attention_weights:
-            return out, (edge_index, alpha.view(B, -1) if in_dense else alpha)
+            assert alpha is not None  # computed whenever the weights are asked for
+            return out, (edge_index, alpha.view(B, -1) if in_dense else alpha)  # type: ignore[return-value]
         return out
 
     def message(self, x_j: Tensor, weight: Tensor, alpha: Optional[Tensor]) -> Tensor:

@@ -115,6 +115,7 @@ def attention_map(q: Tensor, prior: Prior = None, *, score: str = "linear", supp
     for r0 in range(0, N, block_size):
         r1 = min(r0 + block_size, N)
         if score == "softmax" and not use_triton:
+            assert lse is not None
             p = torch.exp(torch.matmul(q[:, r0:r1], q.transpose(1, 2)).float() * s - lse[:, r0:r1, None]).mean(0)
         else:
             p = _map_rows(q, score, s, r0, r1, lse, use_triton)

@@ -115,7 +115,7 @@ def chunked_dense(q: Tensor, x: Tensor, edges: Edges, score: str, reduce: str, s
     needs_grad = torch.is_grad_enabled() and (q.requires_grad or x.requires_grad)
     for r0 in range(0, N, block_size):
         r1 = min(r0 + block_size, N)
-        args = (q[:, r0:r1], q, x, None, score, scale, reduce)
+        args: tuple = (q[:, r0:r1], q, x, None, score, scale, reduce)
         if needs_grad:
             outs.append(checkpoint(_block, *args, use_reentrant=False))
         else:

@@ -143,7 +143,7 @@ class CombinedPairs(PairDataset):
                                  gene_mask=src.gene_mask & tgt.gene_mask, cells=cells, molecules=molecules,
                                  cell=cell, drug=drug, prior=prior, report=report,
                                  cell_meta={"tcga": tcga} if any(tcga) else None,
-                                 drug_meta={"name": display, "compound_group": group_ids(keys)}, **cat)
+                                 drug_meta={"name": display, "compound_group": group_ids(keys)}, **cat)  # type: ignore[arg-type]
 
     def subsets(self) -> Dict[str, Tensor]:
         """Boolean masks over all pairs naming target subsets: ``all``, ``new_pairs`` ((line, drug)
@@ -250,12 +250,12 @@ def cross_study(source: PairDataset, target: PairDataset, models: Sequence[str],
             sel = masks[s]
             if not sel.any():
                 continue
-            m = cross_metrics(p["y"][sel], full[sel], p["drug"][sel], p["cell"][sel], same_scale, sign)
-            row = {"task": task, "source": source.name, "target": target.name, "model": label, "subset": s, **m,
+            met = cross_metrics(p["y"][sel], full[sel], p["drug"][sel], p["cell"][sel], same_scale, sign)
+            row = {"task": task, "source": source.name, "target": target.name, "model": label, "subset": s, **met,
                    "direction": "same" if sign > 0 else "flipped", "seconds": round(secs, 2), "git_revision": rev}
             _append(path, row, CROSS_COLUMNS)
-            print(f"{task:>16} {label:>12} {s:>10}: n {m['n_test']:>6}  RMSE {m['rmse']:.3f}  SCC {m['scc']:.3f}  "
-                  f"per-drug SCC {m['scc_per_drug']:.3f}  ({secs:.0f} s)", flush=True)
+            print(f"{task:>16} {label:>12} {s:>10}: n {met['n_test']:>6}  RMSE {met['rmse']:.3f}  "
+                  f"SCC {met['scc']:.3f}  per-drug SCC {met['scc_per_drug']:.3f}  ({secs:.0f} s)", flush=True)
     df = pd.read_csv(path)
     return df[df.task == task]
 

@@ -12,7 +12,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, cast
 
 import torch
 from torch import Tensor, nn
@@ -59,9 +59,9 @@ class TrainConfig:
 
     epochs: int = TRAIN_DEFAULTS["epochs"]
     batch_size: int = TRAIN_DEFAULTS["batch_size"]
-    lr: float = TRAIN_DEFAULTS["lr"]
-    weight_decay: float = TRAIN_DEFAULTS["weight_decay"]
-    min_lr: float = TRAIN_DEFAULTS["min_lr"]
+    lr: float = float(TRAIN_DEFAULTS["lr"])
+    weight_decay: float = float(TRAIN_DEFAULTS["weight_decay"])
+    min_lr: float = float(TRAIN_DEFAULTS["min_lr"])
     patience: int = TRAIN_DEFAULTS["patience"]
     seed: int = TRAIN_DEFAULTS["seed"]
     device: str = "auto"
@@ -194,7 +194,7 @@ class Trainer:
         h = logging.FileHandler(os.path.join(self.out_dir, "train.log"))
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         pkg = logging.getLogger("csg2a_graph")
-        h._previous_level = pkg.level
+        h._previous_level = pkg.level  # type: ignore[attr-defined]
         pkg.addHandler(h)
         if pkg.getEffectiveLevel() > logging.INFO:
             pkg.setLevel(logging.INFO)
@@ -253,7 +253,7 @@ class Trainer:
             if handler is not None:
                 pkg = logging.getLogger("csg2a_graph")
                 pkg.removeHandler(handler)
-                pkg.setLevel(handler._previous_level)  # the caller's logging set-up is left as it was
+                pkg.setLevel(handler._previous_level)  # type: ignore[attr-defined]  # the caller's set-up back
                 handler.close()
             if tb is not None:
                 tb.close()
@@ -276,7 +276,7 @@ class Trainer:
         y_var = float(y_train.var()) if y_train.numel() > 1 else 0.0
         if not math.isfinite(y_var):
             raise ValueError("the training targets contain NaN or infinite values")
-        model = self.model.to(self.device)
+        model: Any = self.model.to(self.device)
         torch.manual_seed(cfg.seed)
         if hasattr(model, "clear_cache"):
             model.clear_cache()
@@ -325,7 +325,7 @@ class Trainer:
 
     def _train_epoch(self, run: "_Run", epoch: int, show: bool) -> float:
         """One pass over the (shuffled) training pairs; returns the mean training MSE on the response scale."""
-        cfg, model = self.config, run.model
+        cfg, model = self.config, cast(Any, run.model)
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: a function of (seed, epoch) only
         run.module.train()
         loader = run.dataset.loader(run.train_idx, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed + epoch,
@@ -475,7 +475,7 @@ class _Run:
     model: nn.Module
     module: nn.Module
     fwd_module: Any
-    params: List[Tensor]
+    params: List[nn.Parameter]
     opt: torch.optim.Optimizer
     sched: Any
     fingerprint: Dict

@@ -33,7 +33,7 @@ class CategoricalEmbedding(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.long()
-        out = 0
+        out = torch.zeros(())
         for k, emb in enumerate(self.embs):
             out = out + emb(x[:, k].clamp(0, self.sizes[k] - 1))
         return out

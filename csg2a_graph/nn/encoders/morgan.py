@@ -30,7 +30,7 @@ class MorganEncoder(nn.Module):
         smiles = getattr(graph, "smiles", None)
         if smiles is None:
             raise ValueError("the Morgan encoder needs graph.smiles (MoleculeStore.batch sets it)")
-        fp = self.fingerprints(list(smiles)).to(self.mlp[0].weight.device)
+        fp = self.fingerprints(list(smiles)).to(next(self.mlp.parameters()).device)
         return self.mlp(fp)
 
 

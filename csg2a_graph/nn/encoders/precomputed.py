@@ -25,14 +25,14 @@ def _key(k: str) -> str:
     try:
         from rdkit import RDLogger
 
-        RDLogger.DisableLog("rdApp.*")
+        RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]
         return canonical_smiles(k)
     except ValueError:
         return k
     finally:
         from rdkit import RDLogger
 
-        RDLogger.EnableLog("rdApp.*")
+        RDLogger.EnableLog("rdApp.*")  # type: ignore[attr-defined]
 
 
 def read_embeddings(source: Embeddings) -> Tuple[List[str], Tensor]:

@@ -20,6 +20,7 @@ import logging
 import os
 import os.path as osp
 import urllib.request
+from pathlib import Path
 from typing import Optional, Tuple
 
 import torch
@@ -158,7 +159,7 @@ def find_weights(path: Optional[str] = None, download: bool = True) -> Tuple[Opt
     except (OSError, KeyError, ValueError):  # a trimmed install: look further
         pass
     cached = osp.join(user_cache_dir(), WEIGHTS_FILE)
-    if osp.exists(cached) and sha256(cached) == WEIGHTS_SHA256:
+    if osp.exists(cached) and sha256(Path(cached)) == WEIGHTS_SHA256:
         return cached, f"pretrained GCN weights: {cached}"
     if download:
         os.makedirs(osp.dirname(cached), exist_ok=True)
@@ -167,7 +168,7 @@ def find_weights(path: Optional[str] = None, download: bool = True) -> Tuple[Opt
             with urllib.request.urlopen(WEIGHTS_URL, timeout=30) as r, open(tmp, "wb") as f:  # noqa: S310
                 for block in iter(lambda: r.read(1 << 20), b""):
                     f.write(block)
-            got = sha256(tmp)
+            got = sha256(Path(tmp))
             if got != WEIGHTS_SHA256:
                 os.remove(tmp)
                 return None, f"downloaded GCN weights fail the sha256 check ({got[:12]}...): not used"

@@ -1,7 +1,7 @@
 """What every response model shares: kept hyperparameters, a registry by name, checkpoint rebuild."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Dict
 
 from torch import Tensor, nn
 
@@ -19,6 +19,9 @@ class ResponseModel(nn.Module):
 
     model_name: str = "model"
     target: str = "response"
+    hparams: Dict[str, Any]
+    y_mean: Tensor  # target standardisation buffers, on models that have them
+    y_std: Tensor
 
     def save_hparams(self, **hparams: Any) -> None:
         self.hparams = dict(hparams)
@@ -43,7 +46,7 @@ class ResponseModel(nn.Module):
     def clear_cache(self) -> None:
         for m in self.modules():
             if m is not self and hasattr(m, "clear_cache"):
-                m.clear_cache()
+                m.clear_cache()  # type: ignore[operator]
 
     @classmethod
     def from_checkpoint(cls, path: str, map_location="cpu") -> "ResponseModel":

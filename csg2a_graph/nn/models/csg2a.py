@@ -66,6 +66,13 @@ class CSG2A(ResponseModel):
 
     target = "profile"
 
+    cond: ChemicalConditionEncoder
+    conv: CSG2AConv
+    lin_g: nn.Linear
+    lin_d: nn.Linear
+    prior_edge_index: Tensor
+    prior_edge_weight: Tensor
+
     def __init__(self, genes: Union[int, Sequence[str]], hidden_channels: int = 64, score: str = "linear",
                  reduce: str = "matmul", prior: Prior = None, use_prior: bool = True, attention: bool = True,
                  drug_encoder: str = "gin", drug_encoder_kwargs: Optional[Dict] = None,
@@ -159,6 +166,10 @@ class CSG2AFineTune(ResponseModel):
 
     target = "response"
 
+    pretrained: CSG2A
+    gene_index: Tensor
+    measured: Tensor
+
     def __init__(self, pretrained: Dict, genes: Optional[Sequence[str]] = None,
                  measured: Optional[Sequence[bool]] = None, scaling: str = "scalar", freeze: bool = True,
                  frozen_mode: str = "eval", proj_channels: int = 512, dropout: float = 0.1, bias: bool = False,
@@ -210,12 +221,11 @@ class CSG2AFineTune(ResponseModel):
     @classmethod
     def from_pretrained(cls, pretrained: Union[str, CSG2A], **kwargs) -> "CSG2AFineTune":
         """A fine-tuning model around a pretrained :class:`CSG2A` (a model or a checkpoint path)."""
-        if isinstance(pretrained, str):
-            pretrained = CSG2A.from_checkpoint(pretrained)
-        if not isinstance(pretrained, CSG2A):
-            raise TypeError(f"expected a CSG2A pretraining network, got {type(pretrained).__name__}")
-        model = cls(pretrained.hparams, **kwargs)
-        model.pretrained.load_state_dict(pretrained.state_dict())
+        net = CSG2A.from_checkpoint(pretrained) if isinstance(pretrained, str) else pretrained
+        if not isinstance(net, CSG2A):
+            raise TypeError(f"expected a CSG2A pretraining network, got {type(net).__name__}")
+        model = cls(net.hparams, **kwargs)
+        model.pretrained.load_state_dict(net.state_dict())
         return model
 
     def set_freeze(self, freeze: bool) -> None:

@@ -7,6 +7,8 @@ running top-k, so ``N x N`` is never held when only the top pairs are wanted.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import triton
 import triton.language as tl
@@ -42,7 +44,7 @@ def _mean_map_kernel(Q, LSE, OUT, B, N, H, row0, R, scale, inv_b,
              mask=mask_m[:, None] & mask_n[None, :])
 
 
-def mean_map_rows(q: Tensor, score: str, scale: float, row0: int, rows: int, lse: Tensor = None) -> Tensor:
+def mean_map_rows(q: Tensor, score: str, scale: float, row0: int, rows: int, lse: Optional[Tensor] = None) -> Tensor:
     """``[rows, N]`` block of the batch-mean map ``mean_b phi(q_b q_b^T * scale)`` (prior excluded)."""
     q = q.contiguous()
     B, N, H = q.shape
