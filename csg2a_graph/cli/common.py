@@ -201,13 +201,19 @@ def apply_config(parser: argparse.ArgumentParser, sub: argparse.ArgumentParser, 
     return parser.parse_args(argv)
 
 
+def run_options(args: argparse.Namespace, ignore=()) -> Dict[str, Any]:
+    """The options of a parsed command line that define a run (``None`` values and flags of this
+    invocation left out): what ``config.toml`` and ``run.json`` record."""
+    return {k: v for k, v in vars(args).items()
+            if k not in Subcommand.NOT_CONFIG and k not in ignore and v is not None}
+
+
 def write_config(args: argparse.Namespace, out_dir: str, name: str = "config.toml") -> str:
-    """The resolved options of this run as TOML (``None`` values left out)."""
+    """The resolved options of this run (:func:`run_options`) as TOML."""
     import tomli_w
 
     os.makedirs(out_dir, exist_ok=True)
-    d = {k: v for k, v in vars(args).items() if k not in Subcommand.NOT_CONFIG and v is not None}
-    d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+    d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in run_options(args).items()}
     path = os.path.join(out_dir, name)
     with open(path, "wb") as f:
         tomli_w.dump(d, f)

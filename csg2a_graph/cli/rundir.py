@@ -27,7 +27,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from csg2a_graph.cli.common import CLIError, say
+from csg2a_graph.cli.common import CLIError, run_options, say
 
 logger = logging.getLogger(__name__)
 
@@ -256,14 +256,6 @@ class RunDir:
         with open(tmp, "w") as f:
             json.dump(d, f, indent=1)
         os.replace(tmp, path)
-
-
-def run_options(args, ignore=()) -> Dict[str, Any]:
-    """The options of a parsed command line that define a run (what ``config.toml`` records)."""
-    from csg2a_graph.cli.common import Subcommand
-
-    return {k: v for k, v in vars(args).items()
-            if k not in Subcommand.NOT_CONFIG and k not in ignore and v is not None}
 
 
 def add_run_args(p) -> None:
