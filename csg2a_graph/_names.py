@@ -13,6 +13,10 @@ MODEL_RUNNERS = ("csg2a", "rf", "svm", "svm-exact", "global-mean", "drug-mean", 
                  "graphdrp", "deeptta", "pathdnn", "precily", "drpreter", "deepcovdr", "gene-graph", "gene-gcn",
                  "gene-gat", "gene-gin", "gene-csg2a", "gene-csg2a+gcn")
 
+#: named CSG2A variants (:data:`csg2a_graph.nn.models.csg2a.VARIANTS`): the released code's function, the paper's
+#: written equation, and this package's changes; the first is the default
+VARIANTS = ("released", "paper", "improved")
+
 #: drug encoders of the CSG2A condition encoder (``auto``: pretrained-gcn when its weights are found)
 DRUG_ENCODERS = ("pretrained-gcn", "gin", "morgan", "mat", "precomputed")
 

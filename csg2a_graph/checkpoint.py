@@ -90,7 +90,11 @@ def load_model(path: str, map_location="cpu", which: Optional[str] = None):
         load_builtin()
     if name not in MODELS:
         raise ValueError(f"{path} holds a {name!r} model, not registered here (known: {sorted(MODELS)})")
-    model = MODELS[name](**state["hparams"])
+    cls = MODELS[name]
+    hparams = state["hparams"]
+    if hasattr(cls, "upgrade_hparams"):  # checkpoints written by an earlier version of the model
+        hparams = cls.upgrade_hparams(hparams)
+    model = cls(**hparams)
     key = which or ("best_model" if state.get("best_model") is not None else "model")
     model.load_state_dict(state[key])
     model.eval()

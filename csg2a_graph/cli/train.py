@@ -37,12 +37,16 @@ def add_data_args(p: argparse.ArgumentParser, choices, default=None) -> None:
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("training (defaults: the released code's)")
+    g = p.add_argument_group("training (defaults: the released code's, per --variant)")
     g.add_argument("--epochs", type=int_at_least(1), default=D["epochs"])
     g.add_argument("--batch-size", type=int_at_least(1), default=D["batch_size"])
     g.add_argument("--lr", type=positive_float, default=D["lr"])
-    g.add_argument("--weight-decay", type=non_negative_float, default=D["weight_decay"])
-    g.add_argument("--patience", type=int_at_least(1), default=D["patience"], help="early stopping; the lr falls along a half cosine to 1e-5 over this many epochs, then holds")
+    g.add_argument("--weight-decay", type=non_negative_float, default=None,
+                   help=f"Adam weight decay (default {D['weight_decay']:g}; released/paper pretraining: 0)")
+    g.add_argument("--schedule", default=None, choices=["cosine", "constant"],
+                   help="cosine: the lr falls along a half cosine to 1e-5 over --patience epochs, then holds "
+                        "(default); constant: released/paper pretraining's default")
+    g.add_argument("--patience", type=int_at_least(1), default=D["patience"], help="early stopping (validation MSE)")
     g.add_argument("--seed", type=int, default=D["seed"])
     g.add_argument("--device", default="auto")
     g.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
@@ -53,13 +57,19 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     add_run_args(p)
 
 
-def train_config(args):
+def train_config(args, stage: str = "finetune", variant=None):
+    """The run's :class:`TrainConfig`: the flags given, the variant's settings for ``stage`` for
+    ``--weight-decay`` / ``--schedule`` left out (released pretraining: no weight decay, constant lr)."""
+    from csg2a_graph.nn.models.csg2a import training_defaults
     from csg2a_graph.train import TrainConfig
     from csg2a_graph.train.loop import resolve_device
 
     resolve_device(args.device)  # a device that is not there: one line, before any work
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                       patience=args.patience, seed=args.seed, device=args.device, amp=args.amp,
+    preset = training_defaults(variant if variant is not None else getattr(args, "variant", None), stage)
+    wd = args.weight_decay if args.weight_decay is not None else preset.get("weight_decay", D["weight_decay"])
+    schedule = args.schedule if args.schedule is not None else preset.get("schedule", "cosine")
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=wd,
+                       schedule=schedule, patience=args.patience, seed=args.seed, device=args.device, amp=args.amp,
                        compile=args.compile, max_batches=args.max_batches, max_minutes=args.max_minutes,
                        progress=not args.quiet)
 
@@ -80,9 +90,13 @@ def data_fingerprint(ds) -> dict:
 
 def add_network_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("network (the pretraining network; fine-tuning without --pretrained)")
+    g.add_argument("--variant", default=None, choices=_names.VARIANTS,
+                   help="released (default): the authors' released function and training; paper: released with "
+                        "the written z = S g0; improved: this package's changes (docs/models.md)")
     g.add_argument("--hidden-channels", type=int, default=64)
     g.add_argument("--score", default="linear", choices=["linear", "softmax", "sigmoid"])
-    g.add_argument("--reduce", default="matmul", choices=["matmul", "rowsum"])
+    g.add_argument("--reduce", default=None, choices=["matmul", "rowsum"],
+                   help="default: the variant's (released: rowsum; paper, improved: matmul)")
     g.add_argument("--no-prior", action="store_true", help="ablation: ignore the STRING prior")
     g.add_argument("--no-attention", action="store_true", help="ablation: a plain linear map of [basal, condition]")
     g.add_argument("--drug-encoder", default="auto", choices=["auto", *_names.DRUG_ENCODERS],
@@ -111,9 +125,13 @@ def network_options(args) -> dict:
         else:
             say(msg, args)
             enc, weights = "pretrained-gcn", path
-    opts = {"hidden_channels": args.hidden_channels, "score": args.score, "reduce": args.reduce,
+    opts = {"hidden_channels": args.hidden_channels, "score": args.score,
             "use_prior": not args.no_prior, "attention": not args.no_attention, "drug_encoder": enc,
             "dropout": args.dropout}
+    if args.reduce is not None:
+        opts["reduce"] = args.reduce
+    if args.variant is not None:
+        opts["variant"] = args.variant
     if weights:
         opts["drug_weights"] = weights
     if enc == "precomputed":
@@ -142,7 +160,7 @@ class PretrainSubcommand(Subcommand):
         with run_dir(args, "pretrain") as rd:
             from csg2a_graph.train.pipeline import pretrain
 
-            cfg = train_config(args)
+            cfg = train_config(args, "pretrain")
             ds = load_dataset("lincs", args.root, prior=args.prior, level=args.level, genes=args.genes,
                               log=not args.quiet)
             say(f"{ds}; prior: {0 if ds.prior_edge_index is None else ds.prior_edge_index.size(1)} edges", args)
@@ -171,8 +189,9 @@ class FinetuneSubcommand(Subcommand):
         g = p.add_argument_group("fine-tuning")
         g.add_argument("--scaling", default="scalar", choices=["scalar", "gene", "none"])
         g.add_argument("--no-freeze", action="store_true", help="ablation: train the pretrained parameters too")
-        g.add_argument("--frozen-mode", default="eval", choices=["eval", "train"],
-                       help="eval: frozen part without dropout / BatchNorm updates (cacheable); train: as released")
+        g.add_argument("--frozen-mode", default=None, choices=["eval", "train"],
+                       help="train (released, paper): the frozen part keeps dropout and re-estimates the condition "
+                            "BatchNorm on each batch; eval (improved): no dropout / BatchNorm updates (cacheable)")
         add_network_args(p)
         add_train_args(p)
 
@@ -187,7 +206,11 @@ class FinetuneSubcommand(Subcommand):
             ds = load_dataset(args.dataset, args.root, fetch=args.fetch, name=args.name, prior=args.prior,
                               log=not args.quiet)
             split = ds.get_idx_split(args.split, fold=args.fold, n_folds=args.n_folds, seed=args.seed)
-            opts = {"scaling": args.scaling, "freeze": not args.no_freeze, "frozen_mode": args.frozen_mode}
+            opts = {"scaling": args.scaling, "freeze": not args.no_freeze}
+            if args.frozen_mode is not None:
+                opts["frozen_mode"] = args.frozen_mode
+            if args.variant is not None:
+                opts["variant"] = args.variant
             if not args.pretrained:
                 say("no --pretrained network: fine-tuning a randomly initialised CSG2A, unfrozen", args)
                 opts.update(network_options(args))

@@ -1,8 +1,10 @@
 r"""The chemical condition encoder (CCE) of CSG²A (paper A.1).
 
 .. math::
-    \mathcal{D}_{S,d,t} = \mathrm{MLP}\big([\mathrm{enc}(S),\; (d/100)\,W_{dose},\; (t/72)\,W_{time}]\big) \in \mathbb{R}^{N}
+    \mathcal{D}_{S,d,t} = f\big([\mathrm{enc}(S),\; \mathrm{Lin}_{dose}(d/100),\; \mathrm{Lin}_{time}(t/72)]\big) \in \mathbb{R}^{N}
 
+with ``f`` the released block ``Dropout(ReLU(BatchNorm1d(Linear)))`` (``block="linear-bn"``: ``D >= 0``,
+normalised per gene over the batch in training mode) or a two-layer MLP (``block="mlp"``, signed ``D``).
 ``enc`` is a drug encoder by name (:mod:`csg2a_graph.nn.encoders`). Each distinct drug of a
 batch is encoded once (the loader's drug batch + ``drug_index``), never once per pair.
 """
@@ -22,16 +24,23 @@ DOSE_SCALE_UM = 100.0
 TIME_SCALE_H = 72.0
 
 
+CONDITION_BLOCKS = ("linear-bn", "mlp")
+
+
 class ChemicalConditionEncoder(nn.Module):
-    """Drug encoder + dose/time embeddings -> MLP -> one value per gene.
+    """Drug encoder + dose/time embeddings -> one value per gene.
 
     Args:
         num_genes: ``N``.
         drug_encoder: a name of :data:`csg2a_graph.nn.encoders.DRUG_ENCODERS`.
         drug_encoder_kwargs: its arguments (``weights=PATH`` for ``pretrained-gcn`` / ``mat``).
-        hidden_channels: width of the MLP's hidden layer.
-        dropout: dropout in the MLP.
-        bias: bias terms in the linear layers (CSG²A removes them for transfer).
+        hidden_channels: width of the MLP's hidden layer (``block="mlp"``).
+        dropout: dropout of the block.
+        bias: bias terms in the block's linear layers (the released block has none).
+        block: ``"linear-bn"`` — ``Linear(E+4 -> N, no bias) -> BatchNorm1d(N) -> ReLU -> Dropout`` (the
+            released code; its keys ``comp_proj.0`` / ``comp_proj.1`` are :attr:`mlp` ``[0]`` / ``[1]``);
+            ``"mlp"`` — ``Linear -> ReLU -> Dropout -> Linear``.
+        dose_time_bias: bias of the ``Linear(1, 2)`` dose and time embeddings (released: ``True``).
         embedding_norm: standardise each drug embedding (a LayerNorm without parameters)
             before the MLP. Mean-pooled atom states of a pretrained encoder are small and
             differ little between drugs (the pretrained GCN's pooled states: mean |x| 0.075);
@@ -45,16 +54,25 @@ class ChemicalConditionEncoder(nn.Module):
     drug: Any  # a drug encoder module (``out_channels``: its width)
 
     def __init__(self, num_genes: int, drug_encoder: str = "gin", drug_encoder_kwargs: Optional[Dict] = None,
-                 hidden_channels: int = 512, dropout: float = 0.1, bias: bool = False, embedding_norm: bool = True):
+                 hidden_channels: int = 512, dropout: float = 0.1, bias: bool = False, embedding_norm: bool = True,
+                 block: str = "mlp", dose_time_bias: bool = False):
         super().__init__()
+        if block not in CONDITION_BLOCKS:
+            raise ValueError(f"block must be one of {CONDITION_BLOCKS}, got {block!r}")
+        self.block = block
         self.drug_encoder_name = drug_encoder
         self.drug = build_drug_encoder(drug_encoder, **(drug_encoder_kwargs or {}))
         self.embedding_norm = nn.LayerNorm(self.drug.out_channels, elementwise_affine=False) if embedding_norm \
             else nn.Identity()
-        self.w_dose = nn.Linear(1, 2, bias=bias)
-        self.w_time = nn.Linear(1, 2, bias=bias)
-        self.mlp = nn.Sequential(nn.Linear(self.drug.out_channels + 4, hidden_channels, bias=bias), nn.ReLU(),
-                                 nn.Dropout(dropout), nn.Linear(hidden_channels, num_genes, bias=bias))
+        self.w_dose = nn.Linear(1, 2, bias=dose_time_bias)
+        self.w_time = nn.Linear(1, 2, bias=dose_time_bias)
+        width = self.drug.out_channels + 4
+        if block == "linear-bn":
+            self.mlp = nn.Sequential(nn.Linear(width, num_genes, bias=bias), nn.BatchNorm1d(num_genes), nn.ReLU(),
+                                     nn.Dropout(dropout))
+        else:
+            self.mlp = nn.Sequential(nn.Linear(width, hidden_channels, bias=bias), nn.ReLU(),
+                                     nn.Dropout(dropout), nn.Linear(hidden_channels, num_genes, bias=bias))
         self.cache_outputs = False
         self._cache: Dict[Tuple[str, float, float], Tensor] = {}
 
@@ -88,4 +106,4 @@ class ChemicalConditionEncoder(nn.Module):
         return torch.stack([self._cache[k] for k in keys])
 
 
-__all__ = ["ChemicalConditionEncoder", "DOSE_SCALE_UM", "TIME_SCALE_H"]
+__all__ = ["ChemicalConditionEncoder", "CONDITION_BLOCKS", "DOSE_SCALE_UM", "TIME_SCALE_H"]

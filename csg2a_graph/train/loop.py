@@ -36,6 +36,8 @@ class TrainConfig:
         lr, weight_decay: Adam.
         min_lr: the schedule anneals ``lr`` to ``min_lr`` along a half cosine over ``patience`` epochs,
             then holds ``min_lr`` (no warm restart: :func:`cosine_then_hold`).
+        schedule: ``"cosine"`` (the above; released fine-tuning) or ``"constant"`` (``lr`` throughout;
+            released pretraining).
         patience: early stopping on validation MSE (epochs without improvement).
         seed: seeds shuffling, dropout and initialisation (per epoch, so a resumed run matches).
         device: ``"auto"`` (CUDA when there is one), ``"cpu"``, ``"cuda"``...
@@ -62,6 +64,7 @@ class TrainConfig:
     lr: float = float(TRAIN_DEFAULTS["lr"])
     weight_decay: float = float(TRAIN_DEFAULTS["weight_decay"])
     min_lr: float = float(TRAIN_DEFAULTS["min_lr"])
+    schedule: str = "cosine"
     patience: int = TRAIN_DEFAULTS["patience"]
     seed: int = TRAIN_DEFAULTS["seed"]
     device: str = "auto"
@@ -79,6 +82,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
             setattr(self, name, check_int(name, getattr(self, name), 1))
         self.seed = check_int("seed", self.seed)
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if self.max_batches is not None:
             self.max_batches = check_int("max_batches", self.max_batches, 1)
         for name, positive in (("lr", True), ("weight_decay", False), ("min_lr", False),
@@ -286,7 +291,9 @@ class Trainer:
         if not params:
             raise ValueError("the model has no trainable parameters")
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_then_hold(cfg.lr, cfg.min_lr, max(1, cfg.patience)))
+        factor = cosine_then_hold(cfg.lr, cfg.min_lr, max(1, cfg.patience)) if cfg.schedule == "cosine" \
+            else (lambda epoch: 1.0)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         module = model
         if self.world > 1:
             module = nn.parallel.DistributedDataParallel(model, device_ids=None if self.device.type == "cpu" else

@@ -15,13 +15,17 @@ from csg2a_graph.train.loop import TrainConfig, Trainer
 logger = logging.getLogger(__name__)
 
 PRETRAIN_KEYS = ("hidden_channels", "score", "reduce", "use_prior", "attention", "drug_encoder",
-                 "drug_encoder_kwargs", "drug_weights", "cond_hidden", "dropout", "bias", "embedding_norm")
-FINETUNE_KEYS = ("scaling", "freeze", "frozen_mode", "proj_channels", "dropout", "fill_value", "input_norm")
+                 "drug_encoder_kwargs", "drug_weights", "cond_hidden", "dropout", "bias", "embedding_norm", "variant",
+                 "cond_block", "norm_bias", "init", "dose_time_bias")
+FINETUNE_KEYS = ("scaling", "freeze", "frozen_mode", "proj_channels", "dropout", "fill_value", "input_norm",
+                 "standardize_target", "basal_input", "scale_init")
 
 
 def pretrain(dataset, out_dir: str, model_options: Optional[Dict] = None, train: Optional[TrainConfig] = None,
              split: Optional[Dict] = None, resume: bool = False) -> str:
     """Train a :class:`~csg2a_graph.nn.CSG2A` to predict perturbed profiles; returns ``out_dir/model.pt``.
+
+    ``train=None``: the variant's pretraining settings (released: Adam without weight decay, constant lr).
 
     ``split`` defaults to the ``mixed`` scheme's fold 0 (80/10/10) of ``dataset``.
     """
@@ -33,7 +37,10 @@ def pretrain(dataset, out_dir: str, model_options: Optional[Dict] = None, train:
         raise ValueError(f"unknown pretraining options {sorted(bad)}; known: {PRETRAIN_KEYS}")
     if dataset.pairs["y"].dim() != 2:
         raise ValueError(f"{dataset!r} has scalar responses; pretraining needs perturbed profiles (LINCS)")
-    train = train or TrainConfig()
+    if train is None:
+        from csg2a_graph.nn.models.csg2a import training_defaults
+
+        train = TrainConfig(**training_defaults(opts.get("variant"), "pretrain"))
     torch.manual_seed(train.seed)
     prior = (dataset.prior_edge_index, dataset.prior_edge_weight) if dataset.prior_edge_index is not None else None
     if prior is None:
@@ -57,6 +64,8 @@ def finetune(dataset, out_dir: str, pretrained: Optional[str] = None, split: Opt
     train = train or TrainConfig()
     split = split or dataset.get_idx_split("mixed", fold=0, n_folds=10, seed=train.seed)
     ft = {k: opts.pop(k) for k in FINETUNE_KEYS if k in opts}
+    if "variant" in opts:  # the fine-tuning part's variant; a network built here takes it too
+        ft["variant"] = opts["variant"] if not pretrained else opts.pop("variant")
     torch.manual_seed(train.seed)
     if pretrained:
         if opts:

@@ -58,22 +58,28 @@ def test_frozen_condition_is_cached(store):
     assert not enc._cache
 
 
+@pytest.mark.parametrize("variant", ["released", "improved"])
 @pytest.mark.parametrize("opts", [{}, {"use_prior": False}, {"attention": False}, {"reduce": "rowsum"},
                                   {"score": "softmax"}, {"score": "sigmoid"}])
-def test_csg2a_variants(store, opts):
+def test_csg2a_variants(store, opts, variant):
     torch.manual_seed(0)
-    m = CSG2A(GENES, prior=_prior(), drug_encoder="gin", **opts)
+    m = CSG2A(GENES, prior=_prior(), drug_encoder="gin", variant=variant, **opts)
     x, graph, di, dose, time = _inputs(store)
     out = m(x, graph, di, dose, time)
     assert out.shape == (5, 12) and torch.isfinite(out).all()
     out.square().sum().backward()
     assert all(p.grad is not None for n, p in m.named_parameters() if not n.startswith("cond.drug"))
-    assert not any(n.endswith("bias") for n, _ in m.named_parameters() if not n.startswith("cond.drug"))
+    biases = {n for n, _ in m.named_parameters() if n.endswith("bias") and not n.startswith("cond.drug")}
+    # the released network's only bias terms: LayerNorm, dose/time embeddings, the condition BatchNorm
+    assert biases == (set() if variant == "improved" else
+                      {"norm.bias", "cond.w_dose.bias", "cond.w_time.bias", "cond.mlp.1.bias"})
 
 
-def test_prior_changes_the_first_layer_exactly_by_a_g0(store):
+@pytest.mark.parametrize("reduce", ["matmul", "rowsum"])
+def test_prior_changes_the_first_layer_exactly_by_a_g0(store, reduce):
+    """matmul (the paper's z = S g0): the prior adds A g0; rowsum (released z_i = g0_i sum_j S_ij): g0 * A 1."""
     torch.manual_seed(0)
-    m = CSG2A(GENES, prior=_prior(), drug_encoder="gin").eval()
+    m = CSG2A(GENES, prior=_prior(), drug_encoder="gin", reduce=reduce).eval()
     x, graph, di, dose, time = _inputs(store)
     D = m.condition(graph, di, dose, time)
     with_prior = m.mix(x, D)
@@ -82,7 +88,8 @@ def test_prior_changes_the_first_layer_exactly_by_a_g0(store):
     A = torch.zeros(12, 12)
     ei, ew = _prior()
     A[ei[1], ei[0]] = ew
-    torch.testing.assert_close(with_prior - without, x @ A.T, rtol=1e-4, atol=1e-4)
+    expected = x @ A.T if reduce == "matmul" else x * A.sum(1)
+    torch.testing.assert_close(with_prior - without, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_finetune_gene_space_fill_and_mask(store):
@@ -108,12 +115,13 @@ def test_finetune_gene_space_fill_and_mask(store):
 
 def test_freezing_and_frozen_mode(store):
     pre = CSG2A(GENES, prior=_prior(), drug_encoder="gin", dropout=0.5)
-    ft = CSG2AFineTune.from_pretrained(pre)
+    ft = CSG2AFineTune.from_pretrained(pre, frozen_mode="eval")
     assert not any(p.requires_grad for p in ft.pretrained.parameters())
     ft.train()
     assert not ft.pretrained.training and ft.head.training  # frozen part in eval mode: cacheable
     assert ft.pretrained.cond.cache_outputs
-    ft2 = CSG2AFineTune.from_pretrained(pre, frozen_mode="train")
+    ft2 = CSG2AFineTune.from_pretrained(pre)  # released (the default): frozen part follows the model's mode
+    assert ft2.frozen_mode == "train"
     ft2.train()
     assert ft2.pretrained.training and not ft2.pretrained.cond.cache_outputs  # the released code's behaviour
     ft3 = CSG2AFineTune.from_pretrained(pre, freeze=False)

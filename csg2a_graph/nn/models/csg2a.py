@@ -34,6 +34,102 @@ def _encoder_hparams(name: str, kw: Dict, encoder) -> Dict:
     return {k: v for k, v in kw.items() if k != "weights"}
 
 
+#: What each named variant sets on :class:`CSG2A` (each entry stays a constructor argument of its own;
+#: an explicit argument wins over the variant). ``released``: the authors' released code's function
+#: (``../shared/baselines/CSG2A_released.md``); ``paper``: the same with the written ``z = S g0``
+#: (``reduce="matmul"``); ``improved``: this package's changes (see ``docs/models.md``).
+VARIANTS: Dict[str, Dict] = {
+    "released": {"reduce": "rowsum", "cond_block": "linear-bn", "embedding_norm": False, "norm_bias": True,
+                 "init": "normal", "dose_time_bias": True},
+    "paper": {"reduce": "matmul", "cond_block": "linear-bn", "embedding_norm": False, "norm_bias": True,
+              "init": "normal", "dose_time_bias": True},
+    "improved": {"reduce": "matmul", "cond_block": "mlp", "embedding_norm": True, "norm_bias": False,
+                 "init": "uniform", "dose_time_bias": False},
+}
+#: What each variant sets on :class:`CSG2AFineTune`.
+FINETUNE_VARIANTS: Dict[str, Dict] = {
+    "released": {"frozen_mode": "train", "bias": True, "input_norm": False, "standardize_target": False,
+                 "basal_input": "raw", "scale_init": "random"},
+    "improved": {"frozen_mode": "eval", "bias": False, "input_norm": True, "standardize_target": True,
+                 "basal_input": "scaled", "scale_init": "identity"},
+}
+FINETUNE_VARIANTS["paper"] = dict(FINETUNE_VARIANTS["released"])
+#: Training settings per variant (:class:`~csg2a_graph.train.TrainConfig` fields), over its defaults
+#: (Adam lr 1e-4, weight decay 1e-5, half cosine to 1e-5 over ``patience`` epochs then held, batch 128,
+#: patience 20). Released pretraining has no weight decay and no schedule.
+TRAIN_VARIANTS: Dict[str, Dict[str, Dict]] = {
+    "released": {"pretrain": {"weight_decay": 0.0, "schedule": "constant"}, "finetune": {}},
+    "paper": {"pretrain": {"weight_decay": 0.0, "schedule": "constant"}, "finetune": {}},
+    "improved": {"pretrain": {}, "finetune": {}},
+}
+DEFAULT_VARIANT = "released"
+
+
+def _variant(variant: Optional[str]) -> str:
+    v = DEFAULT_VARIANT if variant is None else variant
+    check_choice("variant", v, tuple(VARIANTS))
+    return v
+
+
+def training_defaults(variant: Optional[str], stage: str) -> Dict:
+    """The :class:`~csg2a_graph.train.TrainConfig` fields ``variant`` sets for ``stage``
+    (``"pretrain"`` or ``"finetune"``)."""
+    check_choice("stage", stage, ("pretrain", "finetune"))
+    return dict(TRAIN_VARIANTS[_variant(variant)][stage])
+
+#: released key (``CSG2A_net``) -> this package's key, for the tensors outside the drug encoder
+_RELEASED_NET_KEYS = {
+    "w_gex": "conv.w_gene", "w_comp": "conv.w_cond",
+    "CCE.comp_proj.0.weight": "cond.mlp.0.weight",
+    **{f"CCE.comp_proj.1.{k}": f"cond.mlp.1.{k}" for k in ("weight", "bias", "running_mean", "running_var",
+                                                            "num_batches_tracked")},
+    "CCE.dose_enc.weight": "cond.w_dose.weight", "CCE.dose_enc.bias": "cond.w_dose.bias",
+    "CCE.time_enc.weight": "cond.w_time.weight", "CCE.time_enc.bias": "cond.w_time.bias",
+    "feed_forward.0.weight": "norm.weight", "feed_forward.0.bias": "norm.bias",
+    "feed_forward.3.weight": "out.weight",
+}
+_BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+#: released key (``CSG2A_finetune``, outside ``CSG2A.``) -> this package's key
+_RELEASED_FT_KEYS = {
+    "scalar": "scale", "bias": "shift",
+    **{f"{r}.0.{k}": f"{o}.0.{k}" for r, o in (("bgex_proj", "proj_basal"), ("agex_proj", "proj_perturbed"),
+                                               ("comp_proj", "proj_condition")) for k in ("weight", "bias")},
+    **{f"{r}.1.{k}": f"{o}.1.{k}" for r, o in (("bgex_proj", "proj_basal"), ("agex_proj", "proj_perturbed"),
+                                               ("comp_proj", "proj_condition")) for k in _BN},
+    **{f"pred_head.{i}.{k}": f"head.{i}.{k}" for i in (0, 4, 8) for k in ("weight", "bias")},
+    **{f"pred_head.{i}.{k}": f"head.{i}.{k}" for i in (1, 5) for k in _BN},
+}
+
+
+def _dense_prior(prior, n: int, self_loops: bool):
+    """``(edge_index, edge_weight)`` of the released additive term ``I + A`` from a dense ``[N, N]``
+    matrix (taken as it is) or an edge list (``self_loops``: ``(i, i)`` of weight 1 added where missing)."""
+    if isinstance(prior, Tensor):
+        if tuple(prior.shape) != (n, n):
+            raise ValueError(f"a dense prior must be [{n}, {n}] for {n} genes, got {tuple(prior.shape)}")
+        dst, src = prior.nonzero(as_tuple=True)  # A[i, j]: the weight of edge j -> i
+        return torch.stack([src, dst]), prior[dst, src].float()
+    ei, ew = prior
+    ew = torch.ones(ei.size(1)) if ew is None else ew.float()
+    if self_loops:
+        has = torch.zeros(n, dtype=torch.bool)
+        loops = ei[0] == ei[1]
+        has[ei[0, loops]] = True
+        add = torch.arange(n)[~has]
+        ei = torch.cat([ei.long(), add.repeat(2, 1)], 1)
+        ew = torch.cat([ew, torch.ones(add.numel())])
+    return ei.long(), ew
+
+
+def _split_released(state_dict: Dict[str, Tensor], table: Dict[str, str], where: str):
+    """(mapped tensors, the rest) of a released state dict."""
+    missing = [k for k in table if k not in state_dict]
+    mapped = {table[k]: v for k, v in state_dict.items() if k in table}
+    rest = {k: v for k, v in state_dict.items() if k not in table}
+    return mapped, rest, missing
+
+
+
 def _genes(genes: Union[int, Sequence[str]]) -> List[str]:
     return [f"g{i}" for i in range(genes)] if isinstance(genes, int) else [str(g) for g in genes]
 
@@ -44,6 +140,9 @@ class CSG2A(ResponseModel):
 
     Args:
         genes: the gene space (list of symbols) or its size.
+        variant: ``"released"`` (default: the authors' released function), ``"paper"`` (released with
+            the written ``z = S g0``) or ``"improved"`` (this package's changes); sets the arguments
+            below that are left ``None`` (:data:`VARIANTS`).
         hidden_channels: ``h`` of the attention. (paper: 64)
         score, reduce: of :class:`CSG2AConv` (paper: ``"linear"``, ``"matmul"``; the released code
             uses ``reduce="rowsum"``).
@@ -54,11 +153,15 @@ class CSG2A(ResponseModel):
         drug_encoder, drug_encoder_kwargs, drug_weights: the condition encoder's drug encoder;
             ``drug_weights`` (a path, loaded once, not kept in the hyperparameters) for
             ``pretrained-gcn`` or ``mat``.
-        cond_hidden: hidden width of the condition MLP.
-        embedding_norm: standardise drug embeddings before the condition MLP (see
-            :class:`~csg2a_graph.nn.ChemicalConditionEncoder`).
-        dropout: dropout of the head and the condition MLP. (0.1)
-        bias: bias terms anywhere (``False``: CSG²A removes them for transfer).
+        cond_block: the condition block, ``"linear-bn"`` (released) or ``"mlp"`` (see
+            :class:`~csg2a_graph.nn.ChemicalConditionEncoder`); ``cond_hidden``: the MLP's hidden width.
+        embedding_norm: standardise drug embeddings before the condition block.
+        dose_time_bias: bias of the dose/time ``Linear(1, 2)`` embeddings.
+        norm_bias: bias of the LayerNorm after the attention.
+        init: ``"normal"`` — ``w_gene``, ``w_cond`` ~ N(0, 1) (released); ``"uniform"`` — unit-variance ``q``
+            for unit-variance inputs (:meth:`CSG2AConv.reset_parameters`).
+        dropout: dropout of the head and the condition block. (0.1)
+        bias: bias terms of the condition block's linear layers (``False``: CSG²A removes them for transfer).
         num_prior_edges: size of the prior buffers when rebuilding from a checkpoint.
 
     ``forward(expr [B, N], drug_graph, drug_index [B], dose [B], time [B]) -> [B, N]``.
@@ -74,18 +177,31 @@ class CSG2A(ResponseModel):
     prior_edge_weight: Tensor
 
     def __init__(self, genes: Union[int, Sequence[str]], hidden_channels: int = 64, score: str = "linear",
-                 reduce: str = "matmul", prior: Prior = None, use_prior: bool = True, attention: bool = True,
+                 reduce: Optional[str] = None, prior: Prior = None, use_prior: bool = True, attention: bool = True,
                  drug_encoder: str = "gin", drug_encoder_kwargs: Optional[Dict] = None,
                  drug_weights: Optional[str] = None, cond_hidden: int = 512, dropout: float = 0.1,
-                 bias: bool = False, embedding_norm: bool = True, num_prior_edges: Optional[int] = None):
+                 bias: bool = False, embedding_norm: Optional[bool] = None, num_prior_edges: Optional[int] = None,
+                 variant: Optional[str] = None, cond_block: Optional[str] = None, norm_bias: Optional[bool] = None,
+                 init: Optional[str] = None, dose_time_bias: Optional[bool] = None):
         super().__init__()
+        variant = _variant(variant)
+        preset = VARIANTS[variant]
+        reduce = preset["reduce"] if reduce is None else reduce
+        cond_block = preset["cond_block"] if cond_block is None else cond_block
+        embedding_norm = preset["embedding_norm"] if embedding_norm is None else bool(embedding_norm)
+        norm_bias = preset["norm_bias"] if norm_bias is None else bool(norm_bias)
+        init = preset["init"] if init is None else init
+        dose_time_bias = preset["dose_time_bias"] if dose_time_bias is None else bool(dose_time_bias)
+        check_choice("init", init, ("normal", "uniform"))
+        self.variant = variant
         genes = _genes(genes)
         N = len(genes)
         kw = dict(drug_encoder_kwargs or {})
         if drug_weights is not None:
             kw["weights"] = drug_weights
         self.num_genes = N
-        self.cond = ChemicalConditionEncoder(N, drug_encoder, kw, cond_hidden, dropout, bias, embedding_norm)
+        self.cond = ChemicalConditionEncoder(N, drug_encoder, kw, cond_hidden, dropout, bias, embedding_norm,
+                                             block=cond_block, dose_time_bias=dose_time_bias)
         if prior is not None:
             ei, ew = prior
             ew = torch.ones(ei.size(1)) if ew is None else ew
@@ -96,17 +212,106 @@ class CSG2A(ResponseModel):
         self.use_prior, self.attention = use_prior, attention
         if attention:
             self.conv = CSG2AConv(N, hidden_channels, score=score, reduce=reduce, bias=bias)
+            if init == "normal":
+                nn.init.normal_(self.conv.w_gene)
+                if self.conv.w_cond is not None:
+                    nn.init.normal_(self.conv.w_cond)
         else:
             self.lin_g = nn.Linear(N, N, bias=bias)
             self.lin_d = nn.Linear(N, N, bias=False)
-        self.norm = nn.LayerNorm(N, bias=bias)
+        self.norm = nn.LayerNorm(N, bias=norm_bias)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(N, N, bias=False)
         self.save_hparams(genes=genes, hidden_channels=hidden_channels, score=score, reduce=reduce,
                           use_prior=use_prior, attention=attention, drug_encoder=drug_encoder,
                           drug_encoder_kwargs=_encoder_hparams(drug_encoder, kw, self.cond.drug),
                           cond_hidden=cond_hidden, dropout=dropout, bias=bias, embedding_norm=embedding_norm,
-                          num_prior_edges=int(self.prior_edge_index.size(1)))
+                          num_prior_edges=int(self.prior_edge_index.size(1)), variant=variant,
+                          cond_block=cond_block, norm_bias=norm_bias, init=init, dose_time_bias=dose_time_bias)
+
+    @staticmethod
+    def upgrade_hparams(hparams: Dict) -> Dict:
+        """Hyperparameters of a checkpoint written before variants existed: those networks were the
+        ``improved`` variant (their explicit arguments are kept)."""
+        out = dict(hparams)
+        out.setdefault("variant", "improved")
+        return out
+
+    @classmethod
+    def from_released(cls, state_dict: Dict[str, Tensor], genes: Sequence[str], prior,
+                      drug_encoder: str = "mat", drug_encoder_kwargs: Optional[Dict] = None,
+                      variant: str = "released", self_loops: bool = True, dropout: float = 0.1) -> "CSG2A":
+        """Our network computing the released ``CSG2A_net`` whose state dict (its key names, see
+        ``docs/models.md``) is ``state_dict``.
+
+        Args:
+            state_dict: the released pretraining network's state dict (a path to a ``torch.save`` of it
+                is read too). The drug encoder's own keys sit under ``CCE.``; they are loaded into
+                ``drug_encoder`` (strictly, with or without one leading module name such as ``CCE.mat.``).
+            genes: the ``N`` gene symbols, in the order of the state dict's rows.
+            prior: the additive term of the scores: a dense ``[N, N]`` matrix (the released ``I + A``,
+                taken as it is) or ``(edge_index, edge_weight)`` of the STRING edges (``self_loops``
+                adds the identity where the edge list lacks it). ``None``: the state dict's own
+                ``[N, N]`` buffer when it has exactly one.
+            drug_encoder, drug_encoder_kwargs: our encoder for the drug embedding (width ``E``): ``mat``
+                with the state dict's MAT weights, or e.g. ``precomputed`` with embeddings made by the
+                released MAT.
+            variant: ``"released"`` or ``"paper"`` (the same weights with ``reduce="matmul"``).
+
+        Unknown or missing keys and wrong shapes are refused, naming them.
+        """
+        if isinstance(state_dict, str):
+            state_dict = torch.load(state_dict, map_location="cpu", weights_only=True)
+        if variant not in ("released", "paper"):
+            raise ValueError(f"released weights run as variant 'released' or 'paper', got {variant!r}")
+        sd = dict(state_dict)
+        mapped, rest, missing = _split_released(sd, _RELEASED_NET_KEYS, "CSG2A_net")
+        if missing:
+            raise KeyError(f"the state dict lacks released keys {missing}")
+        w = sd["w_gex"]
+        N, h = w.shape
+        genes = _genes(genes)
+        if len(genes) != N:
+            raise ValueError(f"{len(genes)} genes given for a state dict over {N} genes (w_gex is {tuple(w.shape)})")
+        drug_sd = {k[len("CCE."):]: v for k, v in rest.items() if k.startswith("CCE.")}
+        other = {k: v for k, v in rest.items() if not k.startswith("CCE.")}
+        if prior is None:
+            dense = [k for k, v in other.items() if v.dim() == 2 and tuple(v.shape) == (N, N)]
+            if len(dense) != 1:
+                raise ValueError(f"prior=None needs exactly one [N, N] buffer in the state dict, found {dense}")
+            prior = other.pop(dense[0])
+        if other:
+            raise KeyError(f"unknown keys in the released state dict: {sorted(other)[:10]}")
+        ei, ew = _dense_prior(prior, N, self_loops)
+        kw = dict(drug_encoder_kwargs or {})
+        net = cls(genes, hidden_channels=h, prior=(ei, ew), drug_encoder=drug_encoder, drug_encoder_kwargs=kw,
+                  variant=variant, dropout=dropout, bias=False)
+        E = sd["CCE.comp_proj.0.weight"].shape[1] - 4
+        if E != net.cond.drug.out_channels:
+            raise ValueError(f"the state dict's condition block takes {E}-wide drug embeddings (+4 dose/time), "
+                             f"the {drug_encoder} encoder gives {net.cond.drug.out_channels}")
+        mapped["conv.w_gene"] = mapped["conv.w_gene"].unsqueeze(1)
+        mapped["conv.w_cond"] = mapped["conv.w_cond"].unsqueeze(1)
+        own = net.state_dict()
+        for k, v in mapped.items():
+            if tuple(own[k].shape) != tuple(v.shape):
+                raise ValueError(f"{k}: shape {tuple(v.shape)} in the state dict, {tuple(own[k].shape)} expected")
+        drug_own = {k[len("cond.drug."):] for k in own if k.startswith("cond.drug.")}
+        if drug_sd:
+            if set(drug_sd) != drug_own:  # one leading module name (e.g. ``mat.``) may sit between
+                heads = {k.split(".", 1)[0] for k in drug_sd}
+                if len(heads) == 1 and all("." in k for k in drug_sd):
+                    drug_sd = {k.split(".", 1)[1]: v for k, v in drug_sd.items()}
+            if set(drug_sd) != drug_own:
+                extra, lack = sorted(set(drug_sd) - drug_own), sorted(drug_own - set(drug_sd))
+                raise KeyError(f"the state dict's drug-encoder keys do not fit the {drug_encoder} encoder: "
+                               f"unexpected {extra[:5]}, missing {lack[:5]}")
+            mapped.update({f"cond.drug.{k}": v for k, v in drug_sd.items()})
+        else:
+            mapped.update({k: v for k, v in own.items() if k.startswith("cond.drug.")})
+        mapped.update({k: own[k] for k in ("prior_edge_index", "prior_edge_weight")})
+        net.load_state_dict({k: v.to(own[k].dtype) for k, v in mapped.items()}, strict=True)
+        return net
 
     @property
     def genes(self) -> List[str]:
@@ -144,21 +349,32 @@ class CSG2AFineTune(ResponseModel):
     be a subset of the pretrained network's gene space: each is placed at its position there,
     genes the input lacks (or that are filled) take ``fill_value`` and bypass the scaling layer.
 
+    Arguments left ``None`` are set by ``variant`` (:data:`FINETUNE_VARIANTS`), which defaults to
+    the pretrained network's.
+
     Args:
         pretrained: the hyperparameters of the pretrained :class:`CSG2A` (``model.hparams``);
             use :meth:`from_pretrained` to also copy its weights.
         genes: the fine-tuning dataset's genes. ``None``: the pretrained gene space.
         measured: per input gene, whether it was measured (``dataset.gene_mask``).
+        variant: ``"released"``, ``"paper"`` or ``"improved"`` (see :class:`CSG2A`).
         scaling: ``"scalar"`` — ``(g + b) s`` with scalars (the released code); ``"gene"`` —
             ``(g - μ)/σ`` per gene (the paper's text); ``"none"``.
+        scale_init: ``"random"`` — ``s = |N(0,1)| + 1e-8``, ``b ~ N(0,1)`` (released); ``"identity"`` —
+            ``s = 1``, ``b = 0``.
         freeze: freeze the pretrained parameters (the paper's best setting).
-        frozen_mode: ``"eval"`` — the frozen part runs in eval mode (no dropout; BatchNorm uses its
-            running statistics and never updates them), so the condition of a (drug, dose, time)
-            is a constant and is cached; ``"train"`` — the frozen part follows the model's mode
-            (the released code: dropout active in frozen layers, BatchNorm statistics updated).
+        frozen_mode: ``"train"`` — the frozen part follows the model's mode (released: dropout active,
+            the condition BatchNorm normalises with each batch's statistics and re-estimates its running
+            statistics on the fine-tuning data, so a pair's ``D`` depends on its batch); ``"eval"`` — the
+            frozen part runs in eval mode, the condition of a (drug, dose, time) is a constant and is cached.
+        basal_input: what the basal projection sees: ``"raw"`` expression (released) or the
+            ``"scaled"`` input of the pretrained network.
         proj_channels: width of each of the three projections (512).
         dropout: dropout of projections and head.
-        bias: bias terms in the projections and head (removed, as in the paper).
+        bias: bias terms in the projections and head (released: with bias).
+        input_norm: a BatchNorm without parameters in front of each projection.
+        standardize_target: the head predicts standardised ln IC50 (mean/sd of the training targets,
+            the loss on that scale); ``False``: raw ln IC50 (released).
         fill_value: value of genes the input lacks (0 = the population median after robust z).
 
     ``forward(expr [B, n_in], drug_graph, drug_index, dose, time) -> [B]`` (ln IC50).
@@ -172,11 +388,25 @@ class CSG2AFineTune(ResponseModel):
 
     def __init__(self, pretrained: Dict, genes: Optional[Sequence[str]] = None,
                  measured: Optional[Sequence[bool]] = None, scaling: str = "scalar", freeze: bool = True,
-                 frozen_mode: str = "eval", proj_channels: int = 512, dropout: float = 0.1, bias: bool = False,
-                 fill_value: float = 0.0, input_norm: bool = True):
+                 frozen_mode: Optional[str] = None, proj_channels: int = 512, dropout: float = 0.1,
+                 bias: Optional[bool] = None, fill_value: float = 0.0, input_norm: Optional[bool] = None,
+                 variant: Optional[str] = None, standardize_target: Optional[bool] = None,
+                 basal_input: Optional[str] = None, scale_init: Optional[str] = None):
         super().__init__()
+        pretrained = dict(pretrained)
+        variant = _variant(variant if variant is not None else pretrained.get("variant"))
+        preset = FINETUNE_VARIANTS[variant]
+        frozen_mode = preset["frozen_mode"] if frozen_mode is None else frozen_mode
+        bias = preset["bias"] if bias is None else bool(bias)
+        input_norm = preset["input_norm"] if input_norm is None else bool(input_norm)
+        standardize_target = preset["standardize_target"] if standardize_target is None else bool(standardize_target)
+        basal_input = preset["basal_input"] if basal_input is None else basal_input
+        scale_init = preset["scale_init"] if scale_init is None else scale_init
         check_choice("scaling", scaling, ("scalar", "gene", "none"))
         check_choice("frozen_mode", frozen_mode, ("eval", "train"))
+        check_choice("basal_input", basal_input, ("raw", "scaled"))
+        check_choice("scale_init", scale_init, ("random", "identity"))
+        self.variant = variant
         self.pretrained = CSG2A(**pretrained)
         pre_genes = self.pretrained.genes
         genes = list(pre_genes) if genes is None else [str(g) for g in genes]
@@ -193,9 +423,14 @@ class CSG2AFineTune(ResponseModel):
         self.register_buffer("gene_index", torch.tensor([pos[g] for g in genes], dtype=torch.long))
         self.register_buffer("measured", torch.tensor(measured, dtype=torch.bool))
         self.scaling, self.freeze, self.frozen_mode, self.fill_value = scaling, freeze, frozen_mode, fill_value
+        self.basal_input, self.standardize_target = basal_input, standardize_target
         if scaling == "scalar":
-            self.shift = nn.Parameter(torch.zeros(1))
-            self.scale = nn.Parameter(torch.ones(1))
+            if scale_init == "random":  # the released initialisation
+                self.shift = nn.Parameter(torch.randn(1))
+                self.scale = nn.Parameter(torch.randn(1).abs() + 1e-8)
+            else:
+                self.shift = nn.Parameter(torch.zeros(1))
+                self.scale = nn.Parameter(torch.ones(1))
         elif scaling == "gene":
             self.mu = nn.Parameter(torch.zeros(n_in))
             self.sigma = nn.Parameter(torch.ones(n_in))
@@ -210,13 +445,28 @@ class CSG2AFineTune(ResponseModel):
             nn.Linear(3 * proj_channels, 512, bias=bias), nn.BatchNorm1d(512), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(512, 64, bias=bias), nn.BatchNorm1d(64), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(64, 1, bias=bias))
-        # the head predicts standardised ln IC50 (no bias terms: an offset of ~3 would be slow to learn)
+        # standardize_target: the head predicts standardised ln IC50 (without bias terms an offset of ~3
+        # would be slow to learn); otherwise the buffers stay 0 / 1
         self.register_buffer("y_mean", torch.zeros(()))
         self.register_buffer("y_std", torch.ones(()))
         self.set_freeze(freeze)
         self.save_hparams(pretrained=dict(pretrained), genes=genes, measured=measured, scaling=scaling,
                           freeze=freeze, frozen_mode=frozen_mode, proj_channels=proj_channels, dropout=dropout,
-                          bias=bias, fill_value=fill_value, input_norm=input_norm)
+                          bias=bias, fill_value=fill_value, input_norm=input_norm, variant=variant,
+                          standardize_target=standardize_target, basal_input=basal_input, scale_init=scale_init)
+
+    @staticmethod
+    def upgrade_hparams(hparams: Dict) -> Dict:
+        """Hyperparameters of a checkpoint written before variants existed (the ``improved`` variant)."""
+        out = dict(hparams)
+        if "variant" not in out:
+            out["variant"] = "improved"
+            out["pretrained"] = CSG2A.upgrade_hparams(out["pretrained"])
+        return out
+
+    def set_target_scaler(self, y: Tensor) -> None:
+        if self.standardize_target:
+            super().set_target_scaler(y)
 
     @classmethod
     def from_pretrained(cls, pretrained: Union[str, CSG2A], **kwargs) -> "CSG2AFineTune":
@@ -226,6 +476,41 @@ class CSG2AFineTune(ResponseModel):
             raise TypeError(f"expected a CSG2A pretraining network, got {type(net).__name__}")
         model = cls(net.hparams, **kwargs)
         model.pretrained.load_state_dict(net.state_dict())
+        return model
+
+    @classmethod
+    def from_released(cls, state_dict: Dict[str, Tensor], genes: Sequence[str], prior,
+                      drug_encoder: str = "mat", drug_encoder_kwargs: Optional[Dict] = None,
+                      variant: str = "released", self_loops: bool = True, dropout: float = 0.1,
+                      freeze: bool = True) -> "CSG2AFineTune":
+        """Our fine-tuning model computing the released ``CSG2A_finetune`` whose state dict is
+        ``state_dict`` (the pretrained network's keys under ``CSG2A.``; the others in the table of
+        ``docs/models.md``). Arguments as :meth:`CSG2A.from_released`; the input genes are the network's."""
+        if isinstance(state_dict, str):
+            state_dict = torch.load(state_dict, map_location="cpu", weights_only=True)
+        sd = dict(state_dict)
+        net_sd = {k[len("CSG2A."):]: v for k, v in sd.items() if k.startswith("CSG2A.")}
+        if not net_sd:
+            raise KeyError("no 'CSG2A.*' keys: not a released fine-tuning state dict (a pretraining network "
+                           "loads with CSG2A.from_released)")
+        net = CSG2A.from_released(net_sd, genes, prior, drug_encoder, drug_encoder_kwargs, variant, self_loops,
+                                  dropout)
+        mapped, rest, missing = _split_released({k: v for k, v in sd.items() if not k.startswith("CSG2A.")},
+                                                _RELEASED_FT_KEYS, "CSG2A_finetune")
+        if missing:
+            raise KeyError(f"the state dict lacks released keys {missing[:10]}")
+        if rest:
+            raise KeyError(f"unknown keys in the released state dict: {sorted(rest)[:10]}")
+        proj = int(sd["bgex_proj.0.weight"].shape[0])
+        model = cls.from_pretrained(net, variant=variant, freeze=freeze, proj_channels=proj, dropout=dropout,
+                                    scaling="scalar")
+        own = model.state_dict()
+        for k, v in mapped.items():
+            if tuple(own[k].shape) != tuple(v.shape):
+                raise ValueError(f"{k}: shape {tuple(v.shape)} in the state dict, {tuple(own[k].shape)} expected")
+        full = {k: v for k, v in own.items()}
+        full.update({k: v.to(own[k].dtype) for k, v in mapped.items()})
+        model.load_state_dict(full, strict=True)
         return model
 
     def set_freeze(self, freeze: bool) -> None:
@@ -241,6 +526,17 @@ class CSG2AFineTune(ResponseModel):
             self.pretrained.eval()
         return self
 
+    def place(self, g: Tensor) -> Tensor:
+        """Input genes ``[B, n_in]`` placed in the pretrained gene space (``[B, N]``); genes the input
+        lacks or did not measure take ``fill_value``."""
+        g = torch.where(self.measured, g, torch.full_like(g, self.fill_value))
+        N = self.pretrained.num_genes
+        if g.size(1) == N and bool((self.gene_index == torch.arange(N, device=g.device)).all()):
+            return g
+        full = g.new_full((g.size(0), N), self.fill_value)
+        full[:, self.gene_index] = g
+        return full
+
     def scale_input(self, expr: Tensor) -> Tensor:
         """The scaling layer, then the input placed in the pretrained gene space (``[B, N]``)."""
         if self.scaling == "scalar":
@@ -249,13 +545,7 @@ class CSG2AFineTune(ResponseModel):
             g = (expr - self.mu) / self.sigma
         else:
             g = expr
-        g = torch.where(self.measured, g, torch.full_like(g, self.fill_value))
-        N = self.pretrained.num_genes
-        if g.size(1) == N and bool((self.gene_index == torch.arange(N, device=g.device)).all()):
-            return g
-        full = g.new_full((g.size(0), N), self.fill_value)
-        full[:, self.gene_index] = g
-        return full
+        return self.place(g)
 
     def forward(self, expr: Tensor, drug_graph, drug_index: Tensor, dose: Tensor, time: Tensor) -> Tensor:
         if expr.size(1) != self.gene_index.numel():
@@ -267,7 +557,8 @@ class CSG2AFineTune(ResponseModel):
         (:meth:`CSG2A.condition`): what attribution to the condition vector differentiates."""
         g = self.scale_input(expr)
         perturbed = self.pretrained.perturb(g, cond)
-        h = torch.cat([self.proj_basal(g), self.proj_perturbed(perturbed), self.proj_condition(cond)], -1)
+        basal = g if self.basal_input == "scaled" else self.place(expr)
+        h = torch.cat([self.proj_basal(basal), self.proj_perturbed(perturbed), self.proj_condition(cond)], -1)
         return self.head(h).squeeze(-1) * self.y_std + self.y_mean
 
 
