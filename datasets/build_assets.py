@@ -85,6 +85,24 @@ def main(shared: str) -> None:
     manifest["pretrain_gnns_gcn_supervised_contextpred.pth"] = {
         "source": "snap-stanford/pretrain-gnns @ 8b20528: chem/model_architecture/gcn_supervised_contextpred.pth",
         "licence": "MIT (LICENSE.pretrain-gnns)"}
+    # 5. the LINCS robust-z reference: per landmark gene, median and 1.4826 * MAD over the 165 cell lines'
+    #    basal (DMSO MODZ) profiles of TranSiGen (MIT); LINCSL1000's default scale
+    import torch
+
+    from csg2a_graph.data.normalize import robust_stats
+
+    b = pd.read_csv(os.path.join(shared, "lincs", "transigen_basal_dmso_modz_165cells.csv"), index_col=0)
+    b = b[land.genes]
+    med, mad = robust_stats(torch.tensor(b.to_numpy(), dtype=torch.float64), dim=0)
+    stats = pd.DataFrame({"gene": land.genes, "median": med[0].numpy().round(6), "mad": mad[0].numpy().round(6)})
+    path = os.path.join(OUT, "lincs_basal_robust_stats.csv")
+    stats.to_csv(path, index=False, lineterminator="\n")
+    ref = os.path.join(shared, "lincs", "transigen_basal_dmso_modz_165cells.csv")
+    manifest["lincs_basal_robust_stats.csv"] = {
+        "source": "per landmark gene, median and 1.4826 x MAD over the 165 cell lines of myzhengSIMM/TranSiGen @ "
+                  f"e7582e7 data/LINCS2020/modz_x1.pickle (basal DMSO MODZ profiles, L1000 log2; sha256 of the CSV "
+                  f"staged from it {sha256(ref)})", "licence": "MIT (TranSiGen); LINCS data CC BY 4.0",
+        "rows": len(stats), "cells": int(len(b))}
     for name, d in manifest.items():
         p = os.path.join(OUT, name)
         d.update({"bytes": os.path.getsize(p), "sha256": sha256(p)})

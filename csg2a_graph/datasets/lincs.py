@@ -66,6 +66,33 @@ def read_compound_smiles(path: str, by_name: Optional[Dict[str, str]] = None) ->
     return out
 
 
+#: floor of the reference's scaled MAD (log2 units): GAPDH, an L1000 invariant gene, has MAD 0.0002
+#: over the 165 cell lines and would otherwise be multiplied by ~5000
+MIN_REFERENCE_MAD = 0.1
+
+
+def read_scale_reference(path: str, genes: List[str]):
+    """``(median, scaled MAD)`` per gene of ``genes`` from a stats table (``gene, median, mad``) or a
+    cell-line x gene table of basal profiles (statistics computed over its rows); NaN for genes the
+    reference lacks. The MAD is floored at :data:`MIN_REFERENCE_MAD`."""
+    from csg2a_graph.data.normalize import robust_stats
+
+    df = read_delimited(path)
+    cols = {str(c).lower(): c for c in df.columns}
+    if {"gene", "median", "mad"} <= set(cols):
+        t = df.set_index(cols["gene"])
+        med = pd.to_numeric(t[cols["median"]], errors="coerce")
+        mad = pd.to_numeric(t[cols["mad"]], errors="coerce")
+    else:
+        t = df.set_index(df.columns[0]).apply(pd.to_numeric, errors="coerce")
+        m, d = robust_stats(torch.tensor(t.to_numpy(), dtype=torch.float64), dim=0)
+        med, mad = pd.Series(m[0].numpy(), index=t.columns), pd.Series(d[0].numpy(), index=t.columns)
+    med = med[~med.index.duplicated()].reindex(genes)
+    mad = mad[~mad.index.duplicated()].reindex(genes)
+    return (torch.tensor(med.to_numpy(), dtype=torch.float64),
+            torch.tensor(mad.to_numpy(), dtype=torch.float64).clamp_min(MIN_REFERENCE_MAD))
+
+
 def _first(meta: pd.DataFrame, *cols):
     for c in cols:
         if c in meta.columns:
@@ -84,8 +111,17 @@ class LINCSL1000(RawPairDataset):
 
     What ``y`` is (``target``, also the dataset attribute ``target``):
 
-    - level 3, ``target="perturbed"``: the treated well's profile (log2 expression), with the
-      plate's DMSO basal on the same scale: the paper's ``gex_DMSO -> gex_comp``.
+    - level 3, ``target="perturbed"``: the treated well's profile, with the plate's DMSO basal on
+      the same scale: the paper's ``gex_DMSO -> gex_comp``. ``scale="robust_z"`` (default): both on a
+      robust-z scale per gene, ``(x - median) / (1.4826 MAD)`` with the median and MAD of a reference
+      population of cell lines (``scale_reference``; default: the 165 LINCS cell lines' basal DMSO
+      profiles, shipped as ``csg2a_graph/assets/lincs_basal_robust_stats.csv``, MAD floored at 0.1), so
+      that 0 is the median cell line as in the GDSC / NCI-60 datasets' robust z and fine-tuning inputs
+      land where pretraining saw data; genes the files lack take ``fill_value`` (0 = that median).
+      ``scale="log2"``: the files' log2 values.
+    - level 3 with TranSiGen pairs (``pairs_files`` or ``*x1*basal*`` / ``*x2*perturbed*`` /
+      ``*example_meta*`` in ``raw``): 100 further real basal/perturbed pairs (43 cell lines,
+      14 compounds, 10 µM, 24 h), each with its own basal, added to the plate's, on the same scale.
     - level 5, ``target="signature"``: the MODZ signature, a *z-score of change* against the
       plate population (median 0), not a perturbed profile; the basal table (absolute log2,
       median ~8.4) is put on a z scale too, robust z per gene over the basal table's cells, so
@@ -124,9 +160,19 @@ class LINCSL1000(RawPairDataset):
                  expression_files: Optional[List[str]] = None, inst_info_file: Optional[str] = None,
                  pert_info_file: Optional[str] = None, smiles_file: Optional[str] = None,
                  gene_info_file: Optional[str] = None, basal_file: Optional[str] = None,
-                 target: Optional[str] = None,
+                 target: Optional[str] = None, scale: str = "robust_z", scale_reference: Optional[str] = None,
+                 pairs_files: Optional[List[str]] = None,
                  transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
                  pre_filter: Optional[Callable] = None, force_reload: bool = False, log: bool = True):
+        if scale not in ("robust_z", "log2"):
+            raise ValueError(f"scale must be 'robust_z' or 'log2', got {scale!r}")
+        if scale == "robust_z" and normalize is not None and level == 3:
+            raise ValueError(f"normalize={normalize!r} and scale='robust_z' both rescale the profiles: pass "
+                             "scale='log2' with normalize, or leave normalize=None")
+        if pairs_files is not None and (level != 3 or len(pairs_files) != 3):
+            raise ValueError("pairs_files = [basal CSV, perturbed CSV, meta CSV] (level 3 only)")
+        self.scale = scale if level == 3 else "robust_z"
+        self.scale_reference = scale_reference
         if level not in (3, 5):
             raise ValueError(f"level must be 3 or 5, got {level!r}")
         target = target or ("perturbed" if level == 3 else "signature")
@@ -142,7 +188,8 @@ class LINCSL1000(RawPairDataset):
         self.missing_genes, self.fill_value, self.normalize = missing_genes, fill_value, normalize
         self.prior_arg, self.min_score, self.self_loops = prior, min_score, self_loops
         self.files = {"expression": expression_files, "inst_info": inst_info_file, "pert_info": pert_info_file,
-                      "smiles": smiles_file, "gene_info": gene_info_file, "basal": basal_file}
+                      "smiles": smiles_file, "gene_info": gene_info_file, "basal": basal_file,
+                      "pairs": pairs_files}
         self._root = root
         super().__init__(root, transform, pre_transform, pre_filter, force_reload=force_reload, log=log)
 
@@ -156,6 +203,26 @@ class LINCSL1000(RawPairDataset):
         for k, pats in (("inst_info", ["*inst_info*", "*sig_info*"]), ("pert_info", ["*pert*info*"]),
                         ("smiles", ["*smiles*"]), ("gene_info", ["*gene_info*", "*geneinfo*"])):
             out[k] = self.files[k] or find_one(raw, pats, k, False)
+        if self.level == 3:
+            if self.scale == "robust_z":
+                if self.scale_reference is None:
+                    from csg2a_graph import assets
+
+                    out["scale_reference"] = assets.asset("lincs_basal_robust_stats.csv")
+                else:
+                    if not osp.exists(self.scale_reference):
+                        raise FileNotFoundError(f"scale_reference {self.scale_reference} not found")
+                    out["scale_reference"] = self.scale_reference
+            pairs = self.files["pairs"]
+            if pairs is None:
+                found = [find_one(raw, pats, k, False) for k, pats in (
+                    ("pairs_basal", ["*x1*basal*"]), ("pairs_perturbed", ["*x2*perturbed*"]),
+                    ("pairs_meta", ["*example_meta*", "*pairs_meta*"]))]
+                if any(found) and not all(found):
+                    raise FileNotFoundError(f"{raw}: basal/perturbed pairs need three files (*x1*basal*, "
+                                            f"*x2*perturbed*, *example_meta*), found {[osp.basename(f) for f in found if f]}")
+                pairs = found if all(found) else None
+            out["pairs"] = list(pairs) if pairs else []
         if self.level == 5:
             out["basal"] = self.files["basal"] or find_one(
                 raw, ["*basal*"], "basal", True, hint="Level 5 signatures need a per-cell basal table (cell_id x genes).")
@@ -163,7 +230,8 @@ class LINCSL1000(RawPairDataset):
 
     @property
     def options(self) -> Dict:
-        return {"level": self.level, "basal": self.basal, "target": self.target, "genes": self.requested_space.genes,
+        return {"level": self.level, "basal": self.basal, "target": self.target, "scale": self.scale,
+                "genes": self.requested_space.genes,
                 "missing_genes": self.missing_genes, "fill_value": self.fill_value, "normalize": self.normalize,
                 **self.common_options()}
 
@@ -262,6 +330,49 @@ class LINCSL1000(RawPairDataset):
                     meta[c] = meta[c].where(meta[c].notna(), info[c].reindex(meta.index))
         return meta
 
+    def _to_scale(self, X: torch.Tensor, mask: torch.Tensor, paths: Dict, report: Dict, genes: List[str]):
+        """Measured genes of ``X`` (log2) on the reference's robust-z scale; filled genes keep ``fill_value``."""
+        med, mad = read_scale_reference(paths["scale_reference"], genes)
+        have = mask & ~torch.isnan(med)
+        Z = X.clone()
+        Z[:, have] = ((X[:, have].double() - med[have]) / mad[have]).float()
+        Z[:, mask & ~have] = self.fill_value
+        report["scale"] = {"scale": "robust z per gene: (x - median) / (1.4826 MAD) of the reference",
+                           "reference": osp.basename(paths["scale_reference"]), "min_mad": MIN_REFERENCE_MAD,
+                           "genes_scaled": int(have.sum()), "genes_without_reference": int((mask & ~have).sum())}
+        return Z
+
+    def _read_pairs(self, paths: Dict, aligned, report: Dict) -> Dict:
+        """Basal/perturbed pairs given as three tables (TranSiGen's layout): basal and perturbed profiles
+        indexed by ``pair_id``, meta with ``pair_id, cell_id, canonical_smiles, dose_um, time_h``."""
+        fb, fp, fm = paths["pairs"]
+        meta = read_delimited(fm, dtype=str)
+        need = {"pair_id", "cell_id", "canonical_smiles", "dose_um", "time_h"}
+        if not need <= set(meta.columns):
+            raise ValueError(f"{fm}: pair meta needs columns {sorted(need)}, found {list(meta.columns)}")
+        if meta["pair_id"].duplicated().any():
+            raise ValueError(f"{fm}: pair ids appear twice: {meta['pair_id'][meta['pair_id'].duplicated()].tolist()[:5]}")
+        out: Dict[str, Any] = {}
+        space = aligned.gene_space
+        for key, f in (("basal", fb), ("perturbed", fp)):
+            df = read_delimited(f, index_col=0).apply(pd.to_numeric, errors="coerce")
+            df.index = df.index.astype(str)
+            lack = sorted(set(meta["pair_id"]) - set(df.index))
+            if lack:
+                raise ValueError(f"{f}: no profile for pairs {lack[:5]} of {fm}")
+            al = space.align(df.loc[meta["pair_id"]], missing="fill", fill_value=self.fill_value)
+            vals = al.values
+            if self.scale == "robust_z":
+                vals = self._to_scale(torch.nan_to_num(vals, nan=float("nan")), al.mask, paths, {}, space.genes)
+            out[key] = torch.nan_to_num(vals, nan=self.fill_value)
+            report[f"pairs_{key}_genes"] = al.report.to_dict()
+        out["cell"] = meta["cell_id"].astype(str).tolist()
+        out["pair"] = [f"pair:{p}" for p in meta["pair_id"]]
+        out["smiles"] = meta["canonical_smiles"].astype(str).str.strip().tolist()
+        out["dose"] = pd.to_numeric(meta["dose_um"], errors="coerce").to_numpy(dtype=float)
+        out["time"] = pd.to_numeric(meta["time_h"], errors="coerce").to_numpy(dtype=float)
+        return out
+
     # ---------------------------------------------------------------- build
     def build(self) -> Dict:
         paths = self._resolve()
@@ -275,6 +386,8 @@ class LINCSL1000(RawPairDataset):
         meta = self._meta(g, paths)
         smiles = self._smiles(g, paths, report)
         X = aligned.values  # [profiles, N]
+        if self.level == 3 and self.scale == "robust_z":
+            X = self._to_scale(X, aligned.mask, paths, report, aligned.gene_space.genes)
         pert_type = _first(meta, "pert_type").astype(str)
         trt = (pert_type == "trt_cp").to_numpy()
         ctl = (pert_type == "ctl_vehicle").to_numpy()
@@ -335,6 +448,24 @@ class LINCSL1000(RawPairDataset):
             basal_x = b_al.values[torch.tensor([rows[c] for c in needed], dtype=torch.long)] if needed else X[:0]
             report["basal_cells"] = len(needed)
 
+        if self.level == 3 and paths.get("pairs"):
+            ext = self._read_pairs(paths, aligned, report)
+            n0, nb = X.size(0), basal_x.size(0)
+            k = len(ext["cell"])
+            X = torch.cat([X, ext["perturbed"]])
+            basal_x = torch.cat([basal_x, ext["basal"]])
+            trt, has_basal = np.concatenate([trt, np.ones(k, bool)]), np.concatenate([has_basal, np.ones(k, bool)])
+            unit = np.concatenate([unit, nb + np.arange(k)])
+            unit_cell = list(unit_cell) + ext["cell"]
+            unit_names = list(unit_names) + ext["pair"]
+            cell_id = np.concatenate([cell_id.astype(object), np.array(ext["cell"], dtype=object)])
+            keys = [f"SMILES:{x}" for x in ext["smiles"]]
+            smiles.update(dict(zip(keys, ext["smiles"])))
+            drug_key = np.concatenate([np.asarray(drug_key, dtype=object), np.array(keys, dtype=object)])
+            dose, time = np.concatenate([dose, ext["dose"]]), np.concatenate([time, ext["time"]])
+            meta = pd.concat([meta, pd.DataFrame({"pert_iname": [""] * k}, index=ext["pair"])])
+            report["pairs_added"] = {"pairs": k, "cell_lines": len(set(ext["cell"])),
+                                     "compounds": len(set(ext["smiles"])), "first_row": n0}
         keep = trt & has_basal
         has_smiles = np.array([k in smiles for k in drug_key])
         dropped["drug_without_smiles"] = int((keep & ~has_smiles).sum())
@@ -364,7 +495,7 @@ class LINCSL1000(RawPairDataset):
         molecules, mrep = MoleculeStore.from_smiles(mol_keys, mol_keys)
         report["molecules"] = mrep.to_dict()
         report["broad_ids_merged"] = {g[0]: g[1:] for g in groups.values() if len(g) > 1}
-        names_of = {c: iname[np.flatnonzero(drug_key == groups[c][0])[0]] for c in mol_keys}
+        names_of = {c: iname[np.flatnonzero(drug_key == groups[c][0])[0]] or c for c in mol_keys}
         drug_key = np.array([canon.get(k) or "" for k in drug_key], dtype=object)
         idx = np.flatnonzero(keep)
         if idx.size == 0:

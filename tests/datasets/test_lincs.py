@@ -16,7 +16,77 @@ L5 = ["lincs/l1ktools_modzs_n272x978.gctx", "lincs/deepce_brd_smiles.csv", "linc
 
 @pytest.fixture(scope="module")
 def level3(tmp_path_factory):
-    return LINCSL1000(str(link_raw(tmp_path_factory.mktemp("l3"), L3)), level=3, log=False)
+    """The plate on its files' log2 scale (``scale="log2"``), compared value by value with the files."""
+    return LINCSL1000(str(link_raw(tmp_path_factory.mktemp("l3"), L3)), level=3, scale="log2", log=False)
+
+
+PAIRS = ["lincs/transigen_example_x1_basal.csv", "lincs/transigen_example_x2_perturbed.csv",
+         "lincs/transigen_example_meta.csv"]
+
+
+@pytest.fixture(scope="module")
+def combined(tmp_path_factory):
+    """All real level-3 pairs: the LJP005 plate + the 100 TranSiGen basal/perturbed pairs, default scale."""
+    return LINCSL1000(str(link_raw(tmp_path_factory.mktemp("l3p"), L3 + PAIRS)), level=3, log=False)
+
+
+def test_shipped_reference_is_the_165_cell_lines(tmp_path):
+    """The default scale's reference statistics are the 165-line basal table's (median, 1.4826 MAD)."""
+    from csg2a_graph import assets
+    from csg2a_graph.data.normalize import robust_stats
+    from csg2a_graph.datasets.lincs import MIN_REFERENCE_MAD, read_scale_reference
+
+    genes = GeneSpace.landmark().genes
+    med, mad = read_scale_reference(assets.asset("lincs_basal_robust_stats.csv"), genes)
+    b = pd.read_csv(shared("lincs", "transigen_basal_dmso_modz_165cells.csv"), index_col=0)[genes]
+    m, d = robust_stats(torch.tensor(b.to_numpy(), dtype=torch.float64))
+    torch.testing.assert_close(med, m[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(mad, d[0].clamp_min(MIN_REFERENCE_MAD), atol=1e-5, rtol=0)
+    # the table itself as reference gives the same statistics
+    med2, mad2 = read_scale_reference(str(shared("lincs", "transigen_basal_dmso_modz_165cells.csv")), genes)
+    torch.testing.assert_close(med2, med, atol=1e-5, rtol=0)
+
+
+def test_one_scale_for_pretraining_and_finetuning(combined, level3, gdsc2):
+    """Per gene, the pretraining set's basal profiles (one per cell line) and GDSC's robust z have medians
+    within 0.5 and MADs within a factor 2 for >= 90 % of the shared genes; on the log2 scale, none."""
+    from csg2a_graph.data.normalize import robust_stats
+
+    r = combined.report
+    assert r["pairs_added"]["pairs"] == 100 and r["pairs_added"]["compounds"] == 14
+    assert combined.num_pairs == 322 + 100 and combined.report["scale"]["genes_scaled"] == 978
+    pos = {g: i for i, g in enumerate(combined.gene_space.genes)}
+    genes = [g for g, m in zip(gdsc2.gene_space.genes, gdsc2.gene_mask.tolist()) if m and g in pos]
+    assert len(genes) >= 400
+    gi = torch.tensor([gdsc2.gene_space.genes.index(g) for g in genes])
+    gm, gs = robust_stats(gdsc2.expression[:, gi])
+
+    def per_cell(ds):
+        cells = np.array(ds.cell_meta["cell_id"])
+        x = ds.expression[:, torch.tensor([pos[g] for g in genes])]
+        return torch.stack([x[torch.from_numpy(np.flatnonzero(cells == c))].mean(0) for c in sorted(set(cells))])
+
+    basal = per_cell(combined)
+    assert basal.size(0) >= 40  # cell lines
+    lm, ls = robust_stats(basal)
+    near = ((gm - lm).abs() < 0.5) & (ls / gs < 2) & (ls / gs > 0.5)
+    assert near.double().mean() >= 0.9, float(near.double().mean())
+    # the plate's treated wells on that scale too: y and basal share it (median change ~0)
+    assert abs(float((combined.pairs["y"][:322] - combined.expression[0]).median())) < 0.2
+    # log2 (the old scale): no gene's median is near GDSC's
+    lm2, _ = robust_stats(level3.expression[:, torch.tensor([pos[g] for g in genes])])
+    assert ((gm - lm2).abs() < 0.5).double().mean() < 0.05
+
+
+def test_pairs_are_grouped_by_compound(combined):
+    """A compound's wells and pairs are one drug: a drug-blind split keeps them on one side."""
+    sp = combined.get_idx_split("drug_blind", fold=0, n_folds=5)
+    d = combined.pairs["drug"]
+    assert not set(d[sp["train"]].tolist()) & set(d[sp["test"]].tolist())
+    with pytest.raises(ValueError, match="pairs_files"):
+        LINCSL1000("unused", level=3, pairs_files=["a", "b"])
+    with pytest.raises(ValueError, match="both rescale"):
+        LINCSL1000("unused", level=3, normalize="robust_z")
 
 
 def test_level3_treated_wells_paired_with_plate_dmso(level3):
