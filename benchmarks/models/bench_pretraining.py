@@ -1,7 +1,7 @@
 """Does LINCS pretraining learn anything? Each CSG²A variant pretrained on all the real LINCS we have, scored on
 held-out compounds against copying the basal profile.
 
-    python benchmarks/models/bench_pretraining.py --out runs/pre [--folds 3] [--epochs 200] [--variants released paper improved]
+    python benchmarks/models/bench_pretraining.py --out runs/pre [--folds 3] [--epochs 1500] [--variants released paper improved]
     python benchmarks/models/bench_pretraining.py --out runs/pre --report > benchmarks/results/pretraining.md
 
 Data: the LJP005 A375 level-3 plate (322 treated wells) + the 100 TranSiGen basal/perturbed pairs (43 cell
@@ -105,7 +105,7 @@ def run(args) -> None:
             mse = lambda p: float(((p - yt) ** 2).mean())  # noqa: E731
             row = {"variant": variant, "fold": fold, "test_pairs": int(te.numel()),
                    "test_compounds": len(set(ds.pairs["drug"][te].tolist())),
-                   "epochs_run": int(st.get("epoch", -1)) + 1, "best_epoch": st.get("best_epoch"),
+                   "epochs_run": sum(1 for _ in open(run_dir / "metrics.csv")) - 1, "best_epoch": st.get("best_epoch"),
                    "mse": mse(pred), "mse_copy_basal": mse(g0), "mse_mean_change": mse(g0 + mean_change),
                    "pcc_change": float(row_pcc(pred - g0, yt - g0).mean()),
                    "pcc_change_mean_change": float(row_pcc(mean_change.expand_as(g0), yt - g0).mean()),
@@ -152,7 +152,7 @@ def cli(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True)
     p.add_argument("--folds", type=int, default=3)
-    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--epochs", type=int, default=1500)
     p.add_argument("--variants", nargs="+", default=["released", "paper", "improved"])
     p.add_argument("--report", action="store_true")
     args = p.parse_args(argv)

@@ -213,3 +213,24 @@ def test_old_checkpoints_rebuild_as_improved(tmp_path):
     back = ck.load_model(path)
     assert back.variant == "improved" and back.pretrained.variant == "improved"
     torch.testing.assert_close(back.state_dict()["head.0.weight"], ft.state_dict()["head.0.weight"])
+
+
+def test_from_released_loads_mat_weights_under_cce():
+    """The released state dict holds MAT's own keys under ``CCE.``: they load into our MAT encoder strictly
+    (MAT's ``generator.*`` pretraining head left out)."""
+    from tests.nn.test_mat import D, H, L, random_state
+
+    g = torch.Generator().manual_seed(5)
+    sd = released_net_sd(g)
+    sd["CCE.comp_proj.0.weight"] = torch.randn(N, D + 4, generator=g).double()
+    mat = random_state(2)
+    for prefix in ("CCE.", "CCE.mat."):
+        full = {**sd, **{prefix + k: v for k, v in mat.items()}}
+        net = CSG2A.from_released(full, GENES, (torch.zeros(2, 0, dtype=torch.long), None),
+                                  drug_encoder="mat", drug_encoder_kwargs={"d_model": D, "num_layers": L, "heads": H})
+        own = net.cond.drug.state_dict()
+        assert all(torch.equal(own[k], mat[k]) for k in own)
+    with pytest.raises(KeyError, match="drug-encoder keys"):
+        CSG2A.from_released({**sd, **{"CCE." + k: v for k, v in mat.items() if "layers.1" not in k}}, GENES,
+                            (torch.zeros(2, 0, dtype=torch.long), None), drug_encoder="mat",
+                            drug_encoder_kwargs={"d_model": D, "num_layers": L, "heads": H})

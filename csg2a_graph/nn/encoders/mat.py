@@ -1,123 +1,264 @@
-r"""The Molecule Attention Transformer (MAT) architecture, randomly initialised.
+r"""The Molecule Attention Transformer (MAT) of Maziarka et al. (2020), as the released CSG²A uses it.
 
 `Maziarka et al., "Molecule Attention Transformer" (2020) <https://arxiv.org/abs/2002.08264>`_.
-Each head mixes three attention maps over the atoms of a molecule (plus a dummy node):
+Written from the paper and the facts of ``../shared/baselines/CSG2A_released.md`` (no code copied).
+
+**Featurisation** (per SMILES, cached): RDKit molecule with hydrogens added, a 3-D conformer
+(``EmbedMolecule``, up to 5,000 attempts, fixed seed) optimised with UFF, hydrogens removed. *Fallback*:
+when embedding or UFF fails, RDKit 2-D coordinates (``Compute2DCoords``), so distances are planar for
+that molecule (counted in :attr:`MATEncoder.fallbacks`). Per heavy atom 27 features: atomic number
+one-hot over B, C, N, O, F, P, S, Cl, Br, I, other (11); number of neighbours 0-5 (6); total H 0-4 (5);
+formal charge -1/0/+1 one-hot (3); in ring; aromatic — then a **dummy node** first with its own feature
+(28 inputs). Adjacency: bonds plus self-loops, the dummy node unconnected. Distances: Euclidean between
+atoms of the conformer, ``1e6`` to and from the dummy node.
+
+**Network**: ``src_embed.lut`` Linear(28, d) → ``num_layers`` pre-norm blocks
+``x + Attn(LN(x))``, ``x + FFN(LN(x))`` → final LN (MAT's LayerNorm: ``a (x - mean) / (std + 1e-6) + b``
+with the *unbiased* standard deviation). Each head mixes three maps over the atoms:
 
 .. math::
-    P = \lambda_a\,\mathrm{softmax}(QK^\top/\sqrt{d_k}) + \lambda_d\, \mathrm{softmax}(-D) + \lambda_g\, \hat{A}
+    P = \lambda_a\,\mathrm{softmax}(QK^\top/\sqrt{d_k}) + \lambda_d\, e^{-D} + \lambda_g\, A / (A\mathbf{1} + 10^{-6})
 
-with :math:`D` the inter-atomic distances and :math:`\hat A` the row-normalised adjacency.
-The CSG²A paper used MAT weights pretrained on 2M ZINC15 molecules; those weights sit on a
-file host that these machines cannot reach, so this module starts from random weights and
-takes ``weights=PATH`` (a ``state_dict`` of this module) when you have them. Distances here are
-topological (shortest-path bond counts, computed once per SMILES), not the 3D conformer
-distances of the MAT paper, so that atom order always matches the stored graph.
+(``λ = 0.33, 0.33, 0.34``; padded atoms get ``-1e12`` scores and infinite distance). ``FFN`` is
+``N_dense = 1`` Linear(d, d) with leaky ReLU (slope 0.1). The drug embedding is the mean of the final
+states over **all atoms including the dummy node** (released CSG²A's pooling).
+
+State-dict keys are MAT's (``src_embed.lut``, ``encoder.layers.{i}.self_attn.linears.{0..3}``,
+``encoder.layers.{i}.feed_forward.linears.0``, ``encoder.layers.{i}.sublayer.{0,1}.norm.{a_2,b_2}``,
+``encoder.norm``), so MAT's pretrained checkpoint loads with :meth:`MATEncoder.load_mat_state_dict`
+(its ``generator.*`` head, which predicted the pretraining targets, is left out; everything else is
+strict). Those weights are a separate download these machines cannot reach: ``weights=PATH`` loads
+them when you have them; otherwise the encoder starts from Xavier-uniform weights.
 """
 from __future__ import annotations
 
+import logging
 import math
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch_geometric.utils import to_dense_adj, to_dense_batch
 
-from csg2a_graph.nn.encoders.base import atom_encoder
+logger = logging.getLogger(__name__)
+
+ATOMIC_NUMBERS = (5, 6, 7, 8, 9, 15, 16, 17, 35, 53)  # B C N O F P S Cl Br I; anything else: "other"
+NUM_ATOM_FEATURES = 28  # 27 per atom + the dummy-node flag
+DUMMY_DISTANCE = 1e6
+CONFORMER_SEED = 0xC5A
 
 
-class MoleculeAttention(nn.Module):
+def _one_hot(value, choices) -> List[float]:
+    """One-hot over ``choices``; a value not among them counts as the last choice."""
+    value = value if value in choices else choices[-1]
+    return [float(value == c) for c in choices]
+
+
+def atom_features(atom) -> List[float]:
+    """MAT's 27 features of an RDKit atom (see the module docstring)."""
+    return (_one_hot(atom.GetAtomicNum(), ATOMIC_NUMBERS + (999,))
+            + _one_hot(len(atom.GetNeighbors()), (0, 1, 2, 3, 4, 5))
+            + _one_hot(atom.GetTotalNumHs(), (0, 1, 2, 3, 4))
+            + _one_hot(atom.GetFormalCharge(), (-1, 0, 1))
+            + [float(atom.IsInRing()), float(atom.GetIsAromatic())])
+
+
+def featurize(smiles: str, seed: int = CONFORMER_SEED) -> Tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """``(features [n+1, 28], adjacency [n+1, n+1], distances [n+1, n+1], used_3d)`` with the dummy node first."""
+    from rdkit import Chem, RDLogger
+    from rdkit.Chem import AllChem
+
+    from csg2a_graph.data.molecules import parse_smiles
+
+    mol = parse_smiles(smiles)  # metal complexes (cisplatin) parse without the valence check, as in the store
+    if mol is None:
+        raise ValueError(f"MAT cannot featurise SMILES {smiles!r}: RDKit does not parse it")
+    used_3d = True
+    RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]
+    try:
+        mh = Chem.AddHs(mol)
+        if AllChem.EmbedMolecule(mh, maxAttempts=5000, randomSeed=seed) != 0:  # type: ignore[attr-defined]
+            raise ValueError("no conformer")
+        AllChem.UFFOptimizeMolecule(mh)  # type: ignore[attr-defined]
+        mol = Chem.RemoveHs(mh)
+    except Exception:  # noqa: BLE001 - embedding or UFF failed: planar coordinates, as MAT does
+        used_3d = False
+        mol = parse_smiles(smiles)
+        AllChem.Compute2DCoords(mol)  # type: ignore[attr-defined]
+    finally:
+        RDLogger.EnableLog("rdApp.*")  # type: ignore[attr-defined]
+    n = mol.GetNumAtoms()
+    x = np.zeros((n + 1, NUM_ATOM_FEATURES), dtype=np.float64)
+    x[0, 0] = 1.0
+    x[1:, 1:] = [atom_features(a) for a in mol.GetAtoms()]
+    adj = np.zeros((n + 1, n + 1))
+    adj[1:, 1:] = np.eye(n)
+    for b in mol.GetBonds():
+        i, j = b.GetBeginAtomIdx() + 1, b.GetEndAtomIdx() + 1
+        adj[i, j] = adj[j, i] = 1.0
+    pos = mol.GetConformer().GetPositions()
+    dist = np.full((n + 1, n + 1), DUMMY_DISTANCE)
+    dist[1:, 1:] = np.linalg.norm(pos[:, None, :] - pos[None, :, :], axis=-1)
+    return x, adj, dist, used_3d
+
+
+class MATLayerNorm(nn.Module):
+    """MAT's LayerNorm: ``a_2 (x - mean) / (std + eps) + b_2`` with the unbiased standard deviation."""
+
+    def __init__(self, features: int, eps: float = 1e-6):
+        super().__init__()
+        self.a_2 = nn.Parameter(torch.ones(features))
+        self.b_2 = nn.Parameter(torch.zeros(features))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean = x.mean(-1, keepdim=True)
+        return self.a_2 * (x - mean) / (x.std(-1, keepdim=True) + self.eps) + self.b_2
+
+
+class _Linear(nn.Module):
+    def __init__(self, d_in: int, d_out: int):
+        super().__init__()
+        self.lut = nn.Linear(d_in, d_out)
+
+
+class _Residual(nn.Module):
+    def __init__(self, d: int):
+        super().__init__()
+        self.norm = MATLayerNorm(d)
+
+
+class MATAttention(nn.Module):
+    """Multi-head molecule self-attention: ``linears`` 0-2 project Q, K, V; 3 is the output."""
+
     def __init__(self, d_model: int, heads: int, lambdas=(0.33, 0.33, 0.34), dropout: float = 0.0):
         super().__init__()
         if d_model % heads:
             raise ValueError(f"d_model={d_model} is not divisible by heads={heads}")
         self.h, self.dk = heads, d_model // heads
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.out = nn.Linear(d_model, d_model)
-        self.lambdas = lambdas
+        self.linears = nn.ModuleList([nn.Linear(d_model, d_model) for _ in range(4)])
+        self.lambdas = tuple(float(v) for v in lambdas)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Tensor, adj: Tensor, dist: Tensor) -> Tensor:
         B, M, _ = x.shape
-        q, k, v = self.qkv(x).view(B, M, 3, self.h, self.dk).permute(2, 0, 3, 1, 4)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.dk)
-        key_mask = ~mask[:, None, None, :]
-        p_att = scores.masked_fill(key_mask, float("-inf")).softmax(-1)
-        p_dist = (-dist).masked_fill(~mask[:, None, :], float("-inf")).softmax(-1)[:, None]
-        deg = adj.sum(-1, keepdim=True).clamp_min(1)
-        p_adj = (adj / deg)[:, None]
+        q, k, v = (lin(x).view(B, M, self.h, self.dk).transpose(1, 2) for lin in self.linears[:3])
+        scores = (q @ k.transpose(-1, -2) / math.sqrt(self.dk)).masked_fill(~mask[:, None, None, :], -1e12)
+        p_att = scores.softmax(-1)
+        p_dist = torch.exp(-dist.masked_fill(~mask[:, None, :], float("inf")))[:, None]
+        p_adj = (adj / (adj.sum(-1, keepdim=True) + 1e-6))[:, None]
         la, ld, lg = self.lambdas
-        p = la * p_att + ld * p_dist + lg * p_adj
-        y = (self.dropout(p) @ v).transpose(1, 2).reshape(B, M, -1)
-        return self.out(y)
+        p = self.dropout(la * p_att + ld * p_dist + lg * p_adj)
+        return self.linears[3]((p @ v).transpose(1, 2).reshape(B, M, -1))
+
+
+class MATFeedForward(nn.Module):
+    def __init__(self, d_model: int, n_dense: int = 1, slope: float = 0.1, dropout: float = 0.0):
+        super().__init__()
+        self.linears = nn.ModuleList([nn.Linear(d_model, d_model) for _ in range(n_dense)])
+        self.slope = slope
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for lin in self.linears:
+            x = self.dropout(nn.functional.leaky_relu(lin(x), self.slope))
+        return x
+
+
+class MATBlock(nn.Module):
+    def __init__(self, d_model: int, heads: int, n_dense: int, slope: float, lambdas, dropout: float):
+        super().__init__()
+        self.self_attn = MATAttention(d_model, heads, lambdas, dropout)
+        self.feed_forward = MATFeedForward(d_model, n_dense, slope, dropout)
+        self.sublayer = nn.ModuleList([_Residual(d_model), _Residual(d_model)])
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, mask: Tensor, adj: Tensor, dist: Tensor) -> Tensor:
+        x = x + self.dropout(self.self_attn(self.sublayer[0].norm(x), mask, adj, dist))
+        return x + self.dropout(self.feed_forward(self.sublayer[1].norm(x)))
+
+
+class _Encoder(nn.Module):
+    def __init__(self, d_model: int, num_layers: int, heads: int, n_dense: int, slope: float, lambdas, dropout):
+        super().__init__()
+        self.layers = nn.ModuleList([MATBlock(d_model, heads, n_dense, slope, lambdas, dropout)
+                                     for _ in range(num_layers)])
+        self.norm = MATLayerNorm(d_model)
 
 
 class MATEncoder(nn.Module):
-    """MAT: atom embedding + dummy node, ``num_layers`` pre-norm blocks, mean over real atoms.
+    """MAT over the molecules of a batch (``graph.smiles``), mean of the final states over atoms and dummy node.
 
     Args:
-        d_model, num_layers, heads: the transformer size (MAT: 1024, 8, 16; defaults are smaller).
-        weights: optional path to a ``state_dict`` of this module.
+        d_model, num_layers, heads: the transformer size (the released CSG²A's MAT: 1024, 8, 16).
+        n_dense: position-wise layers per block (1); ``slope``: their leaky-ReLU slope (0.1).
+        lambdas: ``(λ_attention, λ_distance, λ_adjacency)`` (0.33, 0.33, 0.34).
+        dropout: dropout of attention, residual branches and feed-forward layers.
+        weights: a MAT state dict (``torch.save`` file), loaded by :meth:`load_mat_state_dict`.
+
+    ``forward(graph) -> [num_molecules, d_model]``.
     """
 
-    def __init__(self, d_model: int = 256, num_layers: int = 4, heads: int = 8, dropout: float = 0.0,
-                 lambdas=(0.33, 0.33, 0.34), weights: Optional[str] = None):
+    def __init__(self, d_model: int = 1024, num_layers: int = 8, heads: int = 16, n_dense: int = 1,
+                 slope: float = 0.1, lambdas=(0.33, 0.33, 0.34), dropout: float = 0.0, weights: Optional[str] = None):
         super().__init__()
         self.out_channels = d_model
-        self.embed = atom_encoder(d_model)
-        self.dummy = nn.Parameter(torch.zeros(1, 1, d_model))
-        self.attn = nn.ModuleList([MoleculeAttention(d_model, heads, lambdas, dropout) for _ in range(num_layers)])
-        self.ff = nn.ModuleList([nn.Sequential(nn.Linear(d_model, 2 * d_model), nn.LeakyReLU(), nn.Dropout(dropout),
-                                               nn.Linear(2 * d_model, d_model)) for _ in range(num_layers)])
-        self.n1 = nn.ModuleList([nn.LayerNorm(d_model) for _ in range(num_layers)])
-        self.n2 = nn.ModuleList([nn.LayerNorm(d_model) for _ in range(num_layers)])
-        self.norm = nn.LayerNorm(d_model)
-        self._dist: Dict[str, np.ndarray] = {}
+        self.src_embed = _Linear(NUM_ATOM_FEATURES, d_model)
+        self.encoder = _Encoder(d_model, num_layers, heads, n_dense, slope, lambdas, dropout)
+        self.embed_dropout = nn.Dropout(dropout)
+        for p in self.parameters():  # MAT's initialisation: Xavier-uniform matrices
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+        self._features: Dict[str, Tuple[np.ndarray, np.ndarray, np.ndarray, bool]] = {}
+        self.fallbacks: List[str] = []
         if weights is not None:
-            self.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+            self.load_mat_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
 
-    def _distances(self, graph, sizes) -> Tensor:
-        """``[G, M, M]`` topological distances, cached per SMILES (dummy node at distance 1e6... masked)."""
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import shortest_path
+    def load_mat_state_dict(self, state_dict: Dict[str, Tensor]) -> None:
+        """Load a MAT state dict (its key names), strictly except MAT's own ``generator.*`` output head."""
+        sd = {k: v for k, v in state_dict.items() if not k.startswith("generator.")}
+        dropped = len(state_dict) - len(sd)
+        if dropped:
+            logger.info("MAT weights: %d generator.* tensors (MAT's pretraining head) left out", dropped)
+        self.load_state_dict(sd, strict=True)
 
-        G, M = len(sizes), max(sizes) + 1
-        out = torch.full((G, M, M), 1e4)
-        ptr = graph.ptr.tolist()
-        ei = graph.edge_index.cpu().numpy()
-        smiles = getattr(graph, "smiles", [None] * G)
-        for g in range(G):
-            n = sizes[g]
-            d = self._dist.get(smiles[g]) if smiles[g] is not None else None
-            if d is None or d.shape[0] != n:
-                sel = (ei[0] >= ptr[g]) & (ei[0] < ptr[g + 1])
-                a = coo_matrix((np.ones(sel.sum()), (ei[0, sel] - ptr[g], ei[1, sel] - ptr[g])), shape=(n, n)).tocsr()
-                d = shortest_path(a, unweighted=True)
-                d[np.isinf(d)] = 1e4  # other fragments: far away
-                if smiles[g] is not None:
-                    self._dist[smiles[g]] = d
-            out[g, 1:n + 1, 1:n + 1] = torch.from_numpy(d).float()
-        out[:, 0, 0] = 0.0
-        return out
+    def featurize(self, smiles: str):
+        if smiles not in self._features:
+            f = featurize(smiles)
+            if not f[3]:
+                self.fallbacks.append(smiles)
+                logger.warning("MAT: no 3-D conformer for %s; 2-D coordinates used for its distances", smiles)
+            self._features[smiles] = f
+        return self._features[smiles]
+
+    def dense_inputs(self, smiles: List[str], device, dtype) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Padded ``(features [G, M, 28], mask [G, M], adjacency [G, M, M], distances [G, M, M])``."""
+        feats = [self.featurize(s) for s in smiles]
+        G, M = len(feats), max(f[0].shape[0] for f in feats)
+        x = torch.zeros(G, M, NUM_ATOM_FEATURES, dtype=dtype)
+        adj = torch.zeros(G, M, M, dtype=dtype)
+        dist = torch.zeros(G, M, M, dtype=dtype)
+        mask = torch.zeros(G, M, dtype=torch.bool)
+        for g, (f, a, d, _) in enumerate(feats):
+            n = f.shape[0]
+            x[g, :n], adj[g, :n, :n], dist[g, :n, :n] = (torch.from_numpy(f), torch.from_numpy(a),
+                                                          torch.from_numpy(d))
+            mask[g, :n] = True
+        return x.to(device), mask.to(device), adj.to(device), dist.to(device)
 
     def forward(self, graph) -> Tensor:
-        h = self.embed(graph.x)
-        x, mask = to_dense_batch(h, graph.batch)
-        G = x.size(0)
-        sizes = mask.sum(1).tolist()
-        adj = to_dense_adj(graph.edge_index, graph.batch, max_num_nodes=x.size(1))
-        # dummy node first: connected to nothing, reachable by attention only
-        x = torch.cat([self.dummy.expand(G, 1, -1), x], 1)
-        mask = torch.cat([mask.new_ones(G, 1), mask], 1)
-        adj = nn.functional.pad(adj, (1, 0, 1, 0))
-        dist = self._distances(graph, sizes).to(x.device)[:, :x.size(1), :x.size(1)]
-        for attn, ff, n1, n2 in zip(self.attn, self.ff, self.n1, self.n2):
-            x = x + attn(n1(x), mask, adj, dist)
-            x = x + ff(n2(x))
-        x = self.norm(x)
-        real = mask.clone()
-        real[:, 0] = False
-        return (x * real[..., None]).sum(1) / real.sum(1, keepdim=True).clamp_min(1)
+        smiles = getattr(graph, "smiles", None)
+        if smiles is None:
+            raise ValueError("the MAT encoder featurises molecules from their SMILES: the drug batch has none "
+                             "(use MoleculeStore.batch)")
+        dtype = self.src_embed.lut.weight.dtype
+        x, mask, adj, dist = self.dense_inputs(list(smiles), self.src_embed.lut.weight.device, dtype)
+        h = self.embed_dropout(self.src_embed.lut(x))
+        for layer in self.encoder.layers:
+            h = layer(h, mask, adj, dist)
+        h = self.encoder.norm(h)
+        m = mask[..., None].to(h.dtype)
+        return (h * m).sum(1) / m.sum(1)
 
 
-__all__ = ["MATEncoder", "MoleculeAttention"]
+__all__ = ["MATEncoder", "MATAttention", "MATLayerNorm", "featurize", "atom_features", "NUM_ATOM_FEATURES"]

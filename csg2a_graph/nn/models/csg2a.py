@@ -302,6 +302,8 @@ class CSG2A(ResponseModel):
                 heads = {k.split(".", 1)[0] for k in drug_sd}
                 if len(heads) == 1 and all("." in k for k in drug_sd):
                     drug_sd = {k.split(".", 1)[1]: v for k, v in drug_sd.items()}
+            if drug_encoder == "mat":  # MAT's pretraining head is not part of the encoder
+                drug_sd = {k: v for k, v in drug_sd.items() if not k.startswith("generator.")}
             if set(drug_sd) != drug_own:
                 extra, lack = sorted(set(drug_sd) - drug_own), sorted(drug_own - set(drug_sd))
                 raise KeyError(f"the state dict's drug-encoder keys do not fit the {drug_encoder} encoder: "
