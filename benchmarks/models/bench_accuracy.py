@@ -2,6 +2,7 @@
 
     python benchmarks/models/bench_accuracy.py main      --out runs/acc   [--folds 3] [--schemes mixed drug_blind] [--epochs 6]
     python benchmarks/models/bench_accuracy.py ablations --out runs/abl   [--folds 3] [--subsample 30000] [--epochs 8]
+    python benchmarks/models/bench_accuracy.py transfer  --out runs/tr    [--folds 3] [--subsample 10000] [--epochs 5] --pretrained-dir runs/pre
     python benchmarks/models/bench_accuracy.py report    --out runs/acc runs/abl > benchmarks/results/models_accuracy.md
 
 Data: the staged GDSC2 (187,836 pairs, 484 measured landmark genes), the staged STRING prior,
@@ -124,6 +125,33 @@ def ablation_run(args):
                    model_options=opts, subsample=args.subsample)
 
 
+def transfer_run(args):
+    """Fig. 2 on the faithful model: per variant, pretrained + frozen, pretrained + unfrozen and from scratch,
+    beside the additive naive baseline and the RF, on the same folds. The pretrained networks are
+    ``bench_pretraining.py``'s fold-0 networks (``--pretrained-dir``: ``{variant}_fold0/model.pt``, trained on
+    80 % of the real LINCS compounds with each variant's own pretraining settings)."""
+    from csg2a_graph.train.cv import cross_validate
+
+    work = Path(args.out)
+    gdsc, _, _ = datasets(work / "data")
+    train = {"epochs": args.epochs, "patience": 20, "progress": False}
+    opts = {"additive": {}, "rf": {"n_estimators": args.rf_trees, "max_features": args.rf_max_features,
+                                   "max_samples": args.rf_max_samples, "n_jobs": -1}}
+    for v in args.variants:
+        ckpt = Path(args.pretrained_dir) / f"{v}_fold0" / "model.pt"
+        if not ckpt.exists():
+            raise SystemExit(f"no pretrained {v} network at {ckpt}: run bench_pretraining.py first")
+        opts[f"{v} pretrained+frozen"] = {"runner": "csg2a", "train": train, "pretrained": str(ckpt)}
+        opts[f"{v} pretrained+unfrozen"] = {"runner": "csg2a", "train": train, "pretrained": str(ckpt),
+                                            "freeze": False}
+        opts[f"{v} scratch"] = {"runner": "csg2a", "train": train, "variant": v, "drug_encoder": "pretrained-gcn",
+                                "drug_weights": str(WEIGHTS)}
+    print(f"GDSC2: {gdsc}; subsample {args.subsample}; {args.folds} folds x {args.schemes}; {args.epochs} epochs",
+          flush=True)
+    cross_validate(gdsc, list(opts), args.schemes, folds=args.folds, n_folds=10, out_dir=str(work / "cv"),
+                   model_options=opts, subsample=args.subsample)
+
+
 def report(args):
     import pandas as pd
     from scipy.stats import ttest_rel
@@ -160,6 +188,20 @@ def report(args):
                     t1, t2 = ttest_rel(j.rmse_c, j.rmse_r), ttest_rel(j.pcc_c, j.pcc_r)
                     print(f"| {scheme} | {float((j.rmse_c - j.rmse_r).mean()):+.3f} | {t1.pvalue:.3g} | "
                           f"{float((j.pcc_c - j.pcc_r).mean()):+.3f} | {t2.pvalue:.3g} |")
+        for v in sorted({m.split(" ")[0] for m in df.model if m.endswith(" pretrained+frozen")}):
+            print(f"\nPaired t-tests over folds, variant {v}, against training from scratch (two-sided):\n")
+            print("| scheme | setting | mean ΔRMSE | p | mean ΔPCC | p | mean Δ per-drug PCC | p |")
+            print("|---|---|---|---|---|---|---|---|")
+            for scheme in df.scheme.unique():
+                base = df[(df.model == f"{v} scratch") & (df.scheme == scheme)]
+                for setting in ("pretrained+frozen", "pretrained+unfrozen"):
+                    o = df[(df.model == f"{v} {setting}") & (df.scheme == scheme)]
+                    j = base.merge(o, on="fold", suffixes=("_b", "_o"))
+                    if len(j) >= 2:
+                        t = [ttest_rel(j[f"{c}_o"], j[f"{c}_b"]).pvalue for c in ("rmse", "pcc", "pcc_per_drug")]
+                        d = [float((j[f"{c}_o"] - j[f"{c}_b"]).mean()) for c in ("rmse", "pcc", "pcc_per_drug")]
+                        print(f"| {scheme} | {setting} | {d[0]:+.3f} | {t[0]:.3g} | {d[1]:+.3f} | {t[1]:.3g} | "
+                              f"{d[2]:+.3f} | {t[2]:.3g} |")
         if "pretrained+frozen" in set(df.model):
             base = df[df.model == "pretrained+frozen"].sort_values("fold")
             print("\nPaired t-tests over folds against pretrained+frozen (RMSE; two-sided):\n")
@@ -214,7 +256,7 @@ def plot(out_dirs, path: str) -> None:
 
 def cli(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["main", "ablations", "report"])
+    p.add_argument("what", choices=["main", "ablations", "transfer", "report"])
     p.add_argument("--out", required=True, nargs="+")
     p.add_argument("--folds", type=int, default=10)
     p.add_argument("--schemes", nargs="+", default=["mixed", "cell_blind", "drug_blind", "disjoint"])
@@ -223,6 +265,8 @@ def cli(argv=None):
     p.add_argument("--rf-trees", type=int, default=100)
     p.add_argument("--rf-max-features", type=float, default=1.0)
     p.add_argument("--rf-max-samples", type=float, default=None)
+    p.add_argument("--variants", nargs="+", default=["released", "improved"], help="transfer: CSG2A variants")
+    p.add_argument("--pretrained-dir", default="runs/pre", help="transfer: bench_pretraining.py's --out")
     p.add_argument("--plot", default=None, help="report: also draw the results to this PNG")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -232,7 +276,7 @@ def cli(argv=None):
             plot(args.out, args.plot)
         return report(args)
     args.out = args.out[0]
-    return {"main": main_run, "ablations": ablation_run}[args.what](args)
+    return {"main": main_run, "ablations": ablation_run, "transfer": transfer_run}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,6 @@ def link(root: Path) -> str:
 
 
 def row_pcc(a, b):
-    import torch
 
     a = a - a.mean(1, keepdim=True)
     b = b - b.mean(1, keepdim=True)
