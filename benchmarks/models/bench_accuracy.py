@@ -80,15 +80,15 @@ def main_run(args):
 
     work = Path(args.out)
     gdsc, lincs, _ = datasets(work / "data")
-    ckpt = pretrained(work, lincs, "full")
+    ckpt = args.pretrained or pretrained(work, lincs, "full")
     train = {"epochs": args.epochs, "patience": 20, "progress": False}
     opts = {"csg2a": {"pretrained": ckpt, "train": train},
             "rf": {"n_estimators": args.rf_trees, "max_features": args.rf_max_features,
                    "max_samples": args.rf_max_samples, "n_jobs": -1},
-            "drug-mean": {}}
+            "drug-mean": {}, "additive": {}}
     print(f"GDSC2: {gdsc}; {args.folds} folds x {args.schemes}; CSG2A {args.epochs} epochs; RF {opts['rf']}",
           flush=True)
-    cross_validate(gdsc, ["drug-mean", "csg2a", "rf"], args.schemes, folds=args.folds, n_folds=10,
+    cross_validate(gdsc, ["drug-mean", "additive", "csg2a", "rf"], args.schemes, folds=args.folds, n_folds=10,
                    out_dir=str(work / "cv"), model_options=opts, subsample=args.subsample)
 
 
@@ -265,6 +265,7 @@ def cli(argv=None):
     p.add_argument("--rf-trees", type=int, default=100)
     p.add_argument("--rf-max-features", type=float, default=1.0)
     p.add_argument("--rf-max-samples", type=float, default=None)
+    p.add_argument("--pretrained", default=None, help="main: a pretrained CSG2A checkpoint (default: pretrain one)")
     p.add_argument("--variants", nargs="+", default=["released", "improved"], help="transfer: CSG2A variants")
     p.add_argument("--pretrained-dir", default="runs/pre", help="transfer: bench_pretraining.py's --out")
     p.add_argument("--plot", default=None, help="report: also draw the results to this PNG")
