@@ -11,7 +11,8 @@ from tests.conftest import shared
 def test_manifest_checksums_and_licences():
     m = assets.manifest()
     assert set(m) == {"string_landmark_edges.csv", "lincs_ljp005_a375_24h_level3.gct.gz",
-                      "lincs_ljp005_compounds.csv", "pretrain_gnns_gcn_supervised_contextpred.pth"}
+                      "lincs_ljp005_compounds.csv", "pretrain_gnns_gcn_supervised_contextpred.pth",
+                      "lincs_basal_robust_stats.csv"}
     for name, d in m.items():
         assert os.path.getsize(assets.asset(name)) == d["bytes"] and d["licence"] and d["source"]
     from csg2a_graph.nn.encoders.pretrained_gcn import WEIGHTS_SHA256
