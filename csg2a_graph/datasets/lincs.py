@@ -221,7 +221,7 @@ class LINCSL1000(RawPairDataset):
                 if any(found) and not all(found):
                     raise FileNotFoundError(f"{raw}: basal/perturbed pairs need three files (*x1*basal*, "
                                             f"*x2*perturbed*, *example_meta*), found {[osp.basename(f) for f in found if f]}")
-                pairs = found if all(found) else None
+                pairs = [str(f) for f in found] if all(found) else None
             out["pairs"] = list(pairs) if pairs else []
         if self.level == 5:
             out["basal"] = self.files["basal"] or find_one(
@@ -451,11 +451,12 @@ class LINCSL1000(RawPairDataset):
         if self.level == 3 and paths.get("pairs"):
             ext = self._read_pairs(paths, aligned, report)
             n0, nb = X.size(0), basal_x.size(0)
-            k = len(ext["cell"])
+            n_new = len(ext["cell"])
             X = torch.cat([X, ext["perturbed"]])
             basal_x = torch.cat([basal_x, ext["basal"]])
-            trt, has_basal = np.concatenate([trt, np.ones(k, bool)]), np.concatenate([has_basal, np.ones(k, bool)])
-            unit = np.concatenate([unit, nb + np.arange(k)])
+            trt = np.concatenate([trt, np.ones(n_new, bool)])
+            has_basal = np.concatenate([has_basal, np.ones(n_new, bool)])
+            unit = np.concatenate([unit, nb + np.arange(n_new)])
             unit_cell = list(unit_cell) + ext["cell"]
             unit_names = list(unit_names) + ext["pair"]
             cell_id = np.concatenate([cell_id.astype(object), np.array(ext["cell"], dtype=object)])
@@ -463,8 +464,8 @@ class LINCSL1000(RawPairDataset):
             smiles.update(dict(zip(keys, ext["smiles"])))
             drug_key = np.concatenate([np.asarray(drug_key, dtype=object), np.array(keys, dtype=object)])
             dose, time = np.concatenate([dose, ext["dose"]]), np.concatenate([time, ext["time"]])
-            meta = pd.concat([meta, pd.DataFrame({"pert_iname": [""] * k}, index=ext["pair"])])
-            report["pairs_added"] = {"pairs": k, "cell_lines": len(set(ext["cell"])),
+            meta = pd.concat([meta, pd.DataFrame({"pert_iname": [""] * n_new}, index=ext["pair"])])
+            report["pairs_added"] = {"pairs": n_new, "cell_lines": len(set(ext["cell"])),
                                      "compounds": len(set(ext["smiles"])), "first_row": n0}
         keep = trt & has_basal
         has_smiles = np.array([k in smiles for k in drug_key])

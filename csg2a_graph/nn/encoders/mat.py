@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, cast
 
 import numpy as np
 import torch
@@ -123,6 +123,8 @@ class _Linear(nn.Module):
 
 
 class _Residual(nn.Module):
+    norm: MATLayerNorm
+
     def __init__(self, d: int):
         super().__init__()
         self.norm = MATLayerNorm(d)
@@ -174,8 +176,9 @@ class MATBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Tensor, adj: Tensor, dist: Tensor) -> Tensor:
-        x = x + self.dropout(self.self_attn(self.sublayer[0].norm(x), mask, adj, dist))
-        return x + self.dropout(self.feed_forward(self.sublayer[1].norm(x)))
+        pre_attn, pre_ff = (cast(_Residual, m).norm for m in self.sublayer)
+        x = x + self.dropout(self.self_attn(pre_attn(x), mask, adj, dist))
+        return x + self.dropout(self.feed_forward(pre_ff(x)))
 
 
 class _Encoder(nn.Module):
