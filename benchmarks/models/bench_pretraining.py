@@ -142,13 +142,15 @@ def report(args) -> None:
         print(f"| {v} | {len(g)} | {f('mse')} | {f('mse_copy_basal')} | {f('mse_mean_change')} | {f('pcc_change')} "
               f"| {f('pcc_change_mean_change')} | {g.best_epoch.mean():.0f} |")
     print("\nPaired t-tests over folds (MSE of the network minus MSE of a baseline; negative = the network is better):\n")
-    print("| variant | vs copy-basal: mean Δ | p | vs basal + mean change: mean Δ | p |")
-    print("|---|---|---|---|---|")
+    print("| variant | vs copy-basal: mean Δ | p | vs basal + mean change: mean Δ | p "
+          "| PCC of change − mean change's: mean Δ | p |")
+    print("|---|---|---|---|---|---|---|")
     for v, g in df.groupby("variant", sort=False):
         d1, d2 = g.mse - g.mse_copy_basal, g.mse - g.mse_mean_change
-        p1 = stats.ttest_rel(g.mse, g.mse_copy_basal).pvalue if len(g) > 1 else float("nan")
-        p2 = stats.ttest_rel(g.mse, g.mse_mean_change).pvalue if len(g) > 1 else float("nan")
-        print(f"| {v} | {d1.mean():+.3f} | {p1:.3g} | {d2.mean():+.3f} | {p2:.3g} |")
+        d3 = g.pcc_change - g.pcc_change_mean_change
+        p1, p2, p3 = (stats.ttest_rel(a, b).pvalue if len(g) > 1 else float("nan") for a, b in (
+            (g.mse, g.mse_copy_basal), (g.mse, g.mse_mean_change), (g.pcc_change, g.pcc_change_mean_change)))
+        print(f"| {v} | {d1.mean():+.3f} | {p1:.3g} | {d2.mean():+.3f} | {p2:.3g} | {d3.mean():+.3f} | {p3:.3g} |")
 
 
 def cli(argv=None):
