@@ -224,7 +224,11 @@ def explain_genes(model: nn.Module, dataset, index=None, method: str = "ig", *, 
         raise ValueError(f"ig_breaks must lie in (0, 1), got {list(ig_breaks)}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
-    fwd = ScalarOutput(model, condition, target).to(device).eval()
+    # CSG2A models: the condition D does not depend on the expression, so it is computed once per batch outside
+    # the attribution and passed along (no Captum hook ever sees the frozen condition block, whose tensors need
+    # no gradient; the released variant has no condition cache)
+    fixed_condition = not condition and _is_csg2a(model) and method != "layer-ig"
+    fwd = ScalarOutput(model, condition or fixed_condition, target).to(device).eval()
     profile = getattr(model, "target", "response") == "profile"
     if method == "layer-ig":
         explainer = attr.LayerIntegratedGradients(fwd, _pretrained(model).conv)
@@ -251,6 +255,10 @@ def explain_genes(model: nn.Module, dataset, index=None, method: str = "ig", *, 
             inputs: tuple = (expr, cond)
             extra: tuple = ()
             zeros = (torch.zeros_like(expr), torch.zeros_like(cond))
+        elif fixed_condition:
+            with torch.no_grad():
+                cond = _pretrained(model).condition(*drug_args)
+            inputs, extra, zeros = (expr,), (cond,), (torch.zeros_like(expr),)  # type: ignore[assignment]
         else:
             inputs, extra, zeros = (expr,), drug_args, (torch.zeros_like(expr),)  # type: ignore[assignment]
         kw: Dict = {"additional_forward_args": extra or None}

@@ -378,6 +378,12 @@ class Trainer:
             if b % 20 == 0:
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         run.sched.step()
+        if self.world > 1:  # every rank saw its share: the epoch's train MSE is over all ranks' pairs
+            import torch.distributed as dist
+
+            t = torch.tensor([total, float(count)], dtype=torch.float64, device=self.device)
+            dist.all_reduce(t)
+            total, count = float(t[0]), int(t[1])
         return total / max(count, 1)
 
     def _validate(self, run: "_Run", epoch: int, train_loss: float, t0: float) -> Dict:
