@@ -26,9 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("CSG2A_SHARED_DATA", REPO.parent / "shared" / "data"))
-WEIGHTS = SHARED / "pretrained" / "pretrain_gnns_gcn_supervised_contextpred.pth"
+from bench_accuracy import REPO, WEIGHTS, link  # the same data folder and weights as the accuracy benchmark
+
 FILES = ["lincs/cmappy_test_l1000_LJP005_A375_24H.gct", "lincs/deepce_brd_smiles.csv",
          "lincs/dhimmel_lincs_pertinfo.tsv.gz", "string/STRING_edges.csv", "lincs/transigen_example_x1_basal.csv",
          "lincs/transigen_example_x2_perturbed.csv", "lincs/transigen_example_meta.csv"]
@@ -37,16 +36,6 @@ SETTINGS = {"released-lr1e-3": ("released", {"lr": 1e-3, "batch_size": 32}),
             "improved-lr1e-3": ("improved", {"lr": 1e-3, "batch_size": 32})}
 FIELDS = ["variant", "fold", "test_pairs", "test_compounds", "epochs_run", "best_epoch", "mse", "mse_copy_basal",
           "mse_mean_change", "pcc_change", "pcc_change_mean_change", "seconds", "git"]
-
-
-def link(root: Path) -> str:
-    raw = root / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for f in FILES:
-        dst = raw / Path(f).name
-        if not dst.exists():
-            dst.symlink_to(SHARED / f)
-    return str(root)
 
 
 def row_pcc(a, b):
@@ -73,7 +62,7 @@ def run(args) -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    ds = LINCSL1000(link(out / "lincs"), level=3, log=False)
+    ds = LINCSL1000(link(out / "lincs", FILES), level=3, log=False)
     print(ds, flush=True)
     table = out / "results.csv"
     done = set()

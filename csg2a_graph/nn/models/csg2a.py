@@ -121,7 +121,7 @@ def _dense_prior(prior, n: int, self_loops: bool):
     return ei.long(), ew
 
 
-def _split_released(state_dict: Dict[str, Tensor], table: Dict[str, str], where: str):
+def _split_released(state_dict: Dict[str, Tensor], table: Dict[str, str]):
     """(mapped tensors, the rest) of a released state dict."""
     missing = [k for k in table if k not in state_dict]
     mapped = {table[k]: v for k, v in state_dict.items() if k in table}
@@ -265,7 +265,7 @@ class CSG2A(ResponseModel):
         if variant not in ("released", "paper"):
             raise ValueError(f"released weights run as variant 'released' or 'paper', got {variant!r}")
         sd = dict(state_dict)
-        mapped, rest, missing = _split_released(sd, _RELEASED_NET_KEYS, "CSG2A_net")
+        mapped, rest, missing = _split_released(sd, _RELEASED_NET_KEYS)
         if missing:
             raise KeyError(f"the state dict lacks released keys {missing}")
         w = sd["w_gex"]
@@ -498,7 +498,7 @@ class CSG2AFineTune(ResponseModel):
         net = CSG2A.from_released(net_sd, genes, prior, drug_encoder, drug_encoder_kwargs, variant, self_loops,
                                   dropout)
         mapped, rest, missing = _split_released({k: v for k, v in sd.items() if not k.startswith("CSG2A.")},
-                                                _RELEASED_FT_KEYS, "CSG2A_finetune")
+                                                _RELEASED_FT_KEYS)
         if missing:
             raise KeyError(f"the state dict lacks released keys {missing[:10]}")
         if rest:
