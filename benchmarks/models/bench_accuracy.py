@@ -146,10 +146,69 @@ def transfer_run(args):
                                             "freeze": False}
         opts[f"{v} scratch"] = {"runner": "csg2a", "train": train, "variant": v, "drug_encoder": "pretrained-gcn",
                                 "drug_weights": str(WEIGHTS)}
-    print(f"GDSC2: {gdsc}; subsample {args.subsample}; {args.folds} folds x {args.schemes}; {args.epochs} epochs",
-          flush=True)
-    cross_validate(gdsc, list(opts), args.schemes, folds=args.folds, n_folds=10, out_dir=str(work / "cv"),
+    labels = list(opts)
+    if args.models:
+        unknown = sorted(set(args.models) - set(labels))
+        if unknown:
+            raise SystemExit(f"--models: unknown {unknown}; the labels are {labels}")
+        labels = [m for m in labels if m in args.models]
+    if args.reuse:
+        reuse_rows(Path(args.reuse), work / "cv", args.schemes, args.folds, args.subsample)
+    print(f"GDSC2: {gdsc}; subsample {args.subsample}; {args.folds} folds x {args.schemes}; {args.epochs} epochs; "
+          f"{labels}", flush=True)
+    cross_validate(gdsc, labels, args.schemes, folds=args.folds, n_folds=10, out_dir=str(work / "cv"),
                    model_options=opts, subsample=args.subsample)
+
+
+# ``main``'s CSG2A is the released fold-0 pretrained network, frozen, fine-tuned with the same settings as
+# ``transfer``'s "released pretrained+frozen" (same runner, options and epoch cap): its rows can stand for it
+REUSE = {"csg2a": "released pretrained+frozen", "additive": "additive", "rf": "rf"}
+
+
+def reuse_rows(src: Path, dst: Path, schemes, folds: int, subsample) -> None:
+    """Copy finished rows (and predictions) of ``main`` runs in ``src`` into ``dst`` under ``transfer``'s
+    labels, for the (scheme, fold) pairs whose saved split is identical to ``dst``'s; nothing is copied
+    for a subsampled run (``main`` ran on all pairs)."""
+    import shutil
+
+    import pandas as pd
+    import torch
+
+    from csg2a_graph.train.cv import RESULT_COLUMNS, _append
+
+    if subsample is not None:
+        raise SystemExit("--reuse: main runs used all pairs; it cannot stand for a --subsample run")
+    src_cv = src / "cv" if (src / "cv").exists() else src
+    prev = pd.read_csv(src_cv / "results.csv")
+    have = set()
+    if (dst / "results.csv").exists():
+        d = pd.read_csv(dst / "results.csv")
+        have = {(r.model, r.scheme, int(r.fold)) for r in d.itertuples()}
+    (dst / "splits").mkdir(parents=True, exist_ok=True)
+    (dst / "predictions").mkdir(parents=True, exist_ok=True)
+    copied = 0
+    for r in prev.to_dict("records"):
+        label = REUSE.get(r["model"])
+        if label is None or r["scheme"] not in schemes or int(r["fold"]) >= folds:
+            continue
+        key = (label, r["scheme"], int(r["fold"]))
+        if key in have:
+            continue
+        name = f"{r['scheme']}_fold{int(r['fold'])}.pt"
+        ours = dst / "splits" / name
+        theirs = torch.load(src_cv / "splits" / name, weights_only=True)
+        if ours.exists():
+            mine = torch.load(ours, weights_only=True)
+            if not all(torch.equal(mine[k], theirs[k]) for k in ("train", "val", "test")):
+                raise SystemExit(f"--reuse: {src_cv} used another split for {name}")
+        else:
+            torch.save(theirs, ours)
+        shutil.copy(src_cv / "predictions" / f"{r['model']}_{name[:-3]}.csv",
+                    dst / "predictions" / f"{label}_{name[:-3]}.csv")
+        _append(str(dst / "results.csv"), {**{c: r.get(c) for c in RESULT_COLUMNS}, "model": label})
+        have.add(key)
+        copied += 1
+    print(f"--reuse: {copied} finished row(s) taken from {src_cv} ({sorted(set(REUSE.values()))})", flush=True)
 
 
 def report(args):
@@ -268,6 +327,11 @@ def cli(argv=None):
     p.add_argument("--pretrained", default=None, help="main: a pretrained CSG2A checkpoint (default: pretrain one)")
     p.add_argument("--variants", nargs="+", default=["released", "improved"], help="transfer: CSG2A variants")
     p.add_argument("--pretrained-dir", default="runs/pre", help="transfer: bench_pretraining.py's --out")
+    p.add_argument("--models", nargs="+", default=None,
+                   help="transfer: run only these labels (e.g. 'released scratch'); default all")
+    p.add_argument("--reuse", default=None,
+                   help="transfer: take finished rows of a `main` run dir (its csg2a = released pretrained+frozen, "
+                        "additive, rf) where its splits are identical")
     p.add_argument("--plot", default=None, help="report: also draw the results to this PNG")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
