@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -313,6 +314,53 @@ def plot(out_dirs, path: str) -> None:
     plt.close(fig)
 
 
+RUN_DIR = re.compile(r"^(.*)_(mixed|cell_blind|drug_blind|disjoint)_fold(\d+)$")  # cross_validate's run folders
+
+
+def curves(out_dirs, path: str) -> None:
+    """Validation RMSE per epoch of every CSG2A training (one panel per scheme, one line per run): whether a
+    gap between pretrained and scratch closes with training (a head start) or stays (transfer)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    runs = []
+    for o in out_dirs:
+        for m in sorted((Path(o) / "cv" / "runs").glob("*/metrics.csv")):
+            hit = RUN_DIR.match(m.parent.name)
+            if hit is None:
+                continue
+            label, scheme, fold = hit.group(1), hit.group(2), int(hit.group(3))
+            df = pd.read_csv(m)
+            if "val_rmse" not in df.columns or label in ("rf", "additive", "drug-mean"):
+                continue
+            label = REUSE.get(label, label)  # main's csg2a: the released pretrained+frozen setting
+            if all(r[:3] != (label, scheme, fold) for r in runs):
+                runs.append((label, scheme, fold, df))
+    if not runs:
+        raise SystemExit(f"no training curves under {out_dirs}")
+    schemes = list(dict.fromkeys(r[1] for r in runs))
+    labels = list(dict.fromkeys(r[0] for r in runs))
+    fig, axes = plt.subplots(1, len(schemes), figsize=(5.5 * len(schemes), 4), squeeze=False)
+    for j, scheme in enumerate(schemes):
+        ax = axes[0, j]
+        for label, sch, fold, df in runs:
+            if sch != scheme:
+                continue
+            k = labels.index(label)
+            ax.plot(df.epoch + 1, df.val_rmse, color=f"C{k}", marker=".", alpha=0.8,
+                    label=label if fold == min(r[2] for r in runs if r[:2] == (label, sch)) else None)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation RMSE")
+        ax.set_title(scheme)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def cli(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=["main", "ablations", "transfer", "report"])
@@ -333,12 +381,15 @@ def cli(argv=None):
                    help="transfer: take finished rows of a `main` run dir (its csg2a = released pretrained+frozen, "
                         "additive, rf) where its splits are identical")
     p.add_argument("--plot", default=None, help="report: also draw the results to this PNG")
+    p.add_argument("--curves", default=None, help="report: also draw each CSG2A run's validation RMSE per epoch")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.what == "report":
         args.out_dirs = args.out
         if args.plot:
             plot(args.out, args.plot)
+        if args.curves:
+            curves(args.out, args.curves)
         return report(args)
     args.out = args.out[0]
     return {"main": main_run, "ablations": ablation_run, "transfer": transfer_run}[args.what](args)
