@@ -131,6 +131,7 @@ def transfer_run(args):
     beside the additive naive baseline and the RF, on the same folds. The pretrained networks are
     ``bench_pretraining.py``'s fold-0 networks (``--pretrained-dir``: ``{variant}_fold0/model.pt``, trained on
     80 % of the real LINCS compounds with each variant's own pretraining settings)."""
+    from csg2a_graph.nn.models.csg2a import FINETUNE_VARIANTS
     from csg2a_graph.train.cv import cross_validate
 
     work = Path(args.out)
@@ -145,6 +146,10 @@ def transfer_run(args):
         opts[f"{v} pretrained+frozen"] = {"runner": "csg2a", "train": train, "pretrained": str(ckpt)}
         opts[f"{v} pretrained+unfrozen"] = {"runner": "csg2a", "train": train, "pretrained": str(ckpt),
                                             "freeze": False}
+        if FINETUNE_VARIANTS[v]["frozen_mode"] == "train":
+            # the frozen part in eval mode (its condition cached) instead of the released training mode
+            opts[f"{v} pretrained+frozen-eval"] = {"runner": "csg2a", "train": train, "pretrained": str(ckpt),
+                                                   "frozen_mode": "eval"}
         opts[f"{v} scratch"] = {"runner": "csg2a", "train": train, "variant": v, "drug_encoder": "pretrained-gcn",
                                 "drug_weights": str(WEIGHTS)}
     labels = list(opts)
@@ -249,13 +254,17 @@ def report(args):
                     print(f"| {scheme} | {float((j.rmse_c - j.rmse_r).mean()):+.3f} | {t1.pvalue:.3g} | "
                           f"{float((j.pcc_c - j.pcc_r).mean()):+.3f} | {t2.pvalue:.3g} |")
         for v in sorted({m.split(" ")[0] for m in df.model if m.endswith(" pretrained+frozen")}):
-            print(f"\nPaired t-tests over folds, variant {v}, against training from scratch (two-sided):\n")
+            print(f"\nPaired t-tests over folds, variant {v}, against training from scratch — and, last row per "
+                  "scheme, the frozen part in eval mode against the frozen part in training mode (two-sided):\n")
             print("| scheme | setting | mean ΔRMSE | p | mean ΔPCC | p | mean Δ per-drug PCC | p |")
             print("|---|---|---|---|---|---|---|---|")
             for scheme in df.scheme.unique():
-                base = df[(df.model == f"{v} scratch") & (df.scheme == scheme)]
-                for setting in ("pretrained+frozen", "pretrained+unfrozen"):
+                for setting, against in (("pretrained+frozen", "scratch"), ("pretrained+unfrozen", "scratch"),
+                                         ("pretrained+frozen-eval", "pretrained+frozen")):
+                    base = df[(df.model == f"{v} {against}") & (df.scheme == scheme)]
                     o = df[(df.model == f"{v} {setting}") & (df.scheme == scheme)]
+                    if against != "scratch":
+                        setting = f"{setting} vs {against}"
                     j = base.merge(o, on="fold", suffixes=("_b", "_o"))
                     if len(j) >= 2:
                         t = [ttest_rel(j[f"{c}_o"], j[f"{c}_b"]).pvalue for c in ("rmse", "pcc", "pcc_per_drug")]
