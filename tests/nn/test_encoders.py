@@ -63,6 +63,55 @@ def test_pretrain_gnns_view_and_fallbacks(store):
     assert x2[:, 1].eq(0).all() and e2[:, 0].eq(0).all() and e2[:, 1].eq(0).all()
 
 
+def test_gcn_sparse_form_equals_the_message_passing_reference(gcn_weights, store):
+    """HuGCNConv.forward (one sparse product, no per-edge messages) against forward_messages (pretrain-gnns'
+    per-edge form): outputs and gradients, float64, on a batch with an isolated atom ([Na+]), a salt, a
+    metal complex, bond directions and the dummy atom."""
+    from csg2a_graph.nn.encoders.pretrained_gcn import gcn_operators
+
+    enc = PretrainedGCN(gcn_weights).double()
+    g = store.batch()
+    x, e = pretrain_gnns_features(g)
+    h0 = (enc.x_embedding1(x[:, 0]) + enc.x_embedding2(x[:, 1])).detach().requires_grad_(True)
+    conv = enc.gnns[2]
+    ops = gcn_operators(g.edge_index, e, h0.size(0), h0.dtype)
+    fast = conv(h0, g.edge_index, e, operators=ops)
+    ref = conv.forward_messages(h0, g.edge_index, e)
+    torch.testing.assert_close(fast, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(conv(h0, g.edge_index, e), ref, rtol=1e-12, atol=1e-12)  # operators made inside
+    w = torch.randn_like(ref)
+    params = [h0, conv.linear.weight, conv.linear.bias, conv.edge_embedding1.weight, conv.edge_embedding2.weight]
+    g_fast = torch.autograd.grad((fast * w).sum(), params)
+    g_ref = torch.autograd.grad((ref * w).sum(), params)
+    for a, b in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    # the whole encoder, in training mode too (BatchNorm on batch statistics)
+    for mode in (False, True):
+        enc.train(mode)
+        out = enc(g)
+        ref_h = h0.detach()
+        for k, (c, bn) in enumerate(zip(enc.gnns, enc.batch_norms)):
+            ref_h = bn(c.forward_messages(ref_h, g.edge_index, e))
+            ref_h = torch.relu(ref_h) if k < enc.num_layers - 1 else ref_h
+        from csg2a_graph.nn.encoders.base import pool_atoms
+
+        torch.testing.assert_close(out, pool_atoms(ref_h, g, enc.pool), rtol=1e-10, atol=1e-10)
+
+
+def test_gcn_takes_the_message_form_while_edges_are_masked(gcn_weights, store):
+    """PyG's explain API masks edges inside propagate(): with a mask set, forward must honour it."""
+    from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
+
+    enc = PretrainedGCN(gcn_weights).eval()
+    g = store.batch(torch.tensor([3]))  # phenol
+    before = enc(g)
+    set_masks(enc, torch.zeros(g.edge_index.size(1)), g.edge_index, apply_sigmoid=False)
+    masked = enc(g)
+    clear_masks(enc)
+    assert not torch.allclose(masked, before)  # every bond masked: only self-loops carry messages
+    torch.testing.assert_close(enc(g), before)
+
+
 def test_salts_are_left_out_of_pooling(gcn_weights, store):
     enc = PretrainedGCN(gcn_weights).eval()
     out = enc(store.batch(torch.tensor([0, 4])))  # CCO and CCO.[Na+].[Cl-]

@@ -63,8 +63,44 @@ def pretrain_gnns_features(graph) -> Tuple[Tensor, Tensor]:
     return torch.stack([atom, chi], 1), torch.stack([bt, bd], 1)
 
 
+def gcn_operators(edge_index: Tensor, edge_attr: Tensor, num_nodes: int, dtype: torch.dtype = torch.float32):
+    """The graph's part of a :class:`HuGCNConv` layer, shared by all layers of a forward pass.
+
+    With self-loops (bond type 4, direction 0) and ``norm_ij = deg_i^-1/2 deg_j^-1/2``, a layer is
+    ``out_i = sum_j norm_ij (h'_j + e1[type_ij] + e2[dir_ij]) = (A h')_i + (C1 e1)_i + (C2 e2)_i`` with
+    ``A [n, n]`` the normalised adjacency (sparse) and ``C1 [n, 6]`` / ``C2 [n, 3]`` the summed ``norm_ij``
+    per bond type / direction at each atom. Returns ``(A, C1, C2)``.
+    """
+    n = num_nodes
+    src, dst, norm, bond_type, bond_dir = _with_self_loops(edge_index, edge_attr, n, dtype)
+    adj = torch.sparse_coo_tensor(torch.stack([dst, src]), norm, (n, n), check_invariants=False).coalesce()
+    c1 = norm.new_zeros(n, NUM_BOND_TYPES).index_put_((dst, bond_type), norm, accumulate=True)
+    c2 = norm.new_zeros(n, NUM_BOND_DIRS).index_put_((dst, bond_dir), norm, accumulate=True)
+    return adj, c1, c2
+
+
+def _with_self_loops(edge_index: Tensor, edge_attr: Tensor, n: int, dtype: torch.dtype):
+    """Edges with one self-loop per atom (as pretrain-gnns adds them), their ``norm`` (degrees counted at
+    the source, as there) and bond features."""
+    edge_index, _ = add_self_loops(edge_index, num_nodes=n)
+    loop_attr = torch.zeros(n, 2, dtype=edge_attr.dtype, device=edge_attr.device)
+    loop_attr[:, 0] = SELF_LOOP_BOND
+    edge_attr = torch.cat([edge_attr, loop_attr], 0)
+    src, dst = edge_index[0], edge_index[1]
+    deg = degree(src, n, dtype=dtype)
+    dinv = deg.pow(-0.5)
+    dinv[torch.isinf(dinv)] = 0
+    return src, dst, dinv[src] * dinv[dst], edge_attr[:, 0].long(), edge_attr[:, 1].long()
+
+
 class HuGCNConv(MessagePassing):
-    """One GCN layer with bond embeddings, exactly as in pretrain-gnns' ``GCNConv``."""
+    """One GCN layer with bond embeddings, exactly as in pretrain-gnns' ``GCNConv``.
+
+    :meth:`forward` computes it as one sparse product and two small dense ones (:func:`gcn_operators`)
+    — no ``[edges, dim]`` message tensor; :meth:`forward_messages` is the per-edge message-passing form
+    (the reference; tests compare outputs and gradients). While PyG's explain API masks edges
+    (``self.explain``), :meth:`forward` takes the message-passing form, where the masks act.
+    """
 
     def __init__(self, dim: int = 300):
         super().__init__(aggr="add")
@@ -72,18 +108,22 @@ class HuGCNConv(MessagePassing):
         self.edge_embedding1 = nn.Embedding(NUM_BOND_TYPES, dim)
         self.edge_embedding2 = nn.Embedding(NUM_BOND_DIRS, dim)
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
-        n = x.size(0)
-        edge_index, _ = add_self_loops(edge_index, num_nodes=n)
-        loop_attr = torch.zeros(n, 2, dtype=edge_attr.dtype, device=edge_attr.device)
-        loop_attr[:, 0] = SELF_LOOP_BOND
-        edge_attr = torch.cat([edge_attr, loop_attr], 0)
-        e = self.edge_embedding1(edge_attr[:, 0]) + self.edge_embedding2(edge_attr[:, 1])
-        deg = degree(edge_index[0], n, dtype=x.dtype)
-        dinv = deg.pow(-0.5)
-        dinv[torch.isinf(dinv)] = 0
-        norm = dinv[edge_index[0]] * dinv[edge_index[1]]
-        return self.propagate(edge_index, x=self.linear(x), edge_attr=e, norm=norm)
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, operators=None) -> Tensor:
+        """``operators``: :func:`gcn_operators` of this graph (computed here when ``None``)."""
+        if self.explain:
+            return self.forward_messages(x, edge_index, edge_attr)
+        h = self.linear(x)
+        adj, c1, c2 = operators if operators is not None else gcn_operators(edge_index, edge_attr, x.size(0), x.dtype)
+        if h.dtype != adj.dtype:  # autocast: the sparse product in the operators' precision
+            out = torch.sparse.mm(adj, h.to(adj.dtype)).to(h.dtype)
+        else:
+            out = torch.sparse.mm(adj, h)
+        return out + (c1 @ self.edge_embedding1.weight + c2 @ self.edge_embedding2.weight).to(out.dtype)
+
+    def forward_messages(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
+        src, dst, norm, bond_type, bond_dir = _with_self_loops(edge_index, edge_attr, x.size(0), x.dtype)
+        e = self.edge_embedding1(bond_type) + self.edge_embedding2(bond_dir)
+        return self.propagate(torch.stack([src, dst]), x=self.linear(x), edge_attr=e, norm=norm)
 
     def message(self, x_j: Tensor, edge_attr: Tensor, norm: Tensor) -> Tensor:
         return norm.view(-1, 1) * (x_j + edge_attr)
@@ -121,8 +161,9 @@ class PretrainedGCN(nn.Module):
     def atom_states(self, graph) -> Tensor:
         x, e = pretrain_gnns_features(graph)
         h = self.x_embedding1(x[:, 0]) + self.x_embedding2(x[:, 1])
+        ops = gcn_operators(graph.edge_index, e, h.size(0), h.dtype)  # the same graph for all layers
         for k, (conv, bn) in enumerate(zip(self.gnns, self.batch_norms)):
-            h = bn(conv(h, graph.edge_index, e))
+            h = bn(conv(h, graph.edge_index, e, operators=ops))
             if k < self.num_layers - 1:
                 h = torch.relu(h)
             h = nn.functional.dropout(h, self.dropout, self.training)
