@@ -241,18 +241,22 @@ def report(args):
                 return f"{r[(c, 'mean')]:.3f} ± {0 if pd.isna(r[(c, 'std')]) else r[(c, 'std')]:.3f}"
             print(f"| {model} | {scheme} | {int(r['folds'].iloc[0] if hasattr(r['folds'], 'iloc') else r['folds'])} | "
                   f"{f('rmse')} | {f('pcc')} | {f('pcc_per_drug')} | {pr[0]} | {pr[1]} |")
-        if {"csg2a", "rf"} <= set(df.model):
-            print("\nPaired t-tests over folds, CSG2A vs random forest (two-sided):\n")
-            print("| scheme | mean ΔRMSE (csg2a − rf) | p | mean ΔPCC | p |")
-            print("|---|---|---|---|---|")
+        csg = "csg2a" if "csg2a" in set(df.model) else "released pretrained+frozen"
+        for other, name in (("rf", "random forest"), ("additive", "the additive naive baseline")):
+            if not {csg, other} <= set(df.model):
+                continue
+            print(f"\nPaired t-tests over folds, {csg} vs {name} (two-sided):\n")
+            print(f"| scheme | mean ΔRMSE (csg2a − {other}) | p | mean ΔPCC | p | mean Δ per-drug PCC | p |")
+            print("|---|---|---|---|---|---|---|")
             for scheme in df.scheme.unique():
-                a = df[(df.model == "csg2a") & (df.scheme == scheme)].sort_values("fold")
-                b = df[(df.model == "rf") & (df.scheme == scheme)].sort_values("fold")
+                a = df[(df.model == csg) & (df.scheme == scheme)].sort_values("fold")
+                b = df[(df.model == other) & (df.scheme == scheme)].sort_values("fold")
                 j = a.merge(b, on="fold", suffixes=("_c", "_r"))
                 if len(j) >= 2:
-                    t1, t2 = ttest_rel(j.rmse_c, j.rmse_r), ttest_rel(j.pcc_c, j.pcc_r)
-                    print(f"| {scheme} | {float((j.rmse_c - j.rmse_r).mean()):+.3f} | {t1.pvalue:.3g} | "
-                          f"{float((j.pcc_c - j.pcc_r).mean()):+.3f} | {t2.pvalue:.3g} |")
+                    t = [ttest_rel(j[f"{c}_c"], j[f"{c}_r"]).pvalue for c in ("rmse", "pcc", "pcc_per_drug")]
+                    d = [float((j[f"{c}_c"] - j[f"{c}_r"]).mean()) for c in ("rmse", "pcc", "pcc_per_drug")]
+                    print(f"| {scheme} | {d[0]:+.3f} | {t[0]:.3g} | {d[1]:+.3f} | {t[1]:.3g} | {d[2]:+.3f} | "
+                          f"{t[2]:.3g} |")
         for v in sorted({m.split(" ")[0] for m in df.model if m.endswith(" pretrained+frozen")}):
             print(f"\nPaired t-tests over folds, variant {v}, against training from scratch — and, last row per "
                   "scheme, the frozen part in eval mode against the frozen part in training mode (two-sided):\n")
