@@ -275,6 +275,21 @@ def report(args):
                         d = [float((j[f"{c}_o"] - j[f"{c}_b"]).mean()) for c in ("rmse", "pcc", "pcc_per_drug")]
                         print(f"| {scheme} | {setting} | {d[0]:+.3f} | {t[0]:.3g} | {d[1]:+.3f} | {t[1]:.3g} | "
                               f"{d[2]:+.3f} | {t[2]:.3g} |")
+        variants = sorted({m.split(" ")[0] for m in df.model if m.endswith(" pretrained+frozen")})
+        if {"released", "improved"} <= set(variants):
+            print("\nPaired t-tests over folds, variant improved against released, same setting (two-sided):\n")
+            print("| scheme | setting | mean ΔRMSE | p | mean ΔPCC | p | mean Δ per-drug PCC | p |")
+            print("|---|---|---|---|---|---|---|---|")
+            for scheme in df.scheme.unique():
+                for setting in ("pretrained+frozen", "pretrained+unfrozen", "scratch"):
+                    a = df[(df.model == f"released {setting}") & (df.scheme == scheme)]
+                    b = df[(df.model == f"improved {setting}") & (df.scheme == scheme)]
+                    j = a.merge(b, on="fold", suffixes=("_b", "_o"))
+                    if len(j) >= 2:
+                        t = [ttest_rel(j[f"{c}_o"], j[f"{c}_b"]).pvalue for c in ("rmse", "pcc", "pcc_per_drug")]
+                        d = [float((j[f"{c}_o"] - j[f"{c}_b"]).mean()) for c in ("rmse", "pcc", "pcc_per_drug")]
+                        print(f"| {scheme} | {setting} | {d[0]:+.3f} | {t[0]:.3g} | {d[1]:+.3f} | {t[1]:.3g} | "
+                              f"{d[2]:+.3f} | {t[2]:.3g} |")
         if "pretrained+frozen" in set(df.model):
             base = df[df.model == "pretrained+frozen"].sort_values("fold")
             print("\nPaired t-tests over folds against pretrained+frozen (RMSE; two-sided):\n")
