@@ -259,11 +259,12 @@ def report(args):
                           f"{t[2]:.3g} |")
         for v in sorted({m.split(" ")[0] for m in df.model if m.endswith(" pretrained+frozen")}):
             print(f"\nPaired t-tests over folds, variant {v}, against training from scratch — and, last row per "
-                  "scheme, the frozen part in eval mode against the frozen part in training mode (two-sided):\n")
+                  "scheme, the frozen part in eval mode against it in training mode (two-sided):\n")
             print("| scheme | setting | mean ΔRMSE | p | mean ΔPCC | p | mean Δ per-drug PCC | p |")
             print("|---|---|---|---|---|---|---|---|")
             for scheme in df.scheme.unique():
                 for setting, against in (("pretrained+frozen", "scratch"), ("pretrained+unfrozen", "scratch"),
+                                         ("pretrained+frozen-eval", "scratch"),
                                          ("pretrained+frozen-eval", "pretrained+frozen")):
                     base = df[(df.model == f"{v} {against}") & (df.scheme == scheme)]
                     o = df[(df.model == f"{v} {setting}") & (df.scheme == scheme)]
