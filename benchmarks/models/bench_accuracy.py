@@ -152,6 +152,10 @@ def transfer_run(args):
                                                    "frozen_mode": "eval"}
         opts[f"{v} scratch"] = {"runner": "csg2a", "train": train, "variant": v, "drug_encoder": "pretrained-gcn",
                                 "drug_weights": str(WEIGHTS)}
+        # the control of frozen-eval: the same network untrained, frozen in eval mode — do LINCS weights matter,
+        # or only freezing?
+        opts[f"{v} random+frozen-eval"] = {"runner": "csg2a", "train": train, "frozen_mode": "eval",
+                                           "pretrained": random_network(work, ckpt, v)}
     labels = list(opts)
     if args.models:
         unknown = sorted(set(args.models) - set(labels))
@@ -164,6 +168,27 @@ def transfer_run(args):
           f"{labels}", flush=True)
     cross_validate(gdsc, labels, args.schemes, folds=args.folds, n_folds=10, out_dir=str(work / "cv"),
                    model_options=opts, subsample=args.subsample)
+
+
+def random_network(work: Path, ckpt: Path, variant: str) -> str:
+    """The pretrained network's architecture (variant, genes, prior) with fresh weights (seed 0), saved once;
+    its prior buffers and its drug encoder (the pretrained GCN's weights, as in every setting here) are the
+    pretrained network's."""
+    import torch
+
+    from csg2a_graph.checkpoint import save_checkpoint
+    from csg2a_graph.nn.models.csg2a import CSG2A
+
+    path = work / "random" / f"{variant}.pt"
+    if not path.exists():
+        net = CSG2A.from_checkpoint(str(ckpt))
+        torch.manual_seed(0)
+        fresh = CSG2A(**net.hparams)
+        fresh.cond.drug.load_state_dict(net.cond.drug.state_dict())
+        own = fresh.state_dict()  # the prior is a buffer filled by load_state_dict: take the pretrained one's
+        fresh.load_state_dict({**own, **{k: net.state_dict()[k] for k in ("prior_edge_index", "prior_edge_weight")}})
+        save_checkpoint(str(path), fresh)
+    return str(path)
 
 
 # ``main``'s CSG2A is the released fold-0 pretrained network, frozen, fine-tuned with the same settings as
@@ -265,7 +290,8 @@ def report(args):
             for scheme in df.scheme.unique():
                 for setting, against in (("pretrained+frozen", "scratch"), ("pretrained+unfrozen", "scratch"),
                                          ("pretrained+frozen-eval", "scratch"),
-                                         ("pretrained+frozen-eval", "pretrained+frozen")):
+                                         ("pretrained+frozen-eval", "pretrained+frozen"),
+                                         ("pretrained+frozen-eval", "random+frozen-eval")):
                     base = df[(df.model == f"{v} {against}") & (df.scheme == scheme)]
                     o = df[(df.model == f"{v} {setting}") & (df.scheme == scheme)]
                     if against != "scratch":
