@@ -283,8 +283,8 @@ def report(args):
                     print(f"| {scheme} | {d[0]:+.3f} | {t[0]:.3g} | {d[1]:+.3f} | {t[1]:.3g} | {d[2]:+.3f} | "
                           f"{t[2]:.3g} |")
         for v in sorted({m.split(" ")[0] for m in df.model if m.endswith(" pretrained+frozen")}):
-            print(f"\nPaired t-tests over folds, variant {v}, against training from scratch — and, last row per "
-                  "scheme, the frozen part in eval mode against it in training mode (two-sided):\n")
+            print(f"\nPaired t-tests over folds, variant {v}, against training from scratch (rows 'A vs B': "
+                  "setting A against setting B; two-sided):\n")
             print("| scheme | setting | mean ΔRMSE | p | mean ΔPCC | p | mean Δ per-drug PCC | p |")
             print("|---|---|---|---|---|---|---|---|")
             for scheme in df.scheme.unique():
@@ -358,6 +358,11 @@ def plot(out_dirs, path: str) -> None:
                 key = {"csg2a": "CSG2A", "rf": "Random Forest"}.get(m)
                 if (key, scheme) in PAPER:
                     ax.plot(k, PAPER[(key, scheme)][i], "rx", ms=10, mew=2, label="paper (Table 1)")
+            vals = sub[metric].dropna()
+            if not vals.empty:  # zoom on the folds' range: settings differ by hundredths
+                lo, hi = float(vals.min()), float(vals.max())
+                pad = 0.15 * (hi - lo) + 0.01
+                ax.set_ylim(lo - pad, hi + pad)
             ax.set_xticks(range(len(models)))
             ax.set_xticklabels(models, rotation=30, ha="right", fontsize=8)
             ax.set_title(f"{scheme}: {metric.upper()}")
