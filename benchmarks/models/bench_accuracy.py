@@ -242,6 +242,22 @@ def reuse_rows(src: Path, dst: Path, schemes, folds: int, subsample) -> None:
     print(f"--reuse: {copied} finished row(s) taken from {src_cv} ({sorted(set(REUSE.values()))})", flush=True)
 
 
+def paired_cells(df, model: str, base: str, scheme: str):
+    """``| ΔRMSE | p | ΔPCC | p | Δ per-drug PCC | p |`` cells of ``model`` against ``base`` in ``scheme``, paired
+    by fold (two-sided t-tests), or ``None`` with fewer than 2 shared folds."""
+    from scipy.stats import ttest_rel
+
+    b = df[(df.model == base) & (df.scheme == scheme)]
+    o = df[(df.model == model) & (df.scheme == scheme)]
+    j = b.merge(o, on="fold", suffixes=("_b", "_o"))
+    if len(j) < 2:
+        return None
+    cells = []
+    for c in ("rmse", "pcc", "pcc_per_drug"):
+        cells += [f"{float((j[f'{c}_o'] - j[f'{c}_b']).mean()):+.3f}", f"{ttest_rel(j[f'{c}_o'], j[f'{c}_b']).pvalue:.3g}"]
+    return " | ".join(cells)
+
+
 def report(args):
     import pandas as pd
     from scipy.stats import ttest_rel
@@ -274,14 +290,9 @@ def report(args):
             print(f"| scheme | mean ΔRMSE (csg2a − {other}) | p | mean ΔPCC | p | mean Δ per-drug PCC | p |")
             print("|---|---|---|---|---|---|---|")
             for scheme in df.scheme.unique():
-                a = df[(df.model == csg) & (df.scheme == scheme)].sort_values("fold")
-                b = df[(df.model == other) & (df.scheme == scheme)].sort_values("fold")
-                j = a.merge(b, on="fold", suffixes=("_c", "_r"))
-                if len(j) >= 2:
-                    t = [ttest_rel(j[f"{c}_c"], j[f"{c}_r"]).pvalue for c in ("rmse", "pcc", "pcc_per_drug")]
-                    d = [float((j[f"{c}_c"] - j[f"{c}_r"]).mean()) for c in ("rmse", "pcc", "pcc_per_drug")]
-                    print(f"| {scheme} | {d[0]:+.3f} | {t[0]:.3g} | {d[1]:+.3f} | {t[1]:.3g} | {d[2]:+.3f} | "
-                          f"{t[2]:.3g} |")
+                cells = paired_cells(df, csg, other, scheme)
+                if cells:
+                    print(f"| {scheme} | {cells} |")
         for v in sorted({m.split(" ")[0] for m in df.model if m.endswith(" pretrained+frozen")}):
             print(f"\nPaired t-tests over folds, variant {v}, against training from scratch (rows 'A vs B': "
                   "setting A against setting B; two-sided):\n")
@@ -292,16 +303,10 @@ def report(args):
                                          ("pretrained+frozen-eval", "scratch"),
                                          ("pretrained+frozen-eval", "pretrained+frozen"),
                                          ("pretrained+frozen-eval", "random+frozen-eval")):
-                    base = df[(df.model == f"{v} {against}") & (df.scheme == scheme)]
-                    o = df[(df.model == f"{v} {setting}") & (df.scheme == scheme)]
-                    if against != "scratch":
-                        setting = f"{setting} vs {against}"
-                    j = base.merge(o, on="fold", suffixes=("_b", "_o"))
-                    if len(j) >= 2:
-                        t = [ttest_rel(j[f"{c}_o"], j[f"{c}_b"]).pvalue for c in ("rmse", "pcc", "pcc_per_drug")]
-                        d = [float((j[f"{c}_o"] - j[f"{c}_b"]).mean()) for c in ("rmse", "pcc", "pcc_per_drug")]
-                        print(f"| {scheme} | {setting} | {d[0]:+.3f} | {t[0]:.3g} | {d[1]:+.3f} | {t[1]:.3g} | "
-                              f"{d[2]:+.3f} | {t[2]:.3g} |")
+                    cells = paired_cells(df, f"{v} {setting}", f"{v} {against}", scheme)
+                    label = setting if against == "scratch" else f"{setting} vs {against}"
+                    if cells:
+                        print(f"| {scheme} | {label} | {cells} |")
         variants = sorted({m.split(" ")[0] for m in df.model if m.endswith(" pretrained+frozen")})
         if {"released", "improved"} <= set(variants):
             print("\nPaired t-tests over folds, variant improved against released, same setting (two-sided):\n")
@@ -309,14 +314,9 @@ def report(args):
             print("|---|---|---|---|---|---|---|---|")
             for scheme in df.scheme.unique():
                 for setting in ("pretrained+frozen", "pretrained+unfrozen", "scratch"):
-                    a = df[(df.model == f"released {setting}") & (df.scheme == scheme)]
-                    b = df[(df.model == f"improved {setting}") & (df.scheme == scheme)]
-                    j = a.merge(b, on="fold", suffixes=("_b", "_o"))
-                    if len(j) >= 2:
-                        t = [ttest_rel(j[f"{c}_o"], j[f"{c}_b"]).pvalue for c in ("rmse", "pcc", "pcc_per_drug")]
-                        d = [float((j[f"{c}_o"] - j[f"{c}_b"]).mean()) for c in ("rmse", "pcc", "pcc_per_drug")]
-                        print(f"| {scheme} | {setting} | {d[0]:+.3f} | {t[0]:.3g} | {d[1]:+.3f} | {t[1]:.3g} | "
-                              f"{d[2]:+.3f} | {t[2]:.3g} |")
+                    cells = paired_cells(df, f"improved {setting}", f"released {setting}", scheme)
+                    if cells:
+                        print(f"| {scheme} | {setting} | {cells} |")
         if "pretrained+frozen" in set(df.model):
             base = df[df.model == "pretrained+frozen"].sort_values("fold")
             print("\nPaired t-tests over folds against pretrained+frozen (RMSE; two-sided):\n")
