@@ -301,6 +301,7 @@ def report(args):
             for scheme in df.scheme.unique():
                 for setting, against in (("pretrained+frozen", "scratch"), ("pretrained+unfrozen", "scratch"),
                                          ("pretrained+frozen-eval", "scratch"),
+                                         ("pretrained+frozen", "pretrained+unfrozen"),  # the paper's freezing claim
                                          ("pretrained+frozen-eval", "pretrained+frozen"),
                                          ("pretrained+frozen-eval", "random+frozen-eval")):
                     cells = paired_cells(df, f"{v} {setting}", f"{v} {against}", scheme)

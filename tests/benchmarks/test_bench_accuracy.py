@@ -57,3 +57,26 @@ def test_reuse_refuses_other_splits_and_subsamples(tmp_path):
         bench_accuracy.reuse_rows(src, dst, ["mixed"], folds=2, subsample=None)
     with pytest.raises(SystemExit, match="subsample"):
         bench_accuracy.reuse_rows(src, tmp_path / "sub" / "cv", ["mixed"], folds=2, subsample=1000)
+
+
+def test_report_pairs_settings_by_fold(tmp_path, capsys):
+    """The report's paired rows compare the same folds: frozen vs unfrozen is the paper's freezing claim."""
+    import bench_accuracy
+    from scipy.stats import ttest_rel
+
+    frozen, unfrozen, scratch = [1.05, 1.06, 1.04], [1.04, 1.05, 1.02], [1.05, 1.055, 1.045]
+    rows = []
+    for label, vals in (("released pretrained+frozen", frozen), ("released pretrained+unfrozen", unfrozen),
+                        ("released scratch", scratch)):
+        for fold, v in enumerate(vals):
+            rows.append({"model": label, "scheme": "mixed", "fold": fold, "rmse": v, "pcc": 0.9 - v / 10,
+                         "pcc_per_drug": 0.7})
+    (tmp_path / "cv").mkdir()
+    pd.DataFrame(rows[::-1]).to_csv(tmp_path / "cv" / "results.csv", index=False)  # order must not matter
+    bench_accuracy.cli(["report", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if "| pretrained+frozen vs pretrained+unfrozen |" in ln)
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert float(cells[2]) == pytest.approx(sum(frozen) / 3 - sum(unfrozen) / 3, abs=5e-4)
+    assert float(cells[3]) == pytest.approx(ttest_rel(frozen, unfrozen).pvalue, rel=1e-2)
+    assert any("| mixed | pretrained+unfrozen |" in ln for ln in out.splitlines())  # against scratch
