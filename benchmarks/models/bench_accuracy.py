@@ -105,6 +105,18 @@ ABLATIONS = {  # label: (pretraining options or None, fine-tuning options)
 }
 
 
+#: One of `improved`'s switches at a time on `released` trained from scratch (labels "released scratch + NAME"),
+#: to say which of them makes `improved` better than `released` (docs/models.md's variant table).
+SWITCHES = {
+    "standardised target": {"standardize_target": True},
+    "MLP condition block": {"cond_block": "mlp"},
+    "input BatchNorm": {"input_norm": True},
+    "no LayerNorm bias": {"norm_bias": False},
+    "embedding norm": {"embedding_norm": True},
+    "scaled basal input": {"basal_input": "scaled", "scale_init": "identity"},
+}
+
+
 def ablation_run(args):
     from csg2a_graph.train.cv import cross_validate
 
@@ -156,6 +168,9 @@ def transfer_run(args):
         # or only freezing?
         opts[f"{v} random+frozen-eval"] = {"runner": "csg2a", "train": train, "frozen_mode": "eval",
                                            "pretrained": random_network(work, ckpt, v)}
+        if v == "released":  # single switches of `improved` on the released network, from scratch
+            for name, switch in SWITCHES.items():
+                opts[f"{v} scratch + {name}"] = {**opts[f"{v} scratch"], **switch}
     labels = list(opts)
     if args.models:
         unknown = sorted(set(args.models) - set(labels))
@@ -308,6 +323,17 @@ def report(args):
                     label = setting if against == "scratch" else f"{setting} vs {against}"
                     if cells:
                         print(f"| {scheme} | {label} | {cells} |")
+        switched = [m for m in df.model.unique() if m.startswith("released scratch + ")]
+        if switched and "released scratch" in set(df.model):
+            print("\nPaired t-tests over folds, one of improved's switches on released, from scratch, against "
+                  "released scratch (two-sided):\n")
+            print("| scheme | switch | mean ΔRMSE | p | mean ΔPCC | p | mean Δ per-drug PCC | p |")
+            print("|---|---|---|---|---|---|---|---|")
+            for scheme in df.scheme.unique():
+                for m in switched:
+                    cells = paired_cells(df, m, "released scratch", scheme)
+                    if cells:
+                        print(f"| {scheme} | {m[len('released scratch + '):]} | {cells} |")
         variants = sorted({m.split(" ")[0] for m in df.model if m.endswith(" pretrained+frozen")})
         if {"released", "improved"} <= set(variants):
             print("\nPaired t-tests over folds, variant improved against released, same setting (two-sided):\n")

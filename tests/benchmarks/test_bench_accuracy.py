@@ -80,3 +80,35 @@ def test_report_pairs_settings_by_fold(tmp_path, capsys):
     assert float(cells[2]) == pytest.approx(sum(frozen) / 3 - sum(unfrozen) / 3, abs=5e-4)
     assert float(cells[3]) == pytest.approx(ttest_rel(frozen, unfrozen).pvalue, rel=1e-2)
     assert any("| mixed | pretrained+unfrozen |" in ln for ln in out.splitlines())  # against scratch
+
+
+def test_report_pairs_single_switches_with_released_scratch(tmp_path, capsys):
+    """Each "released scratch + SWITCH" row is compared with released scratch on the same folds."""
+    import bench_accuracy
+    from scipy.stats import ttest_rel
+
+    scratch, switched = [1.05, 1.06, 1.04], [1.03, 1.05, 1.035]
+    rows = []
+    for label, vals in (("released pretrained+frozen", [1.06] * 3), ("released scratch", scratch),
+                        ("released scratch + standardised target", switched)):
+        for fold, v in enumerate(vals):
+            rows.append({"model": label, "scheme": "mixed", "fold": fold, "rmse": v, "pcc": 0.9, "pcc_per_drug": 0.7})
+    (tmp_path / "cv").mkdir()
+    pd.DataFrame(rows).to_csv(tmp_path / "cv" / "results.csv", index=False)
+    bench_accuracy.cli(["report", "--out", str(tmp_path)])
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "| mixed | standardised target |" in ln)
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert float(cells[2]) == pytest.approx(sum(switched) / 3 - sum(scratch) / 3, abs=5e-4)
+    assert float(cells[3]) == pytest.approx(ttest_rel(switched, scratch).pvalue, rel=1e-2)
+
+
+def test_switches_are_improved_settings():
+    """Every single switch sets a value that `improved` uses and `released` does not."""
+    import bench_accuracy
+
+    from csg2a_graph.nn.models.csg2a import FINETUNE_VARIANTS, VARIANTS
+
+    for name, switch in bench_accuracy.SWITCHES.items():
+        for key, value in switch.items():
+            table = FINETUNE_VARIANTS if key in FINETUNE_VARIANTS["released"] else VARIANTS
+            assert table["improved"][key] == value != table["released"][key], (name, key)
