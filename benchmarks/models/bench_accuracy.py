@@ -115,6 +115,7 @@ SWITCHES = {
     "embedding norm": {"embedding_norm": True},
     "scaled basal input": {"basal_input": "scaled", "scale_init": "identity"},
 }
+SWITCHED = "released scratch + "  # the label prefix of a switched run
 
 
 def ablation_run(args):
@@ -170,7 +171,7 @@ def transfer_run(args):
                                            "pretrained": random_network(work, ckpt, v)}
         if v == "released":  # single switches of `improved` on the released network, from scratch
             for name, switch in SWITCHES.items():
-                opts[f"{v} scratch + {name}"] = {**opts[f"{v} scratch"], **switch}
+                opts[SWITCHED + name] = {**opts[f"{v} scratch"], **switch}
     labels = list(opts)
     if args.models:
         unknown = sorted(set(args.models) - set(labels))
@@ -323,7 +324,7 @@ def report(args):
                     label = setting if against == "scratch" else f"{setting} vs {against}"
                     if cells:
                         print(f"| {scheme} | {label} | {cells} |")
-        switched = [m for m in df.model.unique() if m.startswith("released scratch + ")]
+        switched = [m for m in df.model.unique() if m.startswith(SWITCHED)]
         if switched and "released scratch" in set(df.model):
             print("\nPaired t-tests over folds, one of improved's switches on released, from scratch, against "
                   "released scratch (two-sided):\n")
@@ -333,7 +334,7 @@ def report(args):
                 for m in switched:
                     cells = paired_cells(df, m, "released scratch", scheme)
                     if cells:
-                        print(f"| {scheme} | {m[len('released scratch + '):]} | {cells} |")
+                        print(f"| {scheme} | {m[len(SWITCHED):]} | {cells} |")
         variants = sorted({m.split(" ")[0] for m in df.model if m.endswith(" pretrained+frozen")})
         if {"released", "improved"} <= set(variants):
             print("\nPaired t-tests over folds, variant improved against released, same setting (two-sided):\n")
