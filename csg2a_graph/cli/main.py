@@ -66,16 +66,46 @@ def command_paths() -> List[str]:
     return out
 
 
+def _relax_required(parser: argparse.ArgumentParser) -> List[argparse.Action]:
+    """Every required ``--option`` of every subcommand, made optional (a ``--config`` file may give it); the
+    actions are returned so that :func:`_check_required` can require them after the file is applied."""
+    out: List[argparse.Action] = []
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for p in set(a.choices.values()):
+                out += _relax_required(p)
+        elif a.required and a.option_strings:
+            a.required = False
+            out.append(a)
+    return out
+
+
+def _check_required(args: argparse.Namespace, relaxed: List[argparse.Action]) -> None:
+    sub = args._parser
+    missing = [a.option_strings[-1] for a in sub._actions if a in relaxed and getattr(args, a.dest, None) is None]
+    if missing:
+        sub.error(f"the following arguments are required: {', '.join(missing)} (on the command line or as "
+                  f"{', '.join(m.lstrip('-').replace('-', '_') for m in missing)} = ... in --config)")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    has_config = any(a == "--config" or a.startswith("--config=") for a in argv)
+    relaxed = _relax_required(parser) if has_config else []
     args = parser.parse_args(argv)
     try:
         args = apply_config(parser, args._parser, argv, args, command_paths())
+        if relaxed:
+            _check_required(args, relaxed)
         setup_logging(args.verbose, args.quiet)
         check = getattr(args.cls, "check", None)
         if check is not None:  # argument checks that need no heavy import, before any work
             check(args)
+        if args.command == "analyze" and getattr(args, "out", None):
+            from csg2a_graph.cli.rundir import check_output_folder
+
+            check_output_folder("--out", args.out, ("config.toml",))
         init_distributed()
         return args.cls.run(args)
     except KeyboardInterrupt:

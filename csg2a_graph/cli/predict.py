@@ -29,6 +29,20 @@ def read_table(path: str, what: str, **kw):
         raise CLIError(f"{what} {path} is not a readable CSV/TSV table ({str(e).splitlines()[0]})") from None
 
 
+def _sep(path: str) -> str:
+    """The delimiter of a table from its header line: tab, semicolon (spreadsheets in many locales) or comma."""
+    import gzip
+
+    try:
+        with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8-sig", errors="replace") as f:
+            head = f.readline()
+    except OSError:
+        head = ""
+    if "\t" in head or (not head and path.endswith((".tsv", ".txt", ".tsv.gz", ".txt.gz"))):
+        return "\t"
+    return ";" if head.count(";") > head.count(",") else ","
+
+
 def scale_shift(z: np.ndarray, found: np.ndarray, min_rows: int = 5):
     """How far expression put on the training scale is from the training data: ``(median over genes of
     |median z|, median over genes of MAD(z) * 1.4826)``; on the training data ``(0, 1)`` by construction.
@@ -69,8 +83,7 @@ def read_expression_file(path: str, genes, normalize: str, stats: Optional[Dict]
 
     if not os.path.exists(path):
         raise CLIError(f"--expression {path} not found")
-    sep = "\t" if path.endswith((".tsv", ".txt", ".tsv.gz", ".txt.gz")) else ","
-    df = read_table(path, "expression file", sep=sep, index_col=0)
+    df = read_table(path, "expression file", sep=_sep(path), index_col=0)
     names = [str(c).strip() for c in df.index]
     seen: Dict[str, str] = {}
     dups = []
@@ -87,12 +100,26 @@ def read_expression_file(path: str, genes, normalize: str, stats: Optional[Dict]
     pos = {g: i for i, g in enumerate(genes)}
     out = np.full((len(df), len(genes)), np.nan, dtype=np.float64)
     found = np.zeros(len(genes), dtype=bool)
+    given: Dict[str, str] = {}
+    twice = []
+    cols = set(map(str, df.columns))
     for col in df.columns:
         g = str(col)
+        base, dot, n = g.rpartition(".")
+        if dot and n.isdigit() and base in cols:  # pandas renames a repeated header "TP53" to "TP53.1"
+            twice.append(f"{base} / {base}")
+            continue
         g = g if g in pos else land.resolve(g)
-        if g in pos and not found[pos[g]]:
+        if g in pos:
+            if found[pos[g]]:
+                twice.append(f"{given[g]} / {col}")
+                continue
             out[:, pos[g]] = df[col].to_numpy(np.float64)
             found[pos[g]] = True
+            given[g] = str(col)
+    if twice:
+        raise CLIError(f"{path} gives {len(twice)} gene(s) more than once ({', '.join(sorted(set(twice))[:5])}): keep "
+                       "one column per gene so that no column is chosen silently")
     if not found.any():
         raise CLIError(f"{path}: none of its {df.shape[1]} columns is a gene of the model ({len(genes)} genes)")
     row_errors: Dict[int, str] = {}
@@ -162,9 +189,10 @@ class PredictSubcommand(Subcommand):
     def check(cls, args):
         if not os.path.exists(args.checkpoint):
             raise CLIError(f"checkpoint {args.checkpoint} not found")
-        same_file("--out", args.out, "--input", args.input)
-        if args.expression:
-            same_file("--out", args.out, "--expression", args.expression)
+        from csg2a_graph.cli.rundir import check_output_file
+
+        check_output_file("--out", args.out, {"--input": args.input, "--expression": args.expression,
+                                              "--checkpoint": args.checkpoint})
 
     @classmethod
     def run(cls, args):
@@ -216,13 +244,6 @@ def describe_target(target: Dict) -> str:
     return f"{name}{unit}{d.get(target.get('direction'), '')}{where}"
 
 
-def same_file(opt_out: str, out: str, opt_in: str, inp: str) -> None:
-    """Refuse an output path that is an input (the input would be overwritten)."""
-    if os.path.abspath(out) == os.path.abspath(inp) or (os.path.exists(out) and os.path.exists(inp)
-                                                        and os.path.samefile(out, inp)):
-        raise CLIError(f"{opt_out} {out} is the {opt_in} file: it would be overwritten; choose another output path")
-
-
 def add_pair_args(p) -> None:
     """The pair-table options shared by ``predict`` and ``explain``."""
     p.add_argument("--expression", default=None, help="cells x genes CSV/TSV (first column: cell names)")
@@ -249,7 +270,7 @@ def resolve_pairs(args, genes, input_path: Optional[str] = None, info: Optional[
     path = input_path or args.input
     if not os.path.exists(path):
         raise CLIError(f"input {path} not found")
-    table = read_table(path, "pair table", dtype=str, keep_default_na=False)
+    table = read_table(path, "pair table", sep=_sep(path), dtype=str, keep_default_na=False)
     table.columns = [str(c).strip() for c in table.columns]
     if "cell" not in table.columns or not ({"smiles", "drug"} & set(table.columns)):
         raise CLIError(f"{path} needs a 'cell' column and a 'smiles' or 'drug' column "

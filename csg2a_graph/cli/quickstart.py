@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 
-from csg2a_graph.cli.common import Subcommand, int_at_least, positive_float, say, write_config
+from csg2a_graph.cli.common import CLIError, Subcommand, int_at_least, positive_float, say, write_config
 from csg2a_graph.cli.rundir import RunDir, add_run_args, run_options
 
 logger = logging.getLogger(__name__)
@@ -74,18 +74,22 @@ class QuickstartSubcommand(Subcommand):
         say(f"quickstart: GDSC2 (registry), {args.subsample} pairs, folds mixed/0 and drug_blind/0 (80/10/10), "
             f"CSG2A {args.epochs} epochs, random forest {args.rf_trees} trees (max_features {args.rf_max_features}, "
             f"max_samples {args.rf_max_samples})", args)
-        # prior: given, or shipped
+        # prior: given, or shipped (a damaged or missing shipped file is an error, never a run without a prior)
         prior = args.string
         if prior is None:
             from csg2a_graph import assets
 
             try:
                 prior = assets.string_prior()
-                say("STRING prior: the shipped landmark edges (combined score > 900, CC BY 4.0)", args)
             except (OSError, KeyError, ValueError) as e:
-                say(f"{e}: runs without a prior", args)
+                raise CLIError(f"{e}; or give --string FILE") from e
+            say("STRING prior: the shipped landmark edges (combined score > 900, CC BY 4.0)", args)
+        elif not os.path.isfile(prior):
+            raise CLIError(f"--string {prior} not found")
         gdsc = GDSC(args.root, source="registry", prior=prior, log=not args.quiet)
-        say(f"{gdsc}; prior edges: {0 if gdsc.prior_edge_index is None else gdsc.prior_edge_index.size(1)}", args)
+        rep = gdsc.report.get("prior") or {}
+        say(f"{gdsc}; prior: {rep.get('edges_kept')} undirected edges over {rep.get('genes_touched')}/"
+            f"{gdsc.num_genes} genes", args)
         # drug encoder
         path, msg = find_weights(args.drug_weights, download=not args.no_download)
         if path is None:
@@ -114,8 +118,10 @@ class QuickstartSubcommand(Subcommand):
                 lincs = LINCSL1000(root, level=3, log=not args.quiet, gene_space=GeneSpace.landmark(), **kw)
         # what this run resolved (a download that failed last time may work now): checked against an
         # earlier run in --out before anything is written
-        rd.resolve(gdsc=dataset_fingerprint(gdsc), prior_edges=0 if gdsc.prior_edge_index is None else
-                   int(gdsc.prior_edge_index.size(1)), drug_encoder=net,
+        from csg2a_graph.cli.train import prior_facts
+
+        rd.resolve(gdsc=dataset_fingerprint(gdsc), prior_edges=int(gdsc.prior_edge_index.size(1)),
+                   prior=prior_facts(gdsc), drug_encoder=net,
                    lincs=None if lincs is None else dataset_fingerprint(lincs))
         write_config(args, out)
         rd.start()

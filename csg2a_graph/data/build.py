@@ -126,7 +126,10 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
     expression rows and the SMILES map, and return :meth:`PairDataset.make_payload` arguments
     (everything except the prior). Drops are counted in ``report["dropped"]``.
 
-    A (cell, drug) pair measured more than once is merged by ``duplicates`` (``"mean"`` or
+    With ``dose`` / ``time`` columns in ``responses`` (µM, h) each row keeps its own condition (the
+    ``dose`` / ``time`` arguments are then the value for rows where the column is empty) and a pair is a
+    (cell, drug, dose, time); without them every row gets ``dose`` / ``time``.
+    A pair measured more than once is merged by ``duplicates`` (``"mean"`` or
     ``"first"``); pairs whose replicates differ by more than ``conflict_threshold`` are counted
     in ``report["replicates"]`` and, with ``drop_conflicting``, dropped. Targets that are not
     finite in float32 (``inf``, ``1e308``) are dropped (``dropped["nonfinite_response"]``).
@@ -151,6 +154,19 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
     resp = resp[finite]
     resp["cell"] = resp["cell"].astype(str)
     resp["drug"] = resp["drug"].astype(str)
+    for col, cond in (("dose", dose), ("time", time)):
+        if col in resp.columns:
+            v = pd.to_numeric(resp[col], errors="coerce")
+            bad = int((resp[col].notna() & v.isna()).sum())
+            if bad:
+                raise ValueError(f"responses: {bad} values of the {col} column are not numbers (e.g. "
+                                 f"{resp.loc[resp[col].notna() & v.isna(), col].iloc[0]!r})")
+            if (v < 0).any():
+                raise ValueError(f"responses: the {col} column has negative values (e.g. {float(v[v < 0].iloc[0])})")
+            report.setdefault(f"{col}_filled", int(v.isna().sum()))
+            resp[col] = v.fillna(float(cond)).astype(float)
+        else:
+            resp[col] = float(cond)
 
     # --- cells -> expression rows
     cmap, crep = match_names(resp["cell"].unique(), aligned.samples, cell_normalize,
@@ -189,9 +205,11 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
 
     # --- duplicate (cell, drug) measurements
     pairs = pd.DataFrame({"cell": resp["cell"].map(cid).to_numpy(), "drug": resp["drug"].map(did).to_numpy(),
+                          "dose": resp["dose"].to_numpy(np.float64), "time": resp["time"].to_numpy(np.float64),
                           "y": resp["y"].to_numpy(np.float64)})
+    key = ["cell", "drug", "dose", "time"]
     n_before = len(pairs)
-    stats = pairs.groupby(["cell", "drug"], sort=True)["y"].agg(["count", "min", "max"])
+    stats = pairs.groupby(key, sort=True)["y"].agg(["count", "min", "max"])
     spread = (stats["max"] - stats["min"])[stats["count"] > 1]
     conflicting = spread[spread > conflict_threshold]
     report["replicates"] = {
@@ -199,14 +217,14 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
         "conflicting_pairs": int(len(conflicting)), "max_spread": round(float(spread.max()), 3) if len(spread) else 0.0,
         "policy": "drop conflicting" if drop_conflicting else duplicates}
     if drop_conflicting and len(conflicting):
-        bad = pd.MultiIndex.from_frame(pairs[["cell", "drug"]]).isin(conflicting.index)
+        bad = pd.MultiIndex.from_frame(pairs[key]).isin(conflicting.index)
         dropped["conflicting_replicates"] = int(bad.sum())
         pairs = pairs[~bad]
     elif len(conflicting):
         logger.info("responses: %d pairs have replicate screens differing by more than %g (kept, %s)",
                     len(conflicting), conflict_threshold, duplicates)
     n_rep_rows = len(pairs)
-    pairs = pairs.groupby(["cell", "drug"], sort=True, as_index=False)["y"].agg(duplicates)
+    pairs = pairs.groupby(key, sort=True, as_index=False)["y"].agg(duplicates)
     report["duplicate_pairs_merged"] = {"rows_merged": int(n_rep_rows - len(pairs)), "how": duplicates}
     if len(pairs) == 0:
         raise ValueError(f"no pairs left after dropping conflicting replicates ({n_before} rows)")
@@ -232,12 +250,12 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
             if not meta["tcga"][i] and isinstance(r["tcga"], str):
                 meta["tcga"][i] = r["tcga"].strip()
     report["cells_with_tcga_label"] = int(sum(bool(t) for t in meta["tcga"]))
-    n = len(pairs)
     return dict(expr=expr, expr_missing=expr_missing, expr_stats=aligned.stats, genes=aligned.gene_space.genes,
                 gene_mask=aligned.mask, cells=cell_names,
                 molecules=molecules, cell=torch.tensor(pairs["cell"].to_numpy()),
                 drug=torch.tensor(pairs["drug"].to_numpy()), y=torch.tensor(pairs["y"].to_numpy()),
-                dose=torch.full((n,), float(dose)), time=torch.full((n,), float(time)), cell_meta=meta,
+                dose=torch.tensor(pairs["dose"].to_numpy(np.float64)), time=torch.tensor(pairs["time"].to_numpy(np.float64)),
+                cell_meta=meta,
                 drug_meta={"name": [(drug_names or {}).get(d, d) for d in molecules.names]})
 
 

@@ -248,7 +248,12 @@ class GeneSpace:
         k = _key(name)
         if k in self.index:
             return k
-        return self.aliases.get(k)
+        hit = self.aliases.get(k)
+        if hit is None and k.startswith("ENS") and "." in k:  # a versioned Ensembl id (ENSG00000141510.18)
+            base, _, version = k.partition(".")
+            if version.isdigit():
+                hit = self.aliases.get(base)
+        return hit
 
     def indices(self, names: Iterable[str], strict: bool = True) -> Tensor:
         """Positions of ``names``; unknown names raise (``strict``) or give ``-1``."""

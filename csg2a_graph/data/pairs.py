@@ -11,6 +11,7 @@ Nothing is stored per pair except the five columns of the pair table.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -145,7 +146,9 @@ class PairLoader:
 
         self.batch_size = check_int("batch_size", batch_size, 1)
         self.dataset = dataset
-        self.index = as_pair_index(index, dataset.num_pairs)
+        self.index = as_pair_index(index, dataset.num_pairs)  # positions in the dataset (a subset's own)
+        rows = dataset.pair_rows() if hasattr(dataset, "pair_rows") else None
+        self._rows = rows  # a subset: its positions -> rows of the pair table; never a pair outside it
         self.shuffle, self.drop_last = shuffle, drop_last
         self.merge_singleton = merge_singleton
         self.all_drugs = all_drugs
@@ -175,14 +178,15 @@ class PairLoader:
         for b in range(nb):
             end = idx.numel() if (b == nb - 1 and self._merges()) else (b + 1) * self.batch_size
             sel = idx[b * self.batch_size:end]
-            cell, drug = p["cell"][sel], p["drug"][sel]
+            row = sel if self._rows is None else self._rows[sel]
+            cell, drug = p["cell"][row], p["drug"][row]
             if self.all_drugs:
                 graph, dindex = ds.molecules.batch(), drug
             else:
                 uniq, dindex = torch.unique(drug, return_inverse=True)
                 graph = ds.molecules.batch(uniq)
-            yield PairBatch(expr=ds._expr[cell], drug_graph=graph, drug_index=dindex, y=p["y"][sel],
-                            dose=p["dose"][sel], time=p["time"][sel], cell=cell, drug=drug, index=sel)
+            yield PairBatch(expr=ds._expr[cell], drug_graph=graph, drug_index=dindex, y=p["y"][row],
+                            dose=p["dose"][row], time=p["time"][row], cell=cell, drug=drug, index=sel)
 
 
 FULL_HASH_BYTES = 64 << 20  # files up to this size are hashed in full on every check
@@ -246,21 +250,113 @@ def write_atomic(obj, path: str) -> None:
 
 
 def callable_tag(fn) -> Optional[str]:
-    """A name for a ``transform`` / ``pre_filter`` that is the same in every process: its ``repr`` when
-    that is stable (PyG transforms: ``NormalizeFeatures()``), else module, qualified name and a hash of its
-    source (a function or lambda). ``None`` for ``None``."""
+    """A name for a ``transform`` / ``pre_filter`` that is the same in every process and changes when what the
+    function computes changes: its ``repr`` when that is stable (PyG transforms: ``NormalizeFeatures()``),
+    else module, qualified name and a hash of its behaviour (:func:`behaviour_digest`: source, defaults,
+    ``functools.partial`` arguments, closure values, the module globals it reads, an instance's attributes).
+    ``None`` for ``None``."""
     if fn is None:
         return None
     r = repr(fn)
     if " at 0x" not in r:
         return r
-    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else type(fn)
+    base = fn.func if isinstance(fn, functools.partial) else fn
+    target = base if inspect.isfunction(base) or inspect.ismethod(base) else type(base)
+    name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', type(base).__name__)}"
+    return f"{name}:{behaviour_digest(fn)}"
+
+
+def behaviour_digest(fn, _depth: int = 0, _seen: Optional[set] = None) -> str:
+    """A hash of what a callable computes, as far as it can be read: its source (or bytecode), default
+    arguments, ``functools.partial`` arguments, closure cells, the values of module globals its code names
+    (other functions recursively), a bound method's object and a callable object's attributes. A value with
+    no stable form (an arbitrary object whose ``repr`` holds its address) makes the digest differ in every
+    process: the processed file is then rebuilt rather than reused stale."""
+    h = hashlib.sha1()
+    seen = set() if _seen is None else _seen
+    h.update(_value_repr(fn, _depth, seen).encode())
+    return h.hexdigest()[:10]
+
+
+def _code_names(code) -> List[str]:
+    names = list(code.co_names)
+    for c in code.co_consts:
+        if inspect.iscode(c):
+            names += _code_names(c)
+    return names
+
+
+def _function_repr(fn, depth: int, seen: set) -> str:
     try:
-        src = inspect.getsource(target)
+        src = inspect.getsource(fn)
     except (OSError, TypeError):
-        src = r  # no source (built in a REPL): the processed file is rebuilt in each new process
-    name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', type(fn).__name__)}"
-    return f"{name}:{hashlib.sha1(src.encode()).hexdigest()[:10]}"
+        code = fn.__code__
+        src = code.co_code.hex() + repr([c for c in code.co_consts if not inspect.iscode(c)])
+    parts = [src, "defaults", _value_repr(fn.__defaults__, depth, seen),
+             _value_repr(fn.__kwdefaults__, depth, seen)]
+    for cell in fn.__closure__ or ():
+        try:
+            parts.append(_value_repr(cell.cell_contents, depth, seen))
+        except ValueError:  # an empty cell
+            parts.append("<empty>")
+    g = fn.__globals__
+    for n in sorted(set(_code_names(fn.__code__))):
+        if n in g:
+            parts.append(f"{n}={_value_repr(g[n], depth, seen)}")
+    return "\n".join(parts)
+
+
+def _value_repr(v, depth: int, seen: set) -> str:
+    """A stable text of ``v`` for :func:`behaviour_digest` (recursion bounded)."""
+    import types
+
+    import numpy as np
+
+    if v is None or isinstance(v, (bool, int, float, complex, str, bytes)):
+        return repr(v)
+    if isinstance(v, types.ModuleType):
+        return f"module:{v.__name__}"
+    if depth > 4 or id(v) in seen:
+        return f"<{type(v).__qualname__}>"
+    seen = seen | {id(v)}
+    d = depth + 1
+    if isinstance(v, (list, tuple, set, frozenset)):
+        items = sorted(_value_repr(x, d, seen) for x in v) if isinstance(v, (set, frozenset)) else \
+            [_value_repr(x, d, seen) for x in v]
+        return f"{type(v).__name__}({', '.join(items)})"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_value_repr(k, d, seen)}: {_value_repr(x, d, seen)}"
+                               for k, x in sorted(v.items(), key=lambda kv: repr(kv[0]))) + "}"
+    if isinstance(v, Tensor):
+        t = v.detach().cpu().contiguous()
+        return f"tensor{tuple(t.shape)}{t.dtype}:{hashlib.sha1(t.numpy().tobytes()).hexdigest()}"
+    if isinstance(v, np.ndarray):
+        return f"ndarray{v.shape}{v.dtype}:{hashlib.sha1(np.ascontiguousarray(v).tobytes()).hexdigest()}"
+    if isinstance(v, functools.partial):
+        return (f"partial({_value_repr(v.func, d, seen)}, {_value_repr(v.args, d, seen)}, "
+                f"{_value_repr(v.keywords, d, seen)})")
+    if inspect.ismethod(v):
+        return f"method({_value_repr(v.__func__, d, seen)}, {_value_repr(v.__self__, d, seen)})"
+    if inspect.isfunction(v):
+        if getattr(v, "__module__", "") and not str(v.__module__).startswith("__main__") and \
+                str(v.__module__).split(".")[0] in ("torch", "numpy", "torch_geometric", "pandas", "scipy"):
+            return f"function:{v.__module__}.{v.__qualname__}"  # a library's function: its name says it
+        return f"function:{v.__module__}.{v.__qualname__}:{_function_repr(v, d, seen)}"
+    if inspect.isbuiltin(v) or isinstance(v, type):
+        name = f"{getattr(v, '__module__', '?')}.{getattr(v, '__qualname__', repr(v))}"
+        if isinstance(v, type) and name.split(".")[0] not in ("builtins", "torch", "numpy", "torch_geometric"):
+            try:
+                return f"type:{name}:{hashlib.sha1(inspect.getsource(v).encode()).hexdigest()}"
+            except (OSError, TypeError):
+                pass
+        return f"{'type' if isinstance(v, type) else 'builtin'}:{name}"
+    r = repr(v)
+    if " at 0x" not in r and " object at " not in r:
+        return f"{type(v).__qualname__}:{r}"
+    state = getattr(v, "__dict__", None)
+    if isinstance(state, dict):  # a callable object / config object: its class and attributes
+        return f"{_value_repr(type(v), d, seen)}{_value_repr(state, d, seen)}"
+    return r  # no stable form: differs per process (rebuilt, never stale)
 
 
 def options_tag(options: Dict) -> str:
@@ -372,7 +468,7 @@ class PairDataset(Dataset):
         from tqdm.auto import tqdm
 
         self._set_payload(payload)
-        n = self.num_pairs
+        n = self.len()
         pairs = {k: v.clone() for k, v in payload["pairs"].items()}
         expr = payload["expr"].clone()
         keep = torch.ones(n, dtype=torch.bool)
@@ -470,9 +566,30 @@ class PairDataset(Dataset):
         }
 
     # ------------------------------------------------------------ access
+    # ------------------------------------------------------------ subsets (PyG's ds[idx], ds.shuffle())
+    def pair_rows(self) -> Optional[Tensor]:
+        """The rows of the pair table this dataset is (``ds[idx]`` and ``ds.shuffle()`` are subsets in PyG's
+        sense: ``indices()``), or ``None`` for the whole table. Every method of a subset speaks in the subset's
+        own positions: ``num_pairs``, ``pairs``, ``get_idx_split``, ``loader``, ``summary``."""
+        ind = getattr(self, "_indices", None)
+        if ind is None:
+            return None
+        if isinstance(ind, Tensor):
+            return ind.long().view(-1)
+        if isinstance(ind, range):
+            return torch.arange(ind.start, ind.stop, ind.step)
+        return torch.as_tensor(list(ind), dtype=torch.long)
+
+    def to_rows(self, index=None) -> Tensor:
+        """Positions in this dataset (a subset's own, or a boolean mask over them) -> rows of the pair table."""
+        idx = as_pair_index(index, self.num_pairs)
+        rows = self.pair_rows()
+        return idx if rows is None else rows[idx]
+
     @property
     def num_pairs(self) -> int:
-        return self._pairs["y"].size(0)
+        rows = self.pair_rows()
+        return self.len() if rows is None else int(rows.numel())
 
     @property
     def num_cells(self) -> int:
@@ -507,11 +624,20 @@ class PairDataset(Dataset):
 
     @property
     def pairs(self) -> Dict[str, Tensor]:
-        """The pair table: ``cell, drug, y, dose, time`` tensors."""
-        return self._pairs
+        """The pair table: ``cell, drug, y, dose, time`` tensors (a subset's rows only, in its order)."""
+        rows = self.pair_rows()
+        if rows is None:
+            return self._pairs
+        memo = self.__dict__.get("_subset_pairs")
+        if memo is None or memo[0] is not self._indices:
+            memo = (self._indices, {k: v[rows] for k, v in self._pairs.items()})
+            self.__dict__["_subset_pairs"] = memo
+        return memo[1]
 
     def len(self) -> int:
-        return self.num_pairs
+        """Rows of the whole pair table (PyG indexes a subset through ``indices()``); ``len(ds)`` and
+        ``num_pairs`` count a subset's pairs."""
+        return int(self._pairs["y"].size(0))
 
     def get(self, idx: int) -> PairData:
         p = self._pairs
@@ -535,17 +661,18 @@ class PairDataset(Dataset):
         connectivity block of the largest fragment: stereo-isomers, salts) are kept on one
         side of drug-blind and disjoint splits (``report["compounds"]`` lists the merges).
         """
-        cell = self._pairs.get("split_cell", self._pairs["cell"])
+        pairs = self.pairs  # a subset splits its own pairs; the indices are positions in it
+        cell = pairs.get("split_cell", pairs["cell"])
         group = self.drug_meta.get("compound_group") if group_compounds else None
         tissue = None
         if canonical_scheme(scheme) == "tissue_blind":
             labels = self.cell_meta.get("tcga")
-            if not labels or "split_cell" in self._pairs or not any(labels):
+            if not labels or "split_cell" in pairs or not any(labels):
                 raise ValueError(f"{self.name}: tissue_blind needs a TCGA label per cell line (cell_meta['tcga']); "
                                  "this dataset has none")
             names = sorted(set(labels))
             tissue = torch.tensor([names.index(t) for t in labels])
-        return make_split(cell, self._pairs["drug"], scheme, fold, n_folds, seed,
+        return make_split(cell, pairs["drug"], scheme, fold, n_folds, seed,
                           drug_group=None if group is None else torch.tensor(group), cell_group=tissue)
 
     def loader(self, index: Optional[Tensor] = None, batch_size: int = 256, **kwargs) -> PairLoader:
@@ -559,6 +686,7 @@ class PairDataset(Dataset):
             "y": self.y_name,
             "y_direction": self.y_direction,
             "num_samples": self.num_pairs,
+            **({} if self.pair_rows() is None else {"subset_of": self.len()}),
             "num_cells": self.num_cells,
             "num_drugs": self.num_drugs,
             "num_genes": self.num_genes,
@@ -570,7 +698,8 @@ class PairDataset(Dataset):
         }
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.num_pairs} pairs, {self.num_cells} cells, "
+        sub = "" if self.pair_rows() is None else f" of {self.len()}"
+        return (f"{type(self).__name__}({self.num_pairs}{sub} pairs, {self.num_cells} cells, "
                 f"{self.num_drugs} drugs, {self.num_genes} genes)")
 
 

@@ -95,6 +95,9 @@ class PriorReport:
     largest_component: int = 0
     min_score: Optional[float] = None
     self_loops: bool = True
+    #: where the edges came from (a file path, ``"shipped landmark prior"``, a STRING dataset) and its sha256
+    source: Optional[str] = None
+    sha256: Optional[str] = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -180,34 +183,71 @@ def build_prior(edges: pd.DataFrame, gene_space: GeneSpace, names: Optional[Dict
     return edge_index, edge_weight, rep
 
 
+def _sha256(path: PathLike) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class EmptyPriorError(ValueError):
+    """A prior that joins no two genes of the gene space (a wrong file, or a gene space it does not cover)."""
+
+
 def resolve_prior(prior, space: GeneSpace, prior_file: Optional[PathLike] = None,
                   prior_info: Optional[PathLike] = None, min_score: int = 900, self_loops: bool = True,
-                  report: Optional[dict] = None):
+                  report: Optional[dict] = None, source: Optional[str] = None):
     """The prior of a dataset over its gene space, from whatever the user gave.
 
     ``prior``: a STRING dataset (anything with ``restrict(space)``), or ``None``;
     otherwise ``prior_file`` (an edge list or a ``9606.protein.links`` file with
     ``prior_info``) is read. Returns ``(edge_index, edge_weight)`` or ``None``;
-    the coverage report goes to ``report["prior"]``.
+    the coverage report (with ``source`` and the file's ``sha256``) goes to ``report["prior"]``.
+
+    A prior that keeps no edge between two genes of ``space`` is refused (:class:`EmptyPriorError`, naming the
+    source and a few of its gene names): training on it would silently be training without a prior.
     """
     if prior is not None and hasattr(prior, "restrict"):
         ei, ew, rep = prior.restrict(space)
+        rep.source = f"STRING dataset {getattr(prior, 'root', '')}".strip()
+        if hasattr(prior, "fingerprint"):
+            rep.sha256 = str(prior.fingerprint())
+        first = None
     elif prior_file:
+        if not Path(prior_file).is_file():
+            raise FileNotFoundError(f"prior file {prior_file} not found")
         if Path(prior_file).name.startswith("9606.protein.links"):
             edges, names = read_string_links(prior_file, min_score, info=prior_info)
             edges["score"] = 1000.0  # the paper's binary prior
             ei, ew, rep = build_prior(edges, space, names, self_loops=self_loops)
             rep.min_score = min_score
         else:
-            ei, ew, rep = build_prior(read_edge_list(prior_file), space, self_loops=self_loops)
+            try:
+                edges = read_edge_list(prior_file)
+            except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
+                raise ValueError(f"prior file {prior_file} is not an edge list (source,target[,score]) nor a "
+                                 f"STRING 9606.protein.links file: {e}") from e
+            ei, ew, rep = build_prior(edges, space, self_loops=self_loops)
+        first = None if rep.edges_kept else (edges["protein1"].head(3).tolist() if len(edges) else [])
+        rep.source, rep.sha256 = source or str(prior_file), _sha256(prior_file)
     else:
         if report is not None:
             report["prior"] = None
         return None
-    logger.info("%s", rep)
+    if rep.edges_kept == 0:
+        raise EmptyPriorError(
+            f"the prior from {rep.source} joins no two genes of the gene space ({rep.edges_read} edges read, "
+            f"{rep.edges_outside_space} name a gene outside the {len(space)} genes"
+            + (f", e.g. {first}" if first else "") + "): training on it would be training without a prior. "
+            "Give a STRING edge list (source,target[,score]) over gene symbols or a 9606.protein.links file "
+            "with its protein.info, or prior=None (--no-prior) to train without one")
+    logger.info("%s (from %s)", rep, rep.source)
     if report is not None:
         report["prior"] = rep.to_dict()
     return ei, ew
 
 
-__all__ = ["read_string_links", "read_edge_list", "build_prior", "resolve_prior", "PriorReport"]
+__all__ = ["read_string_links", "read_edge_list", "build_prior", "resolve_prior", "PriorReport", "EmptyPriorError"]

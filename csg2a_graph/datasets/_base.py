@@ -1,6 +1,7 @@
 """What every file-backed pair dataset does the same way: raw folder, raw file list, prior lookup."""
 from __future__ import annotations
 
+import logging
 import os.path as osp
 from typing import Dict, List
 
@@ -9,7 +10,11 @@ from csg2a_graph.data.pairs import PairDataset, file_fingerprint
 from csg2a_graph.data.prior import check_min_score, resolve_prior
 from csg2a_graph.datasets._files import find_one
 
+logger = logging.getLogger(__name__)
+
 PRIOR_PATTERNS = ["*STRING_edges*", "9606.protein.links*"]
+#: how run records and reports name the STRING prior shipped in the package
+SHIPPED_PRIOR = "shipped landmark prior (STRING v12, combined score > 900)"
 
 
 class RawPairDataset(PairDataset):
@@ -17,9 +22,10 @@ class RawPairDataset(PairDataset):
 
     Subclasses set ``self._root`` and ``self.prior_arg`` (plus ``min_score`` and
     ``self_loops``) before ``super().__init__`` and implement ``_resolve_data()``
-    returning ``{kind: path or list of paths}``; the prior file (``prior="auto"``:
-    a STRING edge list or ``protein.links`` + ``protein.info`` found in ``raw/``)
-    is added here.
+    returning ``{kind: path or list of paths}``; the prior file is added here. ``prior="auto"``:
+    a STRING edge list or ``protein.links`` + ``protein.info`` found in ``raw/``, else the STRING prior over
+    the landmark genes shipped in the package (:func:`csg2a_graph.assets.string_prior`; said in the log and
+    in ``report["prior"]["source"]``). A prior that joins no two genes of the gene space is refused.
     """
 
     @property
@@ -35,6 +41,10 @@ class RawPairDataset(PairDataset):
             out["prior"] = find_one(self.raw_dir, PRIOR_PATTERNS, "prior", False)
             if out["prior"] and osp.basename(out["prior"]).startswith("9606.protein.links"):
                 out["prior_info"] = find_one(self.raw_dir, ["9606.protein.info*"], "prior_info", True)
+            elif not out["prior"]:
+                from csg2a_graph.assets import string_prior
+
+                out["prior"] = string_prior()  # no STRING file in raw/: the shipped landmark prior
         elif isinstance(self.prior_arg, str):
             out["prior"] = self.prior_arg
         return out
@@ -63,9 +73,18 @@ class RawPairDataset(PairDataset):
                 "raw": file_fingerprint(files) if files else None}
 
     def build_prior(self, space: GeneSpace, paths: Dict, report: Dict):
+        from csg2a_graph.assets import HERE
+
         obj = None if isinstance(self.prior_arg, str) else self.prior_arg
-        return resolve_prior(obj, space, paths.get("prior"), paths.get("prior_info"), self.min_score,
-                             self.self_loops, report)
+        file = paths.get("prior")
+        shipped = isinstance(file, str) and osp.dirname(osp.abspath(file)) == osp.abspath(HERE)
+        out = resolve_prior(obj, space, file, paths.get("prior_info"), self.min_score, self.self_loops, report,
+                            source=SHIPPED_PRIOR if shipped else None)
+        if shipped and self.prior_arg == "auto":
+            logger.warning("%s: no STRING file in %s: using the %s (%d undirected edges); place a STRING edge list "
+                           "or 9606.protein.links + protein.info there, or pass prior=, to use another",
+                           self.name, self.raw_dir, SHIPPED_PRIOR, report["prior"]["edges_kept"])
+        return out
 
 
-__all__ = ["RawPairDataset", "PRIOR_PATTERNS"]
+__all__ = ["RawPairDataset", "PRIOR_PATTERNS", "SHIPPED_PRIOR"]

@@ -7,7 +7,8 @@ logger = logging.getLogger(__name__)
 
 
 def read_delimited(path: str, what: str = "a CSV or TSV table", **kwargs):
-    """A CSV or TSV (gzip ok) read with pandas' C parser; the delimiter comes from the header line.
+    """A CSV or TSV (gzip ok) read with pandas' C parser; the delimiter (tab, comma, or semicolon as spreadsheets
+    in many locales write) comes from the header line.
 
     Every failure names the file and what was expected: an empty file, bytes that are not
     UTF-8 text, a file pandas cannot parse, a table without rows.
@@ -20,7 +21,7 @@ def read_delimited(path: str, what: str = "a CSV or TSV table", **kwargs):
     try:
         with opener(path, "rt", encoding="utf-8-sig", errors="replace") as f:
             head = f.readline()
-        sep = "\t" if "\t" in head else ","
+        sep = "\t" if "\t" in head else (";" if head.count(";") > head.count(",") else ",")
         df = pd.read_csv(path, sep=sep, encoding="utf-8-sig", **kwargs)
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path}: the file is empty; expected {what}") from None

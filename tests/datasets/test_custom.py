@@ -49,7 +49,9 @@ def test_a_real_table_gives_gdscs_pairs(tables, gdsc2, tmp_path):
     theirs = {(gdsc2.cells[c], gdsc2.drugs[d]): y for c, d, y in
               zip(*(gdsc2.pairs[k].tolist() for k in ("cell", "drug", "y"))) if gdsc2.cells[c] in keep}
     assert mine.keys() == theirs.keys() and all(abs(mine[k] - theirs[k]) < 1e-5 for k in mine)
-    assert ds.prior_edge_index is None  # no STRING file in raw/: no prior, said in the report
+    # no STRING file in raw/: the shipped landmark prior, said in the report (issue 24: it used to vanish)
+    assert ds.prior_edge_index is not None and ds.report["prior"]["source"].startswith("shipped landmark prior")
+    assert ds.report["prior"]["edges_kept"] > 0 and len(ds.report["prior"]["sha256"]) == 64
     s = ds.get_idx_split("drug_blind", fold=0)
     assert not set(ds.pairs["drug"][s["train"]].tolist()) & set(ds.pairs["drug"][s["test"]].tolist())
     b = next(iter(ds.loader(s["train"], batch_size=32)))
@@ -59,7 +61,7 @@ def test_a_real_table_gives_gdscs_pairs(tables, gdsc2, tmp_path):
 def test_bad_input_is_refused_or_counted(tables, tmp_path):
     resp, expr, smiles, _ = tables
     r = resp.rename(columns={"CELL_LINE_NAME": "cell", "DRUG_NAME": "drug", "LN_IC50": "y"})
-    with pytest.raises(ValueError, match="measured more than once"):  # GDSC2 has replicate screens
+    with pytest.raises(ValueError, match="given more than once"):  # GDSC2 has replicate screens
         ResponseTable(str(_write(tmp_path / "dup", r, expr, smiles)), log=False)
     one = r.drop_duplicates(["cell", "drug"])
     with pytest.raises(ValueError, match="no value column"):

@@ -154,8 +154,23 @@ class PretrainedGCN(nn.Module):
             self.load_weights(weights)
 
     def load_weights(self, path: str) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.load_state_dict(state, strict=True)
+        import pickle
+
+        hint = ("give the pretrain-gnns GCN weights (gcn_supervised_contextpred.pth), or leave --drug-weights out to "
+                "use the copy shipped in the package")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ValueError(f"drug encoder weights {path} cannot be read by torch.load ({first}): {hint}") from e
+        if not isinstance(state, dict):
+            raise ValueError(f"drug encoder weights {path} hold a {type(state).__name__}, not a state dict: {hint}")
+        try:
+            self.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            missing = sorted(set(self.state_dict()) - set(state))[:3]
+            raise ValueError(f"drug encoder weights {path} do not fit the pretrained GCN (missing e.g. {missing}, "
+                             f"{len(state)} tensors in the file): {hint}") from e
         logger.info("pretrained GCN weights loaded from %s", path)
 
     def atom_states(self, graph) -> Tensor:
@@ -193,15 +208,19 @@ def find_weights(path: Optional[str] = None, download: bool = True) -> Tuple[Opt
     env = os.environ.get("CSG2A_DRUG_WEIGHTS")
     if env and osp.exists(env):
         return env, f"pretrained GCN weights: {env} ($CSG2A_DRUG_WEIGHTS)"
+    damaged = ""
     try:
         from csg2a_graph.assets import gcn_weights
 
         return gcn_weights(), "pretrained GCN weights: the copy shipped in the package (Hu et al. 2020, MIT)"
-    except (OSError, KeyError, ValueError):  # a trimmed install: look further
+    except (FileNotFoundError, KeyError):  # a trimmed install: look further
         pass
+    except ValueError as e:  # there, but damaged: said in every message below
+        damaged = f"; {e}"
+        logger.warning("%s", e)
     cached = osp.join(user_cache_dir(), WEIGHTS_FILE)
     if osp.exists(cached) and sha256(Path(cached)) == WEIGHTS_SHA256:
-        return cached, f"pretrained GCN weights: {cached}"
+        return cached, f"pretrained GCN weights: {cached}" + damaged
     if download:
         os.makedirs(osp.dirname(cached), exist_ok=True)
         tmp = cached + ".part"
@@ -212,14 +231,14 @@ def find_weights(path: Optional[str] = None, download: bool = True) -> Tuple[Opt
             got = sha256(Path(tmp))
             if got != WEIGHTS_SHA256:
                 os.remove(tmp)
-                return None, f"downloaded GCN weights fail the sha256 check ({got[:12]}...): not used"
+                return None, f"downloaded GCN weights fail the sha256 check ({got[:12]}...): not used{damaged}"
             os.replace(tmp, cached)
             return cached, f"pretrained GCN weights downloaded to {cached}"
         except Exception as e:  # noqa: BLE001 - no network, proxy, HTTP error: fall back, say why
             if osp.exists(tmp):
                 os.remove(tmp)
-            return None, f"pretrained GCN weights not found and not downloadable ({type(e).__name__})"
-    return None, "pretrained GCN weights not found"
+            return None, f"pretrained GCN weights not found and not downloadable ({type(e).__name__}){damaged}"
+    return None, "pretrained GCN weights not found" + damaged
 
 
 __all__ = ["PretrainedGCN", "HuGCNConv", "pretrain_gnns_features", "find_weights", "WEIGHTS_URL", "WEIGHTS_SHA256"]
