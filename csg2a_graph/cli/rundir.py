@@ -269,20 +269,20 @@ class RunDir:
 
     def _forget_if_empty(self) -> None:
         """A new run that failed before computing anything (a value refused after ``run.json`` was written)
-        leaves the folder as it found it, so the corrected command starts afresh instead of being refused."""
-        written = {MARKER, "config.toml"}
-        entries = self._entries()
-        entries = [e for e in entries if is_run_file(e)]  # the user's own files are neither evidence nor removed
+        leaves the folder as it found it, so the corrected command starts afresh instead of being refused.
+        ``run.json``, ``config.toml``, the deterministic ``splits/`` and empty folders are not results."""
+        cheap = {MARKER, "config.toml", "splits"}
+        entries = [e for e in self._entries() if is_run_file(e)]  # the user's own files: neither evidence nor removed
         for e in entries:
             p = os.path.join(self.out, e)
-            if e in written:
+            if e in cheap:
                 continue
-            if os.path.isdir(p) and not os.path.islink(p) and not any(True for _ in os.scandir(p)):
-                continue  # an empty folder the run made (splits/, predictions/)
-            return  # something was computed (a checkpoint, metrics): kept, the run can be continued
+            if os.path.isdir(p) and not os.path.islink(p) and _only_folders(p):
+                continue  # empty folders the run made (predictions/, runs/rf_mixed_fold0/)
+            return  # something was computed (a checkpoint, metrics, a result row): kept, the run can be continued
         for e in entries:
             p = os.path.join(self.out, e)
-            os.rmdir(p) if os.path.isdir(p) and not os.path.islink(p) else os.remove(p)
+            shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.remove(p)
         self._unlock()
         if self._made_folder:
             try:
@@ -340,6 +340,14 @@ class RunDir:
         with open(tmp, "w") as f:
             json.dump(d, f, indent=1)
         os.replace(tmp, path)
+
+
+def _only_folders(path: str) -> bool:
+    """Whether a folder holds nothing but (nested) empty folders."""
+    for _, _, files in os.walk(path):
+        if files:
+            return False
+    return True
 
 
 def is_run_file(name: str) -> bool:

@@ -3,6 +3,7 @@ same gene space, prior, splits and loader as GDSC."""
 from __future__ import annotations
 
 import logging
+import os
 import os.path as osp
 from typing import Callable, Dict, Optional, Union
 
@@ -154,7 +155,7 @@ class ResponseTable(RawPairDataset):
         raw = self.raw_dir
         hint = "Place your tables in ROOT/raw (see ResponseTable's docstring) or pass the *_file= arguments."
         dreval = osp.join(self._root, osp.basename(osp.normpath(self._root)) + ".csv")
-        if not osp.isdir(raw) and osp.isfile(dreval):  # the folder write_drevalpy / drevalpy writes: tables in ROOT
+        if osp.isfile(dreval) and not (osp.isdir(raw) and os.listdir(raw)):  # the folder write_drevalpy / drevalpy writes: tables in ROOT
             raw = self._root
             out = {"responses": self.files["responses"] or dreval,
                    "expression": self.files["expression"] or find_one(raw, ["gene_expression*"], "expression", True,

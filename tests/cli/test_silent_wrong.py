@@ -186,3 +186,123 @@ def test_overwrite_keeps_the_users_files_and_no_run_nests(screen, tmp_path, caps
     assert main(["finetune", "--dataset", "custom", "--root", str(screen), "--out", str(out / "nested")] + FAST) == 2
     assert "inside the csg2a-graph run folder" in _err(capsys)
     assert not (out / "nested").exists()
+
+
+# ---------------------------------------------------------------- weak spots: one line, or the right result
+def test_a_written_config_replays_and_a_config_may_give_the_data(run, screen, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["finetune", "--config", str(run / "config.toml")]) == 0  # dataset, root, out from the file
+    assert "continuing" in capsys.readouterr().out
+    cfg = tmp_path / "cv.toml"
+    cfg.write_text(f'dataset = "custom"\nroot = "{screen}"\nmodels = ["additive"]\nfolds = 1\n')
+    assert main(["cv", "--out", str(tmp_path / "cv"), "--config", str(cfg), "-q"]) == 0
+    assert (tmp_path / "cv" / "results.csv").exists()
+    with pytest.raises(SystemExit) as e:  # still required: on the line or in the file (argparse's usage error)
+        main(["cv", "--config", str(cfg), "-q"])
+    assert e.value.code == 2 and "required: --out (on the command line or as out = ..." in capsys.readouterr().err
+
+
+def test_value_columns_that_cannot_be_right_end_in_one_line(tables, tmp_path, caplog):
+    resp, expr, smiles = tables
+    with pytest.raises(ValueError, match=r"2 value columns \(y, auc\).*--y-column y"):
+        ResponseTable(str(_write(tmp_path / "two", resp.assign(auc=0.5), expr, smiles)), log=False)
+    ds = ResponseTable(str(_write(tmp_path / "two", resp.assign(auc=resp.y / 100), expr, smiles)), y_column="auc",
+                       log=False)
+    assert float(ds.pairs["y"].abs().max()) < 0.2  # the chosen column is read
+    with pytest.raises(ValueError, match="are 1: there is nothing to learn"):
+        ResponseTable(str(_write(tmp_path / "const", resp.assign(y=1.0), expr, smiles)), log=False)
+    with pytest.raises(ValueError, match="reach 1.19e\\+31: no model trains on that scale"):
+        ResponseTable(str(_write(tmp_path / "huge", resp.assign(y=resp.y * 1e30), expr, smiles)), log=False)
+    import numpy as np
+
+    caplog.clear()
+    as_um = resp.rename(columns={"y": "ln_ic50"}).assign(ln_ic50=np.exp(resp.y))
+    ResponseTable(str(_write(tmp_path / "um", as_um, expr, smiles)), log=False)
+    assert "look like raw concentrations" in caplog.text
+    caplog.clear()
+    one_gene = expr.iloc[:, :1].join(expr.iloc[:, 1:].rename(columns=lambda g: f"X_{g}"))
+    ResponseTable(str(_write(tmp_path / "onegene", resp, one_gene, smiles)), prior=None, log=False)
+    assert "only 1 of its columns are genes" in caplog.text
+
+
+def test_semicolons_and_versioned_ensembl_ids_are_read(tables, tmp_path):
+    resp, expr, smiles = tables
+    ids = pd.read_csv(shared("string", "landmark_gene_id_map.csv")).set_index("symbol_csg2a")["ensembl_id"]
+    e = expr.rename(columns={g: f"{ids[g]}.12" for g in expr.columns if isinstance(ids.get(g), str)})
+    root = tmp_path / "semi"
+    (root / "raw").mkdir(parents=True)
+    resp.to_csv(root / "raw" / "my_responses.csv", index=False, sep=";")
+    e.to_csv(root / "raw" / "my_expression.csv", sep=";")
+    smiles.to_csv(root / "raw" / "my_smiles.csv", index=False, sep=";")
+    ds = ResponseTable(str(root), log=False)
+    plain = ResponseTable(str(_write(tmp_path / "plain", resp, expr, smiles)), log=False)
+    assert ds.num_pairs == plain.num_pairs and int(ds.gene_mask.sum()) == int(plain.gene_mask.sum())
+
+
+def test_predict_refuses_a_gene_given_twice(run, screen, tables, tmp_path, capsys):
+    _, expr, _ = tables
+    pairs = tmp_path / "pairs.csv"
+    pd.read_csv(screen / "raw" / "my_responses.csv").head(3)[["cell", "drug"]].to_csv(pairs, index=False)
+    twice = expr.copy()
+    twice.insert(1, "TP53_again", expr["TP53"])
+    twice = twice.rename(columns={"TP53_again": "TP53"})
+    twice.to_csv(tmp_path / "expr.csv")
+    assert main(["predict", "--checkpoint", str(run / "model.pt"), "--input", str(pairs), "--expression",
+                 str(tmp_path / "expr.csv"), "--out", str(tmp_path / "p.csv"), "-q"]) == 2
+    assert "TP53 / TP53" in _err(capsys) and not (tmp_path / "p.csv").exists()
+
+
+def test_a_lock_of_a_reused_pid_is_taken_over(screen, tmp_path, capsys):
+    import socket
+    import subprocess
+
+    out = tmp_path / "locked"
+    out.mkdir()
+    other = subprocess.Popen(["sleep", "60"])  # alive, but not a csg2a run: the pid was reused
+    try:
+        (out / ".lock").write_text(json.dumps({"pid": other.pid, "host": socket.gethostname(),
+                                               "started": "2026-01-01 00:00:00", "command": "finetune"}))
+        assert main(["finetune", "--dataset", "custom", "--root", str(screen), "--out", str(out)] + FAST) == 0
+        assert "is now another program (the pid was reused)" in capsys.readouterr().err
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_run_refused_after_start_leaves_the_folder_free(screen, tmp_path, capsys):
+    out = tmp_path / "cv"
+    base = ["cv", "--dataset", "custom", "--root", str(screen), "--out", str(out), "--models", "rf", "--folds", "1",
+            "--rf-trees", "5", "-q"]
+    assert main(base + ["--rf-max-features", "1", "--model-option", "rf.max_depth=-3"]) == 2
+    assert "max_depth" in _err(capsys) and not out.exists()
+    assert main(base + ["--rf-max-features", "1", "--model-option", "rf.max_depth=3"]) == 0
+
+
+def test_bad_drug_weights_and_a_damaged_shipped_asset_are_named(screen, tmp_path, capsys, monkeypatch):
+    bad = tmp_path / "weights.pth"
+    bad.write_text("not a checkpoint")
+    assert main(["finetune", "--dataset", "custom", "--root", str(screen), "--out", str(tmp_path / "ft"),
+                 "--drug-encoder", "pretrained-gcn", "--drug-weights", str(bad)] + FAST[:4] + ["-q"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be read by torch.load" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    from csg2a_graph import assets
+    from csg2a_graph.nn.encoders import find_weights
+
+    m = assets.manifest()
+    m["pretrain_gnns_gcn_supervised_contextpred.pth"]["sha256"] = "0" * 64
+    monkeypatch.setattr(assets, "manifest", lambda: m)
+    monkeypatch.setattr(assets, "_CHECKED", {})
+    monkeypatch.delenv("CSG2A_DRUG_WEIGHTS", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path, msg = find_weights(None, download=False)
+    assert path is None and "fails its sha256 check" in msg
+
+
+def test_write_drevalpy_reads_back_as_a_response_table(screen, tmp_path):
+    from csg2a_graph.interop.drevalpy import write_drevalpy
+
+    ds = ResponseTable(str(screen), log=False)
+    folder = write_drevalpy(ds, str(tmp_path / "dreval"), name="MINE")
+    back = ResponseTable(folder, log=False)
+    assert back.num_pairs == ds.num_pairs and back.num_cells == ds.num_cells
+    assert sorted(back.pairs["y"].tolist()) == pytest.approx(sorted(ds.pairs["y"].tolist()), abs=1e-5)
