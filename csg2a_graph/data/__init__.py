@@ -12,7 +12,7 @@ from csg2a_graph.data.molecules import (
 from csg2a_graph.data.names import JoinReport, match_names, normalize_cell_name, normalize_drug_name
 from csg2a_graph.data.normalize import robust_zscore
 from csg2a_graph.data.pairs import ArrayPairs, PairBatch, PairData, PairDataset, PairLoader
-from csg2a_graph.data.prior import PriorReport, build_prior, read_edge_list, read_string_links
+from csg2a_graph.data.prior import PriorReport, batched_prior, build_prior, read_edge_list, read_string_links
 from csg2a_graph.data.splits import SCHEMES, load_splits_json, make_split, save_splits_json, write_improve_splits
 
 __all__ = [
@@ -22,6 +22,6 @@ __all__ = [
     "JoinReport", "match_names", "normalize_cell_name", "normalize_drug_name",
     "robust_zscore",
     "PairData", "PairBatch", "PairDataset", "PairLoader", "ArrayPairs",
-    "PriorReport", "build_prior", "read_edge_list", "read_string_links",
+    "PriorReport", "batched_prior", "build_prior", "read_edge_list", "read_string_links",
     "SCHEMES", "make_split", "save_splits_json", "load_splits_json", "write_improve_splits",
 ]

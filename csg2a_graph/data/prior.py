@@ -183,6 +183,23 @@ def build_prior(edges: pd.DataFrame, gene_space: GeneSpace, names: Optional[Dict
     return edge_index, edge_weight, rep
 
 
+def batched_prior(edge_index: Tensor, edge_weight: Optional[Tensor], batch_size: int,
+                  num_genes: int) -> Tuple[Tensor, Optional[Tensor]]:
+    """A gene-level prior ``[2, E]`` over ``num_genes`` genes repeated for ``batch_size`` samples whose genes are
+    consecutive PyG nodes (sample ``b``'s gene ``i`` is node ``b * num_genes + i``): ``([2, B*E], [B*E])``. What a
+    model needs to run PyG convs (``GCNConv``, ``GATConv``, flat ``CSG2AConv``) beside the dense layer."""
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f"edge_index must be [2, E], got {tuple(edge_index.shape)}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if edge_weight is not None and edge_weight.numel() != edge_index.size(1):
+        raise ValueError(f"edge_weight has {edge_weight.numel()} entries for {edge_index.size(1)} edges")
+    E = edge_index.size(1)
+    off = (torch.arange(batch_size, device=edge_index.device) * num_genes).repeat_interleave(E)
+    ei = edge_index.repeat(1, batch_size) + off
+    return ei, None if edge_weight is None else edge_weight.repeat(batch_size)
+
+
 def _sha256(path: PathLike) -> str:
     import hashlib
 
@@ -250,4 +267,5 @@ def resolve_prior(prior, space: GeneSpace, prior_file: Optional[PathLike] = None
     return ei, ew
 
 
-__all__ = ["read_string_links", "read_edge_list", "build_prior", "resolve_prior", "PriorReport", "EmptyPriorError"]
+__all__ = ["read_string_links", "read_edge_list", "build_prior", "resolve_prior", "PriorReport", "EmptyPriorError",
+           "batched_prior"]

@@ -184,6 +184,10 @@ class LINCSL1000(RawPairDataset):
         if basal not in ("mean", "modz"):
             raise ValueError(f"basal must be 'mean' or 'modz', got {basal!r}")
         self.level, self.basal = level, basal
+        #: what ``y`` is: a profile per pair, no sensitive direction (``y_direction = None``)
+        self.y_name = ("perturbed expression profile (level 3, on its DMSO basal's scale)" if level == 3
+                       else "MODZ signature (level 5, z-score of change)")
+        self.y_unit, self.y_direction = None, None
         self.requested_space = gene_space if gene_space is not None else GeneSpace.landmark()
         self.missing_genes, self.fill_value, self.normalize = missing_genes, fill_value, normalize
         self.prior_arg, self.min_score, self.self_loops = prior, min_score, self_loops

@@ -8,12 +8,22 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
+from csg2a_graph.data.prior import batched_prior
 from csg2a_graph.ops._checks import check_finite
 from csg2a_graph.ops.attention import choose_impl, csg2a_attention, triton_usable
 from csg2a_graph.ops.attention_map import _softmax_lse
 from csg2a_graph.ops.factorized import expanded_linear
 from csg2a_graph.ops.reference import edge_scores, segment_softmax
-from csg2a_graph.typing import IMPLS, REDUCES, SCORES, SUPPORTS, check_choice
+from csg2a_graph.typing import IMPLS, REDUCES, SCORES, SUPPORTS, WITH_TRITON, check_choice
+
+if WITH_TRITON:  # imported here, not in forward: no import per call (torch.jit / torch.compile trace it)
+    from csg2a_graph.ops.triton.fused_linear import fused_linear_attention
+else:  # pragma: no cover - without Triton the fused path is never chosen
+    fused_linear_attention = None  # type: ignore[assignment]
+
+
+def _compiling() -> bool:
+    return bool(torch.compiler.is_compiling())
 
 
 class CSG2AConv(MessagePassing):
@@ -111,6 +121,7 @@ class CSG2AConv(MessagePassing):
         self.w_cond = nn.Parameter(torch.empty(num_genes, cond_channels, hidden_channels)) if cond_channels else None
         self.lin = nn.Linear(in_channels, out_channels, bias=bias) if out_channels is not None else None
         self._edge_cache: Tuple = (None, None, None)
+        self._checked: Tuple = (None, None)  # the edge_index last validated, and for which (B, N, dense, version)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -130,7 +141,34 @@ class CSG2AConv(MessagePassing):
 
     # ----------------------------------------------------------------- helpers
     def _validate(self, x: Tensor) -> bool:
+        if _compiling():  # a value check is a host sync and a graph break: compiled code skips it
+            return False
         return (not x.is_cuda) if self.validate is None else bool(self.validate)
+
+    def _check_edges(self, edge_index: Tensor, B: int, N: int, dense: bool) -> None:
+        """Validate ``edge_index`` against the input once per tensor (and per ``B``/rank): the check reads its
+        values (a host sync), so it runs when a new prior or batch shape arrives, not every step, and never
+        under ``torch.compile``."""
+        if _compiling() or edge_index.numel() == 0:
+            return
+        key = (B, N, dense, edge_index._version)
+        if self._checked[0] is edge_index and self._checked[1] == key:
+            return
+        lo, hi = int(edge_index.min()), int(edge_index.max())
+        limit = N if dense else B * N
+        if hi >= limit or lo < 0:
+            what = (f"{N} genes (dense x takes a gene-level prior)" if dense else
+                    f"{B} x {N} nodes (flat x takes PyG's batched edge_index; pass x as [B, N, F] "
+                    "for one gene-level prior shared by all samples)")
+            raise ValueError(f"edge_index refers to node {lo if lo < 0 else hi} but there are {what}")
+        if not dense and B > 1 and hi < N:  # legal (only graph 0 has edges) but almost always a gene-level prior
+            import warnings
+
+            warnings.warn(f"x is flat ({B} samples x {N} genes as PyG nodes) but edge_index only joins nodes of the "
+                          f"first sample (max {hi} < {N}): the prior reaches sample 0 only. For one gene-level prior "
+                          "shared by all samples pass x as [B, N, F], or batch it for flat x with "
+                          "csg2a_graph.data.batched_prior(edge_index, edge_weight, B, N)", UserWarning, stacklevel=4)
+        self._checked = (edge_index, key)
 
     def gene_representation(self, x: Tensor, cond: Optional[Tensor]) -> Tensor:
         """``q [B, N, h]`` from ``x [B, N, F]`` and ``cond [B, N, C]``."""
@@ -149,11 +187,12 @@ class CSG2AConv(MessagePassing):
     def _batched_edges(self, edge_index: Tensor, B: int, N: int) -> Tensor:
         # cached per (the same tensor object, B): the prior is usually one tensor reused every step;
         # identity, not the data pointer, so a new tensor at a recycled address is never mistaken for it
+        if _compiling():  # a compiled graph bakes the offsets in; the Python-side cache is not traced
+            return batched_prior(edge_index, None, B, N)[0]
         src, key, out = self._edge_cache
         if src is edge_index and key == (B, N, edge_index._version):
             return out
-        off = (torch.arange(B, device=edge_index.device) * N).repeat_interleave(edge_index.size(1))
-        out = edge_index.repeat(1, B) + off
+        out = batched_prior(edge_index, None, B, N)[0]
         self._edge_cache = (edge_index, (B, N, edge_index._version), out)
         return out
 
@@ -166,6 +205,9 @@ class CSG2AConv(MessagePassing):
         if x.dtype != self.w_gene.dtype and not torch.is_autocast_enabled(x.device.type):  # autocast casts itself
             raise TypeError(f"x is {x.dtype} but the layer's parameters are {self.w_gene.dtype}; "
                             f"cast one of them (x.to({self.w_gene.dtype}) or conv.to({x.dtype}))")
+        if x.dim() == 2 and self.in_channels == 1 and x.size(1) == N and N > 1:
+            x = x.unsqueeze(-1)  # [B, N]: one channel per gene, read as dense [B, N, 1]
+            dense = True
         if x.dim() == 3:
             B = x.size(0)
             if x.size(1) != N:
@@ -174,9 +216,11 @@ class CSG2AConv(MessagePassing):
             if x.dim() == 1:
                 x = x.unsqueeze(-1)
             if x.size(0) % N:
-                raise ValueError(f"x has {x.size(0)} nodes, not a multiple of num_genes={N}")
+                raise ValueError(f"x has {x.size(0)} nodes, not a multiple of num_genes={N}"
+                                 + ("; for samples x genes [B, N] give x[:, :, None] ([B, N, 1])"
+                                    if x.dim() == 2 and x.size(1) == N else ""))
             B = x.size(0) // N
-            if batch is not None and batch.numel() and int(batch.max()) + 1 != B:
+            if batch is not None and batch.numel() and not _compiling() and int(batch.max()) + 1 != B:
                 raise ValueError(f"batch says {int(batch.max()) + 1} graphs but x holds {B} x {N} genes")
             x = x.view(B, N, -1)
         else:
@@ -197,13 +241,7 @@ class CSG2AConv(MessagePassing):
         # No guessing: dense x takes a gene-level prior [2, E] over N genes (shared by all samples);
         # flat x takes PyG's batched edge_index over all B*N nodes, as every PyG conv does.
         per_gene = dense
-        limit = N if per_gene else B * N
-        if E_in and (int(edge_index.max()) >= limit or int(edge_index.min()) < 0):
-            what = (f"{N} genes (dense x takes a gene-level prior)" if per_gene else
-                    f"{B} x {N} nodes (flat x takes PyG's batched edge_index; pass x as [B, N, F] "
-                    "for one gene-level prior shared by all samples)")
-            bad = int(edge_index.min()) if int(edge_index.min()) < 0 else int(edge_index.max())
-            raise ValueError(f"edge_index refers to node {bad} but there are {what}")
+        self._check_edges(edge_index, B, N, per_gene)
         if edge_weight is not None and edge_weight.numel() != E_in:
             raise ValueError(f"edge_weight has {edge_weight.numel()} entries for {E_in} edges")
         if per_gene and B > 1 and E_in:
@@ -231,7 +269,8 @@ class CSG2AConv(MessagePassing):
                 return_attention_weights: Optional[bool] = None
                 ) -> Union[Tensor, Tuple[Tensor, Tuple[Tensor, Tensor]]]:
         """See the class docstring for shapes. ``edge_index`` is the prior."""
-        in_dense = x.dim() == 3
+        in_dense = x.dim() == 3 or (x.dim() == 2 and self.in_channels == 1 and x.size(1) == self.num_genes
+                                    and self.num_genes > 1)
         xd, cond, ei, ew, B, per_gene = self._shape(x, edge_index, edge_weight, cond, batch)
         N, F = self.num_genes, xd.size(-1)
         x_flat = xd.reshape(B * N, F)
@@ -245,8 +284,7 @@ class CSG2AConv(MessagePassing):
         c = cond[..., 0] if cond is not None else None
         wc = self.w_cond[:, 0] if self.w_cond is not None else None
         if use_fused:  # Triton: q built tile by tile in registers
-            from csg2a_graph.ops.triton.fused_linear import fused_linear_attention
-
+            assert fused_linear_attention is not None
             c0 = c if c is not None else torch.zeros_like(xd[..., 0])
             wc0 = wc if wc is not None else torch.zeros_like(self.w_gene[:, 0])
             phi = fused_linear_attention(xd[..., 0], c0, self.w_gene[:, 0], wc0, None, self.reduce, self.scale)

@@ -12,8 +12,15 @@ from csg2a_graph.ops.reference import dense_prior, dense_scores, edge_scores
 from csg2a_graph.typing import Prior
 
 
+def _acc(t: Tensor) -> torch.dtype:
+    """The dtype maps are accumulated and returned in: float64 for float64 input, else float32 (half inputs
+    accumulate in float32)."""
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
 def _map_rows(q: Tensor, score: str, scale: float, r0: int, r1: int, lse: Optional[Tensor], use_triton: bool) -> Tensor:
-    """Rows ``r0:r1`` of the batch-mean map ``mean_b phi(q_b q_b^T scale)`` as ``[r, N]`` float32."""
+    """Rows ``r0:r1`` of the batch-mean map ``mean_b phi(q_b q_b^T scale)`` as ``[r, N]`` (float32; float64 for
+    float64 ``q``)."""
     if use_triton:
         from csg2a_graph.ops.triton.attention_map import mean_map_rows
 
@@ -21,17 +28,17 @@ def _map_rows(q: Tensor, score: str, scale: float, r0: int, r1: int, lse: Option
     B, N, h = q.shape
     if score == "linear":  # mean_b q_b q_b^T = Q_stack Q_stack^T / B: one Gram product
         qs = q.permute(1, 0, 2).reshape(N, B * h)
-        return (qs[r0:r1] @ qs.T).float() * (scale / B)
+        return (qs[r0:r1] @ qs.T).to(_acc(q)) * (scale / B)
     s = torch.matmul(q[:, r0:r1], q.transpose(1, 2)) * scale
     p = torch.softmax(s, dim=-1) if score == "softmax" else torch.sigmoid(s)
-    return p.mean(0).float()
+    return p.mean(0).to(_acc(q))
 
 
 def _softmax_lse(q: Tensor, scale: float, block: int) -> Tensor:
     B, N, _ = q.shape
-    out = torch.empty(B, N, device=q.device, dtype=torch.float32)
+    out = torch.empty(B, N, device=q.device, dtype=_acc(q))
     for r0 in range(0, N, block):
-        s = torch.matmul(q[:, r0:r0 + block], q.transpose(1, 2)).float() * scale
+        s = torch.matmul(q[:, r0:r0 + block], q.transpose(1, 2)).to(out.dtype) * scale
         out[:, r0:r0 + block] = torch.logsumexp(s, dim=-1)
     return out
 
@@ -75,14 +82,14 @@ def attention_map(q: Tensor, prior: Prior = None, *, score: str = "linear", supp
     check_finite("q", q)
     B, N, h = q.shape
     s = default_scale(h, scale)
-    edges = as_edges(prior, N, device=q.device, dtype=torch.float32)
+    edges = as_edges(prior, N, device=q.device, dtype=_acc(q))
     if unique_pairs is None:
         unique_pairs = score != "softmax"
 
     if support == "prior":
         if edges is None:
             raise ValueError("support='prior' needs a prior")
-        vals = edge_scores(q.float(), edges, score, s, N) + edges[1]  # [B, E]
+        vals = edge_scores(q.to(_acc(q)), edges, score, s, N) + edges[1]  # [B, E]
         if reduce_batch == "mean":
             vals = vals.mean(0)
         if topk is None:
@@ -116,13 +123,13 @@ def attention_map(q: Tensor, prior: Prior = None, *, score: str = "linear", supp
         r1 = min(r0 + block_size, N)
         if score == "softmax" and not use_triton:
             assert lse is not None
-            p = torch.exp(torch.matmul(q[:, r0:r1], q.transpose(1, 2)).float() * s - lse[:, r0:r1, None]).mean(0)
+            p = torch.exp(torch.matmul(q[:, r0:r1], q.transpose(1, 2)).to(lse.dtype) * s - lse[:, r0:r1, None]).mean(0)
         else:
             p = _map_rows(q, score, s, r0, r1, lse, use_triton)
         if edges is not None:
             (src, dst), w = edges
             sel = (dst >= r0) & (dst < r1)
-            p = p.index_put((dst[sel] - r0, src[sel]), w[sel].float(), accumulate=True)
+            p = p.index_put((dst[sel] - r0, src[sel]), w[sel].to(p.dtype), accumulate=True)
         if topk is None:
             chunks.append(p)
             continue

@@ -56,3 +56,45 @@ def test_shuffle_is_a_permuted_dataset(gdsc2):
     assert b.y.tolist() == [float(sh[i].y) for i in range(6)]
     rows = sh.pair_rows()[:6]
     assert rows.tolist() != list(range(6)) and b.cell.tolist() == gdsc2.pairs["cell"][rows].tolist()
+
+
+def test_the_fast_loader_refuses_a_transform_it_cannot_apply(gdsc2_root):
+    """Issue 25.2: dataset[i] applied ``transform=`` but the fast loader (the trainer's) silently did not."""
+    import pytest
+    from torch_geometric.transforms import BaseTransform
+
+    from csg2a_graph.datasets import GDSC
+
+    class Double(BaseTransform):
+        def forward(self, data):
+            data.y = data.y * 2
+            return data
+
+    ds = GDSC(str(gdsc2_root), transform=Double(), log=False)
+    plain = GDSC(str(gdsc2_root), log=False)
+    assert float(ds[0].y) == 2 * float(plain[0].y)  # PyG's rule: dataset[i] applies it
+    with pytest.raises(ValueError, match="would silently not reach training"):
+        ds.loader(batch_size=8)
+    b = next(iter(ds.loader(batch_size=8, ignore_transform=True)))
+    assert torch.equal(b.y, plain.pairs["y"][:8])
+
+
+def test_pyg_metadata_without_iterating(gdsc2, lincs3):
+    """Issue 25.5: num_classes answered without PyG's pass over every pair; drug-graph feature sizes; y and genes."""
+    from csg2a_graph.data.molecules import ATOM_FEATURE_SIZES, BOND_FEATURE_SIZES
+    from csg2a_graph.nn import AtomEncoder, BondEncoder
+
+    assert gdsc2.num_classes == 1
+    assert lincs3.num_classes == lincs3.num_genes
+    d = gdsc2[0]
+    assert gdsc2.num_atom_features == d.drug_x.size(1) == len(ATOM_FEATURE_SIZES)
+    assert gdsc2.num_bond_features == d.drug_edge_attr.size(1) == len(BOND_FEATURE_SIZES) == 3
+    assert gdsc2.num_node_features == d.x.size(1) == 1 and gdsc2.num_edge_features == 0
+    assert torch.equal(gdsc2.y, gdsc2.pairs["y"]) and gdsc2.genes == gdsc2.gene_space.genes
+    sub = gdsc2[torch.arange(10)]
+    assert torch.equal(sub.y, gdsc2.pairs["y"][:10])
+    b = next(iter(gdsc2.loader(batch_size=4)))
+    h = AtomEncoder(16)(b.drug_graph.x)
+    assert h.shape == (b.drug_graph.num_nodes, 16)
+    assert BondEncoder(8)(b.drug_graph.edge_attr).shape == (b.drug_graph.edge_attr.size(0), 8)
+    assert lincs3.y_name.startswith("perturbed expression profile") and lincs3.y_direction is None

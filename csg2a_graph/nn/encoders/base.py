@@ -39,6 +39,22 @@ class CategoricalEmbedding(nn.Module):
         return out
 
 
+class AtomEncoder(CategoricalEmbedding):
+    """``[num_atoms, 9]`` categorical atom features of our drug graphs (``batch.drug_graph.x``, PyG's
+    ``from_smiles`` columns, :data:`~csg2a_graph.data.molecules.ATOM_FEATURE_SIZES`) -> ``[num_atoms, dim]``:
+    the sum of one embedding per column, as OGB's ``AtomEncoder``."""
+
+    def __init__(self, dim: int):
+        super().__init__(ATOM_FEATURE_SIZES, dim)
+
+
+class BondEncoder(CategoricalEmbedding):
+    """``[num_bonds, 3]`` categorical bond features (``drug_graph.edge_attr``) -> ``[num_bonds, dim]``."""
+
+    def __init__(self, dim: int):
+        super().__init__(BOND_FEATURE_SIZES, dim)
+
+
 def atom_encoder(dim: int) -> CategoricalEmbedding:
     return CategoricalEmbedding(ATOM_FEATURE_SIZES, dim)
 
@@ -47,4 +63,4 @@ def bond_encoder(dim: int) -> CategoricalEmbedding:
     return CategoricalEmbedding(BOND_FEATURE_SIZES, dim)
 
 
-__all__ = ["pool_atoms", "CategoricalEmbedding", "atom_encoder", "bond_encoder"]
+__all__ = ["pool_atoms", "CategoricalEmbedding", "AtomEncoder", "BondEncoder", "atom_encoder", "bond_encoder"]
