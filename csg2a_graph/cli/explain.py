@@ -25,6 +25,18 @@ def _device(model, name: str):
     return model.to(resolve_device(name))
 
 
+def _target(text: str) -> float:
+    import argparse
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1) (0: off), got {text}")
+    return v
+
+
 #: what ``explain`` writes into its --out folder
 OUT_FILES = ("gene_attributions.csv", "condition_attributions.csv", "predictions.csv", "faithfulness.csv",
              "faithfulness.png", "summary.json", "top_genes.png", "config.toml", "atom_attributions.csv",
@@ -43,7 +55,13 @@ class ExplainSubcommand(Subcommand):
         p.add_argument("--pairs", required=True, help="CSV with columns cell and smiles or drug (optional dose, time)")
         p.add_argument("--out", required=True, help="output folder")
         p.add_argument("--method", default="ig", choices=METHODS)
-        p.add_argument("--steps", type=int_at_least(2), default=50, help="integration steps (ig, layer-ig)")
+        p.add_argument("--steps", type=int_at_least(2), default=50,
+                       help="integration steps (ig, layer-ig); ig starts here and raises them per pair to reach "
+                            "--completeness")
+        p.add_argument("--completeness", type=_target, default=0.05,
+                       help="ig: relative completeness error to reach per pair (|sum attr - (f(x) - f(0))| <= "
+                            "c * |f(x) - f(0)|), doubling the steps up to --max-steps; 0 turns it off")
+        p.add_argument("--max-steps", type=int_at_least(2), default=1600, help="ig: the most steps per pair")
         p.add_argument("--condition", action="store_true", help="also attribute to the chemical condition vector")
         p.add_argument("--top", type=int_at_least(1), default=None, help="write only the TOP genes of largest |attribution| per pair")
         p.add_argument("--faithfulness", action="store_true",
@@ -104,8 +122,10 @@ class ExplainSubcommand(Subcommand):
                         [r["cells"][i] for i in uniq_rows], [label_of[s] for s in uniq_smiles], uniq_smiles,
                         torch.tensor(cell), torch.tensor(drug), torch.tensor(r["dose"][ok]),
                         torch.tensor(r["time"][ok]), gene_mask=torch.as_tensor(r["measured"]), name="explain")
+        target = args.completeness if args.method == "ig" and args.completeness > 0 else None
         att = explain_genes(model, ds, None, args.method, condition=args.condition, n_steps=args.steps,
-                            batch_size=args.batch_size, progress=not args.quiet)
+                            batch_size=args.batch_size, progress=not args.quiet, completeness_target=target,
+                            max_steps=args.max_steps)
         os.makedirs(args.out, exist_ok=True)
         df = att.to_frame(ds, top=args.top)
         df["pair"] = np.asarray(ok)[df["pair"].to_numpy()]  # row of the input table
@@ -136,7 +156,15 @@ class ExplainSubcommand(Subcommand):
         write_config(args, args.out)
         msg = f"{len(ok)} pairs attributed with {args.method} over {len(att.genes)} genes -> {args.out}"
         if "completeness_max_abs_error" in summary:
-            msg += f" (completeness: max |sum - Δf| = {summary['completeness_max_abs_error']:.3g})"
+            msg += (f" (completeness: max |sum - Δf| = {summary['completeness_max_abs_error']:.3g}, max relative "
+                    f"{summary['completeness_max_rel_error']:.3g}")
+            if att.steps is not None:
+                msg += f"; steps {int(att.steps.min())}-{int(att.steps.max())}"
+            msg += ")"
+            if target is not None and summary["completeness_max_rel_error"] > target:
+                short = int((att.steps >= args.max_steps).sum()) if att.steps is not None else 0
+                msg += (f"; {short} pairs stayed above the {target:g} target at --max-steps {args.max_steps} "
+                        "(raise it, or read their attributions with care)")
         say(msg, args)
         return 0
 
