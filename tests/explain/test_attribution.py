@@ -164,3 +164,39 @@ def test_explain_leaves_the_callers_model_as_it_was(finetuned, gdsc2):
     explain_genes(model, gdsc2, split["test"][:2], "saliency", progress=False, device="cpu")
     assert model.training and next(model.parameters()).device.type == "cpu"
     model.eval()
+
+
+def test_attention_tools_accept_any_model_holding_a_csg2aconv(gdsc2):
+    """Issue 25.4: drug maps, per-pair top pairs and prior-edge attention for a user's model, not only ours."""
+    from torch import nn
+
+    from csg2a_graph.nn import CSG2AConv
+    from csg2a_graph.ops import attention_map
+
+    class Mine(nn.Module):  # a user's model: the layer plus a drug-dose condition of their own
+        def __init__(self, n):
+            super().__init__()
+            self.conv = CSG2AConv(n, 8)
+            self.dose = nn.Linear(1, n)
+
+        def cond(self, batch):
+            return self.dose(batch.dose[:, None].float())
+
+    torch.manual_seed(0)
+    model = Mine(gdsc2.num_genes)
+    idx = torch.arange(300)
+    with pytest.raises(ValueError, match="pass condition="):
+        drug_attention_maps(model, gdsc2, idx, progress=False)
+    dm = drug_attention_maps(model, gdsc2, idx, condition=model.cond, progress=False)
+    assert dm.genes == gdsc2.gene_space.genes and model.training  # the caller's mode kept
+    d = next(iter(dm.maps))
+    sel = idx[gdsc2.pairs["drug"][idx] == d]
+    b = next(iter(gdsc2.loader(sel, batch_size=len(sel))))
+    q = model.conv.gene_representation(b.expr[:, :, None], model.cond(b)[:, :, None])
+    torch.testing.assert_close(dm.maps[d], attention_map(q.detach(), None), rtol=1e-4, atol=1e-5)
+    assert len(top_gene_pairs(dm.maps[d], dm.genes, k=5)) == 5
+    prior = (gdsc2.prior_edge_index, gdsc2.prior_edge_weight)
+    ei, alpha = prior_edge_attention(model, b, condition=model.cond, prior=prior)
+    assert alpha.shape == (len(sel), gdsc2.prior_edge_index.size(1))
+    pairs, vals = sample_top_pairs(model, b, k=3, condition=model.cond)
+    assert pairs.shape == (len(sel), 2, 3)
