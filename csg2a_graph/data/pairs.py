@@ -59,6 +59,24 @@ class PairData(Data):
             return 1
         return super().__cat_dim__(key, value, *args, **kwargs)
 
+    # the fast loader's names for the same things (one vocabulary for both loaders)
+    @property
+    def expr(self) -> Tensor:
+        """``[B, N]`` expression (``x`` with one row per pair; ``[1, N]`` for one pair)."""
+        return self.x.view(int(getattr(self, "num_graphs", 1) or 1), -1)
+
+    @property
+    def cell(self) -> Tensor:
+        return self.cell_id
+
+    @property
+    def drug(self) -> Tensor:
+        return self.drug_id
+
+    @property
+    def index(self) -> Tensor:
+        return self.pair_id
+
 
 @dataclass
 class PairBatch:
@@ -69,7 +87,11 @@ class PairBatch:
         drug_graph: a PyG ``Batch`` of the distinct drugs of the batch.
         drug_index: ``[B]`` position of each pair's drug in ``drug_graph``.
         y, dose, time: ``[B]`` response, dose (µM), time (h).
-        cell, drug, index: ``[B]`` cell id, drug id and pair index in the dataset.
+        cell, drug, index: ``[B]`` cell id, drug id and position of the pair in the dataset iterated.
+
+    One vocabulary with PyG's batch of :class:`PairData`: both answer ``expr``, ``x`` (``[B*N, 1]``), ``y``,
+    ``dose``, ``time``, ``cell_id``/``cell``, ``drug_id``/``drug``, ``pair_id``/``index``, ``num_graphs``;
+    :meth:`to_pyg` and :meth:`from_pyg` convert one into the other.
     """
 
     expr: Tensor
@@ -85,6 +107,67 @@ class PairBatch:
     def to(self, device, non_blocking: bool = False) -> "PairBatch":
         kw = {k: getattr(self, k).to(device, non_blocking=non_blocking) for k in self.__dataclass_fields__}
         return PairBatch(**kw)
+
+    def pin_memory(self) -> "PairBatch":
+        """Page-locked copies (for ``to(device, non_blocking=True)`` from a loader thread)."""
+        return PairBatch(**{k: getattr(self, k).pin_memory() for k in self.__dataclass_fields__})
+
+    # ------------------------------------------------ PyG's names for the same things
+    @property
+    def num_graphs(self) -> int:
+        return int(self.y.size(0))
+
+    @property
+    def x(self) -> Tensor:
+        """``[B*N, 1]``: the expression as PyG node features (genes of a pair consecutive)."""
+        return self.expr.reshape(-1, 1)
+
+    @property
+    def batch(self) -> Tensor:
+        """``[B*N]``: the pair of every gene node (PyG's ``batch`` vector)."""
+        return torch.arange(self.num_graphs, device=self.expr.device).repeat_interleave(self.expr.size(1))
+
+    @property
+    def cell_id(self) -> Tensor:
+        return self.cell
+
+    @property
+    def drug_id(self) -> Tensor:
+        return self.drug
+
+    @property
+    def pair_id(self) -> Tensor:
+        return self.index
+
+    # ------------------------------------------------ bridges
+    def to_pyg(self, dataset: "PairDataset") -> Batch:
+        """The same pairs as PyG's ``Batch`` of :class:`PairData` (what ``DataLoader(dataset)`` yields:
+        gene nodes with the prior edges, a drug graph per pair; ``follow_batch=["drug_x"]``'s ``drug_x_batch``
+        included). ``dataset``: the dataset this batch came from (its prior and drug graphs)."""
+        rows = dataset.to_rows(self.index.cpu())
+        return Batch.from_data_list([dataset.get(int(r)) for r in rows], follow_batch=["drug_x"])
+
+    @classmethod
+    def from_pyg(cls, batch: Batch, dataset: "PairDataset") -> "PairBatch":
+        """A PyG ``Batch`` of :class:`PairData` as the fast loader's batch (distinct drugs once, from
+        ``dataset.molecules``, so every drug encoder's features are there — the pretrained GCN's bond
+        directions too)."""
+        B = int(batch.num_graphs)
+        drug = batch.drug_id.view(-1)
+        index = batch.pair_id.view(-1)  # rows of the pair table -> positions in ``dataset`` (a subset's own)
+        rows = dataset.pair_rows()
+        if rows is not None:
+            pos = torch.full((dataset.len(),), -1, dtype=torch.long)
+            pos[rows] = torch.arange(rows.numel())
+            index = pos[index.cpu()].to(index.device)
+            if bool((index < 0).any()):
+                raise ValueError("the PyG batch holds pairs outside this dataset (a subset): pass the dataset it "
+                                 "came from")
+        uniq, dindex = torch.unique(drug, return_inverse=True)
+        return cls(expr=batch.x.view(B, -1), drug_graph=dataset.molecules.batch(uniq.cpu()).to(drug.device),
+                   drug_index=dindex, y=batch.y.view(B, *batch.y.shape[1:]) if batch.y.dim() > 1 else batch.y.view(B),
+                   dose=batch.dose.view(B), time=batch.time.view(B), cell=batch.cell_id.view(-1), drug=drug,
+                   index=index)
 
     def __len__(self) -> int:
         return self.y.size(0)  # pairs, also when y holds a profile per pair
@@ -139,11 +222,15 @@ class PairLoader:
             the batch's distinct drugs (cheaper when there are few drugs).
         ignore_transform: iterate a dataset that has a ``transform`` without it (it is refused otherwise: the
             loader gathers tables and never builds the per-pair ``Data`` a transform acts on).
+        pin_memory: yield page-locked batches (then ``batch.to("cuda", non_blocking=True)`` overlaps the copy).
+        prefetch: gather up to this many batches ahead in a background thread (the gathers release the GIL),
+            so the next batch is ready when the model asks; ``0``: gather on demand.
     """
 
     def __init__(self, dataset: "PairDataset", index: Optional[Tensor] = None, batch_size: int = 256,
                  shuffle: bool = False, drop_last: bool = False, seed: int = 0, all_drugs: bool = False,
-                 merge_singleton: bool = False, ignore_transform: bool = False):
+                 merge_singleton: bool = False, ignore_transform: bool = False, pin_memory: bool = False,
+                 prefetch: int = 0):
         from csg2a_graph.data.splits import check_int
 
         if getattr(dataset, "transform", None) is not None and not ignore_transform:
@@ -153,6 +240,10 @@ class PairLoader:
                 "would silently not reach training. Use pre_transform= (applied once to the stored pairs), PyG's "
                 "DataLoader(dataset) (applies it per item), or loader(..., ignore_transform=True) to go without it")
         self.batch_size = check_int("batch_size", batch_size, 1)
+        self.pin_memory, self.prefetch = bool(pin_memory), check_int("prefetch", prefetch, 0)
+        if self.pin_memory and not torch.cuda.is_available():
+            logger.info("pin_memory=True without CUDA: batches are not pinned (nothing to copy to)")
+            self.pin_memory = False
         self.dataset = dataset
         self.index = as_pair_index(index, dataset.num_pairs)  # positions in the dataset (a subset's own)
         rows = dataset.pair_rows() if hasattr(dataset, "pair_rows") else None
@@ -175,6 +266,46 @@ class PairLoader:
         return self.merge_singleton and n > 1 and self.batch_size > 1 and n % self.batch_size == 1
 
     def __iter__(self) -> Iterator[PairBatch]:
+        if not self.prefetch:
+            yield from self._batches()
+            return
+        import queue
+        import threading
+
+        q: "queue.Queue" = queue.Queue(maxsize=self.prefetch)
+        done = object()
+        stop = threading.Event()
+
+        def work():
+            try:
+                for b in self._batches():
+                    while not stop.is_set():
+                        try:
+                            q.put(b, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                q.put(done)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
+                q.put(e)
+
+        t = threading.Thread(target=work, daemon=True, name="PairLoader-prefetch")
+        t.start()
+        try:
+            while True:
+                item = q.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:  # the consumer stopped early (break, an exception): let the worker end
+            stop.set()
+            t.join(timeout=5)
+
+    def _batches(self) -> Iterator[PairBatch]:
         idx = self.index
         if self.shuffle:
             g = torch.Generator().manual_seed(self._seed + self._epoch)
@@ -193,8 +324,9 @@ class PairLoader:
             else:
                 uniq, dindex = torch.unique(drug, return_inverse=True)
                 graph = ds.molecules.batch(uniq)
-            yield PairBatch(expr=ds._expr[cell], drug_graph=graph, drug_index=dindex, y=p["y"][row],
+            out = PairBatch(expr=ds._expr[cell], drug_graph=graph, drug_index=dindex, y=p["y"][row],
                             dose=p["dose"][row], time=p["time"][row], cell=cell, drug=drug, index=sel)
+            yield out.pin_memory() if self.pin_memory else out
 
 
 FULL_HASH_BYTES = 64 << 20  # files up to this size are hashed in full on every check
