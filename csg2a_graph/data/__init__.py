@@ -13,7 +13,7 @@ from csg2a_graph.data.names import JoinReport, match_names, normalize_cell_name,
 from csg2a_graph.data.normalize import robust_zscore
 from csg2a_graph.data.pairs import ArrayPairs, PairBatch, PairData, PairDataset, PairLoader
 from csg2a_graph.data.prior import PriorReport, batched_prior, build_prior, read_edge_list, read_string_links
-from csg2a_graph.data.splits import SCHEMES, load_splits_json, make_split, save_splits_json, write_improve_splits
+from csg2a_graph.data.splits import SCHEMES, Split, load_splits_json, make_split, save_splits_json, write_improve_splits
 
 __all__ = [
     "GeneSpace", "AlignReport", "AlignedExpression",
@@ -23,5 +23,5 @@ __all__ = [
     "robust_zscore",
     "PairData", "PairBatch", "PairDataset", "PairLoader", "ArrayPairs",
     "PriorReport", "batched_prior", "build_prior", "read_edge_list", "read_string_links",
-    "SCHEMES", "make_split", "save_splits_json", "load_splits_json", "write_improve_splits",
+    "SCHEMES", "make_split", "Split", "save_splits_json", "load_splits_json", "write_improve_splits",
 ]

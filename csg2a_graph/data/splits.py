@@ -136,8 +136,36 @@ def make_split(cell: Any, drug: Any, scheme: str = "mixed", fold: int = 0, n_fol
         parts = {"train": (rc == 0) & (rd == 0), "val": (rc == 1) & (rd == 1), "test": (rc == 2) & (rd == 2)}
     out = {k: torch.from_numpy(np.flatnonzero(parts[k])) for k in ("train", "val", "test")}
     used = parts["train"] | parts["val"] | parts["test"]
-    out["dropped"] = torch.from_numpy(np.flatnonzero(~used))
-    return out
+    return Split(out, dropped=torch.from_numpy(np.flatnonzero(~used)))
+
+
+class Split(dict):
+    """``{"train", "val", "test"}`` pair indices of one fold — a ``dict``, so ``for k, v in split.items()`` sees the
+    three parts only. ``split["valid"]`` reads ``"val"`` (OGB's name); the pairs in no part (the disjoint scheme's
+    off-diagonal blocks) are ``split.dropped``, also readable as ``split["dropped"]``."""
+
+    def __init__(self, parts: Dict[str, Tensor], dropped: Optional[Tensor] = None):
+        super().__init__(parts)
+        self.dropped = torch.empty(0, dtype=torch.long) if dropped is None else dropped
+
+    def __missing__(self, key):
+        if key == "valid":
+            return self["val"]
+        if key == "dropped":
+            return self.dropped
+        raise KeyError(key)
+
+    def get(self, key, default=None):
+        return self[key] if key in ("valid", "dropped") or key in self.keys() else default
+
+    def __reduce__(self):  # pickles (torch.save) as a plain dict with the dropped pairs: loadable with weights_only
+        return dict, ({**self, "dropped": self.dropped},)
+
+    def __copy__(self) -> "Split":
+        return Split(dict(self), self.dropped)
+
+    def __deepcopy__(self, memo) -> "Split":
+        return Split({k: v.clone() for k, v in self.items()}, self.dropped.clone())
 
 
 def save_splits_json(splits: Sequence[Dict[str, Tensor]], path: Union[str, Path]) -> None:

@@ -68,7 +68,11 @@ def subsample_split(split: Dict[str, Tensor], keep: Optional[Tensor]) -> Dict[st
     """Restrict each part of ``split`` to the pairs of the boolean mask ``keep``."""
     if keep is None:
         return split
-    return {k: v[keep[v]] if isinstance(v, Tensor) and v.dtype == torch.long else v for k, v in split.items()}
+    from csg2a_graph.data.splits import Split
+
+    out = {k: v[keep[v]] if isinstance(v, Tensor) and v.dtype == torch.long else v for k, v in split.items()}
+    dropped = split["dropped"] if "dropped" in split or isinstance(split, Split) else None
+    return Split(out, None if dropped is None else dropped[keep[dropped]])
 
 
 def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mixed",),

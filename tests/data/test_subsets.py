@@ -98,3 +98,20 @@ def test_pyg_metadata_without_iterating(gdsc2, lincs3):
     assert h.shape == (b.drug_graph.num_nodes, 16)
     assert BondEncoder(8)(b.drug_graph.edge_attr).shape == (b.drug_graph.edge_attr.size(0), 8)
     assert lincs3.y_name.startswith("perturbed expression profile") and lincs3.y_direction is None
+
+
+def test_splits_read_valid_and_keep_dropped_out_of_loops(gdsc2):
+    """Issue 25.5: OGB's 'valid' is accepted; 'dropped' is no part to loop over, yet still readable."""
+    import copy
+    import io
+
+    s = gdsc2.get_idx_split("disjoint", fold=0)
+    assert sorted(k for k, _ in s.items()) == ["test", "train", "val"]
+    assert s["valid"] is s["val"] and s["dropped"].numel() > 0 and s.dropped is s["dropped"]
+    n = sum(v.numel() for v in s.values()) + s["dropped"].numel()
+    assert n == gdsc2.num_pairs
+    buf = io.BytesIO()
+    torch.save(s, buf)
+    buf.seek(0)
+    back = torch.load(buf, weights_only=True)  # a plain dict on disk, dropped kept
+    assert torch.equal(back["dropped"], s.dropped) and torch.equal(copy.deepcopy(s)["valid"], s["val"])
