@@ -379,7 +379,7 @@ AUTO_BREAKS = (1e-3, 1e-2, 1e-1)
 
 
 def _ig_once(explainer, inputs, zeros, kw, breaks, steps):
-    kw = {**kw, "n_steps": steps}
+    kw = {**kw, "n_steps": steps, "baselines": zeros}
     if breaks:
         return _segmented_ig(explainer, inputs, zeros, kw, breaks)
     return explainer.attribute(inputs, **kw)

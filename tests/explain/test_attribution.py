@@ -200,3 +200,27 @@ def test_attention_tools_accept_any_model_holding_a_csg2aconv(gdsc2):
     assert alpha.shape == (len(sel), gdsc2.prior_edge_index.size(1))
     pairs, vals = sample_top_pairs(model, b, k=3, condition=model.cond)
     assert pairs.shape == (len(sel), 2, 3)
+
+
+def test_completeness_target_reruns_only_the_pairs_short_of_it():
+    """A user's model (the documented forward signature): one pair exact at any steps (linear in expr), one not
+    (exp of a gene the first pair holds at 0): only the second gets more steps, and both end within the target."""
+    from torch import nn
+
+    from csg2a_graph.data import ArrayPairs
+
+    class Cubic(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(1))
+
+        def forward(self, expr, drug_graph, drug_index, dose, time):
+            return self.w * (expr.sum(1) + torch.exp(2 * expr[:, 0]))
+
+    expr = torch.tensor([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]])
+    ds = ArrayPairs(expr, ["A", "B", "C"], ["c0", "c1"], ["d"], ["CCO"], torch.tensor([0, 1]), torch.tensor([0, 0]),
+                    torch.tensor([1.0, 1.0]), torch.tensor([24.0, 24.0]))
+    a = explain_genes(Cubic(), ds, None, "ig", n_steps=2, batch_size=2, progress=False, ig_breaks=None,
+                      completeness_target=0.01)
+    assert a.steps.tolist()[0] == 2 and a.steps.tolist()[1] > 2
+    assert a.completeness()["completeness_max_rel_error"] <= 0.01
