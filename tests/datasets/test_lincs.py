@@ -183,3 +183,13 @@ def test_probe_only_rows_plates_without_dmso_and_missing_smiles(tmp_path):
     assert ds.num_pairs == 1 and ds.pairs["dose"].tolist() == [10.0]
     with pytest.raises(FileNotFoundError, match="gct"):
         LINCSL1000(str(tmp_path / "empty"), log=False)
+
+
+def test_the_shipped_plate_loads_as_the_docs_say(tmp_path):
+    """Issue 25.5: docs/data.md's line for the shipped LINCS plate runs, and the dataset says what y is."""
+    from csg2a_graph import assets
+    from csg2a_graph.datasets import LINCSL1000
+
+    ds = LINCSL1000(str(tmp_path / "lincs-ljp005"), level=3, log=False, **assets.lincs_plate())
+    assert ds.num_pairs == 322 and ds.y.shape == (322, ds.num_genes) and ds.y_direction is None
+    assert "profile" in ds.y_name and ds.prior_edge_index is not None

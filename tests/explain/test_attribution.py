@@ -224,3 +224,13 @@ def test_completeness_target_reruns_only_the_pairs_short_of_it():
                       completeness_target=0.01)
     assert a.steps.tolist()[0] == 2 and a.steps.tolist()[1] > 2
     assert a.completeness()["completeness_max_rel_error"] <= 0.01
+
+
+def test_explain_on_a_subset_explains_the_subsets_pairs(finetuned, gdsc2):
+    """Issue 25.1: explain_genes(model, subset) reads the subset's pairs, not the whole dataset's."""
+    model, split, _ = finetuned
+    idx = split["test"][:6]
+    sub = gdsc2[idx]
+    a = explain_genes(model, sub, None, "saliency", progress=False)
+    b = explain_genes(model, gdsc2, idx, "saliency", progress=False)
+    assert a.expr.shape == (6, gdsc2.num_genes) and torch.equal(a.expr, b.expr) and torch.equal(a.pred, b.pred)
