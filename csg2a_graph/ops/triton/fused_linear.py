@@ -33,7 +33,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from csg2a_graph.ops.triton._utils import dot_precision
+from csg2a_graph.ops.triton._utils import choose_stages, dot_precision, launch, operand_bytes, shared_memory_limit
 
 
 @triton.jit
@@ -180,14 +180,21 @@ def _split(outer: int, inner_tiles: int, target: int = 528):
     return tiles, triton.cdiv(inner_tiles, tiles)
 
 
+def _stages(x: Tensor, cfg, prec) -> int:
+    """Pipeline stages of the reduction loops that fit the device's shared memory (the B >= 2560 fp32 crash:
+    3 stages of 3xTF32 tiles need 256 KiB, an H100/H200 block has 227 KiB)."""
+    bb, bn, bh = cfg
+    return choose_stages(max(bb, bn), max(bb, bn), bh, operand_bytes(x.dtype, prec), shared_memory_limit(x.device))
+
+
 def _reduce(x, c, w, wg, wc, weight: int, mult: float, cfg, prec) -> Tensor:
     B, N = x.shape
     H = wg.size(1)
     bb, bn, bh = cfg
     U = torch.zeros(B, H, device=x.device, dtype=torch.float32)
     tiles, splits = _split(triton.cdiv(B, bb), triton.cdiv(N, bn))
-    _reduce_genes[(triton.cdiv(B, bb), splits)](x, c, w if w is not None else x, wg, wc, U, B, N, H, mult, tiles,
-                                                WEIGHT=weight, BLOCK_B=bb, BLOCK_N=bn, BLOCK_H=bh, PREC=prec)
+    launch(_reduce_genes, (triton.cdiv(B, bb), splits), x, c, w if w is not None else x, wg, wc, U, B, N, H, mult,
+           tiles, stages=_stages(x, cfg, prec), WEIGHT=weight, BLOCK_B=bb, BLOCK_N=bn, BLOCK_H=bh, PREC=prec)
     return U
 
 
@@ -233,8 +240,8 @@ class FusedLinearAttention(torch.autograd.Function):
         dwg = torch.zeros(N, H, device=x.device, dtype=torch.float32)
         dwc = torch.zeros_like(dwg)
         tiles, splits = _split(triton.cdiv(N, bn), triton.cdiv(B, bb))
-        _bwd_weights[(triton.cdiv(N, bn), splits)](x, c, g, U, V, dwg, dwc, B, N, H, scale, tiles, ROWSUM=rowsum,
-                                                   BLOCK_B=bb, BLOCK_N=bn, BLOCK_H=bh, PREC=prec)
+        launch(_bwd_weights, (triton.cdiv(N, bn), splits), x, c, g, U, V, dwg, dwc, B, N, H, scale, tiles,
+               stages=_stages(x, cfg, prec), ROWSUM=rowsum, BLOCK_B=bb, BLOCK_N=bn, BLOCK_H=bh, PREC=prec)
         return (dx.to(x.dtype), dc.to(c.dtype), dwg.to(w_gene.dtype), dwc.to(w_cond.dtype), None, None, None)
 
 
