@@ -162,3 +162,26 @@ def test_find_weights_checks_the_cached_file(gcn_weights, tmp_path, monkeypatch)
     shutil.copy(gcn_weights, tmp_path / WEIGHTS_FILE)
     path, msg = find_weights(None, download=False)
     assert path == str(tmp_path / WEIGHTS_FILE)
+
+
+def test_pretrained_gcn_sparse_product_stays_fp32_under_autocast(monkeypatch):
+    """Issue 28.2: under bf16 autocast the GCN's sparse product runs in fp32 outside autocast (CUDA has no bf16
+    addmm_sparse: `--amp` exited 2). Checked on the CPU by recording what the sparse product receives."""
+    from csg2a_graph.data.molecules import MoleculeStore
+    from csg2a_graph.nn.encoders import PretrainedGCN
+
+    seen = []
+    real = torch.sparse.mm
+
+    def spy(a, b):
+        seen.append((a.dtype, b.dtype, torch.is_autocast_enabled("cpu")))
+        return real(a, b)
+
+    monkeypatch.setattr(torch.sparse, "mm", spy)
+    store, _ = MoleculeStore.from_smiles(["ethanol", "phenol"], ["CCO", "c1ccccc1O"])
+    enc = PretrainedGCN().eval()
+    ref = enc(store.batch())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = enc(store.batch())
+    assert seen and all(a == b == torch.float32 and not on for a, b, on in seen[len(seen) // 2:])
+    assert out.dtype == torch.bfloat16 and torch.allclose(out.float(), ref, rtol=0.05, atol=0.05)

@@ -114,8 +114,10 @@ class HuGCNConv(MessagePassing):
             return self.forward_messages(x, edge_index, edge_attr)
         h = self.linear(x)
         adj, c1, c2 = operators if operators is not None else gcn_operators(edge_index, edge_attr, x.size(0), x.dtype)
-        if h.dtype != adj.dtype:  # autocast: the sparse product in the operators' precision
-            out = torch.sparse.mm(adj, h.to(adj.dtype)).to(h.dtype)
+        if h.dtype != adj.dtype:  # autocast: the sparse product in the operators' precision, outside autocast,
+            # which would cast it to bf16 again (CUDA has no bf16 addmm_sparse: `--amp` exited 2)
+            with torch.autocast(device_type=h.device.type, enabled=False):
+                out = torch.sparse.mm(adj, h.to(adj.dtype)).to(h.dtype)
         else:
             out = torch.sparse.mm(adj, h)
         return out + (c1 @ self.edge_embedding1.weight + c2 @ self.edge_embedding2.weight).to(out.dtype)
