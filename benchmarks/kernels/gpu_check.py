@@ -1,5 +1,6 @@
 """The GPU checks of issue 28.1 in one short script: the fused linear CSG²A kernel at the sizes that crashed,
-forward and backward against the PyTorch reference (``expanded_linear``, fp64), fp32 and bf16.
+forward and backward against the PyTorch reference (``expanded_linear``, fp64), fp32 and bf16; and one CSG²A
+fine-tune step under bf16 autocast with the pretrained GCN (issue 28.2).
 
     python benchmarks/kernels/gpu_check.py              # on a CUDA machine (H100/H200: a few seconds)
     python benchmarks/kernels/gpu_check.py --dry-run    # the same code path at tiny sizes, Triton interpreter, CPU
@@ -80,7 +81,47 @@ def main(argv=None) -> int:
             bad += not ok
             print(f"| {B} | {N} | {str(dtype).split('.')[-1]} | {stages} | {row} | {'yes' if ok else 'NO'} |",
                   flush=True)
+    bad += not amp_check(dev)
     return 1 if bad else 0
+
+
+def amp_check(dev) -> bool:
+    """Issue 28.2: a CSG2A fine-tune step under bf16 autocast with the pretrained GCN (the sparse product
+    raised `addmm_sparse_cuda not implemented for 'BFloat16'`), against the fp32 step."""
+    import torch
+
+    from csg2a_graph import assets
+    from csg2a_graph.data import GeneSpace
+    from csg2a_graph.data.molecules import MoleculeStore
+    from csg2a_graph.nn import CSG2A, CSG2AFineTune
+
+    genes = GeneSpace.landmark().genes
+    torch.manual_seed(0)
+    pre = CSG2A(genes, drug_encoder="pretrained-gcn", drug_weights=assets.gcn_weights())
+    model = CSG2AFineTune.from_pretrained(pre, genes=genes).to(dev).eval()  # no dropout: fp32 and bf16 comparable
+    store, _ = MoleculeStore.from_smiles(["a", "b", "c"], ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1"])
+    B = 128
+    expr = torch.randn(B, len(genes), device=dev)
+    dindex = torch.arange(B, device=dev) % 3
+    dose, time_ = torch.full((B,), 10.0, device=dev), torch.full((B,), 72.0, device=dev)
+    graph = store.batch().to(dev)
+    try:
+        with torch.no_grad():
+            ref = model(expr, graph, dindex, dose, time_).float()
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16):
+                out = model(expr, graph, dindex, dose, time_)
+        err = float((out.float() - ref).norm() / ref.norm().clamp_min(1e-30))
+        model.train()  # and a training step (forward + backward) under autocast
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16):
+            loss = model(expr, graph, dindex, dose, time_).float().pow(2).mean()
+        loss.backward()
+        ok = err < 0.1
+        print(f"# amp: CSG2AFineTune + pretrained GCN under bf16 autocast on {dev.type}: relative difference to fp32 "
+              f"{err:.2e} ({'ok' if ok else 'TOO LARGE'})")
+        return ok
+    except Exception as e:  # noqa: BLE001 - a crash is a result of this check
+        print(f"# amp: FAILED {type(e).__name__}: {str(e).splitlines()[0][:120]}")
+        return False
 
 
 if __name__ == "__main__":

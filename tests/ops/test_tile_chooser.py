@@ -71,4 +71,4 @@ def test_the_gpu_check_script_runs_dry():
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "kernels" / "gpu_check.py"), "--dry-run"],
                        capture_output=True, text=True, timeout=600, cwd=REPO)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.count("| yes |") == 4
+    assert r.stdout.count("| yes |") == 4 and "# amp:" in r.stdout and "(ok)" in r.stdout
