@@ -9,7 +9,7 @@ EXPLAIN_METHODS = ("ig", "saliency", "inputxgradient", "deeplift", "deepliftshap
 SCHEMES = ("mixed", "cell_blind", "drug_blind", "disjoint", "tissue_blind")
 
 #: every runner :func:`csg2a_graph.train.cv.load_builtin_runners` registers (a test keeps the two equal)
-MODEL_RUNNERS = ("csg2a", "rf", "svm", "svm-exact", "global-mean", "drug-mean", "cell-mean", "additive", "tissue-mean",
+MODEL_RUNNERS = ("csg2a", "rf", "gbm", "elastic-net", "svm", "svm-exact", "global-mean", "drug-mean", "cell-mean", "additive", "tissue-mean",
                  "graphdrp", "deeptta", "pathdnn", "precily", "drpreter", "deepcovdr", "gene-graph", "gene-gcn",
                  "gene-gat", "gene-gin", "gene-csg2a", "gene-csg2a+gcn")
 

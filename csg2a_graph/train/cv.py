@@ -23,13 +23,16 @@ import torch
 from torch import Tensor
 
 from csg2a_graph.registry import RUNNERS, load_builtin, register_runner
-from csg2a_graph.train.metrics import regression_metrics
+from csg2a_graph.train.metrics import normalized_metrics, regression_metrics
 from csg2a_graph.train.tables import append_row
 
 logger = logging.getLogger(__name__)
 
 RESULT_COLUMNS = ["model", "scheme", "fold", "rmse", "pcc", "scc", "r2", "pcc_per_drug", "pcc_per_cell",
-                  "n_train", "n_val", "n_test", "seconds", "git_revision"]
+                  "pcc_norm", "scc_norm", "r2_norm", "n_train", "n_val", "n_test", "seconds", "git_revision"]
+#: the columns of results.csv files written before the normalised metrics (migrated when a run continues)
+_OLD_COLUMNS = [c for c in RESULT_COLUMNS if not c.endswith("_norm")]
+METRICS = ["rmse", "pcc", "scc", "r2", "pcc_per_drug", "pcc_norm", "scc_norm", "r2_norm"]
 
 
 def load_builtin_runners() -> Dict[str, Callable]:
@@ -112,6 +115,7 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
         keep = torch.zeros(dataset.num_pairs, dtype=torch.bool)
         keep[torch.randperm(dataset.num_pairs, generator=g)[:subsample]] = True
     results_path = os.path.join(out_dir, "results.csv")
+    _migrate(results_path, out_dir, dataset, seed)
     done = set()
     if os.path.exists(results_path):
         prev = pd.read_csv(results_path)
@@ -129,6 +133,7 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
             else:
                 torch.save({k: split[k] for k in ("train", "val", "test")}, split_path)
             test = split["test"]
+            naive = None  # the NaiveMeanEffects (additive) predictions of this fold: the normalised metrics' base
             for label in models:
                 if (label, scheme, fold) in done:
                     logger.info("%s %s fold %d: done earlier, skipped", label, scheme, fold)
@@ -144,6 +149,9 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
                 secs = time.perf_counter() - t0
                 y = pairs["y"][test]
                 met = regression_metrics(y, pred, drug=pairs["drug"][test].numpy(), cell=pairs["cell"][test].numpy())
+                if naive is None:
+                    naive = RUNNERS["additive"](dataset, split, {}, run_dir, seed).reshape(-1).cpu()
+                met.update(normalized_metrics(y, pred, naive))
                 row = {"model": label, "scheme": scheme, "fold": fold, **met, "n_train": split["train"].numel(),
                        "n_val": split["val"].numel(), "n_test": test.numel(), "seconds": round(secs, 2),
                        "git_revision": rev}
@@ -151,7 +159,8 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
                                    dataset, test, y, pred)
                 _append(results_path, row)
                 print(f"{label:>16} {scheme:>10} fold {fold}: RMSE {met['rmse']:.3f}  PCC {met['pcc']:.3f}  "
-                      f"per-drug PCC {met['pcc_per_drug']:.3f}  ({secs:.0f} s)", flush=True)
+                      f"per-drug PCC {met['pcc_per_drug']:.3f}  normalised PCC {met['pcc_norm']:.3f}  ({secs:.0f} s)",
+                      flush=True)
     df = pd.read_csv(results_path)
     write_summary(df, os.path.join(out_dir, "summary.md"))
     return df
@@ -176,9 +185,40 @@ def _write_predictions(path: str, dataset, index: Tensor, y: Tensor, pred: Tenso
     df.to_csv(path, index=False)
 
 
+def _migrate(results_path: str, out_dir: str, dataset, seed: int) -> None:
+    """A results.csv written before the normalised metrics gains them, computed from its own saved predictions and
+    the additive predictions of the same saved split, so a continued run keeps one table."""
+    if not os.path.exists(results_path) or not os.path.getsize(results_path):
+        return
+    import pandas as pd
+
+    from csg2a_graph.train.tables import write_rows
+
+    run_additive = load_builtin_runners()["additive"]
+
+    df = pd.read_csv(results_path)
+    if list(df.columns) != _OLD_COLUMNS:
+        return
+    rows = []
+    for r in df.to_dict("records"):
+        met = {"pcc_norm": float("nan"), "scc_norm": float("nan"), "r2_norm": float("nan")}
+        pred_path = os.path.join(out_dir, "predictions", f"{r['model']}_{r['scheme']}_fold{int(r['fold'])}.csv")
+        split_path = os.path.join(out_dir, "splits", f"{r['scheme']}_fold{int(r['fold'])}.pt")
+        if os.path.exists(pred_path) and os.path.exists(split_path):
+            pr = pd.read_csv(pred_path)
+            split = torch.load(split_path, weights_only=True)
+            base = run_additive(dataset, split, {}, out_dir, seed).reshape(-1).numpy()
+            pos = {int(i): k for k, i in enumerate(split["test"].tolist())}
+            b = base[[pos[int(i)] for i in pr["pair"]]]
+            met = normalized_metrics(pr["y_true"].to_numpy(), pr["y_pred"].to_numpy(), b)
+        rows.append({c: ({**r, **met}).get(c) for c in RESULT_COLUMNS})
+    write_rows(results_path, rows)
+    logger.info("%s: normalised metrics added to %d earlier rows", results_path, len(rows))
+
+
 def summarize(df):
     """Mean ± sd over folds per (model, scheme)."""
-    cols = [c for c in ("rmse", "pcc", "scc", "r2", "pcc_per_drug") if c in df.columns]
+    cols = [c for c in METRICS if c in df.columns]
     g = df.groupby(["model", "scheme"], sort=False)
     out = g[cols].agg(["mean", "std"])
     out["folds"] = g.size()
@@ -187,7 +227,7 @@ def summarize(df):
 
 def write_summary(df, path: str) -> str:
     s = summarize(df)
-    cols = sorted({c for c, _ in s.columns if c != "folds"}, key=["rmse", "pcc", "scc", "r2", "pcc_per_drug"].index)
+    cols = sorted({c for c, _ in s.columns if c != "folds"}, key=METRICS.index)
     lines = ["| model | scheme | folds | " + " | ".join(cols) + " |", "|---|---|---|" + "---|" * len(cols)]
     for (model, scheme), r in s.iterrows():
         vals = [f"{r[(c, 'mean')]:.3f} ± {0 if np.isnan(r[(c, 'std')]) else r[(c, 'std')]:.3f}" for c in cols]

@@ -79,6 +79,16 @@ def regression_metrics(y, p, drug=None, cell=None) -> Dict[str, float]:
     return out
 
 
+def normalized_metrics(y, p, baseline) -> Dict[str, float]:
+    """DrEval's normalised metrics: Pearson, Spearman and R² of ``y - baseline`` against ``p - baseline``, with
+    ``baseline`` the NaiveMeanEffects (our ``additive``: overall + drug + cell mean) predictions of the same pairs
+    and fold — what a model predicts beyond the means. The baseline itself (and any model equal to it) gets NaN
+    correlations: it has nothing beyond the means."""
+    y, p, b = _np(y), _np(p), _np(baseline)
+    yy, pp = y - b, p - b
+    return {"pcc_norm": pearson(yy, pp), "scc_norm": spearman(yy, pp), "r2_norm": r2(yy, pp)}
+
+
 def profile_metrics(y, p) -> Dict[str, float]:
     """For predicted profiles ``[B, N]``: MSE, RMSE and the mean per-sample Pearson."""
     y = y.detach().cpu().double().numpy() if hasattr(y, "detach") else np.asarray(y, dtype=np.float64)
@@ -90,4 +100,5 @@ def profile_metrics(y, p) -> Dict[str, float]:
     return {"mse": mse, "rmse": float(np.sqrt(mse)), "pcc": float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")}
 
 
-__all__ = ["rmse", "pearson", "spearman", "r2", "grouped_pearson", "grouped_spearman", "regression_metrics", "profile_metrics"]
+__all__ = ["rmse", "pearson", "spearman", "r2", "grouped_pearson", "grouped_spearman", "regression_metrics",
+           "normalized_metrics", "profile_metrics"]
