@@ -80,7 +80,7 @@ def train_config(args, stage: str = "finetune", variant=None):
 def run_dir(args, command: str) -> RunDir:
     """The ``--out`` folder rules (``csg2a_graph.cli.rundir``), checked before anything heavy runs. A cv
     folder may grow: more models, schemes or folds on the same folds, data and training options."""
-    growable = ("models", "schemes", "folds", "model_options") if command == "cv" else ()
+    growable = ("models", "schemes", "folds", "model_options", "seeds", "randomize") if command == "cv" else ()
     return RunDir(args.out, command, run_options(args), resume=args.resume, overwrite=args.overwrite,
                   quiet=args.quiet, growable=growable)
 
@@ -262,6 +262,11 @@ class CVSubcommand(Subcommand):
                        help="any registered runner: " + ", ".join(_names.MODEL_RUNNERS))
         p.add_argument("--pretrained", default=None, help="pretrained network for csg2a")
         p.add_argument("--subsample", type=int, default=None, help="keep N random pairs (a smaller, stated run)")
+        p.add_argument("--seeds", type=int_at_least(1), default=1,
+                       help="train every model K times per fold (seeds SEED, SEED+1, ...; the folds stay SEED's)")
+        p.add_argument("--randomize", nargs="+", default=[], choices=list(_names.RANDOMIZATIONS),
+                       help="randomisation tests: also run every model with one input view replaced, on the same "
+                            "folds (rows paired with the unperturbed run in summary.md)")
         p.add_argument("--rf-trees", type=int, default=100)
         p.add_argument("--rf-max-features", type=float, default=1.0)
         p.add_argument("--rf-max-samples", type=float, default=None)
@@ -321,7 +326,8 @@ class CVSubcommand(Subcommand):
         write_config(args, args.out)
         rd.start()
         df = cross_validate(ds, args.models, args.schemes, folds=args.folds, n_folds=args.n_folds, out_dir=args.out,
-                            model_options=opts, seed=args.seed, subsample=args.subsample)
+                            model_options=opts, seed=args.seed, subsample=args.subsample, seeds=args.seeds,
+                            randomize=args.randomize)
         rd.finish()
         with open(os.path.join(args.out, "summary.md")) as f:
             say(f.read(), args)

@@ -16,7 +16,7 @@ import logging
 import os
 import subprocess
 import time
-from typing import Callable, Dict, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -28,10 +28,10 @@ from csg2a_graph.train.tables import append_row
 
 logger = logging.getLogger(__name__)
 
-RESULT_COLUMNS = ["model", "scheme", "fold", "rmse", "pcc", "scc", "r2", "pcc_per_drug", "pcc_per_cell",
+RESULT_COLUMNS = ["model", "scheme", "fold", "seed", "randomization", "rmse", "pcc", "scc", "r2", "pcc_per_drug", "pcc_per_cell",
                   "pcc_norm", "scc_norm", "r2_norm", "n_train", "n_val", "n_test", "seconds", "git_revision"]
 #: the columns of results.csv files written before the normalised metrics (migrated when a run continues)
-_OLD_COLUMNS = [c for c in RESULT_COLUMNS if not c.endswith("_norm")]
+_OLD_COLUMNS = [c for c in RESULT_COLUMNS if not c.endswith("_norm") and c not in ("seed", "randomization")]
 METRICS = ["rmse", "pcc", "scc", "r2", "pcc_per_drug", "pcc_norm", "scc_norm", "r2_norm"]
 
 
@@ -81,7 +81,7 @@ def subsample_split(split: Dict[str, Tensor], keep: Optional[Tensor]) -> Dict[st
 def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mixed",),
                    folds: Union[int, Sequence[int]] = 10, n_folds: int = 10, out_dir: str = "cv",
                    model_options: Optional[Dict[str, Dict]] = None, seed: int = 0,
-                   subsample: Optional[int] = None):
+                   subsample: Optional[int] = None, seeds: int = 1, randomize: Sequence[str] = ()):
     """Run every model on every (scheme, fold) and write ``results.csv``, ``summary.md``, predictions and splits.
 
     Args:
@@ -92,6 +92,11 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
         n_folds: folds of the scheme (10: 80/10/10).
         model_options: per label, the runner's options (``"runner"`` names the runner of a variant).
         subsample: keep a random ``subsample`` pairs (seeded) before splitting: a smaller, stated run.
+        seeds: train every model ``seeds`` times per fold, with seeds ``seed``, ``seed + 1``... (the folds stay
+            those of ``seed``); the summary gives mean ± sd over folds and seeds.
+        randomize: randomisation tests (:data:`csg2a_graph.train.randomize.RANDOMIZATIONS`): each model is also
+            run on a view of the data with one input replaced, on the same folds; rows say which
+            (``randomization``) and the summary pairs each with the unperturbed run.
 
     Returns:
         a ``pandas.DataFrame`` of all rows in ``results.csv``.
@@ -119,7 +124,14 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
     done = set()
     if os.path.exists(results_path):
         prev = pd.read_csv(results_path)
-        done = {(r.model, r.scheme, int(r.fold)) for r in prev.itertuples()}
+        done = {(r.model, r.scheme, int(r.fold), int(r.seed), str(r.randomization)) for r in prev.itertuples()}
+    from csg2a_graph.train.randomize import RANDOMIZATIONS, randomized
+
+    bad = [r for r in randomize if r not in RANDOMIZATIONS]
+    if bad:
+        raise ValueError(f"unknown randomisations {bad}; choose from {list(RANDOMIZATIONS)}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
     rev = git_revision()
     pairs = dataset.pairs
     for scheme in schemes:
@@ -133,34 +145,45 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
             else:
                 torch.save({k: split[k] for k in ("train", "val", "test")}, split_path)
             test = split["test"]
+            y = pairs["y"][test]
             naive = None  # the NaiveMeanEffects (additive) predictions of this fold: the normalised metrics' base
-            for label in models:
-                if (label, scheme, fold) in done:
-                    logger.info("%s %s fold %d: done earlier, skipped", label, scheme, fold)
-                    continue
-                opts = dict(model_options.get(label, {}))
-                runner = RUNNERS[opts.pop("runner", label)]
-                run_dir = os.path.join(out_dir, "runs", f"{label}_{scheme}_fold{fold}")
-                os.makedirs(run_dir, exist_ok=True)
-                logger.info("%s on %s fold %d: %d train / %d val / %d test pairs", label, scheme, fold,
-                            split["train"].numel(), split["val"].numel(), test.numel())
-                t0 = time.perf_counter()
-                pred = runner(dataset, split, opts, run_dir, seed).reshape(-1).cpu()
-                secs = time.perf_counter() - t0
-                y = pairs["y"][test]
-                met = regression_metrics(y, pred, drug=pairs["drug"][test].numpy(), cell=pairs["cell"][test].numpy())
-                if naive is None:
-                    naive = RUNNERS["additive"](dataset, split, {}, run_dir, seed).reshape(-1).cpu()
-                met.update(normalized_metrics(y, pred, naive))
-                row = {"model": label, "scheme": scheme, "fold": fold, **met, "n_train": split["train"].numel(),
-                       "n_val": split["val"].numel(), "n_test": test.numel(), "seconds": round(secs, 2),
-                       "git_revision": rev}
-                _write_predictions(os.path.join(out_dir, "predictions", f"{label}_{scheme}_fold{fold}.csv"),
-                                   dataset, test, y, pred)
-                _append(results_path, row)
-                print(f"{label:>16} {scheme:>10} fold {fold}: RMSE {met['rmse']:.3f}  PCC {met['pcc']:.3f}  "
-                      f"per-drug PCC {met['pcc_per_drug']:.3f}  normalised PCC {met['pcc_norm']:.3f}  ({secs:.0f} s)",
-                      flush=True)
+            for rand in ["none", *randomize]:
+                data = randomized(dataset, rand, seed=seed + 1000 * fold + 7)
+                for k in range(seeds):
+                    run_seed = seed + k
+                    for label in models:
+                        if (label, scheme, fold, run_seed, rand) in done:
+                            logger.info("%s %s fold %d seed %d %s: done earlier, skipped", label, scheme, fold,
+                                        run_seed, rand)
+                            continue
+                        opts = dict(model_options.get(label, {}))
+                        runner = RUNNERS[opts.pop("runner", label)]
+                        tag = f"{label}_{scheme}_fold{fold}" + (f"_seed{run_seed}" if run_seed != seed else "") + \
+                            (f"_{rand}" if rand != "none" else "")
+                        run_dir = os.path.join(out_dir, "runs", tag)
+                        os.makedirs(run_dir, exist_ok=True)
+                        logger.info("%s on %s fold %d (seed %d, %s): %d train / %d val / %d test pairs", label,
+                                    scheme, fold, run_seed, rand, split["train"].numel(), split["val"].numel(),
+                                    test.numel())
+                        t0 = time.perf_counter()
+                        pred = runner(data, split, opts, run_dir, run_seed).reshape(-1).cpu()
+                        secs = time.perf_counter() - t0
+                        met = regression_metrics(y, pred, drug=pairs["drug"][test].numpy(),
+                                                 cell=pairs["cell"][test].numpy())
+                        if naive is None:
+                            naive = RUNNERS["additive"](dataset, split, {}, run_dir, seed).reshape(-1).cpu()
+                        met.update(normalized_metrics(y, pred, naive))
+                        row = {"model": label, "scheme": scheme, "fold": fold, "seed": run_seed,
+                               "randomization": rand, **met, "n_train": split["train"].numel(),
+                               "n_val": split["val"].numel(), "n_test": test.numel(), "seconds": round(secs, 2),
+                               "git_revision": rev}
+                        _write_predictions(os.path.join(out_dir, "predictions", f"{tag}.csv"), dataset, test, y,
+                                           pred)
+                        _append(results_path, row)
+                        what = "" if (run_seed == seed and rand == "none") else f" (seed {run_seed}, {rand})"
+                        print(f"{label:>16} {scheme:>10} fold {fold}{what}: RMSE {met['rmse']:.3f}  PCC "
+                              f"{met['pcc']:.3f}  per-drug PCC {met['pcc_per_drug']:.3f}  normalised PCC "
+                              f"{met['pcc_norm']:.3f}  ({secs:.0f} s)", flush=True)
     df = pd.read_csv(results_path)
     write_summary(df, os.path.join(out_dir, "summary.md"))
     return df
@@ -211,13 +234,23 @@ def _migrate(results_path: str, out_dir: str, dataset, seed: int) -> None:
             pos = {int(i): k for k, i in enumerate(split["test"].tolist())}
             b = base[[pos[int(i)] for i in pr["pair"]]]
             met = normalized_metrics(pr["y_true"].to_numpy(), pr["y_pred"].to_numpy(), b)
-        rows.append({c: ({**r, **met}).get(c) for c in RESULT_COLUMNS})
+        rows.append({c: ({**r, **met, "seed": seed, "randomization": "none"}).get(c) for c in RESULT_COLUMNS})
     write_rows(results_path, rows)
     logger.info("%s: normalised metrics added to %d earlier rows", results_path, len(rows))
 
 
+def _labelled(df):
+    """Rows with the randomisation in the model's label (``csg2a [prior-rewire]``)."""
+    df = df.copy()
+    if "randomization" in df.columns:
+        r = df["randomization"].fillna("none").astype(str)
+        df["model"] = [m if x == "none" else f"{m} [{x}]" for m, x in zip(df["model"], r)]
+    return df
+
+
 def summarize(df):
-    """Mean ± sd over folds per (model, scheme)."""
+    """Mean ± sd over folds (and seeds) per (model, scheme); randomised runs as their own labelled rows."""
+    df = _labelled(df)
     cols = [c for c in METRICS if c in df.columns]
     g = df.groupby(["model", "scheme"], sort=False)
     out = g[cols].agg(["mean", "std"])
@@ -233,10 +266,37 @@ def write_summary(df, path: str) -> str:
         vals = [f"{r[(c, 'mean')]:.3f} ± {0 if np.isnan(r[(c, 'std')]) else r[(c, 'std')]:.3f}" for c in cols]
         lines.append(f"| {model} | {scheme} | {int(r['folds'].iloc[0]) if hasattr(r['folds'], 'iloc') else int(r['folds'])} | "
                      + " | ".join(vals) + " |")
+    paired = randomization_table(df)
+    if paired:
+        lines += ["", "Randomisation tests: randomised minus unperturbed, paired over (fold, seed); p of a paired "
+                  "t-test (NaN with one pair).", "", "| model | scheme | randomisation | pairs | Δ RMSE | p | "
+                  "Δ normalised PCC | p |", "|---|---|---|---|---|---|---|---|"] + paired
     text = "\n".join(lines) + "\n"
     with open(path, "w") as f:
         f.write(text)
     return text
+
+
+def randomization_table(df) -> List[str]:
+    """Markdown rows: each randomised (model, scheme, mode) against its unperturbed run on the same (fold, seed)."""
+    if "randomization" not in df.columns:
+        return []
+    from scipy.stats import ttest_rel
+
+    out = []
+    base = df[df["randomization"].fillna("none") == "none"]
+    for (model, scheme, mode), g in df[df["randomization"].fillna("none") != "none"].groupby(
+            ["model", "scheme", "randomization"], sort=False):
+        m = g.merge(base[(base.model == model) & (base.scheme == scheme)], on=["fold", "seed"], suffixes=("", "_0"))
+        if m.empty:
+            continue
+        cells = []
+        for c in ("rmse", "pcc_norm"):
+            d = (m[c] - m[f"{c}_0"]).dropna()
+            p = float(ttest_rel(m[c], m[f"{c}_0"], nan_policy="omit").pvalue) if len(d) > 1 else float("nan")
+            cells += [f"{d.mean():+.3f}" if len(d) else "—", f"{p:.2g}"]
+        out.append(f"| {model} | {scheme} | {mode} | {len(m)} | " + " | ".join(cells) + " |")
+    return out
 
 
 __all__ = ["cross_validate", "register_runner", "load_builtin_runners", "RUNNERS", "summarize", "write_summary",

@@ -59,3 +59,61 @@ def test_cv_rows_carry_normalised_metrics_and_old_tables_are_migrated(gdsc2, tmp
     assert list(again.columns) == RESULT_COLUMNS and len(again) == 3
     assert again[again.model == "drug-mean"]["pcc_norm"].iloc[0] == pytest.approx(dm["pcc_norm"], abs=1e-6)
     assert pd.read_csv(out / "results.csv").shape[0] == 3
+
+
+def test_rewiring_keeps_every_degree_and_moves_edges(gdsc2):
+    from csg2a_graph.train.randomize import rewire_prior
+
+    ei, ew = gdsc2.prior_edge_index, gdsc2.prior_edge_weight
+    ri, rw = rewire_prior(ei, ew, gdsc2.num_genes, seed=0)
+    deg = torch.bincount(ei[0], minlength=gdsc2.num_genes)
+    assert torch.equal(torch.bincount(ri[0], minlength=gdsc2.num_genes), deg) and rw.shape == ew.shape
+    before = {(a, b) for a, b in ei.T.tolist() if a < b}
+    after = {(a, b) for a, b in ri.T.tolist() if a < b}
+    assert len(after) == len(before) and len(before & after) < 0.5 * len(before)
+    assert {(a, b) for a, b in ri.T.tolist()} == {(b, a) for a, b in ri.T.tolist()}  # still symmetric
+
+
+def test_randomised_views_replace_one_input_only(gdsc2, small):
+    from csg2a_graph.train.randomize import randomized
+
+    cp = randomized(gdsc2, "cell-permute", seed=1)
+    assert not torch.equal(cp.expression, gdsc2.expression) and torch.equal(cp.pairs["y"], gdsc2.pairs["y"])
+    assert sorted(cp.expression.sum(1).tolist()) == pytest.approx(sorted(gdsc2.expression.sum(1).tolist()))
+    dp = randomized(gdsc2, "drug-permute", seed=1)
+    assert not torch.equal(dp.pairs["drug"], gdsc2.pairs["drug"]) and torch.equal(dp.expression, gdsc2.expression)
+    # a consistent relabelling: the drug means do not change — the test's own control
+    torch.testing.assert_close(RUNNERS["drug-mean"](dp, small, {}, "", 0), RUNNERS["drug-mean"](gdsc2, small, {}, "", 0))
+    assert randomized(gdsc2, "prior-remove").prior_edge_index is None and gdsc2.prior_edge_index is not None
+    with pytest.raises(ValueError, match="unknown randomisation"):
+        randomized(gdsc2, "shuffle-everything")
+
+
+def test_cv_with_seeds_and_randomisations(gdsc2, tmp_path):
+    out = tmp_path / "cv"
+    opts = {"rf": {"n_estimators": 10, "max_features": 0.1}}
+    df = cross_validate(gdsc2, ["additive", "rf"], ["mixed"], folds=1, out_dir=str(out), subsample=1500, seeds=2,
+                        randomize=["cell-permute", "prior-remove"], model_options=opts)
+    assert len(df) == 2 * 2 * 3 and set(df.seed) == {0, 1}
+    assert set(df.randomization) == {"none", "cell-permute", "prior-remove"}
+    add = df[df.model == "additive"].set_index(["seed", "randomization"])["rmse"]
+    assert add[(0, "cell-permute")] == pytest.approx(add[(0, "none")])  # the means ignore expression
+    rf = df[df.model == "rf"].set_index(["seed", "randomization"])["rmse"]
+    assert rf[(0, "none")] != rf[(1, "none")]  # another seed, another forest
+    text = (out / "summary.md").read_text()
+    assert "rf [cell-permute]" in text and "| rf | mixed | cell-permute | 2 |" in text
+    # the CLI: the same, and a grown folder keeps its rows
+    from csg2a_graph.cli.main import main
+
+    assert main(["cv", "--dataset", "gdsc", "--root", str(gdsc2.root), "--out", str(tmp_path / "cli"), "--folds", "1",
+                 "--models", "additive", "drug-mean", "--subsample", "1500", "--seeds", "2", "--randomize",
+                 "drug-permute", "-q"]) == 0
+    cli = pd.read_csv(tmp_path / "cli" / "results.csv")
+    assert len(cli) == 2 * 2 * 2 and "drug-permute" in set(cli.randomization)
+
+
+def test_the_cli_knows_every_randomisation():
+    from csg2a_graph import _names
+    from csg2a_graph.train.randomize import RANDOMIZATIONS
+
+    assert _names.RANDOMIZATIONS == RANDOMIZATIONS
