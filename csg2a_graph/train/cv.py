@@ -29,9 +29,11 @@ from csg2a_graph.train.tables import append_row
 logger = logging.getLogger(__name__)
 
 RESULT_COLUMNS = ["model", "scheme", "fold", "seed", "randomization", "rmse", "pcc", "scc", "r2", "pcc_per_drug", "pcc_per_cell",
-                  "pcc_norm", "scc_norm", "r2_norm", "n_train", "n_val", "n_test", "seconds", "git_revision"]
+                  "pcc_norm", "scc_norm", "r2_norm", "n_train", "n_val", "n_test", "epochs", "best_epoch", "pairs_seen",
+                  "seconds", "git_revision"]
 #: the columns of results.csv files written before the normalised metrics (migrated when a run continues)
-_OLD_COLUMNS = [c for c in RESULT_COLUMNS if not c.endswith("_norm") and c not in ("seed", "randomization")]
+_OLD_COLUMNS = [c for c in RESULT_COLUMNS if not c.endswith("_norm")
+                and c not in ("seed", "randomization", "epochs", "best_epoch", "pairs_seen")]
 METRICS = ["rmse", "pcc", "scc", "r2", "pcc_per_drug", "pcc_norm", "scc_norm", "r2_norm"]
 
 
@@ -175,7 +177,8 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
                         met.update(normalized_metrics(y, pred, naive))
                         row = {"model": label, "scheme": scheme, "fold": fold, "seed": run_seed,
                                "randomization": rand, **met, "n_train": split["train"].numel(),
-                               "n_val": split["val"].numel(), "n_test": test.numel(), "seconds": round(secs, 2),
+                               "n_val": split["val"].numel(), "n_test": test.numel(),
+                               **budget(run_dir, split["train"].numel(), opts), "seconds": round(secs, 2),
                                "git_revision": rev}
                         _write_predictions(os.path.join(out_dir, "predictions", f"{tag}.csv"), dataset, test, y,
                                            pred)
@@ -206,6 +209,25 @@ def _write_predictions(path: str, dataset, index: Tensor, y: Tensor, pred: Tenso
     if names:
         df.insert(3, "drug_name", [names[i] for i in p["drug"][index].tolist()])
     df.to_csv(path, index=False)
+
+
+def budget(run_dir: str, n_train: int, options: Dict) -> Dict:
+    """What a row's training spent (issue 26.8: a capped run cannot pass for a converged one): epochs run and the
+    best (lowest validation MSE) epoch from the run's ``metrics.csv``, and the training pairs seen (epochs x the
+    pairs an epoch visits under ``max_batches``); a model fitted once (means, forests) saw its training pairs once
+    and has no epochs."""
+    import pandas as pd
+
+    path = os.path.join(run_dir, "metrics.csv")
+    if not os.path.exists(path):
+        return {"epochs": None, "best_epoch": None, "pairs_seen": n_train}
+    m = pd.read_csv(path)
+    train = options.get("train", {}) if isinstance(options.get("train"), dict) else {}
+    per_epoch = n_train
+    if train.get("max_batches"):
+        per_epoch = min(n_train, int(train["max_batches"]) * int(train.get("batch_size", 128)))
+    best = int(m.loc[m["val_mse"].idxmin(), "epoch"]) if "val_mse" in m and m["val_mse"].notna().any() else None
+    return {"epochs": len(m), "best_epoch": best, "pairs_seen": len(m) * per_epoch}
 
 
 def _migrate(results_path: str, out_dir: str, dataset, seed: int) -> None:
@@ -261,11 +283,16 @@ def summarize(df):
 def write_summary(df, path: str) -> str:
     s = summarize(df)
     cols = sorted({c for c, _ in s.columns if c != "folds"}, key=METRICS.index)
-    lines = ["| model | scheme | folds | " + " | ".join(cols) + " |", "|---|---|---|" + "---|" * len(cols)]
+    spent = _budget_cells(df)
+    lines = ["| model | scheme | runs | " + " | ".join(cols) + " | epochs (best) |",
+             "|---|---|---|" + "---|" * (len(cols) + 1)]
     for (model, scheme), r in s.iterrows():
         vals = [f"{r[(c, 'mean')]:.3f} ± {0 if np.isnan(r[(c, 'std')]) else r[(c, 'std')]:.3f}" for c in cols]
         lines.append(f"| {model} | {scheme} | {int(r['folds'].iloc[0]) if hasattr(r['folds'], 'iloc') else int(r['folds'])} | "
-                     + " | ".join(vals) + " |")
+                     + " | ".join(vals) + f" | {spent.get((model, scheme), '—')} |")
+    lines += ["", "runs: folds x seeds; epochs (best): mean epochs run and mean best-validation epoch (— for models "
+              "fitted once); an epoch count at the cap with the best epoch at its end means the cap bound."]
+    lines += statistics_lines(df, os.path.dirname(os.path.abspath(path)))
     paired = randomization_table(df)
     if paired:
         lines += ["", "Randomisation tests: randomised minus unperturbed, paired over (fold, seed); p of a paired "
@@ -275,6 +302,56 @@ def write_summary(df, path: str) -> str:
     with open(path, "w") as f:
         f.write(text)
     return text
+
+
+def _budget_cells(df) -> Dict:
+    """(model label, scheme) -> "epochs (best)" means, for summary.md."""
+    if "epochs" not in df.columns:
+        return {}
+    d = _labelled(df)
+    out = {}
+    for key, g in d.groupby(["model", "scheme"], sort=False):
+        e = pd_numeric(g["epochs"])
+        if e.notna().any():
+            b = pd_numeric(g["best_epoch"])
+            out[key] = f"{e.mean():.1f} ({b.mean():.1f})"
+    return out
+
+
+def pd_numeric(col):
+    import pandas as pd
+
+    return pd.to_numeric(col, errors="coerce")
+
+
+def statistics_lines(df, out_dir: str) -> List[str]:
+    """summary.md's statistics: paired tests against the additive means and against CSG²A (Holm-corrected per
+    scheme, RMSE and normalised PCC), and per scheme with >= 7 folds the Friedman test and a CD diagram PNG."""
+    from csg2a_graph.train.stats import friedman_nemenyi, paired_tests, plot_cd
+
+    out: List[str] = []
+    for ref in ("additive", "csg2a"):
+        if ref not in set(df.model):
+            continue
+        rows = paired_tests(df, ref, "rmse") + paired_tests(df, ref, "pcc_norm")
+        rows = [r for r in rows if r["pairs"]]
+        if not rows:
+            continue
+        out += ["", f"Paired against `{ref}` on the same (fold, seed): mean difference (model − {ref}), Wilcoxon "
+                "signed-rank (6+ pairs) or paired t, Holm-corrected over the models of a scheme.", "",
+                "| scheme | model | metric | pairs | mean diff | test | p | p (Holm) |", "|---|---|---|---|---|---|---|---|"]
+        out += [f"| {r['scheme']} | {r['model']} | {r['metric']} | {r['pairs']} | {r['mean_diff']:+.3f} | {r['test']} | "
+                f"{r['p']:.2g} | {r['p_holm']:.2g} |" for r in rows]
+    for scheme in df.scheme.unique():
+        res = friedman_nemenyi(df, scheme, "rmse")
+        if res is None:
+            continue
+        png = plot_cd(res, os.path.join(out_dir, f"cd_{scheme}.png"))
+        ranks = ", ".join(f"{m} {r:.2f}" for m, r in sorted(res["average_rank"].items(), key=lambda kv: kv[1]))
+        out += ["", f"{scheme}: Friedman over {res['folds']} folds and {res['models']} models, p = "
+                f"{res['friedman_p']:.2g}; average RMSE ranks {ranks}; Nemenyi CD = {res['cd']:.2f} "
+                f"(`{os.path.basename(png)}`)."]
+    return out
 
 
 def randomization_table(df) -> List[str]:

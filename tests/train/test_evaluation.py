@@ -117,3 +117,57 @@ def test_the_cli_knows_every_randomisation():
     from csg2a_graph.train.randomize import RANDOMIZATIONS
 
     assert _names.RANDOMIZATIONS == RANDOMIZATIONS
+
+
+def test_holm_and_paired_tests():
+    from csg2a_graph.train.stats import holm, paired_tests
+
+    assert holm([0.01, 0.04, 0.03, float("nan")])[:3] == pytest.approx([0.03, 0.06, 0.06])
+    rng = np.random.default_rng(0)
+    rows = []
+    for fold in range(8):
+        base = 1.0 + rng.normal(scale=0.05)
+        rows += [{"model": "additive", "scheme": "mixed", "fold": fold, "seed": 0, "rmse": base},
+                 {"model": "good", "scheme": "mixed", "fold": fold, "seed": 0, "rmse": base - 0.1},
+                 {"model": "same", "scheme": "mixed", "fold": fold, "seed": 0, "rmse": base + rng.normal(scale=0.01)}]
+    res = {r["model"]: r for r in paired_tests(pd.DataFrame(rows), "additive")}
+    assert res["good"]["mean_diff"] == pytest.approx(-0.1) and res["good"]["p_holm"] < 0.05
+    assert res["good"]["test"] == "wilcoxon" and res["same"]["p_holm"] > 0.05
+
+
+def test_friedman_and_cd_diagram(tmp_path):
+    """Seven folds: Friedman over the models and a CD diagram, written by summary.md."""
+    from csg2a_graph.train.cv import write_summary
+    from csg2a_graph.train.stats import friedman_nemenyi
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for fold in range(7):
+        for k, m in enumerate(["additive", "rf", "csg2a", "gbm"]):
+            rows.append({"model": m, "scheme": "mixed", "fold": fold, "seed": 0, "randomization": "none",
+                         "rmse": 1.0 - 0.05 * k + rng.normal(scale=0.01), "pcc": 0.5, "pcc_norm": 0.1 * k})
+    df = pd.DataFrame(rows)
+    res = friedman_nemenyi(df, "mixed")
+    assert res["friedman_p"] < 0.01 and min(res["average_rank"], key=res["average_rank"].get) == "gbm"
+    assert res["cd"] == pytest.approx(2.569 * (4 * 5 / (6 * 7)) ** 0.5, rel=0.01)  # Demšar 2006, q_0.05 for k = 4
+    text = write_summary(df, str(tmp_path / "summary.md"))
+    assert "Friedman over 7 folds" in text and (tmp_path / "cd_mixed.png").stat().st_size > 1000
+    assert "Paired against `additive`" in text and "Paired against `csg2a`" in text
+
+
+def test_every_row_says_its_budget(gdsc2, tmp_path):
+    """Issue 26.8: epochs run, best epoch and pairs seen per row, and in summary.md."""
+    from csg2a_graph.train.cv import budget
+
+    run = tmp_path / "run"
+    run.mkdir()
+    pd.DataFrame({"epoch": [0, 1, 2, 3], "val_mse": [3.0, 2.0, 2.5, 2.7]}).to_csv(run / "metrics.csv", index=False)
+    assert budget(str(run), 1000, {"train": {"max_batches": 2, "batch_size": 64}}) == \
+        {"epochs": 4, "best_epoch": 1, "pairs_seen": 4 * 128}
+    assert budget(str(tmp_path / "none"), 1000, {}) == {"epochs": None, "best_epoch": None, "pairs_seen": 1000}
+    df = cross_validate(gdsc2, ["additive", "gene-gcn"], ["mixed"], folds=1, out_dir=str(tmp_path / "cv"),
+                        subsample=800, model_options={"gene-gcn": {"train": {"epochs": 2, "max_batches": 2}}})
+    g = df[df.model == "gene-gcn"].iloc[0]
+    assert g["epochs"] == 2 and g["best_epoch"] in (0, 1) and g["pairs_seen"] == 2 * min(g["n_train"], 2 * 128)
+    assert pd.isna(df[df.model == "additive"].iloc[0]["epochs"])
+    assert "| gene-gcn | mixed | 1 |" in (tmp_path / "cv" / "summary.md").read_text()
