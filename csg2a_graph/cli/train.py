@@ -262,6 +262,8 @@ class CVSubcommand(Subcommand):
                        help="any registered runner: " + ", ".join(_names.MODEL_RUNNERS))
         p.add_argument("--pretrained", default=None, help="pretrained network for csg2a")
         p.add_argument("--subsample", type=int, default=None, help="keep N random pairs (a smaller, stated run)")
+        p.add_argument("--tune", type=int_at_least(0), default=0,
+                       help="Optuna TPE trials per model and fold on the validation split (equal budgets; 0: untuned)")
         p.add_argument("--seeds", type=int_at_least(1), default=1,
                        help="train every model K times per fold (seeds SEED, SEED+1, ...; the folds stay SEED's)")
         p.add_argument("--randomize", nargs="+", default=[], choices=list(_names.RANDOMIZATIONS),
@@ -327,7 +329,7 @@ class CVSubcommand(Subcommand):
         rd.start()
         df = cross_validate(ds, args.models, args.schemes, folds=args.folds, n_folds=args.n_folds, out_dir=args.out,
                             model_options=opts, seed=args.seed, subsample=args.subsample, seeds=args.seeds,
-                            randomize=args.randomize)
+                            randomize=args.randomize, tune=args.tune)
         rd.finish()
         with open(os.path.join(args.out, "summary.md")) as f:
             say(f.read(), args)

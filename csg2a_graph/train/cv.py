@@ -12,6 +12,7 @@ variant: ``model_options={"csg2a-unfrozen": {"runner": "csg2a", "freeze": False}
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -25,15 +26,16 @@ from torch import Tensor
 from csg2a_graph.registry import RUNNERS, load_builtin, register_runner
 from csg2a_graph.train.metrics import normalized_metrics, regression_metrics
 from csg2a_graph.train.tables import append_row
+from csg2a_graph.train.tune import tune as tune_model
 
 logger = logging.getLogger(__name__)
 
 RESULT_COLUMNS = ["model", "scheme", "fold", "seed", "randomization", "rmse", "pcc", "scc", "r2", "pcc_per_drug", "pcc_per_cell",
                   "pcc_norm", "scc_norm", "r2_norm", "n_train", "n_val", "n_test", "epochs", "best_epoch", "pairs_seen",
-                  "seconds", "git_revision"]
+                  "trials", "tuned", "seconds", "git_revision"]
 #: the columns of results.csv files written before the normalised metrics (migrated when a run continues)
 _OLD_COLUMNS = [c for c in RESULT_COLUMNS if not c.endswith("_norm")
-                and c not in ("seed", "randomization", "epochs", "best_epoch", "pairs_seen")]
+                and c not in ("seed", "randomization", "epochs", "best_epoch", "pairs_seen", "trials", "tuned")]
 METRICS = ["rmse", "pcc", "scc", "r2", "pcc_per_drug", "pcc_norm", "scc_norm", "r2_norm"]
 
 
@@ -83,7 +85,7 @@ def subsample_split(split: Dict[str, Tensor], keep: Optional[Tensor]) -> Dict[st
 def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mixed",),
                    folds: Union[int, Sequence[int]] = 10, n_folds: int = 10, out_dir: str = "cv",
                    model_options: Optional[Dict[str, Dict]] = None, seed: int = 0,
-                   subsample: Optional[int] = None, seeds: int = 1, randomize: Sequence[str] = ()):
+                   subsample: Optional[int] = None, seeds: int = 1, randomize: Sequence[str] = (), tune: int = 0):
     """Run every model on every (scheme, fold) and write ``results.csv``, ``summary.md``, predictions and splits.
 
     Args:
@@ -99,6 +101,8 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
         randomize: randomisation tests (:data:`csg2a_graph.train.randomize.RANDOMIZATIONS`): each model is also
             run on a view of the data with one input replaced, on the same folds; rows say which
             (``randomization``) and the summary pairs each with the unperturbed run.
+        tune: Optuna trials per model and fold on the validation split (:mod:`csg2a_graph.train.tune`; models
+            without a declared search space run untuned); the chosen values are the row's ``tuned``.
 
     Returns:
         a ``pandas.DataFrame`` of all rows in ``results.csv``.
@@ -149,6 +153,7 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
             test = split["test"]
             y = pairs["y"][test]
             naive = None  # the NaiveMeanEffects (additive) predictions of this fold: the normalised metrics' base
+            tuned: Dict[str, tuple] = {}  # label -> (options, info): tuned once per fold, on the unperturbed data
             for rand in ["none", *randomize]:
                 data = randomized(dataset, rand, seed=seed + 1000 * fold + 7)
                 for k in range(seeds):
@@ -159,7 +164,8 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
                                         run_seed, rand)
                             continue
                         opts = dict(model_options.get(label, {}))
-                        runner = RUNNERS[opts.pop("runner", label)]
+                        runner_name = opts.pop("runner", label)
+                        runner = RUNNERS[runner_name]
                         tag = f"{label}_{scheme}_fold{fold}" + (f"_seed{run_seed}" if run_seed != seed else "") + \
                             (f"_{rand}" if rand != "none" else "")
                         run_dir = os.path.join(out_dir, "runs", tag)
@@ -167,6 +173,12 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
                         logger.info("%s on %s fold %d (seed %d, %s): %d train / %d val / %d test pairs", label,
                                     scheme, fold, run_seed, rand, split["train"].numel(), split["val"].numel(),
                                     test.numel())
+                        info: Dict = {"trials": 0, "values": {}}
+                        if tune:
+                            if label not in tuned:
+                                tuned[label] = tune_model(runner, runner_name, dataset, split, opts, tune, seed,
+                                                          os.path.join(out_dir, "runs", f"{label}_{scheme}_fold{fold}"))
+                            opts, info = tuned[label]
                         t0 = time.perf_counter()
                         pred = runner(data, split, opts, run_dir, run_seed).reshape(-1).cpu()
                         secs = time.perf_counter() - t0
@@ -178,7 +190,9 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
                         row = {"model": label, "scheme": scheme, "fold": fold, "seed": run_seed,
                                "randomization": rand, **met, "n_train": split["train"].numel(),
                                "n_val": split["val"].numel(), "n_test": test.numel(),
-                               **budget(run_dir, split["train"].numel(), opts), "seconds": round(secs, 2),
+                               **budget(run_dir, split["train"].numel(), opts), "trials": info["trials"],
+                               "tuned": json.dumps(info["values"], sort_keys=True) if info["values"] else None,
+                               "seconds": round(secs, 2),
                                "git_revision": rev}
                         _write_predictions(os.path.join(out_dir, "predictions", f"{tag}.csv"), dataset, test, y,
                                            pred)

@@ -171,3 +171,34 @@ def test_every_row_says_its_budget(gdsc2, tmp_path):
     assert g["epochs"] == 2 and g["best_epoch"] in (0, 1) and g["pairs_seen"] == 2 * min(g["n_train"], 2 * 128)
     assert pd.isna(df[df.model == "additive"].iloc[0]["epochs"])
     assert "| gene-gcn | mixed | 1 |" in (tmp_path / "cv" / "summary.md").read_text()
+
+
+def test_tuning_sees_only_the_validation_pairs_and_records_its_choice(gdsc2, tmp_path):
+    """Issue 26.3: each trial trains on train and is scored on val; the test pairs never reach a trial."""
+    import json
+
+    from csg2a_graph.registry import RUNNERS as REG
+    from csg2a_graph.train.tune import SEARCH_SPACES
+
+    seen = []
+
+    def spy(dataset, split, options, run_dir, seed):
+        seen.append((split["train"].clone(), split["test"].clone(), dict(options)))
+        return REG["elastic-net"](dataset, split, options, run_dir, seed)
+
+    REG["spy-net"] = spy
+    SEARCH_SPACES["spy-net"] = SEARCH_SPACES["elastic-net"]
+    try:
+        df = cross_validate(gdsc2, ["spy-net", "additive"], ["mixed"], folds=1, out_dir=str(tmp_path / "cv"),
+                            subsample=1500, tune=3, model_options={"spy-net": {"max_iter": 300}})
+    finally:
+        del REG["spy-net"], SEARCH_SPACES["spy-net"]
+    split = torch.load(tmp_path / "cv" / "splits" / "mixed_fold0.pt", weights_only=True)
+    test = set(split["test"].tolist())
+    trials, final = seen[:3], seen[3]
+    assert all(not test & (set(tr.tolist()) | set(te.tolist())) for tr, te, _ in trials)
+    assert all(torch.equal(te, split["val"]) for _, te, _ in trials) and torch.equal(final[1], split["test"])
+    row = df[df.model == "spy-net"].iloc[0]
+    chosen = json.loads(row["tuned"])
+    assert row["trials"] == 3 and set(chosen) == {"alpha", "l1_ratio"} and final[2]["alpha"] == chosen["alpha"]
+    assert df[df.model == "additive"].iloc[0]["trials"] == 0  # nothing to tune: the same budget of zero
