@@ -14,7 +14,7 @@ MODEL_RUNNERS = ("csg2a", "rf", "gbm", "elastic-net", "svm", "svm-exact", "globa
                  "gene-gat", "gene-gin", "gene-csg2a", "gene-csg2a+gcn")
 
 #: randomisation tests of ``csg2a cv --randomize`` (:mod:`csg2a_graph.train.randomize`; a test keeps them equal)
-RANDOMIZATIONS = ("cell-permute", "cell-noise", "drug-permute", "prior-rewire", "prior-remove")
+RANDOMIZATIONS = ("cell-permute", "cell-noise", "drug-permute", "prior-rewire", "prior-remove", "pretrain-untrained")
 
 #: named CSG2A variants (:data:`csg2a_graph.nn.models.csg2a.VARIANTS`): the released code's function, the paper's
 #: written equation, and this package's changes; the first is the default

@@ -131,7 +131,7 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
     if os.path.exists(results_path):
         prev = pd.read_csv(results_path)
         done = {(r.model, r.scheme, int(r.fold), int(r.seed), str(r.randomization)) for r in prev.itertuples()}
-    from csg2a_graph.train.randomize import RANDOMIZATIONS, randomized
+    from csg2a_graph.train.randomize import RANDOMIZATIONS, randomized, untrained_like
 
     bad = [r for r in randomize if r not in RANDOMIZATIONS]
     if bad:
@@ -166,6 +166,7 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
                         opts = dict(model_options.get(label, {}))
                         runner_name = opts.pop("runner", label)
                         runner = RUNNERS[runner_name]
+                        orig = dict(opts)  # before any randomisation of the model's inputs: what tuning sees
                         tag = f"{label}_{scheme}_fold{fold}" + (f"_seed{run_seed}" if run_seed != seed else "") + \
                             (f"_{rand}" if rand != "none" else "")
                         run_dir = os.path.join(out_dir, "runs", tag)
@@ -173,12 +174,20 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
                         logger.info("%s on %s fold %d (seed %d, %s): %d train / %d val / %d test pairs", label,
                                     scheme, fold, run_seed, rand, split["train"].numel(), split["val"].numel(),
                                     test.numel())
+                        if rand == "pretrain-untrained":
+                            if not opts.get("pretrained"):
+                                logger.info("%s: no pretrained network, no pretrain-untrained row", label)
+                                continue
+                            opts["pretrained"] = untrained_like(opts["pretrained"], os.path.join(
+                                out_dir, "untrained", f"{label}.pt"), seed)
                         info: Dict = {"trials": 0, "values": {}}
                         if tune:
                             if label not in tuned:
-                                tuned[label] = tune_model(runner, runner_name, dataset, split, opts, tune, seed,
+                                tuned[label] = tune_model(runner, runner_name, dataset, split, orig, tune, seed,
                                                           os.path.join(out_dir, "runs", f"{label}_{scheme}_fold{fold}"))
-                            opts, info = tuned[label]
+                            tuned_opts, info = tuned[label]
+                            opts = {**tuned_opts, **({"pretrained": opts["pretrained"]} if "pretrained" in opts
+                                                     else {})}
                         t0 = time.perf_counter()
                         pred = runner(data, split, opts, run_dir, run_seed).reshape(-1).cpu()
                         secs = time.perf_counter() - t0

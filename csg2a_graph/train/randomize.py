@@ -7,7 +7,10 @@ pairs, responses and splits (the view shares everything else):
 - ``drug-permute``: each drug gets another drug's molecule (a permutation of the drug ids the pairs point to);
 - ``prior-rewire``: the STRING prior rewired by degree-preserving double edge swaps (every gene keeps its degree,
   the edges go elsewhere): does the model use *which* genes interact?
-- ``prior-remove``: no prior at all.
+- ``prior-remove``: no prior at all;
+- ``pretrain-untrained``: a model given a pretrained network (``pretrained=``) gets the same architecture
+  untrained instead (its prior and drug encoder kept, :func:`untrained_like`): what does LINCS pretraining add?
+  Models without a pretrained network have no row for it.
 
 A model that loses nothing under a mode does not use that view. Means-based baselines are invariant to the
 permutations by construction (a consistent relabelling), which is the check's own control.
@@ -21,7 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-RANDOMIZATIONS = ("cell-permute", "cell-noise", "drug-permute", "prior-rewire", "prior-remove")
+RANDOMIZATIONS = ("cell-permute", "cell-noise", "drug-permute", "prior-rewire", "prior-remove", "pretrain-untrained")
+#: the modes that replace a model's input rather than the data
+MODEL_RANDOMIZATIONS = ("pretrain-untrained",)
 
 
 def _derangement(n: int, g: torch.Generator) -> Tensor:
@@ -61,7 +66,7 @@ def rewire_prior(edge_index: Tensor, edge_weight: Tensor, num_genes: int, seed: 
 
 def randomized(dataset, mode: str, seed: int = 0):
     """A view of ``dataset`` with one input view replaced (see the module docstring); ``"none"`` returns it as is."""
-    if mode in (None, "none"):
+    if mode in (None, "none") or mode in MODEL_RANDOMIZATIONS:
         return dataset
     if mode not in RANDOMIZATIONS:
         raise ValueError(f"unknown randomisation {mode!r}; choose from {list(RANDOMIZATIONS)}")
@@ -87,4 +92,26 @@ def randomized(dataset, mode: str, seed: int = 0):
     return view
 
 
-__all__ = ["RANDOMIZATIONS", "randomized", "rewire_prior"]
+def untrained_like(checkpoint: str, path: str, seed: int = 0) -> str:
+    """The pretrained CSG²A network of ``checkpoint`` with fresh weights (seed ``seed``), its prior buffers and its
+    drug encoder's weights (the pretrained GCN) kept: the control that tells what the LINCS weights add. Saved
+    once at ``path``."""
+    import os
+
+    from csg2a_graph.checkpoint import save_checkpoint
+    from csg2a_graph.nn.models.csg2a import CSG2A
+
+    if not os.path.exists(path):
+        net = CSG2A.from_checkpoint(checkpoint)
+        torch.manual_seed(seed)
+        fresh = CSG2A(**net.hparams)
+        drug = "cond.drug."  # the drug encoder's weights (the pretrained GCN) are the pretrained network's
+        own = fresh.state_dict()
+        own.update({k: v for k, v in net.state_dict().items() if k.startswith(drug)})
+        fresh.load_state_dict({**own, **{k: net.state_dict()[k] for k in ("prior_edge_index", "prior_edge_weight")}})
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        save_checkpoint(path, fresh)
+    return path
+
+
+__all__ = ["RANDOMIZATIONS", "MODEL_RANDOMIZATIONS", "randomized", "rewire_prior", "untrained_like"]

@@ -202,3 +202,23 @@ def test_tuning_sees_only_the_validation_pairs_and_records_its_choice(gdsc2, tmp
     chosen = json.loads(row["tuned"])
     assert row["trials"] == 3 and set(chosen) == {"alpha", "l1_ratio"} and final[2]["alpha"] == chosen["alpha"]
     assert df[df.model == "additive"].iloc[0]["trials"] == 0  # nothing to tune: the same budget of zero
+
+
+def test_pretraining_replaced_by_the_untrained_network(gdsc2, pretrained_csg2a, tmp_path):
+    """Issue 26.5: 'pretrain-untrained' gives a pretrained model the same network untrained (prior and drug encoder
+    kept); models without pretraining get no row for it."""
+    from csg2a_graph.nn.models.csg2a import CSG2A
+    from csg2a_graph.train.randomize import untrained_like
+
+    path = untrained_like(pretrained_csg2a, str(tmp_path / "u.pt"))
+    a, b = CSG2A.from_checkpoint(pretrained_csg2a), CSG2A.from_checkpoint(path)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert torch.equal(sa["prior_edge_index"], sb["prior_edge_index"])
+    assert all(torch.equal(v, sb[f"cond.drug.{k}"]) for k, v in a.cond.drug.state_dict().items())  # the GCN kept
+    assert any(not torch.equal(v, sb[k]) for k, v in sa.items() if v.is_floating_point())
+    opts = {"csg2a": {"pretrained": pretrained_csg2a, "train": {"epochs": 1, "max_batches": 2}}}
+    df = cross_validate(gdsc2, ["csg2a", "additive"], ["mixed"], folds=1, out_dir=str(tmp_path / "cv"),
+                        subsample=1500, randomize=["pretrain-untrained"], model_options=opts)
+    rows = set(zip(df.model, df.randomization))
+    assert rows == {("csg2a", "none"), ("csg2a", "pretrain-untrained"), ("additive", "none")}
+    assert (tmp_path / "cv" / "untrained" / "csg2a.pt").exists()
