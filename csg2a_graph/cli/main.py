@@ -22,9 +22,9 @@ from csg2a_graph.cli.data import DataSubcommand
 from csg2a_graph.cli.explain import ExplainSubcommand
 from csg2a_graph.cli.predict import PredictSubcommand
 from csg2a_graph.cli.quickstart import QuickstartSubcommand
-from csg2a_graph.cli.train import CVSubcommand, FinetuneSubcommand, PretrainSubcommand
+from csg2a_graph.cli.train import CVSubcommand, FinetuneSubcommand, PretrainSubcommand, ReportSubcommand
 
-SUBCOMMANDS = [DataSubcommand, PretrainSubcommand, FinetuneSubcommand, CVSubcommand, PredictSubcommand,
+SUBCOMMANDS = [DataSubcommand, PretrainSubcommand, FinetuneSubcommand, CVSubcommand, ReportSubcommand, PredictSubcommand,
                QuickstartSubcommand, ExplainSubcommand, AnalyzeSubcommand]
 
 

@@ -367,4 +367,24 @@ def parse_model_option(item: str):
     return model, key, value
 
 
-__all__ = ["PretrainSubcommand", "FinetuneSubcommand", "CVSubcommand"]
+class ReportSubcommand(Subcommand):
+    COMMAND = "report"
+    HELP = "one self-contained report.html of a cv folder (tables, tests, CD diagrams, scatter, spread, curves)"
+
+    @classmethod
+    def add_args(cls, p):
+        p.add_argument("run_dir", help="a csg2a cv --out folder")
+        p.add_argument("--out", default="", help="the HTML file (default RUN_DIR/report.html)")
+
+    @classmethod
+    def run(cls, args):
+        from csg2a_graph.train.report import write_report
+
+        if not os.path.isdir(args.run_dir):
+            raise CLIError(f"{args.run_dir} is not a folder")
+        path = write_report(args.run_dir, args.out)
+        say(f"report: {path}", args)
+        return 0
+
+
+__all__ = ["PretrainSubcommand", "FinetuneSubcommand", "CVSubcommand", "ReportSubcommand"]
