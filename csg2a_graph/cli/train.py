@@ -80,7 +80,8 @@ def train_config(args, stage: str = "finetune", variant=None):
 def run_dir(args, command: str) -> RunDir:
     """The ``--out`` folder rules (``csg2a_graph.cli.rundir``), checked before anything heavy runs. A cv
     folder may grow: more models, schemes or folds on the same folds, data and training options."""
-    growable = ("models", "schemes", "folds", "model_options", "seeds", "randomize") if command == "cv" else ()
+    growable = ("models", "schemes", "folds", "model_options", "seeds", "randomize",
+                "randomize_models") if command == "cv" else ()
     return RunDir(args.out, command, run_options(args), resume=args.resume, overwrite=args.overwrite,
                   quiet=args.quiet, growable=growable)
 
@@ -269,6 +270,8 @@ class CVSubcommand(Subcommand):
         p.add_argument("--randomize", nargs="+", default=[], choices=list(_names.RANDOMIZATIONS),
                        help="randomisation tests: also run every model with one input view replaced, on the same "
                             "folds (rows paired with the unperturbed run in summary.md)")
+        p.add_argument("--randomize-models", nargs="+", default=None, metavar="MODEL",
+                       help="run the randomisations for these models only (default: every model of --models)")
         p.add_argument("--rf-trees", type=int, default=100)
         p.add_argument("--rf-max-features", type=float, default=1.0)
         p.add_argument("--rf-max-samples", type=float, default=None)
@@ -329,7 +332,7 @@ class CVSubcommand(Subcommand):
         rd.start()
         df = cross_validate(ds, args.models, args.schemes, folds=args.folds, n_folds=args.n_folds, out_dir=args.out,
                             model_options=opts, seed=args.seed, subsample=args.subsample, seeds=args.seeds,
-                            randomize=args.randomize, tune=args.tune)
+                            randomize=args.randomize, tune=args.tune, randomize_models=args.randomize_models)
         rd.finish()
         with open(os.path.join(args.out, "summary.md")) as f:
             say(f.read(), args)

