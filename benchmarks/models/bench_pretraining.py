@@ -32,7 +32,10 @@ FILES = ["lincs/cmappy_test_l1000_LJP005_A375_24H.gct", "lincs/deepce_brd_smiles
          "lincs/dhimmel_lincs_pertinfo.tsv.gz", "string/STRING_edges.csv", "lincs/transigen_example_x1_basal.csv",
          "lincs/transigen_example_x2_perturbed.csv", "lincs/transigen_example_meta.csv"]
 #: extra labelled settings: (variant, TrainConfig overrides) — the optimisation budget our earlier benchmarks used
-SETTINGS = {"released-lr1e-3": ("released", {"lr": 1e-3, "batch_size": 32}),
+#: "-residual": ĝ = g0 + f(...), output layer at zero (``CSG2A(residual=True)``, issue 26.10): starts as copy-basal
+SETTINGS = {"released-residual": ("released", {"lr": 1e-3, "batch_size": 32}, {"residual": True}),
+            "improved-residual": ("improved", {"lr": 1e-3, "batch_size": 32}, {"residual": True}),
+            "released-lr1e-3": ("released", {"lr": 1e-3, "batch_size": 32}),
             "improved-lr1e-3": ("improved", {"lr": 1e-3, "batch_size": 32})}
 FIELDS = ["variant", "fold", "test_pairs", "test_compounds", "epochs_run", "best_epoch", "mse", "mse_copy_basal",
           "mse_mean_change", "pcc_change", "pcc_change_mean_change", "seconds", "git"]
@@ -77,14 +80,16 @@ def run(args) -> None:
         for label in args.variants:
             if (label, fold) in done:
                 continue
-            variant, extra = SETTINGS.get(label, (label, {}))
+            variant, extra, *net = SETTINGS.get(label, (label, {}))
+            net_opts = net[0] if net else {}
             t0 = time.time()
             torch.manual_seed(fold)
             cfg = TrainConfig(**{"epochs": args.epochs, "patience": 20, "batch_size": 128, "lr": 1e-4, "seed": fold,
                                  "progress": False, **training_defaults(variant, "pretrain"), **extra})
             run_dir = out / f"{label}_fold{fold}"
             path = pretrain(ds, str(run_dir),
-                            {"variant": variant, "drug_encoder": "pretrained-gcn", "drug_weights": str(WEIGHTS)},
+                            {"variant": variant, "drug_encoder": "pretrained-gcn", "drug_weights": str(WEIGHTS),
+                             **net_opts},
                             cfg, split=split, resume=(run_dir / "checkpoint.pt").exists())
             from csg2a_graph.checkpoint import load_checkpoint, load_model
 

@@ -26,7 +26,7 @@ DEEPPURPOSE_SDIST = ("DeepPurpose-0.1.5.tar.gz", "a912300c004954d3b8a32d8ca7cec1
 def find_espf(directory: Optional[str] = None, download: bool = True) -> str:
     """The folder with the two ESPF files (sha256-checked): ``directory``, ``$CSG2A_ESPF_DIR``, the user
     cache, or extracted from the DeepPurpose 0.1.5 sdist fetched with pip from PyPI."""
-    from csg2a_graph.datasets.registry import sha256
+    from csg2a_graph.io.files import sha256
     from csg2a_graph.nn.encoders.pretrained_gcn import user_cache_dir
 
     def ok(d):

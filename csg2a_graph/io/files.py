@@ -1,7 +1,8 @@
-"""File utilities every layer may use (no torch, no heavy import): content hashes."""
+"""File utilities every layer may use (no torch, no heavy import): content hashes, atomic writes."""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Union
 
@@ -15,4 +16,12 @@ def sha256(path: Union[str, Path]) -> str:
     return h.hexdigest()
 
 
-__all__ = ["sha256"]
+def atomic_write_text(path: Union[str, Path], text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a stop mid-write never leaves half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+__all__ = ["sha256", "atomic_write_text"]

@@ -17,7 +17,7 @@ import logging
 import os
 import subprocess
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -86,7 +86,8 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
                    folds: Union[int, Sequence[int]] = 10, n_folds: int = 10, out_dir: str = "cv",
                    model_options: Optional[Dict[str, Dict]] = None, seed: int = 0,
                    subsample: Optional[int] = None, seeds: int = 1, randomize: Sequence[str] = (), tune: int = 0,
-                   randomize_models: Optional[Sequence[str]] = None):
+                   randomize_models: Optional[Sequence[str]] = None, jobs: int = 1, executor: Optional[str] = None,
+                   ray_address: Optional[str] = None, threads: Optional[int] = None, gpus_per_run: float = 0):
     """Run every model on every (scheme, fold) and write ``results.csv``, ``summary.md``, predictions and splits.
 
     Args:
@@ -106,11 +107,22 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
             since rewiring the prior cannot change a model that never reads it.
         tune: Optuna trials per model and fold on the validation split (:mod:`csg2a_graph.train.tune`; models
             without a declared search space run untuned); the chosen values are the row's ``tuned``.
+        jobs: how many runs at once (issue 28.4). Tuning runs first (one task per model and fold), then every
+            (model, fold, seed, randomisation) is its own task; the results equal those of ``jobs=1`` (a test
+            compares them) and rows are appended as tasks finish.
+        executor: ``"serial"``, ``"process"`` (worker processes on this machine; the default when ``jobs > 1``) or
+            ``"ray"`` (:mod:`csg2a_graph.train.executors`).
+        ray_address: an existing Ray cluster (default: a local one for the run).
+        threads: CPU threads per run (default: this machine's cores shared among ``jobs``; the serial path keeps
+            the process's setting).
+        gpus_per_run: GPUs a Ray task asks for (1 on a GPU cluster).
 
     Returns:
         a ``pandas.DataFrame`` of all rows in ``results.csv``.
     """
     import pandas as pd
+
+    from csg2a_graph.train.executors import EXECUTORS, run_tasks
 
     load_builtin_runners()
     model_options = model_options or {}
@@ -121,6 +133,9 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
     fold_ids = list(range(folds)) if isinstance(folds, int) else [int(f) for f in folds]
     if any(f < 0 or f >= n_folds for f in fold_ids):
         raise ValueError(f"fold ids must lie in [0, {n_folds}), got {fold_ids}")
+    executor = executor or ("serial" if jobs == 1 else "process")
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     os.makedirs(os.path.join(out_dir, "splits"), exist_ok=True)
     os.makedirs(os.path.join(out_dir, "predictions"), exist_ok=True)
     keep = None
@@ -134,7 +149,7 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
     if os.path.exists(results_path):
         prev = pd.read_csv(results_path)
         done = {(r.model, r.scheme, int(r.fold), int(r.seed), str(r.randomization)) for r in prev.itertuples()}
-    from csg2a_graph.train.randomize import RANDOMIZATIONS, randomized, untrained_like
+    from csg2a_graph.train.randomize import RANDOMIZATIONS, untrained_like
 
     bad = [r for r in randomize if r not in RANDOMIZATIONS]
     if bad:
@@ -147,6 +162,11 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
         raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
     rev = git_revision()
     pairs = dataset.pairs
+    run_kw: Dict[str, Any] = dict(jobs=jobs, executor=executor, threads=threads, address=ray_address, gpus_per_task=gpus_per_run)
+
+    # 1. the folds, saved (or checked against the saved ones), and which rows remain
+    splits: Dict[tuple, Dict] = {}
+    rows: List[Dict] = []  # the remaining rows, in the serial order scheme > fold > randomisation > seed > model
     for scheme in schemes:
         for fold in fold_ids:
             split_path = os.path.join(out_dir, "splits", f"{scheme}_fold{fold}.pt")
@@ -157,12 +177,8 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
                     raise ValueError(f"{split_path} differs from this run's split: use another --out")
             else:
                 torch.save({k: split[k] for k in ("train", "val", "test")}, split_path)
-            test = split["test"]
-            y = pairs["y"][test]
-            naive = None  # the NaiveMeanEffects (additive) predictions of this fold: the normalised metrics' base
-            tuned: Dict[str, tuple] = {}  # label -> (options, info): tuned once per fold, on the unperturbed data
+            splits[(scheme, fold)] = split
             for rand in ["none", *randomize]:
-                data = randomized(dataset, rand, seed=seed + 1000 * fold + 7)
                 for k in range(seeds):
                     run_seed = seed + k
                     for label in models:
@@ -174,54 +190,129 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
                             continue
                         opts = dict(model_options.get(label, {}))
                         runner_name = opts.pop("runner", label)
-                        runner = RUNNERS[runner_name]
-                        orig = dict(opts)  # before any randomisation of the model's inputs: what tuning sees
-                        tag = f"{label}_{scheme}_fold{fold}" + (f"_seed{run_seed}" if run_seed != seed else "") + \
-                            (f"_{rand}" if rand != "none" else "")
-                        run_dir = os.path.join(out_dir, "runs", tag)
-                        os.makedirs(run_dir, exist_ok=True)
-                        logger.info("%s on %s fold %d (seed %d, %s): %d train / %d val / %d test pairs", label,
-                                    scheme, fold, run_seed, rand, split["train"].numel(), split["val"].numel(),
-                                    test.numel())
                         if rand == "pretrain-untrained":
                             if not opts.get("pretrained"):
                                 logger.info("%s: no pretrained network, no pretrain-untrained row", label)
                                 continue
                             opts["pretrained"] = untrained_like(opts["pretrained"], os.path.join(
                                 out_dir, "untrained", f"{label}.pt"), seed)
-                        info: Dict = {"trials": 0, "values": {}}
-                        if tune:
-                            if label not in tuned:
-                                tuned[label] = tune_model(runner, runner_name, dataset, split, orig, tune, seed,
-                                                          os.path.join(out_dir, "runs", f"{label}_{scheme}_fold{fold}"))
-                            tuned_opts, info = tuned[label]
-                            opts = {**tuned_opts, **({"pretrained": opts["pretrained"]} if "pretrained" in opts
-                                                     else {})}
-                        t0 = time.perf_counter()
-                        pred = runner(data, split, opts, run_dir, run_seed).reshape(-1).cpu()
-                        secs = time.perf_counter() - t0
-                        met = regression_metrics(y, pred, drug=pairs["drug"][test].numpy(),
-                                                 cell=pairs["cell"][test].numpy())
-                        if naive is None:
-                            naive = RUNNERS["additive"](dataset, split, {}, run_dir, seed).reshape(-1).cpu()
-                        met.update(normalized_metrics(y, pred, naive))
-                        row = {"model": label, "scheme": scheme, "fold": fold, "seed": run_seed,
-                               "randomization": rand, **met, "n_train": split["train"].numel(),
-                               "n_val": split["val"].numel(), "n_test": test.numel(),
-                               **budget(run_dir, split["train"].numel(), opts), "trials": info["trials"],
-                               "tuned": json.dumps(info["values"], sort_keys=True) if info["values"] else None,
-                               "seconds": round(secs, 2),
-                               "git_revision": rev}
-                        _write_predictions(os.path.join(out_dir, "predictions", f"{tag}.csv"), dataset, test, y,
-                                           pred)
-                        _append(results_path, row)
-                        what = "" if (run_seed == seed and rand == "none") else f" (seed {run_seed}, {rand})"
-                        print(f"{label:>16} {scheme:>10} fold {fold}{what}: RMSE {met['rmse']:.3f}  PCC "
-                              f"{met['pcc']:.3f}  per-drug PCC {met['pcc_per_drug']:.3f}  normalised PCC "
-                              f"{met['pcc_norm']:.3f}  ({secs:.0f} s)", flush=True)
+                        tag = f"{label}_{scheme}_fold{fold}" + (f"_seed{run_seed}" if run_seed != seed else "") + \
+                            (f"_{rand}" if rand != "none" else "")
+                        rows.append({"label": label, "runner": runner_name, "scheme": scheme, "fold": fold,
+                                     "seed": run_seed, "rand": rand, "opts": opts, "tag": tag})
+
+    # 2. tuning: once per (model, scheme, fold) on the unperturbed data's validation pairs, kept in tuned.json
+    tuned: Dict[tuple, tuple] = {}
+    to_tune = []
+    if tune:
+        for key in dict.fromkeys((r["label"], r["scheme"], r["fold"]) for r in rows):
+            label, scheme, fold = key
+            tdir = os.path.join(out_dir, "runs", f"{label}_{scheme}_fold{fold}")
+            saved_tuning = _read_tuned(tdir)
+            if saved_tuning is not None:
+                tuned[key] = saved_tuning
+                continue
+            opts = dict(model_options.get(label, {}))
+            runner_name = opts.pop("runner", label)
+            os.makedirs(tdir, exist_ok=True)
+            to_tune.append((key, (RUNNERS[runner_name], runner_name, splits[(scheme, fold)], opts, tune, seed, tdir)))
+    for i, result in run_tasks(_tune_task, dataset, [t for _, t in to_tune], **run_kw):
+        key = to_tune[i][0]
+        tuned[key] = result
+        _write_tuned(to_tune[i][1][-1], *result)
+        logger.info("%s %s fold %d tuned: %s", *key, result[1]["values"])
+
+    # 3. the runs, each its own task; the driver alone writes results.csv
+    tasks = []
+    for r in rows:
+        opts, info = r["opts"], {"trials": 0, "values": {}}
+        key = (r["label"], r["scheme"], r["fold"])
+        if key in tuned:
+            tuned_opts, info = tuned[key]
+            opts = {**tuned_opts, **({"pretrained": opts["pretrained"]} if "pretrained" in opts else {})}
+        r["info"] = info
+        run_dir = os.path.join(out_dir, "runs", r["tag"])
+        os.makedirs(run_dir, exist_ok=True)
+        split = splits[(r["scheme"], r["fold"])]
+        logger.info("%s on %s fold %d (seed %d, %s): %d train / %d val / %d test pairs", r["label"], r["scheme"],
+                    r["fold"], r["seed"], r["rand"], split["train"].numel(), split["val"].numel(),
+                    split["test"].numel())
+        tasks.append((RUNNERS[r["runner"]], split, opts, run_dir, r["seed"], r["rand"],
+                      seed + 1000 * r["fold"] + 7))
+    naive: Dict[tuple, Tensor] = {}  # the NaiveMeanEffects (additive) predictions per fold: the normalised base
+    for i, out in run_tasks(_fit_task, dataset, tasks, **run_kw):
+        r = rows[i]
+        split = splits[(r["scheme"], r["fold"])]
+        test = split["test"]
+        y = pairs["y"][test]
+        pred = torch.tensor(out["pred"])
+        met = regression_metrics(y, pred, drug=pairs["drug"][test].numpy(), cell=pairs["cell"][test].numpy())
+        if (r["scheme"], r["fold"]) not in naive:
+            naive[(r["scheme"], r["fold"])] = RUNNERS["additive"](dataset, split, {}, "", seed).reshape(-1).cpu()
+        met.update(normalized_metrics(y, pred, naive[(r["scheme"], r["fold"])]))
+        row = {"model": r["label"], "scheme": r["scheme"], "fold": r["fold"], "seed": r["seed"],
+               "randomization": r["rand"], **met, "n_train": split["train"].numel(), "n_val": split["val"].numel(),
+               "n_test": test.numel(), **out["budget"], "trials": r["info"]["trials"],
+               "tuned": json.dumps(r["info"]["values"], sort_keys=True) if r["info"]["values"] else None,
+               "seconds": round(out["seconds"], 2), "git_revision": rev}
+        _write_predictions(os.path.join(out_dir, "predictions", f"{r['tag']}.csv"), dataset, test, y, pred)
+        _append(results_path, row)
+        what = "" if (r["seed"] == seed and r["rand"] == "none") else f" (seed {r['seed']}, {r['rand']})"
+        print(f"{r['label']:>16} {r['scheme']:>10} fold {r['fold']}{what}: RMSE {met['rmse']:.3f}  PCC "
+              f"{met['pcc']:.3f}  per-drug PCC {met['pcc_per_drug']:.3f}  normalised PCC "
+              f"{met['pcc_norm']:.3f}  ({out['seconds']:.0f} s)", flush=True)
     df = pd.read_csv(results_path)
     write_summary(df, os.path.join(out_dir, "summary.md"))
     return df
+
+
+def _fit_task(dataset, runner: Callable, split, opts: Dict, run_dir: str, run_seed: int, rand: str,
+              rand_seed: int) -> Dict:
+    """One row's training (run by any executor): the test predictions, seconds and budget."""
+    from csg2a_graph.train.randomize import randomized
+
+    data = _randomized_cached(dataset, rand, rand_seed, randomized)
+    t0 = time.perf_counter()
+    pred = runner(data, split, opts, run_dir, run_seed).reshape(-1).detach().cpu()
+    secs = time.perf_counter() - t0
+    return {"pred": pred.numpy(), "seconds": secs, "budget": budget(run_dir, split["train"].numel(), opts)}
+
+
+_RANDOMIZED: Dict[tuple, object] = {}
+
+
+def _randomized_cached(dataset, rand: str, rand_seed: int, make):
+    """The randomised view of a worker's dataset, made once per (mode, seed) and kept until another is asked."""
+    if rand == "none":
+        return dataset
+    key = (id(dataset), rand, rand_seed)
+    if key not in _RANDOMIZED:
+        _RANDOMIZED.clear()
+        _RANDOMIZED[key] = make(dataset, rand, seed=rand_seed)
+    return _RANDOMIZED[key]
+
+
+def _tune_task(dataset, runner: Callable, runner_name: str, split, opts: Dict, n_trials: int, seed: int,
+               run_dir: str) -> tuple:
+    return tune_model(runner, runner_name, dataset, split, opts, n_trials, seed, run_dir)
+
+
+def _read_tuned(run_dir: str) -> Optional[tuple]:
+    path = os.path.join(run_dir, "tune", "tuned.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        d = json.load(f)
+    return d["options"], d["info"]
+
+
+def _write_tuned(run_dir: str, options: Dict, info: Dict) -> None:
+    """The tuned options of a (model, fold), so a continued run does not tune again."""
+    from csg2a_graph.io.files import atomic_write_text
+
+    os.makedirs(os.path.join(run_dir, "tune"), exist_ok=True)
+    atomic_write_text(os.path.join(run_dir, "tune", "tuned.json"),
+                      json.dumps({"options": options, "info": info}, indent=1, sort_keys=True, default=str))
 
 
 def _append(path: str, row: Dict, columns: Sequence[str] = RESULT_COLUMNS) -> None:

@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 PRETRAIN_KEYS = ("hidden_channels", "score", "reduce", "use_prior", "attention", "drug_encoder",
                  "drug_encoder_kwargs", "drug_weights", "cond_hidden", "dropout", "bias", "embedding_norm", "variant",
-                 "cond_block", "norm_bias", "init", "dose_time_bias")
+                 "cond_block", "norm_bias", "init", "dose_time_bias", "residual")
 FINETUNE_KEYS = ("scaling", "freeze", "frozen_mode", "proj_channels", "dropout", "fill_value", "input_norm",
                  "standardize_target", "basal_input", "scale_init")
 

