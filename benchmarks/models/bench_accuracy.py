@@ -152,18 +152,21 @@ def transfer_run(args):
     train = {"epochs": args.epochs, "patience": 20, "progress": False}
     opts = {"additive": {}, "rf": {"n_estimators": args.rf_trees, "max_features": args.rf_max_features,
                                    "max_samples": args.rf_max_samples, "n_jobs": -1}}
+    from bench_pretraining import SETTINGS  # labelled pretraining settings (e.g. improved-residual) and their variant
+
     for v in args.variants:
+        base = SETTINGS[v][0] if v in SETTINGS else v
         ckpt = Path(args.pretrained_dir) / f"{v}_fold0" / "model.pt"
         if not ckpt.exists():
             raise SystemExit(f"no pretrained {v} network at {ckpt}: run bench_pretraining.py first")
         opts[f"{v} pretrained+frozen"] = {"runner": "csg2a", "train": train, "pretrained": str(ckpt)}
         opts[f"{v} pretrained+unfrozen"] = {"runner": "csg2a", "train": train, "pretrained": str(ckpt),
                                             "freeze": False}
-        if FINETUNE_VARIANTS[v]["frozen_mode"] == "train":
+        if FINETUNE_VARIANTS[base]["frozen_mode"] == "train":
             # the frozen part in eval mode (its condition cached) instead of the released training mode
             opts[f"{v} pretrained+frozen-eval"] = {"runner": "csg2a", "train": train, "pretrained": str(ckpt),
                                                    "frozen_mode": "eval"}
-        opts[f"{v} scratch"] = {"runner": "csg2a", "train": train, "variant": v, "drug_encoder": "pretrained-gcn",
+        opts[f"{v} scratch"] = {"runner": "csg2a", "train": train, "variant": base, "drug_encoder": "pretrained-gcn",
                                 "drug_weights": str(WEIGHTS)}
         # the control of frozen-eval: the same network untrained, frozen in eval mode — do LINCS weights matter,
         # or only freezing?
@@ -461,7 +464,8 @@ def cli(argv=None):
     p.add_argument("--rf-max-features", type=float, default=1.0)
     p.add_argument("--rf-max-samples", type=float, default=None)
     p.add_argument("--pretrained", default=None, help="main: a pretrained CSG2A checkpoint (default: pretrain one)")
-    p.add_argument("--variants", nargs="+", default=["released", "improved"], help="transfer: CSG2A variants")
+    p.add_argument("--variants", nargs="+", default=["released", "improved"],
+                   help="transfer: CSG2A variants or bench_pretraining's labelled settings (improved-residual...)")
     p.add_argument("--pretrained-dir", default="runs/pre", help="transfer: bench_pretraining.py's --out")
     p.add_argument("--models", nargs="+", default=None,
                    help="transfer: run only these labels (e.g. 'released scratch'); default all")

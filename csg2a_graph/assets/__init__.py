@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 from typing import Dict
+from csg2a_graph.errors import InputKeyError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 _CHECKED: Dict[str, str] = {}
@@ -30,7 +31,7 @@ def asset(name: str) -> str:
     """The path of a shipped asset, its sha256 checked against ``MANIFEST.json`` (once per process)."""
     m = manifest()
     if name not in m:
-        raise KeyError(f"no shipped asset {name!r}; there are {sorted(m)}")
+        raise InputKeyError(f"no shipped asset {name!r}; there are {sorted(m)}")
     path = os.path.join(HERE, name)
     if not os.path.exists(path):
         raise FileNotFoundError(f"the shipped asset {name} is missing from {HERE}: reinstall csg2a-graph")

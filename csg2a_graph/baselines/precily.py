@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from csg2a_graph.baselines.deep import register_deep
+from csg2a_graph.errors import InputKeyError
 from csg2a_graph.nn.models.base import ResponseModel, register_model
 
 
@@ -156,7 +157,7 @@ class Precily(ResponseModel):
                 time: Optional[Tensor] = None) -> Tensor:
         idx = torch.tensor([self.smiles_index.get(s, -1) for s in drug_graph.smiles], device=expr.device)
         if (idx < 0).any():
-            raise KeyError("a drug unknown to this Precily model (its descriptors are fitted on the training "
+            raise InputKeyError("a drug unknown to this Precily model (its descriptors are fitted on the training "
                            "dataset's drugs)")
         d = self.descriptors[idx][drug_index]
         x = torch.cat([self.pathway_scores(expr), d], dim=1)

@@ -7,10 +7,12 @@ import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
+from csg2a_graph.errors import Csg2aError
+
 logger = logging.getLogger("csg2a_graph.cli")
 
 
-class CLIError(Exception):
+class CLIError(Csg2aError):
     """Bad input: reported in one line, exit status 2."""
 
 

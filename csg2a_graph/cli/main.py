@@ -23,6 +23,7 @@ from csg2a_graph.cli.explain import ExplainSubcommand
 from csg2a_graph.cli.predict import PredictSubcommand
 from csg2a_graph.cli.quickstart import QuickstartSubcommand
 from csg2a_graph.cli.train import CVSubcommand, FinetuneSubcommand, PretrainSubcommand, ReportSubcommand
+from csg2a_graph.errors import Csg2aError
 
 SUBCOMMANDS = [DataSubcommand, PretrainSubcommand, FinetuneSubcommand, CVSubcommand, ReportSubcommand, PredictSubcommand,
                QuickstartSubcommand, ExplainSubcommand, AnalyzeSubcommand]
@@ -115,7 +116,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             hint = f"; run the same command again to continue from {out} (finished epochs and folds are kept)"
         print(f"csg2a: interrupted{hint}", file=sys.stderr)
         return 130
-    except (CLIError, OSError, ValueError, TypeError, IndexError, RuntimeError, KeyError, ImportError) as e:
+    except Exception as e:  # noqa: BLE001 - sorted below: the user's problem in one line, a bug with its traceback
+        if not _users_problem(e):
+            import traceback
+
+            traceback.print_exc()
+            print(f"csg2a: internal error ({type(e).__name__}): this looks like a bug in csg2a-graph, not in your "
+                  "input; please report it with the command and the traceback above", file=sys.stderr)
+            return 1
         # one line with the cause (a PermissionError names the path); -v shows the traceback
         if getattr(args, "verbose", 0):
             import traceback
@@ -127,6 +135,15 @@ def main(argv: Optional[List[str]] = None) -> int:
             msg = f"permission denied: {e.filename or msg} (is the root read-only? choose a writable --root)"
         print(f"csg2a: error: {msg}", file=sys.stderr)
         return 2
+
+
+def _users_problem(e: BaseException) -> bool:
+    """Whether ``e`` describes the user's input or machine (one line, exit 2) rather than a bug: our own error
+    types, bad values and files (``ValueError``, ``OSError``), a missing optional package, running out of memory.
+    A plain ``TypeError``, ``KeyError``, ``IndexError`` or ``RuntimeError`` from inside is a bug."""
+    import torch
+
+    return isinstance(e, (Csg2aError, CLIError, OSError, ValueError, ImportError, torch.OutOfMemoryError))
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m csg2a_graph.cli.main (torchrun)

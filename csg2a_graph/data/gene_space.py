@@ -12,6 +12,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from csg2a_graph.errors import InputKeyError
+
 logger = logging.getLogger(__name__)
 
 _ID_MAP_ALIAS_COLUMNS = ("entrez_id", "symbol_lincs2020", "symbol_gse92742", "affy_probe_id", "ensembl_id")
@@ -266,7 +268,7 @@ class GeneSpace:
             else:
                 out.append(self.index[g])
         if bad and strict:
-            raise KeyError(f"{len(bad)} gene(s) not in the gene space: {bad[:10]}")
+            raise InputKeyError(f"{len(bad)} gene(s) not in the gene space: {bad[:10]}")
         return torch.tensor(out, dtype=torch.long)
 
     def subset(self, genes: Iterable[str]) -> "GeneSpace":

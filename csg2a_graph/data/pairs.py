@@ -28,6 +28,7 @@ from torch_geometric.data import Batch, Data, Dataset
 from csg2a_graph.data.gene_space import GeneSpace
 from csg2a_graph.data.molecules import MoleculeStore, compound_groups
 from csg2a_graph.data.splits import canonical_scheme, make_split
+from csg2a_graph.errors import InputIndexError, InputTypeError
 
 logger = logging.getLogger(__name__)
 
@@ -195,10 +196,10 @@ def as_pair_index(index, num_pairs: int) -> Tensor:
             raise ValueError(f"a boolean mask must have one entry per pair ({num_pairs}), got {t.numel()}")
         return t.nonzero().view(-1)
     if t.is_floating_point() or t.is_complex():
-        raise TypeError(f"pair indices must be integers or a boolean mask, got dtype {t.dtype}")
+        raise InputTypeError(f"pair indices must be integers or a boolean mask, got dtype {t.dtype}")
     t = t.long()
     if t.numel() and (int(t.min()) < 0 or int(t.max()) >= num_pairs):
-        raise IndexError(f"pair indices must lie in [0, {num_pairs}), got min {int(t.min())}, max {int(t.max())}")
+        raise InputIndexError(f"pair indices must lie in [0, {num_pairs}), got min {int(t.min())}, max {int(t.max())}")
     return t
 
 

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from csg2a_graph.data.gene_space import GeneSpace
+from csg2a_graph.errors import InputError, InputTypeError
 from csg2a_graph.io.files import sha256
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ def check_min_score(min_score: Any) -> Any:
     import numbers
 
     if isinstance(min_score, bool) or not isinstance(min_score, numbers.Real) or min_score != min_score:
-        raise TypeError(f"min_score must be a number in [0, 1000], got {min_score!r}")
+        raise InputTypeError(f"min_score must be a number in [0, 1000], got {min_score!r}")
     if not 0 <= float(min_score) <= 1000:
         raise ValueError(f"min_score must be in [0, 1000] (STRING combined scores; 0.9 is 900), got {min_score}")
     return min_score
@@ -201,7 +202,7 @@ def batched_prior(edge_index: Tensor, edge_weight: Optional[Tensor], batch_size:
     return ei, None if edge_weight is None else edge_weight.repeat(batch_size)
 
 
-class EmptyPriorError(ValueError):
+class EmptyPriorError(InputError):
     """A prior that joins no two genes of the gene space (a wrong file, or a gene space it does not cover)."""
 
 

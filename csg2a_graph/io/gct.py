@@ -22,6 +22,8 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 
+from csg2a_graph.errors import InputIndexError, InputKeyError, InputTypeError
+
 MISSING = ("-666", "-666.0", "-666.000000")
 PathLike = Union[str, Path]
 
@@ -128,7 +130,7 @@ def _positions(ids: Sequence[str], wanted: Optional[Iterable[str]], what: str) -
     wanted = list(wanted)
     missing = [w for w in wanted if w not in pos]
     if missing:
-        raise KeyError(f"{len(missing)} {what} id(s) not in the file: {missing[:5]}")
+        raise InputKeyError(f"{len(missing)} {what} id(s) not in the file: {missing[:5]}")
     return np.array([pos[w] for w in wanted], dtype=np.int64)
 
 
@@ -173,10 +175,10 @@ def _open_h5(path):
 def _check_index(idx, n: int, what: str, path) -> np.ndarray:
     a = np.asarray(idx)
     if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
-        raise TypeError(f"{what} must be a 1-D sequence of integer positions, got {a.dtype} of shape {a.shape}")
+        raise InputTypeError(f"{what} must be a 1-D sequence of integer positions, got {a.dtype} of shape {a.shape}")
     a = a.astype(np.int64)
     if a.size and (a.min() < 0 or a.max() >= n):
-        raise IndexError(f"{what} must lie in [0, {n}) for {path}; got min {int(a.min())}, max {int(a.max())}")
+        raise InputIndexError(f"{what} must lie in [0, {n}) for {path}; got min {int(a.min())}, max {int(a.max())}")
     return a
 
 

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
 from csg2a_graph.data.prior import batched_prior
+from csg2a_graph.errors import InputTypeError
 from csg2a_graph.ops._checks import check_finite
 from csg2a_graph.ops.attention import choose_impl, csg2a_attention, triton_usable
 from csg2a_graph.ops.attention_map import _softmax_lse
@@ -201,9 +202,9 @@ class CSG2AConv(MessagePassing):
         N = self.num_genes
         dense = isinstance(x, Tensor) and x.dim() == 3
         if not isinstance(x, Tensor) or not x.is_floating_point():
-            raise TypeError(f"x must be a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+            raise InputTypeError(f"x must be a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
         if x.dtype != self.w_gene.dtype and not torch.is_autocast_enabled(x.device.type):  # autocast casts itself
-            raise TypeError(f"x is {x.dtype} but the layer's parameters are {self.w_gene.dtype}; "
+            raise InputTypeError(f"x is {x.dtype} but the layer's parameters are {self.w_gene.dtype}; "
                             f"cast one of them (x.to({self.w_gene.dtype}) or conv.to({x.dtype}))")
         if x.dim() == 2 and self.in_channels == 1 and x.size(1) == N and N > 1:
             x = x.unsqueeze(-1)  # [B, N]: one channel per gene, read as dense [B, N, 1]

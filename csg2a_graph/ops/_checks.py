@@ -7,6 +7,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from csg2a_graph.errors import InputTypeError
 from csg2a_graph.typing import REDUCES, SCORES, SUPPORTS, Edges, check_choice
 
 
@@ -21,7 +22,7 @@ def as_edges(prior, num_genes: int, device=None, dtype=None) -> Optional[Edges]:
         return None
     if isinstance(prior, Tensor):
         if not prior.is_sparse and prior.layout not in (torch.sparse_csr, torch.sparse_coo):
-            raise TypeError("a tensor prior must be a torch sparse [N, N] tensor; pass (edge_index, edge_weight) "
+            raise InputTypeError("a tensor prior must be a torch sparse [N, N] tensor; pass (edge_index, edge_weight) "
                             "for an edge list")
         if tuple(prior.shape) != (num_genes, num_genes):
             raise ValueError(f"prior is {tuple(prior.shape)} but q has N={num_genes} genes")
@@ -33,7 +34,7 @@ def as_edges(prior, num_genes: int, device=None, dtype=None) -> Optional[Edges]:
         try:
             edge_index, edge_weight = prior
         except (TypeError, ValueError):
-            raise TypeError("prior must be (edge_index, edge_weight), a torch sparse tensor or None") from None
+            raise InputTypeError("prior must be (edge_index, edge_weight), a torch sparse tensor or None") from None
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
         raise ValueError(f"edge_index must be [2, E], got {tuple(edge_index.shape)}")
     edge_index = edge_index.long()

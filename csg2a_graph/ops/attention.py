@@ -6,6 +6,7 @@ from typing import Optional
 
 from torch import Tensor
 
+from csg2a_graph.errors import EnvironmentProblem
 from csg2a_graph.ops._checks import as_edges, check_inputs, default_scale, restore
 from csg2a_graph.ops.factorized import factorized_linear
 from csg2a_graph.ops.reference import chunked_dense, dense_reference, edgewise
@@ -40,7 +41,7 @@ def _check_impl(impl: str, score: str, support: str, q: Tensor) -> None:
                              "the layer weights: use CSG2AConv or ops.triton.fused_linear_attention; "
                              "impl='factorized' is exact and as fast given q")
         if not triton_usable(q):
-            raise RuntimeError("impl='triton' needs Triton and a CUDA tensor (or TRITON_INTERPRET=1 set before "
+            raise EnvironmentProblem("impl='triton' needs Triton and a CUDA tensor (or TRITON_INTERPRET=1 set before "
                                "import, for CPU tests)" + ("" if WITH_TRITON else "; Triton is not installed: "
                                                           "pip install 'csg2a-graph[triton]'"))
 

@@ -6,6 +6,7 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from csg2a_graph.errors import EnvironmentProblem
 from csg2a_graph.ops._checks import as_edges, check_finite, default_scale
 from csg2a_graph.ops.attention import triton_usable
 from csg2a_graph.ops.reference import dense_prior, dense_scores, edge_scores
@@ -114,7 +115,7 @@ def attention_map(q: Tensor, prior: Prior = None, *, score: str = "linear", supp
 
     use_triton = (impl == "triton") or (impl is None and q.is_cuda and triton_usable(q))
     if use_triton and not triton_usable(q):
-        raise RuntimeError("impl='triton' needs Triton and a CUDA tensor (or TRITON_INTERPRET=1)")
+        raise EnvironmentProblem("impl='triton' needs Triton and a CUDA tensor (or TRITON_INTERPRET=1)")
     lse = _softmax_lse(q, s, block_size) if score == "softmax" else None
     chunks = []
     best_v = torch.empty(0, device=q.device)

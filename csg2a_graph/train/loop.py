@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from csg2a_graph._names import TRAIN_DEFAULTS
 from csg2a_graph.checkpoint import data_card, dataset_fingerprint, load_checkpoint, save_checkpoint
+from csg2a_graph.errors import Csg2aError
 from csg2a_graph.train.metrics import profile_metrics, regression_metrics
 from csg2a_graph.train.tables import append_row, write_rows
 
@@ -124,7 +125,7 @@ def cosine_then_hold(lr: float, min_lr: float, period: int):
     return factor
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(Csg2aError, RuntimeError):
     """The loss or a gradient became non-finite, or the error exploded: training stopped before the
     bad step was applied or checkpointed (``checkpoint.pt`` holds the last good epoch)."""
 

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from csg2a_graph.errors import InputKeyError, InputTypeError
+
 Embeddings = Union[str, os.PathLike, Mapping[str, Sequence[float]]]
 
 
@@ -69,7 +71,7 @@ def read_embeddings(source: Embeddings) -> Tuple[List[str], Tensor]:
     elif isinstance(source, Mapping):
         pairs = [(k, torch.as_tensor(v).reshape(-1).tolist()) for k, v in source.items()]
     else:
-        raise TypeError(f"embeddings must be a path or a mapping, got {type(source).__name__}")
+        raise InputTypeError(f"embeddings must be a path or a mapping, got {type(source).__name__}")
     if not pairs:
         raise ValueError(f"{name} holds no embedding")
     dims = {len(v) for _, v in pairs}
@@ -130,7 +132,7 @@ class PrecomputedEncoder(nn.Module):
                 missing.append(n or s)
             rows.append(i)
         if missing:
-            raise KeyError(f"no precomputed embedding for {len(missing)} compound(s): {missing[:5]}"
+            raise InputKeyError(f"no precomputed embedding for {len(missing)} compound(s): {missing[:5]}"
                            f"{' ...' if len(missing) > 5 else ''} (keys are canonical SMILES or names; "
                            f"{len(self.keys)} given)")
         return self.table[torch.tensor(rows, device=self.table.device)]

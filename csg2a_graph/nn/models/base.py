@@ -5,6 +5,7 @@ from typing import Any, Dict
 
 from torch import Tensor, nn
 
+from csg2a_graph.errors import InputTypeError
 from csg2a_graph.registry import MODELS, register_model  # the one registry (a leaf module)
 
 
@@ -56,7 +57,7 @@ class ResponseModel(nn.Module):
 
         model = load_model(path, map_location)
         if cls is not ResponseModel and not isinstance(model, cls):
-            raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
+            raise InputTypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
         return model
 
 

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
+from csg2a_graph.errors import InputKeyError, InputTypeError
 from csg2a_graph.nn.condition import ChemicalConditionEncoder
 from csg2a_graph.nn.conv import CSG2AConv
 from csg2a_graph.nn.models.base import ResponseModel, register_model
@@ -275,7 +276,7 @@ class CSG2A(ResponseModel):
         sd = dict(state_dict)
         mapped, rest, missing = _split_released(sd, _RELEASED_NET_KEYS)
         if missing:
-            raise KeyError(f"the state dict lacks released keys {missing}")
+            raise InputKeyError(f"the state dict lacks released keys {missing}")
         w = sd["w_gex"]
         N, h = w.shape
         genes = _genes(genes)
@@ -289,7 +290,7 @@ class CSG2A(ResponseModel):
                 raise ValueError(f"prior=None needs exactly one [N, N] buffer in the state dict, found {dense}")
             prior = other.pop(dense[0])
         if other:
-            raise KeyError(f"unknown keys in the released state dict: {sorted(other)[:10]}")
+            raise InputKeyError(f"unknown keys in the released state dict: {sorted(other)[:10]}")
         ei, ew = _dense_prior(prior, N, self_loops)
         kw = dict(drug_encoder_kwargs or {})
         net = cls(genes, hidden_channels=h, prior=(ei, ew), drug_encoder=drug_encoder, drug_encoder_kwargs=kw,
@@ -314,7 +315,7 @@ class CSG2A(ResponseModel):
                 drug_sd = {k: v for k, v in drug_sd.items() if not k.startswith("generator.")}
             if set(drug_sd) != drug_own:
                 extra, lack = sorted(set(drug_sd) - drug_own), sorted(drug_own - set(drug_sd))
-                raise KeyError(f"the state dict's drug-encoder keys do not fit the {drug_encoder} encoder: "
+                raise InputKeyError(f"the state dict's drug-encoder keys do not fit the {drug_encoder} encoder: "
                                f"unexpected {extra[:5]}, missing {lack[:5]}")
             mapped.update({f"cond.drug.{k}": v for k, v in drug_sd.items()})
         else:
@@ -484,7 +485,7 @@ class CSG2AFineTune(ResponseModel):
         """A fine-tuning model around a pretrained :class:`CSG2A` (a model or a checkpoint path)."""
         net = CSG2A.from_checkpoint(pretrained) if isinstance(pretrained, str) else pretrained
         if not isinstance(net, CSG2A):
-            raise TypeError(f"expected a CSG2A pretraining network, got {type(net).__name__}")
+            raise InputTypeError(f"expected a CSG2A pretraining network, got {type(net).__name__}")
         model = cls(net.hparams, **kwargs)
         model.pretrained.load_state_dict(net.state_dict())
         return model
@@ -502,16 +503,16 @@ class CSG2AFineTune(ResponseModel):
         sd = dict(state_dict)
         net_sd = {k[len("CSG2A."):]: v for k, v in sd.items() if k.startswith("CSG2A.")}
         if not net_sd:
-            raise KeyError("no 'CSG2A.*' keys: not a released fine-tuning state dict (a pretraining network "
+            raise InputKeyError("no 'CSG2A.*' keys: not a released fine-tuning state dict (a pretraining network "
                            "loads with CSG2A.from_released)")
         net = CSG2A.from_released(net_sd, genes, prior, drug_encoder, drug_encoder_kwargs, variant, self_loops,
                                   dropout)
         mapped, rest, missing = _split_released({k: v for k, v in sd.items() if not k.startswith("CSG2A.")},
                                                 _RELEASED_FT_KEYS)
         if missing:
-            raise KeyError(f"the state dict lacks released keys {missing[:10]}")
+            raise InputKeyError(f"the state dict lacks released keys {missing[:10]}")
         if rest:
-            raise KeyError(f"unknown keys in the released state dict: {sorted(rest)[:10]}")
+            raise InputKeyError(f"unknown keys in the released state dict: {sorted(rest)[:10]}")
         proj = int(sd["bgex_proj.0.weight"].shape[0])
         model = cls.from_pretrained(net, variant=variant, freeze=freeze, proj_channels=proj, dropout=dropout,
                                     scaling="scalar")

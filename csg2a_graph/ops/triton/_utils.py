@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from csg2a_graph.errors import EnvironmentProblem
+
 # score -> constexpr id used inside kernels
 SCORE_ID = {"linear": 0, "softmax": 1, "sigmoid": 2}
 
@@ -72,7 +74,7 @@ def launch(kernel, grid, *args, stages: int, **kwargs):
             return kernel[grid](*args, num_stages=s, **kwargs)
         except OutOfResources as e:
             last = e
-    raise RuntimeError(f"{getattr(kernel, '__name__', 'the Triton kernel')} needs more shared memory than this GPU "
+    raise EnvironmentProblem(f"{getattr(kernel, '__name__', 'the Triton kernel')} needs more shared memory than this GPU "
                        f"has even with one pipeline stage ({last}); tiles "
                        f"{ {k: v for k, v in kwargs.items() if k.startswith('BLOCK')} }: use bf16 inputs or "
                        "impl='expanded'") from last
