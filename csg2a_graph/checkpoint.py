@@ -1,5 +1,6 @@
 """Checkpoints that rebuild their model: weights, optimiser, scheduler, epoch, hyperparameters, gene
-space, dataset fingerprint, split and package version, all loadable with ``torch.load(weights_only=True)``."""
+space, dataset fingerprint, split and package version, all loadable with ``torch.load(weights_only=True)``.
+"""
 from __future__ import annotations
 
 import os
@@ -34,7 +35,8 @@ def dataset_fingerprint(dataset) -> Dict[str, Any]:
 def data_card(dataset) -> Dict[str, Any]:
     """What a prediction needs to know of the training data: the target (name, direction, dataset) and
     the expression normalisation (per-gene median and scale), so that new expression is put on the
-    training scale and outputs say what they are."""
+    training scale and outputs say what they are.
+    """
     stats = getattr(dataset, "expression_stats", None)
     return {"target": {"name": getattr(dataset, "y_name", "response"), "unit": getattr(dataset, "y_unit", None),
                        "direction": getattr(dataset, "y_direction", None),

@@ -1,15 +1,15 @@
 """The one registry of models and cross-validation runners, by name.
 
 A leaf module (it imports nothing of the package), so every model and runner registers here without an
-import cycle: model classes with :func:`register_model`, runners with :func:`register_runner`.
-:func:`load_builtin` imports the modules where the package's own models and runners live — the list
+import cycle: model classes with ``register_model()``, runners with ``register_runner()``.
+``load_builtin()`` imports the modules where the package's own models and runners live — the list
 below is the one place that says where each lives:
 
-- models ``csg2a-pretrain``, ``csg2a``: :mod:`csg2a_graph.nn.models.csg2a`;
-- runner ``csg2a``: :mod:`csg2a_graph.train.runners`;
-- runners ``rf``, ``svm``, ``svm-exact``: :mod:`csg2a_graph.baselines.classical`; the naive means:
-  :mod:`csg2a_graph.baselines.naive`; the deep baselines (model and runner): their modules in
-  :mod:`csg2a_graph.baselines`.
+- models ``csg2a-pretrain``, ``csg2a``: ``csg2a_graph.nn.models.csg2a``;
+- runner ``csg2a``: ``csg2a_graph.train.runners``;
+- runners ``rf``, ``svm``, ``svm-exact``: ``csg2a_graph.baselines.classical``; the naive means:
+  ``csg2a_graph.baselines.naive``; the deep baselines (model and runner): their modules in
+  ``csg2a_graph.baselines``.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def register_runner(name: str) -> Callable:
 
 
 def load_builtin() -> None:
-    """Import the modules of the package's models and runners (:data:`BUILTIN_MODULES`), once."""
+    """Import the modules of the package's models and runners (``BUILTIN_MODULES``), once."""
     for mod in BUILTIN_MODULES:
         importlib.import_module(mod)
 

@@ -1,5 +1,6 @@
 """Test helpers shared by the test suite (and useful to users testing their own models on this package):
-skip decorators for missing hardware or packages, and a dtype-aware ``assert_close``."""
+skip decorators for missing hardware or packages, and a dtype-aware ``assert_close``.
+"""
 from __future__ import annotations
 
 import importlib.util
@@ -57,7 +58,8 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, dtype=None, msg=None, **kw) -> None:
     """``torch.testing.assert_close`` with tolerances picked by ``dtype`` (default: ``actual``'s),
-    comparing in float32 so a bf16 result can be checked against an fp32 reference."""
+    comparing in float32 so a bf16 result can be checked against an fp32 reference.
+    """
     rtol, atol = TOLERANCES.get(dtype or actual.dtype, (1e-4, 1e-5))
     kw.setdefault("rtol", rtol)
     kw.setdefault("atol", atol)

@@ -1,5 +1,6 @@
 """The package's vocabulary: the one prior type alias, the names of the layer's options, one
-choice-checking helper, and optional-dependency flags (tried once, at import)."""
+choice-checking helper, and optional-dependency flags (tried once, at import).
+"""
 from __future__ import annotations
 
 import importlib.util

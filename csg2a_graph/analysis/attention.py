@@ -1,11 +1,11 @@
 """Attention maps and mechanisms of action (paper 4.3, C.3, Fig. 3/6, Tables 4-5).
 
-* :func:`moa_correlation`: per-drug mean attention maps correlate more within a mechanism group
+* ``moa_correlation()``: per-drug mean attention maps correlate more within a mechanism group
   than across groups? (the paper: 0.338 within vs 0.169 across). Groups are Drug Repurposing Hub
   MoA strings of the GDSC drugs (``gdsc_drug_moa_rephub.csv``; a drug with several MoAs belongs
   to each; two drugs are "within" when they share one) or GDSC's target pathway.
-* :func:`attention_enrichment`: genes of a drug's top-k attended pairs against WikiPathways.
-* :func:`deg_enrichment`: predicted perturbed expression of a drug's low- vs high-IC50 pairs
+* ``attention_enrichment()``: genes of a drug's top-k attended pairs against WikiPathways.
+* ``deg_enrichment()``: predicted perturbed expression of a drug's low- vs high-IC50 pairs
   -> differential genes -> enrichment of the over-expressed and the suppressed sets.
 """
 from __future__ import annotations
@@ -21,7 +21,8 @@ from csg2a_graph.analysis.enrich import enrich
 
 def moa_groups(dataset, moa_file: str, column: str = "rephub_moa") -> Dict[int, Set[str]]:
     """``drug id -> set of MoA labels`` for the dataset's drugs found in ``moa_file`` (matched by
-    normalised name; ``column`` ``rephub_moa`` or ``gdsc_target_pathway``; ``|`` separates several)."""
+    normalised name; ``column`` ``rephub_moa`` or ``gdsc_target_pathway``; ``|`` separates several).
+    """
     import pandas as pd
 
     from csg2a_graph.data.names import normalize_drug_name
@@ -85,7 +86,8 @@ def moa_correlation(maps: Dict[int, torch.Tensor], groups: Dict[int, Set[str]], 
 def case_correlations(maps: Dict[int, torch.Tensor], dataset, drugs: Sequence[str] = ("Fulvestrant", "Tamoxifen", "5-Fluorouracil"),
                       center_on: Optional[Dict[int, torch.Tensor]] = None):
     """Correlation matrix of the named drugs' maps (the paper's Fig. 3 case), raw and centred on the
-    mean map of ``center_on`` (default: all ``maps``)."""
+    mean map of ``center_on`` (default: all ``maps``).
+    """
     import pandas as pd
 
     from csg2a_graph.analysis.common import find_drug
@@ -110,7 +112,8 @@ def case_correlations(maps: Dict[int, torch.Tensor], dataset, drugs: Sequence[st
 def attention_enrichment(attention: torch.Tensor, genes: Sequence[str], gene_sets, k: int = 1000,
                          background: Optional[Sequence[str]] = None):
     """Genes of the ``k`` pairs of largest ``|S_ij|`` (paper A.6) -> over-representation (background:
-    the map's genes). Returns ``(enrichment table, gene list)``."""
+    the map's genes). Returns ``(enrichment table, gene list)``.
+    """
     from csg2a_graph.explain.attention import top_gene_pairs
 
     top = top_gene_pairs(attention, genes, k)
@@ -123,7 +126,8 @@ def deg_enrichment(perturbed: torch.Tensor, y: torch.Tensor, genes: Sequence[str
     """Predicted perturbed profiles ``[P, n]`` of one drug's pairs, split at the median ln IC50 into
     low (sensitive) and high groups: Welch's t per gene, BH; genes higher in the low-IC50 group
     (``adj p < alpha``, at most ``max_genes`` by t) are *over-expressed*, lower are *suppressed*;
-    each set is tested for enrichment against ``background`` (default ``genes``). Returns a dict of tables."""
+    each set is tested for enrichment against ``background`` (default ``genes``). Returns a dict of tables.
+    """
     import pandas as pd
     from scipy.stats import ttest_ind
 

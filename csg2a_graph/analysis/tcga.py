@@ -20,7 +20,7 @@ def tcga_ttests(tcga, predictions: Dict[str, Tensor], min_group: int = 10, direc
     """One row per (model, drug with > ``min_group`` patients in both groups).
 
     Args:
-        tcga: the :class:`~csg2a_graph.datasets.TCGA` dataset (``y = 1`` responder).
+        tcga: the ``TCGA`` dataset (``y = 1`` responder).
         predictions: ``model label -> [num_pairs]`` predicted ln IC50 for every TCGA pair.
         direction: per label, ``"higher_is_sensitive"`` to negate that model's predictions.
     """

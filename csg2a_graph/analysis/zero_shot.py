@@ -21,7 +21,8 @@ def perturbation_distance(model, dataset, index=None, batch_size: int = 512, fil
     """``||ĝ - g0||`` per pair over the dataset's measured genes, with the pretraining network ``model``.
 
     The dataset's genes are placed into the network's gene space (absent genes take ``fill_value``,
-    the population median after robust z, as in fine-tuning)."""
+    the population median after robust z, as in fine-tuning).
+    """
     from csg2a_graph.data.pairs import as_pair_index
     from csg2a_graph.nn.models.csg2a import CSG2A
 

@@ -58,7 +58,7 @@ def gcn_weights() -> str:
 
 
 def lincs_plate() -> Dict[str, object]:
-    """Keyword arguments of :class:`~csg2a_graph.datasets.LINCSL1000` for the shipped level-3 plate:
+    """Keyword arguments of ``LINCSL1000`` for the shipped level-3 plate:
     ``LINCSL1000(root, level=3, **lincs_plate())`` (322 treated wells paired with the plate's DMSO basal)."""
     return {"expression_files": [asset("lincs_ljp005_a375_24h_level3.gct.gz")],
             "smiles_file": asset("lincs_ljp005_compounds.csv"), "prior": string_prior()}

@@ -1,10 +1,10 @@
-"""Comparison baselines on one harness: every one is a runner of :func:`csg2a_graph.train.cross_validate`
-(same folds, same metrics, same ``csg2a cv --models``), the deep ones also :class:`ResponseModel`s
-registered by name (``build_model``) and trained by the package's :class:`Trainer`.
+"""Comparison baselines on one harness: every one is a runner of ``csg2a_graph.train.cross_validate()``
+(same folds, same metrics, same ``csg2a cv --models``), the deep ones also ``ResponseModel``s
+registered by name (``build_model``) and trained by the package's ``Trainer``.
 
 - naive: ``global-mean``, ``drug-mean``, ``cell-mean``, ``additive``, ``tissue-mean``;
 - classical: ``rf``, ``svm`` (Nyström RBF SVR), ``svm-exact`` (libsvm on a subsample);
-- deep (:mod:`csg2a_graph.baselines.deep`): ``graphdrp`` (GraphDRP), ``deeptta`` (DeepTTA), ``pathdnn``
+- deep (``csg2a_graph.baselines.deep``): ``graphdrp`` (GraphDRP), ``deeptta`` (DeepTTA), ``pathdnn``
   (PathDNN; options ``pathways_file``, ``targets_file``), ``precily`` (Precily; ``pathways_file``),
   ``drpreter`` (DRPreter; ``pathways_file``, ``edges_file``), ``deepcovdr`` (DeepCoVDR), and the gene-graph
   family ``gene-gcn``, ``gene-gat``, ``gene-gin``, ``gene-csg2a``, ``gene-csg2a+gcn``.

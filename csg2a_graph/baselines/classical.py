@@ -46,7 +46,8 @@ def pair_features(dataset, index: Tensor, radius: int = 2, n_bits: int = 2048) -
 def run_rf(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
     """Random forest on expression + Morgan fingerprints (scikit-learn). Options are
     ``RandomForestRegressor`` arguments; defaults follow ``docs/baselines.md`` (RF/SVM) (100 trees,
-    ``max_features=1.0``) except where given (benchmarks state what they change)."""
+    ``max_features=1.0``) except where given (benchmarks state what they change).
+    """
     from sklearn.ensemble import RandomForestRegressor
 
     opts = {"n_estimators": 100, "max_features": 1.0, "n_jobs": -1, **options}
@@ -62,7 +63,8 @@ def run_rf(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
 def run_gbm(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
     """Gradient boosting (``HistGradientBoostingRegressor``) on expression + Morgan fingerprints. Options are its
     arguments; defaults: 300 iterations, learning rate 0.1, 63 leaves, early stopping on 10 % of the training
-    pairs (sklearn's own validation split, seeded)."""
+    pairs (sklearn's own validation split, seeded).
+    """
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     opts = {"max_iter": 300, "learning_rate": 0.1, "max_leaf_nodes": 63, "early_stopping": True,
@@ -77,7 +79,8 @@ def run_gbm(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
 @register_runner("elastic-net")
 def run_elastic_net(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
     """Elastic net on standardised expression + Morgan fingerprints. Options are ``ElasticNet`` arguments;
-    defaults ``alpha=0.01``, ``l1_ratio=0.5``, ``max_iter=2000``."""
+    defaults ``alpha=0.01``, ``l1_ratio=0.5``, ``max_iter=2000``.
+    """
     from sklearn.linear_model import ElasticNet
 
     opts = {"alpha": 0.01, "l1_ratio": 0.5, "max_iter": 2000, **options}
@@ -107,7 +110,8 @@ def _scaled(model, scale: bool):
 def nystroem_svr(X: np.ndarray, y: np.ndarray, *, n_components: int = 2000, C: float = 1.0,
                  epsilon: float = 0.1, gamma=None, seed: int = 0, max_iter: int = 5000, scale: bool = True):
     """A fitted ``Nystroem(rbf) -> LinearSVR`` (the RBF SVR's loss on an explicit kernel map); with ``scale``
-    the features and the target are standardised first (``gamma="scale"`` then means ``1 / n_features``)."""
+    the features and the target are standardised first (``gamma="scale"`` then means ``1 / n_features``).
+    """
     from sklearn.kernel_approximation import Nystroem
     from sklearn.pipeline import make_pipeline
     from sklearn.svm import LinearSVR
@@ -127,7 +131,8 @@ def nystroem_svr(X: np.ndarray, y: np.ndarray, *, n_components: int = 2000, C: f
 @register_runner("svm")
 def run_svm(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
     """Nyström-approximated RBF SVR. Options: ``n_components`` (2000), ``C`` (1), ``epsilon`` (0.1),
-    ``gamma`` ("scale"), ``scale`` (True), ``max_train`` (None: all training pairs)."""
+    ``gamma`` ("scale"), ``scale`` (True), ``max_train`` (None: all training pairs).
+    """
     opts = {"n_components": 2000, "C": 1.0, "epsilon": 0.1, "gamma": None, "max_train": None, "scale": True,
             **options}
     tr = _limit(split["train"], opts.pop("max_train"), seed)
@@ -139,8 +144,9 @@ def run_svm(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
 
 @register_runner("svm-exact")
 def run_svm_exact(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
-    """libsvm RBF SVR on at most ``max_train`` (20,000) random training pairs; ``C``, ``epsilon``, ``gamma``,
-    ``scale`` (True: standardised features and target, as ``svm``)."""
+    """Libsvm RBF SVR on at most ``max_train`` (20,000) random training pairs; ``C``, ``epsilon``, ``gamma``,
+    ``scale`` (True: standardised features and target, as ``svm``).
+    """
     from sklearn.svm import SVR
 
     opts = {"C": 1.0, "epsilon": 0.1, "gamma": "scale", "max_train": 20000, "cache_size": 2000, "scale": True,

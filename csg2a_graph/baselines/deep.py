@@ -1,11 +1,11 @@
 """Deep baselines on the package's trainer: one runner per registered model name.
 
-A deep baseline is a :class:`~csg2a_graph.nn.models.ResponseModel` (``forward(expr, drug_graph,
-drug_index, dose, time) -> [B]``) registered with :func:`register_model`. :func:`register_deep` makes
-it a :func:`cross_validate` runner too: the model is built with ``build_model(name, genes=dataset genes,
-prior=dataset prior when the model takes one, **model options)`` and trained by :class:`Trainer` on the
+A deep baseline is a ``ResponseModel`` (``forward(expr, drug_graph,
+drug_index, dose, time) -> [B]``) registered with ``register_model()``. ``register_deep()`` makes
+it a ``cross_validate()`` runner too: the model is built with ``build_model(name, genes=dataset genes,
+prior=dataset prior when the model takes one, **model options)`` and trained by ``Trainer`` on the
 fold (best validation MSE kept, early stopping, checkpoints that resume). Runner options: the model's
-constructor arguments plus ``train`` (a dict of :class:`~csg2a_graph.train.TrainConfig` fields; each
+constructor arguments plus ``train`` (a dict of ``TrainConfig`` fields; each
 model's defaults follow its paper, see ``DEFAULT_TRAIN``).
 """
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """DeepCoVDR (Huang et al., Bioinformatics 2023), its GDSC stage: a chemprop D-MPNN feeding a graph
-transformer and a drug/cell cross-attention transformer. Written from ``docs/baselines.md`` (DeepCoVDR)."""
+transformer and a drug/cell cross-attention transformer. Written from ``docs/baselines.md`` (DeepCoVDR).
+"""
 from __future__ import annotations
 
 import math
@@ -25,7 +26,8 @@ def _oh(value, choices) -> List[float]:
 
 class BondGraph(Data):
     """A molecule with directed bonds; ``rev`` (each bond's reverse) is shifted like ``edge_index`` rows
-    when graphs are batched."""
+    when graphs are batched.
+    """
 
     def __inc__(self, key, value, *args, **kwargs):
         if key == "rev":
@@ -34,9 +36,10 @@ class BondGraph(Data):
 
 
 def chemprop_graph(smiles: str) -> Data:
-    """chemprop v1 features: atoms 133 (atomic number 1..100, degree 0..5, formal charge, chiral tag, total Hs
+    """Chemprop v1 features: atoms 133 (atomic number 1..100, degree 0..5, formal charge, chiral tag, total Hs
     0..4, hybridisation, aromatic, mass/100), directed bonds 14 (none, single, double, triple, aromatic,
-    conjugated, ring, stereo 0..5); ``rev`` maps each directed bond to its reverse."""
+    conjugated, ring, stereo 0..5); ``rev`` maps each directed bond to its reverse.
+    """
     from rdkit import Chem
 
     from csg2a_graph.data.molecules import parse_smiles
@@ -94,7 +97,8 @@ class DMPNN(nn.Module):
 class BertLayer(nn.Module):
     """Post-LN BERT layer (8 heads of 16, attention dropout 0.1, FFN 512, ReLU); with ``cross=True`` two
     streams as DeepCoVDR: ctx0 = softmax(Q_C K_D) V_D updates the drug stream, ctx1 = softmax(Q_D K_C) V_C the
-    cell stream, output Dense / LayerNorm / FFN shared by both streams."""
+    cell stream, output Dense / LayerNorm / FFN shared by both streams.
+    """
 
     def __init__(self, d: int = 128, heads: int = 8, ffn: int = 512, dropout: float = 0.1, cross: bool = False):
         super().__init__()

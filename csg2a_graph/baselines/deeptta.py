@@ -1,5 +1,6 @@
 """DeepTTA (Jiang et al., Briefings in Bioinformatics 2022): a transformer over the drug's ESPF
-substructure tokens and an MLP over the cell's expression. Written from ``docs/baselines.md`` (DeepTTA)."""
+substructure tokens and an MLP over the cell's expression. Written from ``docs/baselines.md`` (DeepTTA).
+"""
 from __future__ import annotations
 
 import os
@@ -25,7 +26,8 @@ DEEPPURPOSE_SDIST = ("DeepPurpose-0.1.5.tar.gz", "a912300c004954d3b8a32d8ca7cec1
 
 def find_espf(directory: Optional[str] = None, download: bool = True) -> str:
     """The folder with the two ESPF files (sha256-checked): ``directory``, ``$CSG2A_ESPF_DIR``, the user
-    cache, or extracted from the DeepPurpose 0.1.5 sdist fetched with pip from PyPI."""
+    cache, or extracted from the DeepPurpose 0.1.5 sdist fetched with pip from PyPI.
+    """
     from csg2a_graph.io.files import sha256
     from csg2a_graph.nn.encoders.pretrained_gcn import user_cache_dir
 
@@ -68,7 +70,8 @@ class ESPFTokenizer:
     """SMILES -> ``(ids [max_len], mask [max_len])`` with DeepTTA's rules: subword-nmt BPE with the ESPF
     codes, token id = row of the vocabulary table (2,586 tokens), truncation to ``max_len`` (50), padding
     with id 0 (which is also the real token "7"; the mask tells them apart); a sequence with any
-    out-of-vocabulary token becomes ``[0]`` as in the original (counted in ``oov``)."""
+    out-of-vocabulary token becomes ``[0]`` as in the original (counted in ``oov``).
+    """
 
     def __init__(self, directory: Optional[str] = None, max_len: int = 50):
         import codecs
@@ -100,7 +103,7 @@ class DeepTTA(ResponseModel):
     r"""DeepTTA: `Jiang et al., "DeepTTA: a transformer-based model for predicting cancer drug response",
     Briefings in Bioinformatics 23(3) 2022 <https://doi.org/10.1093/bib/bbac100>`_.
 
-    - drug: ESPF tokens (:class:`ESPFTokenizer`) -> token + position embeddings (128) -> LayerNorm ->
+    - drug: ESPF tokens (``ESPFTokenizer``) -> token + position embeddings (128) -> LayerNorm ->
       dropout -> 8 post-LN transformer encoder layers (8 heads, FFN 512, ReLU, dropout 0.1) -> the hidden
       state at position 0 (the first token; there is no CLS token);
     - cell: MLP G -> 1024 -> 256 -> 64 -> 256 with ReLU after every layer;

@@ -1,5 +1,6 @@
 """DRPreter (Shin et al., Int. J. Mol. Sci. 2022): per-pathway gene graphs (GAT), pathway tokens and a drug
-token mixed by a transformer. Written from ``docs/baselines.md`` (DRPreter)."""
+token mixed by a transformer. Written from ``docs/baselines.md`` (DRPreter).
+"""
 from __future__ import annotations
 
 import math
@@ -22,7 +23,8 @@ DGL_SYMBOLS = ["C", "N", "O", "S", "F", "Si", "P", "Cl", "Br", "Mg", "Na", "Ca",
 def dgllife_graph(smiles: str) -> Data:
     """DGL-LifeSci's 77-d canonical atom features (written with RDKit, no DGL): element (43, no unknown
     slot), degree 0..10, implicit valence 0..6, formal charge, radical electrons, hybridisation
-    SP..SP3D2, aromatic, total Hs 0..4, in ring, CIP R/S; bonds in both directions."""
+    SP..SP3D2, aromatic, total Hs 0..4, in ring, CIP R/S; bonds in both directions.
+    """
     from rdkit import Chem
 
     from csg2a_graph.data.molecules import parse_smiles
@@ -55,7 +57,8 @@ def dgllife_graph(smiles: str) -> Data:
 
 class PathwayTransformerLayer(nn.Module):
     """DRPreter's encoder layer: 8 heads of d_k = d_v = 64 (Q/K/V 256 -> 512, no bias), output 512 -> 256 (no
-    bias), post-LN, FFN 256 -> 256 -> 256 with ReLU, no dropout; ``key_mask`` True = ignore that key."""
+    bias), post-LN, FFN 256 -> 256 -> 256 with ReLU, no dropout; ``key_mask`` True = ignore that key.
+    """
 
     def __init__(self, d_model: int = 256, heads: int = 8, d_k: int = 64):
         super().__init__()
@@ -93,7 +96,7 @@ class DRPreter(ResponseModel):
       pathway's node states zero-padded to ``max_gene`` slots and mapped by one shared MLP
       (8·max_gene -> 1024 -> 256) to a pathway token;
     - drug: 3 x GINConv(128) + ReLU + BatchNorm, concatenated (jumping knowledge), max-pooled, -> 256
-      (77-d DGL-LifeSci atom features, :func:`dgllife_graph`);
+      (77-d DGL-LifeSci atom features, ``dgllife_graph()``);
     - a transformer layer over the 34 pathway tokens + the drug token; cell = sum of pathway tokens,
       drug = drug embedding + its token; head 512 -> 512 -> 512 -> 1 with ELU.
 
@@ -152,7 +155,8 @@ class DRPreter(ResponseModel):
     @classmethod
     def from_dataset(cls, dataset, pathways_file: str, edges_file: str, **kw) -> "DRPreter":
         """34 pathways from DRPreter's pathway table (``order, kegg_id, ..., genes_in_original_order``) and the
-        STRING >= 990 intra-pathway edges (``kegg_id, gene_a, gene_b``), restricted to measured genes."""
+        STRING >= 990 intra-pathway edges (``kegg_id, gene_a, gene_b``), restricted to measured genes.
+        """
         import pandas as pd
 
         space, measured = dataset.gene_space, dataset.gene_mask

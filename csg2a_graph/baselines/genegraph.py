@@ -2,7 +2,7 @@
 STRING prior as edges — and the gene convolution is chosen by name; a drug GNN sits beside it.
 
 It is a baseline (how far does a standard GNN over the prior get?) and the worked example of plugging
-:class:`~csg2a_graph.nn.CSG2AConv` into a PyG model (``docs/baselines.md``, the CSG2AConv-in-PyG tutorial).
+``CSG2AConv`` into a PyG model (``docs/baselines.md``, the CSG2AConv-in-PyG tutorial).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class GeneGraphModel(ResponseModel):
 
     - ``"gcn"`` / ``"gat"`` / ``"gin"``: PyG's ``GCNConv`` (with the prior's weights), ``GATConv``,
       ``GINConv``, on PyG's batched graph (``[B*N, F]`` nodes, the prior repeated per sample);
-    - ``"csg2a"``: :class:`CSG2AConv` on dense ``[B, N, F]`` input with the gene-level prior, conditioned
+    - ``"csg2a"``: ``CSG2AConv`` on dense ``[B, N, F]`` input with the gene-level prior, conditioned
       on the drug: a linear map of the drug embedding gives each gene its condition ``c_{b,i}``, so the
       gene-gene attention is drug-specific;
     - ``"csg2a+gcn"``: a ``CSG2AConv`` first, then ``GCNConv`` layers (mixing the two).

@@ -1,5 +1,6 @@
 """GraphDRP (Nguyen et al., IEEE/ACM TCBB 2022): a GIN over the drug's atoms and a 1-D CNN over the
-cell's expression vector. Written from ``docs/baselines.md`` (GraphDRP) (the GINConvNet variant)."""
+cell's expression vector. Written from ``docs/baselines.md`` (GraphDRP) (the GINConvNet variant).
+"""
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Union
@@ -26,7 +27,8 @@ def _one_hot(value, choices) -> List[float]:
 def graphdrp_graph(smiles: str) -> Data:
     """GraphDRP's atom graph: 78-d one-hots (element, degree, total Hs, implicit valence, aromatic),
     **each row divided by its sum** (the original featuriser), bonds in both directions, no edge features.
-    Degrees above 10 go to the last slot instead of raising (the original raised)."""
+    Degrees above 10 go to the last slot instead of raising (the original raised).
+    """
     from csg2a_graph.data.molecules import parse_smiles
 
     mol = parse_smiles(smiles)
@@ -76,7 +78,7 @@ class GraphDRP(ResponseModel):
     Prediction", IEEE/ACM TCBB 19(1) 2022 <https://doi.org/10.1109/TCBB.2021.3060430>`_.
 
     - drug: 5 x GINConv(MLP 78/32 -> 32 -> 32) each followed by ReLU and BatchNorm, add-pool,
-      Linear 32 -> 128, ReLU, Dropout 0.2 (features: :func:`graphdrp_graph`);
+      Linear 32 -> 128, ReLU, Dropout 0.2 (features: ``graphdrp_graph()``);
     - cell: the expression vector as a 1-channel sequence (gene order = the gene space's), 3 x
       [Conv1d(k=8) -> ReLU -> MaxPool(3)] with 32/64/128 channels, flatten, Linear -> 128;
     - head: 256 -> 1024 -> 128 -> 1 with ReLU and Dropout 0.5.

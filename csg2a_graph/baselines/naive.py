@@ -46,7 +46,8 @@ def run_cell_mean(dataset, split, options: Dict, run_dir: str, seed: int) -> Ten
 @register_runner("additive")
 def run_additive(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
     """Overall mean + cell effect + drug effect, fitted by backfitting (alternating group means of the
-    residual, ``options["iterations"]``, default 20); an unseen cell or drug contributes 0."""
+    residual, ``options["iterations"]``, default 20); an unseen cell or drug contributes 0.
+    """
     p, tr, te = dataset.pairs, split["train"], split["test"]
     y = p["y"][tr].double()
     c, d = p["cell"][tr], p["drug"][tr]
@@ -62,7 +63,8 @@ def run_additive(dataset, split, options: Dict, run_dir: str, seed: int) -> Tens
 @register_runner("tissue-mean")
 def run_tissue_mean(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
     """Mean training response per (tissue, drug), tissue = the cell line's TCGA label; falls back to the
-    drug mean, then the global mean, where a tissue or drug has no training pairs."""
+    drug mean, then the global mean, where a tissue or drug has no training pairs.
+    """
     p, tr, te = dataset.pairs, split["train"], split["test"]
     labels = dataset.cell_meta.get("tcga") or [""] * dataset.num_cells
     names = sorted(set(labels))

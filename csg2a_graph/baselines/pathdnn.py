@@ -1,7 +1,8 @@
 """PathDNN (Deng et al., J. Chem. Inf. Model. 2020): a pathway-masked first layer over the cell's pathway
 genes and the drug's target genes. Written from ``docs/baselines.md`` (PathDNN); the inputs are an adaptation
 (the original feature file and gene lists are not recoverable): KEGG gene sets (MSigDB c2.cp.kegg) over
-the gene space, and binary GDSC drug targets."""
+the gene space, and binary GDSC drug targets.
+"""
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Union
@@ -30,12 +31,12 @@ class PathDNN(ResponseModel):
     Modeling of Drug Sensitivity", J. Chem. Inf. Model. 60(10) 2020 <https://doi.org/10.1021/acs.jcim.0c00331>`_.
 
     Input per pair: ``[expression of the pathway genes ‖ binary target indicators of the drug]``; layer 1 is a
-    :class:`MaskedLinear` to one node per pathway (a gene or target feeds the pathways it belongs to), then
+    ``MaskedLinear`` to one node per pathway (a gene or target feeds the pathways it belongs to), then
     ``P -> 256 -> 256 -> 1`` with dropout 0.2 before each ReLU.
 
     Args:
         genes: the gene space (expression columns).
-        pathways: ``name -> genes`` (e.g. :func:`csg2a_graph.data.genesets.read_gmt` of the KEGG GMT); pathways
+        pathways: ``name -> genes`` (e.g. ``csg2a_graph.data.genesets.read_gmt()`` of the KEGG GMT); pathways
             without a member in either block are left out.
         drug_targets: ``SMILES -> target genes`` for the dataset's drugs (a drug absent here, or with no target in
             a pathway, has an all-zero drug block: the limitation the CSG²A paper names).

@@ -1,5 +1,6 @@
 """Precily (Chawla et al., Nature Communications 2022): an MLP over pathway activity scores (GSVA of the
-cell's expression) and drug descriptors. Written from ``docs/baselines.md`` (Precily)."""
+cell's expression) and drug descriptors. Written from ``docs/baselines.md`` (Precily).
+"""
 from __future__ import annotations
 
 import math
@@ -19,10 +20,10 @@ class GSVA(nn.Module):
     the same reference:
 
     1. per gene, a Gaussian-kernel CDF over the reference samples (bandwidth sd/4):
-       :math:`\hat F_j(x) = \frac1S \sum_k \Phi((x - x_{kj}) / h_j)`;
-    2. per sample, genes ranked by :math:`\hat F` (descending), weights :math:`r_j = |p/2 - \mathrm{rank}_j|`;
-    3. per set, a Kolmogorov–Smirnov-like walk (in-set steps :math:`\propto r_j^\tau`, out-of-set steps
-       :math:`1/(p - |G|)`), score = max + min of the walk (``mx.diff = TRUE``).
+       $\hat F_j(x) = \frac1S \sum_k \Phi((x - x_{kj}) / h_j)$;
+    2. per sample, genes ranked by $\hat F$ (descending), weights $r_j = |p/2 - \mathrm{rank}_j|$;
+    3. per set, a Kolmogorov–Smirnov-like walk (in-set steps $\propto r_j^\tau$, out-of-set steps
+       $1/(p - |G|)$), score = max + min of the walk (``mx.diff = TRUE``).
 
     Sample ranks are computed on ``p`` = the genes of the reference (the measured genes).
     """
@@ -67,7 +68,8 @@ class GSVA(nn.Module):
 
 def drug_descriptors(smiles: Sequence[str], dim: int = 100, seed: int = 0) -> Tensor:
     """The stand-in for SMILESVec (not obtainable offline): the first ``dim`` principal components of the
-    drugs' Morgan fingerprints (r = 2, 2,048 bits), fitted on the given drugs, scaled to unit variance."""
+    drugs' Morgan fingerprints (r = 2, 2,048 bits), fitted on the given drugs, scaled to unit variance.
+    """
     import numpy as np
     from sklearn.decomposition import PCA
 
@@ -92,9 +94,9 @@ class Precily(ResponseModel):
     released models).
 
     Choices (stated): pathways keep the sets with at least ``min_size`` (5) genes of the gene space (the
-    original scored all ~17k genes); :class:`GSVA` is fitted on the dataset's cell lines (unsupervised,
+    original scored all ~17k genes); ``GSVA`` is fitted on the dataset's cell lines (unsupervised,
     transductive, as Precily scored all CCLE lines at once) and stored with the model, so new samples are
-    scored against it; SMILESVec is replaced by :func:`drug_descriptors`; one network, not the 5-member
+    scored against it; SMILESVec is replaced by ``drug_descriptors()``; one network, not the 5-member
     ensemble; targets standardised internally.
     """
 
@@ -124,7 +126,8 @@ class Precily(ResponseModel):
     @classmethod
     def from_dataset(cls, dataset, pathways_file: str, min_size: int = 5, **kw) -> "Precily":
         """Gene sets from a GMT (symbols resolved through the gene space's aliases), GSVA fitted on the
-        dataset's cell lines over the measured genes."""
+        dataset's cell lines over the measured genes.
+        """
         from csg2a_graph.data.genesets import read_gmt
 
         space = dataset.gene_space

@@ -340,7 +340,8 @@ KNOWN_DIRECTIONS = {"GDSC1": "higher_is_resistant", "GDSC2": "higher_is_resistan
 
 def output_direction(model, path: str) -> str:
     """``higher_is_resistant`` or ``higher_is_sensitive`` for a checkpoint's predictions: from the target it
-    keeps, else from its training dataset's name; refused in one line when neither tells."""
+    keeps, else from its training dataset's name; refused in one line when neither tells.
+    """
     info = getattr(model, "checkpoint_info", None) or {}
     d = (info.get("target") or {}).get("direction")
     if d is None:

@@ -17,7 +17,7 @@ class CLIError(Csg2aError):
 
 
 class Subcommand:
-    """A ``csg2a`` subcommand: ``COMMAND``, ``HELP``, :meth:`add_args` and :meth:`run`."""
+    """A ``csg2a`` subcommand: ``COMMAND``, ``HELP``, ``add_args()`` and ``run()``."""
 
     COMMAND: str = ""
     HELP: str = ""
@@ -43,7 +43,8 @@ class Subcommand:
 
 class GroupSubcommand(Subcommand):
     """A command whose subcommands are ``CHILDREN`` (``csg2a data info``, ``csg2a analyze tcga``); the chosen
-    child's name lands in ``args.<DEST>``."""
+    child's name lands in ``args.<DEST>``.
+    """
 
     CHILDREN: List[type] = []
     DEST: str = "subcommand"
@@ -58,7 +59,7 @@ class GroupSubcommand(Subcommand):
 
 
 def int_at_least(lo: int):
-    """argparse type: an integer ``>= lo`` (the message names the bound)."""
+    """Argparse type: an integer ``>= lo`` (the message names the bound)."""
 
     def parse(text: str) -> int:
         try:
@@ -85,17 +86,17 @@ def _number(text: str, ok, what: str) -> float:
 
 
 def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
+    """Argparse type: a finite number > 0."""
     return _number(text, lambda v: v > 0, "a positive number")
 
 
 def non_negative_float(text: str) -> float:
-    """argparse type: a finite number >= 0."""
+    """Argparse type: a finite number >= 0."""
     return _number(text, lambda v: v >= 0, "a number >= 0")
 
 
 def fraction(text: str) -> float:
-    """argparse type: a number in (0, 1]."""
+    """Argparse type: a number in (0, 1]."""
     return _number(text, lambda v: 0 < v <= 1, "in (0, 1]")
 
 
@@ -205,13 +206,14 @@ def apply_config(parser: argparse.ArgumentParser, sub: argparse.ArgumentParser, 
 
 def run_options(args: argparse.Namespace, ignore=()) -> Dict[str, Any]:
     """The options of a parsed command line that define a run (``None`` values and flags of this
-    invocation left out): what ``config.toml`` and ``run.json`` record."""
+    invocation left out): what ``config.toml`` and ``run.json`` record.
+    """
     return {k: v for k, v in vars(args).items()
             if k not in Subcommand.NOT_CONFIG and k not in ignore and v is not None}
 
 
 def write_config(args: argparse.Namespace, out_dir: str, name: str = "config.toml") -> str:
-    """The resolved options of this run (:func:`run_options`) as TOML."""
+    """The resolved options of this run (``run_options()``) as TOML."""
     import tomli_w
 
     os.makedirs(out_dir, exist_ok=True)
@@ -224,7 +226,8 @@ def write_config(args: argparse.Namespace, out_dir: str, name: str = "config.tom
 
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is now (not the stream of the first call: redirections and
-    test captures that come later are honoured, and a closed stream is never written)."""
+    test captures that come later are honoured, and a closed stream is never written).
+    """
 
     def __init__(self):
         super().__init__(sys.stderr)

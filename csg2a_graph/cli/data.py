@@ -19,7 +19,8 @@ def load_dataset(kind: str, root: str, *, fetch: bool = False, name: str = "GDSC
                  missing_genes: str = "drop", level: int = 3, genes: Optional[str] = None, log: bool = True,
                  combat: bool = True, min_score: int = 900, table: Optional[dict] = None):
     """A pair dataset from the command-line options (``prior=None`` means ``"auto"``: a STRING file in raw/, else
-    the shipped landmark prior). ``table``: the options of ``--dataset custom`` (:func:`table_options`)."""
+    the shipped landmark prior). ``table``: the options of ``--dataset custom`` (``table_options()``).
+    """
     import importlib
 
     if kind not in DATASETS:
@@ -83,7 +84,7 @@ def _said(ds, log: bool = True):
 
 
 def min_score_arg(text: str) -> int:
-    """argparse type for --min-score: an integer STRING combined score in [0, 1000]."""
+    """Argparse type for --min-score: an integer STRING combined score in [0, 1000]."""
     import argparse
 
     try:

@@ -1,5 +1,6 @@
 """``csg2a explain``: gene attributions (Captum) of a checkpoint's predictions; ``csg2a analyze`` lives in
-:mod:`csg2a_graph.cli.analyze`."""
+``csg2a_graph.cli.analyze``.
+"""
 from __future__ import annotations
 
 import json

@@ -69,7 +69,8 @@ def command_paths() -> List[str]:
 
 def _relax_required(parser: argparse.ArgumentParser) -> List[argparse.Action]:
     """Every required ``--option`` of every subcommand, made optional (a ``--config`` file may give it); the
-    actions are returned so that :func:`_check_required` can require them after the file is applied."""
+    actions are returned so that ``_check_required()`` can require them after the file is applied.
+    """
     out: List[argparse.Action] = []
     for a in parser._actions:
         if isinstance(a, argparse._SubParsersAction):
@@ -140,7 +141,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _users_problem(e: BaseException) -> bool:
     """Whether ``e`` describes the user's input or machine (one line, exit 2) rather than a bug: our own error
     types, bad values and files (``ValueError``, ``OSError``), a missing optional package, running out of memory.
-    A plain ``TypeError``, ``KeyError``, ``IndexError`` or ``RuntimeError`` from inside is a bug."""
+    A plain ``TypeError``, ``KeyError``, ``IndexError`` or ``RuntimeError`` from inside is a bug.
+    """
     import torch
 
     return isinstance(e, (Csg2aError, CLIError, OSError, ValueError, ImportError, torch.OutOfMemoryError))

@@ -15,7 +15,8 @@ logger = logging.getLogger(__name__)
 
 def read_table(path: str, what: str, **kw):
     """``pandas.read_csv`` that names the file: UTF-8 with or without a BOM, CRLF line ends; another
-    encoding is refused in one line with the byte and a way to convert it."""
+    encoding is refused in one line with the byte and a way to convert it.
+    """
     import pandas as pd
 
     try:
@@ -46,7 +47,8 @@ def _sep(path: str) -> str:
 def scale_shift(z: np.ndarray, found: np.ndarray, min_rows: int = 5):
     """How far expression put on the training scale is from the training data: ``(median over genes of
     |median z|, median over genes of MAD(z) * 1.4826)``; on the training data ``(0, 1)`` by construction.
-    ``None`` when there are too few rows to tell."""
+    ``None`` when there are too few rows to tell.
+    """
     import warnings
 
     if z.shape[0] < min_rows:
@@ -263,7 +265,8 @@ def resolve_pairs(args, genes, input_path: Optional[str] = None, info: Optional[
     every row to an expression row and a featurised drug; a row that cannot be resolved keeps its
     reason in ``errors`` and is left out of ``ok``. ``info``: the checkpoint's ``checkpoint_info``
     (target, normalisation, measured genes), used to put expression on the training scale and to
-    warn when the expression source differs from the training data."""
+    warn when the expression source differs from the training data.
+    """
     from csg2a_graph.data.molecules import MoleculeStore, canonical_smiles
     from csg2a_graph.data.names import normalize_cell_name as normalize_name
 

@@ -9,12 +9,12 @@ A training command (``pretrain``, ``finetune``, ``cv``, ``quickstart``) owns its
 - a run with **other** options or data is refused in one line naming the differences, before
   anything is written: use another ``--out``, or ``--overwrite`` to replace it;
 - ``--resume`` insists on continuing (refused when there is nothing to continue);
-- ``--overwrite`` removes only what runs write (:data:`RUN_FILES`); your own files in the folder (notes, an
+- ``--overwrite`` removes only what runs write (``RUN_FILES``); your own files in the folder (notes, an
   analysis, another run nested inside) are kept and listed;
 - a non-empty folder that is not a csg2a-graph run is never written into, and no run starts inside another
   run's folder;
 - ``predict`` / ``explain`` / ``analyze`` never write over a run's own files or their inputs
-  (:func:`check_output_file`, :func:`check_output_folder`);
+  (``check_output_file()``, ``check_output_folder()``);
 - ``.lock`` (pid, host, start time) keeps a second process out while a run is going; a lock left by
   a process that no longer runs (killed) is reported and taken over, one held by a live process,
   or by another host, is refused.
@@ -69,7 +69,8 @@ def _proc_start(pid: int) -> Optional[str]:
 
 def _holder_alive(held: Dict[str, Any]) -> bool:
     """Whether the process that took a lock still runs: its pid is alive *and* is the same process (a pid
-    reused by an unrelated program — a reboot, a long-dead run — does not hold the folder)."""
+    reused by an unrelated program — a reboot, a long-dead run — does not hold the folder).
+    """
     pid = held.get("pid")
     if not isinstance(pid, int) or not _pid_alive(pid):
         return False
@@ -123,8 +124,8 @@ class RunDir:
     """The output folder of one training command (see the module docstring).
 
     Use as a context manager: ``with RunDir(args.out, "finetune", options, resume=..., overwrite=...) as rd:``
-    checks the folder and takes the lock; :meth:`resolve` checks what the run resolved; :meth:`start`
-    writes ``run.json`` (the caller writes ``config.toml``); :meth:`finish` marks the run finished.
+    checks the folder and takes the lock; ``resolve()`` checks what the run resolved; ``start()``
+    writes ``run.json`` (the caller writes ``config.toml``); ``finish()`` marks the run finished.
     """
 
     def __init__(self, out: str, command: str, options: Dict[str, Any], *, resume: bool = False,
@@ -270,7 +271,8 @@ class RunDir:
     def _forget_if_empty(self) -> None:
         """A new run that failed before computing anything (a value refused after ``run.json`` was written)
         leaves the folder as it found it, so the corrected command starts afresh instead of being refused.
-        ``run.json``, ``config.toml``, the deterministic ``splits/`` and empty folders are not results."""
+        ``run.json``, ``config.toml``, the deterministic ``splits/`` and empty folders are not results.
+        """
         cheap = {MARKER, "config.toml", "splits"}
         entries = [e for e in self._entries() if is_run_file(e)]  # the user's own files: neither evidence nor removed
         for e in entries:
@@ -378,7 +380,8 @@ def _same(a: str, b: str) -> bool:
 
 def check_output_file(option: str, out: str, inputs: Dict[str, Optional[str]]) -> None:
     """Refuse an output file that is one of the command's inputs (``{"--model": path}``), a folder, or a file a
-    training run wrote (anything that exists in a run folder or below one): nothing of the user's is replaced."""
+    training run wrote (anything that exists in a run folder or below one): nothing of the user's is replaced.
+    """
     for opt, inp in inputs.items():
         if inp and _same(out, inp):
             raise CLIError(f"{option} {out} is the {opt} file: it would be overwritten; choose another {option}")
@@ -392,7 +395,8 @@ def check_output_file(option: str, out: str, inputs: Dict[str, Optional[str]]) -
 
 def check_output_folder(option: str, out: str, writes: Sequence[str] = ()) -> None:
     """Refuse an output folder that is a training run's folder (its ``config.toml`` and results would be
-    overwritten), or one inside a run whose ``writes`` files already exist there."""
+    overwritten), or one inside a run whose ``writes`` files already exist there.
+    """
     if os.path.isfile(out):
         raise CLIError(f"{option} {out} is a file, not a folder")
     if os.path.isfile(os.path.join(out, MARKER)):
@@ -406,7 +410,7 @@ def check_output_folder(option: str, out: str, writes: Sequence[str] = ()) -> No
 
 
 def add_run_args(p) -> None:
-    """``--resume`` / ``--overwrite`` (the folder rules of :mod:`csg2a_graph.cli.rundir`)."""
+    """``--resume`` / ``--overwrite`` (the folder rules of ``csg2a_graph.cli.rundir``)."""
     g = p.add_argument_group("output folder (docs/cli.md: what --out may hold)")
     g.add_argument("--resume", action="store_true",
                    help="continue the run in OUT (refused when OUT holds none or one with other options); a run "

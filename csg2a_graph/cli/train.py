@@ -64,8 +64,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def train_config(args, stage: str = "finetune", variant=None):
-    """The run's :class:`TrainConfig`: the flags given, the variant's settings for ``stage`` for
-    ``--weight-decay`` / ``--schedule`` left out (released pretraining: no weight decay, constant lr)."""
+    """The run's ``TrainConfig``: the flags given, the variant's settings for ``stage`` for
+    ``--weight-decay`` / ``--schedule`` left out (released pretraining: no weight decay, constant lr).
+    """
     from csg2a_graph.nn.models.csg2a import training_defaults
     from csg2a_graph.train import TrainConfig
     from csg2a_graph.train.loop import resolve_device
@@ -82,7 +83,8 @@ def train_config(args, stage: str = "finetune", variant=None):
 
 def run_dir(args, command: str) -> RunDir:
     """The ``--out`` folder rules (``csg2a_graph.cli.rundir``), checked before anything heavy runs. A cv
-    folder may grow: more models, schemes or folds on the same folds, data and training options."""
+    folder may grow: more models, schemes or folds on the same folds, data and training options.
+    """
     growable = ("models", "schemes", "folds", "model_options", "seeds", "randomize",
                 "randomize_models") if command == "cv" else ()
     return RunDir(args.out, command, run_options(args), resume=args.resume, overwrite=args.overwrite,
@@ -98,7 +100,8 @@ def data_fingerprint(ds) -> dict:
 def prior_facts(ds, use_prior: bool = True) -> dict:
     """The prior a run actually trains with, for ``run.json``: its source, sha256 and edge counts (or
     ``None`` when the model uses none). A model asked to use the prior of a dataset that has none is refused
-    here, before anything is written, instead of silently training without it."""
+    here, before anything is written, instead of silently training without it.
+    """
     if not use_prior:
         return {"used": False, "why": "--no-prior"}
     if ds.prior_edge_index is None:

@@ -28,7 +28,8 @@ def merge_duplicate_samples(expression: Expression, normalize: Callable[[str], s
                             report: Dict) -> Expression:
     """One row per sample: rows whose names agree after ``normalize`` are merged by ``how``
     (``"mean"``: NaN-aware mean; ``"first"``: the first row; ``"error"``: refuse), counted in
-    ``report["duplicate_expression_rows"]``."""
+    ``report["duplicate_expression_rows"]``.
+    """
     if how not in ("mean", "first", "error"):
         raise ValueError(f"duplicate_samples must be 'mean', 'first' or 'error', got {how!r}")
     values, samples, genes = expression
@@ -70,7 +71,7 @@ def align_expression(expression: Expression, gene_space: GeneSpace, missing_gene
     - rows naming one sample twice (after ``sample_normalize``) are merged by ``duplicate_samples``;
     - a value that is NaN, infinite, or beyond float32's range (``1e308``) is *missing*: left out
       of the median and MAD, then set to ``fill_value`` (0 = the gene's median after robust z)
-      and marked in :attr:`AlignedExpression.missing` (never stored as ``±3.4e38``);
+      and marked in ``AlignedExpression.missing`` (never stored as ``±3.4e38``);
     - ``clip``: optionally clip ``|z|``; the largest ``|z|`` is reported either way.
     """
     values, samples, genes = merge_duplicate_samples(expression, sample_normalize, duplicate_samples, report)
@@ -123,7 +124,7 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
                 drug_normalize: Callable[[str], str] = normalize_drug_name,
                 drug_names: Optional[Mapping[str, str]] = None, what_cells: str = "cell lines") -> Dict:
     """Join ``responses`` (columns ``cell, drug, y``; optional ``cosmic_id``, ``tcga``) with the
-    expression rows and the SMILES map, and return :meth:`PairDataset.make_payload` arguments
+    expression rows and the SMILES map, and return ``PairDataset.make_payload()`` arguments
     (everything except the prior). Drops are counted in ``report["dropped"]``.
 
     With ``dose`` / ``time`` columns in ``responses`` (µM, h) each row keeps its own condition (the

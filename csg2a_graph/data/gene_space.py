@@ -28,7 +28,7 @@ def _key(s) -> str:
 
 @dataclass
 class AlignReport:
-    """What happened when a matrix was aligned to a :class:`GeneSpace`.
+    """What happened when a matrix was aligned to a ``GeneSpace``.
 
     Attributes:
         num_genes: size of the gene space asked for.
@@ -86,7 +86,7 @@ class AlignReport:
 
 @dataclass
 class AlignedExpression:
-    """Result of :meth:`GeneSpace.align`.
+    """Result of ``GeneSpace.align()``.
 
     Attributes:
         values: ``[num_samples, N]`` float tensor over ``gene_space``.
@@ -94,7 +94,7 @@ class AlignedExpression:
         gene_space: the space of ``values`` (smaller than the one asked for
             when ``missing="drop"``).
         samples: row labels, in order.
-        report: the :class:`AlignReport`.
+        report: the ``AlignReport``.
         missing: ``[num_samples, N]`` bool, ``True`` where a measured gene's value was
             missing or non-finite in the matrix and was filled (set by ``align_expression``).
         stats: the normalisation applied (set by ``align_expression``): ``{"method": "robust_z",
@@ -218,7 +218,8 @@ class GeneSpace:
 
     def add_alias_table(self, path: Union[str, Path]) -> "GeneSpace":
         """Add aliases from a table whose first column holds this space's symbols
-        (e.g. ``landmark_gene_id_map.csv``) and whose other columns are alias ids."""
+        (e.g. ``landmark_gene_id_map.csv``) and whose other columns are alias ids.
+        """
         df = pd.read_csv(path, dtype=str)
         sym = df.columns[0]
         for col in df.columns[1:]:

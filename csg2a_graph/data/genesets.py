@@ -9,7 +9,8 @@ from csg2a_graph.data.names import normalize_drug_name
 
 def read_gmt(path: str, min_size: int = 1) -> Dict[str, List[str]]:
     """``name -> genes`` from a GMT file (name, description, genes, tab-separated); duplicate genes in a set
-    are kept once, sets smaller than ``min_size`` are left out. Raises naming the file on a malformed line."""
+    are kept once, sets smaller than ``min_size`` are left out. Raises naming the file on a malformed line.
+    """
     out: Dict[str, List[str]] = {}
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f, 1):
@@ -45,7 +46,8 @@ TARGET_FAMILIES = {
 
 def parse_targets(text: str, known: Iterable[str]) -> List[str]:
     """GDSC ``Target`` text (``"PDGFR, KIT, VEGFR"``) -> HGNC genes: symbols in ``known`` as they are, families
-    through :data:`TARGET_FAMILIES`; mechanisms without a gene ("Microtubule stabiliser") give nothing."""
+    through ``TARGET_FAMILIES``; mechanisms without a gene ("Microtubule stabiliser") give nothing.
+    """
     known = set(known)
     out: List[str] = []
     for t in re.split(r"[,;]", str(text)):
@@ -63,7 +65,8 @@ def parse_targets(text: str, known: Iterable[str]) -> List[str]:
 
 def drug_targets(table, drug_names: Sequence[str], known: Iterable[str]) -> Dict[str, List[str]]:
     """Target genes per drug name, from a GDSC ``Screened_Compounds`` table (``Drug Name``, ``Synonyms``,
-    ``Target``) or the GDSC drug list (``Name``, ``Synonyms``, ``Targets``), matching names and synonyms after :func:`normalize_drug_name`; drugs not found get ``[]``."""
+    ``Target``) or the GDSC drug list (``Name``, ``Synonyms``, ``Targets``), matching names and synonyms after ``normalize_drug_name()``; drugs not found get ``[]``.
+    """
     import pandas as pd
 
     df = table if isinstance(table, pd.DataFrame) else pd.read_csv(table, encoding="utf-8-sig")

@@ -1,6 +1,6 @@
 """Drugs as molecular graphs: SMILES -> PyG graphs stored once per drug, fingerprints.
 
-Atom and bond features are PyG's :func:`torch_geometric.utils.from_rdmol`
+Atom and bond features are PyG's ``torch_geometric.utils.from_rdmol()``
 features (integer categories, see ``torch_geometric.utils.smiles.x_map`` /
 ``e_map``):
 
@@ -8,7 +8,7 @@ features (integer categories, see ``torch_geometric.utils.smiles.x_map`` /
   total H count, radical electrons, hybridisation, aromatic, in ring;
 - bonds ``edge_attr[:, 0..2]``: bond type, stereo, conjugated (both directions stored).
 
-Use :data:`ATOM_FEATURE_SIZES` / :data:`BOND_FEATURE_SIZES` to size embeddings.
+Use ``ATOM_FEATURE_SIZES`` / ``BOND_FEATURE_SIZES`` to size embeddings.
 
 Two more per-graph columns serve encoders with their own featurisation (the pretrained GCN of
 Hu et al. reads atom type, chirality, bond type and *bond direction*): ``bond_dir [E]`` (RDKit
@@ -46,7 +46,7 @@ def parse_smiles(smiles: str, relaxed: bool = True):
 
     With ``relaxed`` a SMILES that parses but fails RDKit's valence check (metal
     complexes such as cisplatin, ``[Cl-][Pt+2]([Cl-])(N)N``) is sanitised
-    without the valence check instead of being lost; see :func:`is_relaxed`.
+    without the valence check instead of being lost; see ``is_relaxed()``.
     """
     Chem = _rdkit()
     if not isinstance(smiles, str) or not smiles.strip():
@@ -65,7 +65,7 @@ def parse_smiles(smiles: str, relaxed: bool = True):
 
 
 def is_relaxed(mol) -> bool:
-    """Whether :func:`parse_smiles` had to skip the valence check for ``mol``."""
+    """Whether ``parse_smiles()`` had to skip the valence check for ``mol``."""
     return mol is not None and mol.HasProp("csg2a_relaxed")
 
 
@@ -82,7 +82,8 @@ BOND_DIRS = {"NONE": 0, "ENDUPRIGHT": 1, "ENDDOWNRIGHT": 2}
 
 def smiles_to_graph(smiles: str) -> Data:
     """One molecule as a PyG ``Data`` (``x``, ``edge_index``, ``edge_attr``, ``bond_dir``,
-    ``main_fragment``, ``smiles``, ``relaxed``)."""
+    ``main_fragment``, ``smiles``, ``relaxed``).
+    """
     Chem = _rdkit()
     mol = parse_smiles(smiles)
     if mol is None:
@@ -107,7 +108,8 @@ def smiles_to_graph(smiles: str) -> Data:
 
 def largest_fragment(mol):
     """The largest fragment of a molecule (most heavy atoms; ties broken by canonical SMILES): salts,
-    counter-ions and solvent left out, as every drug encoder pools only this fragment's atoms."""
+    counter-ions and solvent left out, as every drug encoder pools only this fragment's atoms.
+    """
     Chem = _rdkit()
     frags = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
     if len(frags) <= 1:
@@ -121,7 +123,8 @@ def largest_fragment(mol):
 def morgan_fingerprints(smiles: Sequence[str], radius: int = 2, n_bits: int = 2048,
                         main_fragment: bool = True) -> Tensor:
     """``[len(smiles), n_bits]`` float 0/1 Morgan (ECFP-like) fingerprints, of the largest fragment by
-    default (a salt form and its free base give one fingerprint, as for the graph encoders)."""
+    default (a salt form and its free base give one fingerprint, as for the graph encoders).
+    """
     from rdkit.Chem import rdFingerprintGenerator
 
     gen = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
@@ -139,7 +142,8 @@ def morgan_fingerprints(smiles: Sequence[str], radius: int = 2, n_bits: int = 20
 def compound_key(smiles: str) -> str:
     """The compound a SMILES belongs to: the first (connectivity) block of the InChIKey of its
     largest fragment, so that stereo-isomers, salts and hydrates of one compound share a key.
-    Falls back to the canonical SMILES of the largest fragment when InChI cannot be made."""
+    Falls back to the canonical SMILES of the largest fragment when InChI cannot be made.
+    """
     Chem = _rdkit()
     mol = parse_smiles(smiles)
     if mol is None:
@@ -166,8 +170,9 @@ def group_ids(keys: Sequence[str]) -> List[int]:
 
 
 def compound_groups(names: Sequence[str], smiles: Sequence[str]) -> Tuple[List[int], Dict]:
-    """A group id per drug (drugs sharing :func:`compound_key` share an id, numbered in order of
-    first appearance) and a report of the merges: ``{"num_drugs", "num_compounds", "merged": {key: names}}``."""
+    """A group id per drug (drugs sharing ``compound_key()`` share an id, numbered in order of
+    first appearance) and a report of the merges: ``{"num_drugs", "num_compounds", "merged": {key: names}}``.
+    """
     keys = [compound_key(s) for s in smiles]
     group = group_ids(keys)
     n_compounds = max(group) + 1 if group else 0
@@ -204,8 +209,8 @@ class MoleculeStore:
     """Molecular graphs of a drug set, stored once per drug as flat tensors.
 
     Graph ``d`` is ``x[atom_ptr[d]:atom_ptr[d+1]]`` with local
-    ``edge_index[:, edge_ptr[d]:edge_ptr[d+1]]``. :meth:`batch` gathers any drug
-    set into a PyG :class:`~torch_geometric.data.Batch` with tensor ops only
+    ``edge_index[:, edge_ptr[d]:edge_ptr[d+1]]``. ``batch()`` gathers any drug
+    set into a PyG ``Batch`` with tensor ops only
     (no per-graph Python collation), which is what the pair loader uses.
     """
 

@@ -32,10 +32,11 @@ def robust_zscore(x: Tensor, dim: int = 0, eps: float = 1e-8, min_samples: int =
                   stats: Optional[Tuple[Tensor, Tensor]] = None) -> Tuple[Tensor, Tensor]:
     r"""Robust z-score along ``dim`` (default: per gene over samples of a ``[samples, genes]`` matrix).
 
-    .. math::
-        z_i = \frac{x_i - \mathrm{median}(X)}{1.4826\cdot\mathrm{MAD}(X)}
+    $$
+    z_i = \frac{x_i - \mathrm{median}(X)}{1.4826\cdot\mathrm{MAD}(X)}
+    $$
 
-    with the true median (:func:`robust_stats`). NaNs are ignored in the median and MAD and
+    with the true median (``robust_stats()``). NaNs are ignored in the median and MAD and
     stay NaN. Genes whose MAD is 0 (constant, e.g. filled) or that have fewer than
     ``min_samples`` non-NaN values cannot be scaled: they are set to 0 and flagged.
     ``stats``: use these ``(median, scaled MAD)`` (e.g. of a reference population)

@@ -3,7 +3,7 @@
 A processed drug-response dataset is
 
 - ``expr``: per-cell (or per-sample) basal expression ``[num_cells, N]`` over a gene space;
-- ``molecules``: one molecular graph per drug (:class:`~csg2a_graph.data.MoleculeStore`);
+- ``molecules``: one molecular graph per drug (``MoleculeStore``);
 - a pair table ``cell, drug, y, dose (µM), time (h)``, one row per response;
 - the gene space and the prior graph (``edge_index``, ``edge_weight`` over the genes).
 
@@ -81,7 +81,7 @@ class PairData(Data):
 
 @dataclass
 class PairBatch:
-    """A mini-batch gathered by index (see :class:`PairLoader`).
+    """A mini-batch gathered by index (see ``PairLoader``).
 
     Attributes:
         expr: ``[B, N]`` basal expression.
@@ -90,9 +90,9 @@ class PairBatch:
         y, dose, time: ``[B]`` response, dose (µM), time (h).
         cell, drug, index: ``[B]`` cell id, drug id and position of the pair in the dataset iterated.
 
-    One vocabulary with PyG's batch of :class:`PairData`: both answer ``expr``, ``x`` (``[B*N, 1]``), ``y``,
+    One vocabulary with PyG's batch of ``PairData``: both answer ``expr``, ``x`` (``[B*N, 1]``), ``y``,
     ``dose``, ``time``, ``cell_id``/``cell``, ``drug_id``/``drug``, ``pair_id``/``index``, ``num_graphs``;
-    :meth:`to_pyg` and :meth:`from_pyg` convert one into the other.
+    ``to_pyg()`` and ``from_pyg()`` convert one into the other.
     """
 
     expr: Tensor
@@ -142,17 +142,19 @@ class PairBatch:
 
     # ------------------------------------------------ bridges
     def to_pyg(self, dataset: "PairDataset") -> Batch:
-        """The same pairs as PyG's ``Batch`` of :class:`PairData` (what ``DataLoader(dataset)`` yields:
+        """The same pairs as PyG's ``Batch`` of ``PairData`` (what ``DataLoader(dataset)`` yields:
         gene nodes with the prior edges, a drug graph per pair; ``follow_batch=["drug_x"]``'s ``drug_x_batch``
-        included). ``dataset``: the dataset this batch came from (its prior and drug graphs)."""
+        included). ``dataset``: the dataset this batch came from (its prior and drug graphs).
+        """
         rows = dataset.to_rows(self.index.cpu())
         return Batch.from_data_list([dataset.get(int(r)) for r in rows], follow_batch=["drug_x"])
 
     @classmethod
     def from_pyg(cls, batch: Batch, dataset: "PairDataset") -> "PairBatch":
-        """A PyG ``Batch`` of :class:`PairData` as the fast loader's batch (distinct drugs once, from
+        """A PyG ``Batch`` of ``PairData`` as the fast loader's batch (distinct drugs once, from
         ``dataset.molecules``, so every drug encoder's features are there — the pretrained GCN's bond
-        directions too)."""
+        directions too).
+        """
         B = int(batch.num_graphs)
         drug = batch.drug_id.view(-1)
         index = batch.pair_id.view(-1)  # rows of the pair table -> positions in ``dataset`` (a subset's own)
@@ -207,11 +209,11 @@ class PairLoader:
     """Iterate mini-batches of pairs by gathering rows with index tensors.
 
     Per batch this does a handful of tensor gathers (expression rows, labels,
-    the distinct drugs' graphs via :meth:`MoleculeStore.batch`), never a Python
+    the distinct drugs' graphs via ``MoleculeStore.batch()``), never a Python
     loop over pairs, so an epoch over ~200k pairs costs well under a second.
 
     Args:
-        dataset: a :class:`PairDataset`.
+        dataset: a ``PairDataset``.
         index: pair indices to iterate (e.g. ``dataset.get_idx_split(...)["train"]``),
             or a boolean mask with one entry per pair; all pairs when ``None``.
         batch_size: pairs per batch.
@@ -367,8 +369,9 @@ def file_digest(path: str) -> str:
 
 
 def file_fingerprint(paths: Sequence[str]) -> str:
-    """Short hash of raw files' names and contents (see :func:`file_digest`): any edit to a
-    raw file gives a new fingerprint, hence a new processed file."""
+    """Short hash of raw files' names and contents (see ``file_digest()``): any edit to a
+    raw file gives a new fingerprint, hence a new processed file.
+    """
     h = hashlib.sha1()
     for p in sorted(paths):
         h.update(f"{os.path.basename(p)}:{file_digest(p)}".encode())
@@ -377,7 +380,8 @@ def file_fingerprint(paths: Sequence[str]) -> str:
 
 def write_atomic(obj, path: str) -> None:
     """``torch.save`` to a temporary name unique to this process and thread, then an atomic
-    rename: concurrent builds into one root never read or clobber a half-written file."""
+    rename: concurrent builds into one root never read or clobber a half-written file.
+    """
     import threading
     import uuid
 
@@ -393,9 +397,10 @@ def write_atomic(obj, path: str) -> None:
 def callable_tag(fn) -> Optional[str]:
     """A name for a ``transform`` / ``pre_filter`` that is the same in every process and changes when what the
     function computes changes: its ``repr`` when that is stable (PyG transforms: ``NormalizeFeatures()``),
-    else module, qualified name and a hash of its behaviour (:func:`behaviour_digest`: source, defaults,
+    else module, qualified name and a hash of its behaviour (``behaviour_digest()``: source, defaults,
     ``functools.partial`` arguments, closure values, the module globals it reads, an instance's attributes).
-    ``None`` for ``None``."""
+    ``None`` for ``None``.
+    """
     if fn is None:
         return None
     r = repr(fn)
@@ -412,7 +417,8 @@ def behaviour_digest(fn, _depth: int = 0, _seen: Optional[set] = None) -> str:
     arguments, ``functools.partial`` arguments, closure cells, the values of module globals its code names
     (other functions recursively), a bound method's object and a callable object's attributes. A value with
     no stable form (an arbitrary object whose ``repr`` holds its address) makes the digest differ in every
-    process: the processed file is then rebuilt rather than reused stale."""
+    process: the processed file is then rebuilt rather than reused stale.
+    """
     h = hashlib.sha1()
     seen = set() if _seen is None else _seen
     h.update(_value_repr(fn, _depth, seen).encode())
@@ -448,7 +454,7 @@ def _function_repr(fn, depth: int, seen: set) -> str:
 
 
 def _value_repr(v, depth: int, seen: set) -> str:
-    """A stable text of ``v`` for :func:`behaviour_digest` (recursion bounded)."""
+    """A stable text of ``v`` for ``behaviour_digest()`` (recursion bounded)."""
     import types
 
     import numpy as np
@@ -509,9 +515,9 @@ class PairDataset(Dataset):
 
     Subclasses implement ``raw_file_names``, ``options`` (every argument that
     changes the processed result) and ``build() -> dict`` returning the payload
-    of :meth:`make_payload`. The base class writes and reads the processed file
+    of ``make_payload()``. The base class writes and reads the processed file
     (rebuilding it when it is stale, truncated or from another format version),
-    serves ``dataset[i]`` as a :class:`PairData`, splits and loaders.
+    serves ``dataset[i]`` as a ``PairData``, splits and loaders.
     """
 
     name: str = "pairs"
@@ -541,7 +547,8 @@ class PairDataset(Dataset):
 
     def cache_options(self) -> Dict:
         """What identifies the processed file: the dataset's options plus ``pre_transform`` /
-        ``pre_filter`` (by a stable tag of the callable)."""
+        ``pre_filter`` (by a stable tag of the callable).
+        """
         opts = dict(self.options)
         pt, pf = getattr(self, "_pre", (None, None))
         if pt is not None or pf is not None:
@@ -597,12 +604,13 @@ class PairDataset(Dataset):
         self._set_payload(payload)
 
     def apply_pre(self, payload: Dict) -> Dict:
-        """``pre_filter`` and ``pre_transform`` as PyG defines them: each pair's :class:`PairData` is
+        """``pre_filter`` and ``pre_transform`` as PyG defines them: each pair's ``PairData`` is
         filtered (dropped pairs counted in ``report["dropped"]["pre_filter"]``) and transformed once, before
         the processed file is written, so both ``dataset[i]`` and the fast loader see the result. The
         storage is tables, so a ``pre_transform`` may change ``x`` (one expression vector per cell: every
         pair of a cell must get the same), ``y``, ``dose`` and ``time``; anything else (the drug graph, the
-        prior, new attributes) is refused with a clear error."""
+        prior, new attributes) is refused with a clear error.
+        """
         pre_transform, pre_filter = getattr(self, "_pre", (None, None))
         if pre_transform is None and pre_filter is None:
             return payload
@@ -674,7 +682,8 @@ class PairDataset(Dataset):
                      split_cell: Optional[Tensor] = None, report: Dict) -> Dict:
         """The processed payload. ``split_cell`` (optional, one id per pair) is the biological
         cell line used by the cell-blind/disjoint splits when ``cell`` indexes something else
-        (a LINCS plate's basal profile)."""
+        (a LINCS plate's basal profile).
+        """
         n = y.size(0)  # y: [n] scalar responses or [n, N] profiles (LINCS)
         for k, v in {"cell": cell, "drug": drug, "dose": dose, "time": time}.items():
             if v.numel() != n:
@@ -711,7 +720,8 @@ class PairDataset(Dataset):
     def pair_rows(self) -> Optional[Tensor]:
         """The rows of the pair table this dataset is (``ds[idx]`` and ``ds.shuffle()`` are subsets in PyG's
         sense: ``indices()``), or ``None`` for the whole table. Every method of a subset speaks in the subset's
-        own positions: ``num_pairs``, ``pairs``, ``get_idx_split``, ``loader``, ``summary``."""
+        own positions: ``num_pairs``, ``pairs``, ``get_idx_split``, ``loader``, ``summary``.
+        """
         ind = getattr(self, "_indices", None)
         if ind is None:
             return None
@@ -751,7 +761,8 @@ class PairDataset(Dataset):
     @property
     def num_edge_features(self) -> int:
         """Features per prior edge: 0 (the prior's edges carry a weight, ``edge_weight``, not features).
-        Drug bonds have :attr:`num_bond_features`."""
+        Drug bonds have ``num_bond_features``.
+        """
         return 0
 
     @property
@@ -769,7 +780,7 @@ class PairDataset(Dataset):
 
     @property
     def num_atom_features(self) -> int:
-        """Columns of ``drug_x`` / ``drug_graph.x`` (categorical; see :attr:`atom_feature_sizes`)."""
+        """Columns of ``drug_x`` / ``drug_graph.x`` (categorical; see ``atom_feature_sizes``)."""
         return len(self.atom_feature_sizes)
 
     @property
@@ -780,7 +791,8 @@ class PairDataset(Dataset):
     @property
     def num_classes(self) -> int:
         """PyG's ``num_classes`` without iterating every pair (PyG's default took 26 s on GDSC2 and returned
-        184,889): 2 for 0/1 responders (TCGA), 1 for a regression target, ``N`` for profile targets (LINCS)."""
+        184,889): 2 for 0/1 responders (TCGA), 1 for a regression target, ``N`` for profile targets (LINCS).
+        """
         y = self._pairs["y"]
         if y.dim() > 1:
             return int(y.size(1))
@@ -812,7 +824,8 @@ class PairDataset(Dataset):
     @property
     def expression_missing(self) -> Tensor:
         """``[num_cells, N]`` bool: ``True`` where a measured gene's value was missing or
-        non-finite in the raw matrix and holds the fill value instead."""
+        non-finite in the raw matrix and holds the fill value instead.
+        """
         out = torch.zeros(self._expr.shape, dtype=torch.bool)
         idx = (self._payload or {}).get("expr_missing")
         if idx is not None:
@@ -833,7 +846,8 @@ class PairDataset(Dataset):
 
     def len(self) -> int:
         """Rows of the whole pair table (PyG indexes a subset through ``indices()``); ``len(ds)`` and
-        ``num_pairs`` count a subset's pairs."""
+        ``num_pairs`` count a subset's pairs.
+        """
         return int(self._pairs["y"].size(0))
 
     def get(self, idx: int) -> PairData:
@@ -852,7 +866,7 @@ class PairDataset(Dataset):
                       group_compounds: bool = True) -> Dict[str, Tensor]:
         """Pair indices of ``train``/``val``/``test`` (and ``dropped``) for one fold.
 
-        See :mod:`csg2a_graph.data.splits` for the schemes (``mixed``,
+        See ``csg2a_graph.data.splits`` for the schemes (``mixed``,
         ``cell_blind``, ``drug_blind``, ``disjoint``, ``tissue_blind``; LPO/LCO/LDO/LTO aliases).
         With ``group_compounds`` (default) drugs that are one compound (same InChIKey
         connectivity block of the largest fragment: stereo-isomers, salts) are kept on one
@@ -874,7 +888,8 @@ class PairDataset(Dataset):
 
     def batched_prior(self, batch_size: int):
         """The prior repeated for ``batch_size`` samples as PyG nodes (``([2, B*E], [B*E])``; see
-        :func:`csg2a_graph.data.batched_prior`), for PyG convs over a batch's ``expr.reshape(-1, 1)``."""
+        ``csg2a_graph.data.batched_prior()``), for PyG convs over a batch's ``expr.reshape(-1, 1)``.
+        """
         if self.prior_edge_index is None:
             raise ValueError(f"{self.name} has no prior (built with prior=None)")
         from csg2a_graph.data.prior import batched_prior

@@ -123,7 +123,7 @@ def build_prior(edges: pd.DataFrame, gene_space: GeneSpace, names: Optional[Dict
 
     Returns:
         ``edge_index [2, E]`` (both directions, sorted by target then source),
-        ``edge_weight [E]`` and a :class:`PriorReport`.
+        ``edge_weight [E]`` and a ``PriorReport``.
     """
     import networkx as nx
 
@@ -189,7 +189,8 @@ def batched_prior(edge_index: Tensor, edge_weight: Optional[Tensor], batch_size:
                   num_genes: int) -> Tuple[Tensor, Optional[Tensor]]:
     """A gene-level prior ``[2, E]`` over ``num_genes`` genes repeated for ``batch_size`` samples whose genes are
     consecutive PyG nodes (sample ``b``'s gene ``i`` is node ``b * num_genes + i``): ``([2, B*E], [B*E])``. What a
-    model needs to run PyG convs (``GCNConv``, ``GATConv``, flat ``CSG2AConv``) beside the dense layer."""
+    model needs to run PyG convs (``GCNConv``, ``GATConv``, flat ``CSG2AConv``) beside the dense layer.
+    """
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
         raise ValueError(f"edge_index must be [2, E], got {tuple(edge_index.shape)}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -216,7 +217,7 @@ def resolve_prior(prior, space: GeneSpace, prior_file: Optional[PathLike] = None
     ``prior_info``) is read. Returns ``(edge_index, edge_weight)`` or ``None``;
     the coverage report (with ``source`` and the file's ``sha256``) goes to ``report["prior"]``.
 
-    A prior that keeps no edge between two genes of ``space`` is refused (:class:`EmptyPriorError`, naming the
+    A prior that keeps no edge between two genes of ``space`` is refused (``EmptyPriorError``, naming the
     source and a few of its gene names): training on it would silently be training without a prior.
     """
     if prior is not None and hasattr(prior, "restrict"):

@@ -72,7 +72,7 @@ def make_split(cell: Any, drug: Any, scheme: str = "mixed", fold: int = 0, n_fol
 
     Args:
         cell, drug: ``[num_pairs]`` integer ids of each pair's cell and drug.
-        scheme: one of :data:`SCHEMES` or a drevalpy alias.
+        scheme: one of ``SCHEMES`` or a drevalpy alias.
         fold: which fold, an integer with ``0 <= fold < n_folds``.
         n_folds: number of folds, an integer ``>= 3`` (10 in the paper).
         seed: shuffling seed, a non-negative integer; the same seed gives the same folds.
@@ -143,7 +143,8 @@ def make_split(cell: Any, drug: Any, scheme: str = "mixed", fold: int = 0, n_fol
 class Split(dict):
     """``{"train", "val", "test"}`` pair indices of one fold — a ``dict``, so ``for k, v in split.items()`` sees the
     three parts only. ``split["valid"]`` reads ``"val"`` (OGB's name); the pairs in no part (the disjoint scheme's
-    off-diagonal blocks) are ``split.dropped``, also readable as ``split["dropped"]``."""
+    off-diagonal blocks) are ``split.dropped``, also readable as ``split["dropped"]``.
+    """
 
     def __init__(self, parts: Dict[str, Tensor], dropped: Optional[Tensor] = None):
         super().__init__(parts)
@@ -170,7 +171,7 @@ class Split(dict):
 
 
 def save_splits_json(splits: Sequence[Dict[str, Tensor]], path: Union[str, Path]) -> None:
-    """chemprop's format: ``[{"train": [...], "val": [...], "test": [...]}, ...]``."""
+    """Chemprop's format: ``[{"train": [...], "val": [...], "test": [...]}, ...]``."""
     data = [{k: torch.as_tensor(s[k]).tolist() for k in ("train", "val", "test")} for s in splits]
     Path(path).write_text(json.dumps(data))
 

@@ -34,8 +34,9 @@ def _parse(value, unit, table, default_unit) -> float:
 
 
 def parse_dose_um(value: Union[str, float, None], unit: Optional[str] = None) -> float:
-    """Dose in µM: ``parse_dose_um("10 µM") == parse_dose_um("10.0 um") == parse_dose_um(10, "um") == 10``;
-    ``"500 nM"`` -> 0.5. Unknown or missing (``-666``) -> NaN."""
+    """Dose in µM from a number and unit or a text: ``"10 µM"``, ``"10.0 um"`` and ``(10, "um")`` all give 10;
+    ``"500 nM"`` -> 0.5. Unknown or missing (``-666``) -> NaN.
+    """
     return _parse(value, unit, _DOSE, "um")
 
 

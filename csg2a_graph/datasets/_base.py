@@ -18,13 +18,13 @@ SHIPPED_PRIOR = "shipped landmark prior (STRING v12, combined score > 900)"
 
 
 class RawPairDataset(PairDataset):
-    """A :class:`PairDataset` whose inputs are files in ``root/raw``.
+    """A ``PairDataset`` whose inputs are files in ``root/raw``.
 
     Subclasses set ``self._root`` and ``self.prior_arg`` (plus ``min_score`` and
     ``self_loops``) before ``super().__init__`` and implement ``_resolve_data()``
     returning ``{kind: path or list of paths}``; the prior file is added here. ``prior="auto"``:
     a STRING edge list or ``protein.links`` + ``protein.info`` found in ``raw/``, else the STRING prior over
-    the landmark genes shipped in the package (:func:`csg2a_graph.assets.string_prior`; said in the log and
+    the landmark genes shipped in the package (``csg2a_graph.assets.string_prior()``; said in the log and
     in ``report["prior"]["source"]``). A prior that joins no two genes of the gene space is refused.
     """
 

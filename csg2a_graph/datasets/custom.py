@@ -1,5 +1,6 @@
 """Your own screen as a pair dataset: responses, expression and SMILES from plain CSV/TSV files, on the
-same gene space, prior, splits and loader as GDSC."""
+same gene space, prior, splits and loader as GDSC.
+"""
 from __future__ import annotations
 
 import logging
@@ -58,7 +59,8 @@ def _check_values(y: pd.Series, col: str, path: str) -> None:
 
 def _add_smiles(smiles: Dict[str, str], where: Dict[str, str], drug: str, smi: str, path: str) -> None:
     """Record ``drug -> smi``; the same drug given another molecule is refused, naming both SMILES (the same
-    molecule spelled two ways is fine)."""
+    molecule spelled two ways is fine).
+    """
     old = smiles.get(drug)
     if old is None:
         smiles[drug], where[drug] = smi, path

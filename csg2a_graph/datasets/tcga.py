@@ -37,7 +37,8 @@ GDSC_TCGA_LABEL = {"COAD": "COAD/READ", "READ": "COAD/READ"}
 
 def read_name_smiles(path: str) -> Dict[str, str]:
     """Drug name -> SMILES from a LINCS ``pert_info`` table (``pert_iname, canonical_smiles``) or the
-    Drug Repurposing Hub samples table (``!`` comment lines, ``pert_iname, smiles``); first SMILES wins."""
+    Drug Repurposing Hub samples table (``!`` comment lines, ``pert_iname, smiles``); first SMILES wins.
+    """
     import gzip
 
     opener = gzip.open if str(path).endswith(".gz") else open
@@ -85,7 +86,7 @@ class TCGA(RawPairDataset):
     ``y = 1`` for responders (complete / partial response), ``0`` for
     non-responders (stable / clinical progressive disease). Drug names are
     mapped to GDSC names (case and punctuation ignored, plus
-    :data:`DRUG_SYNONYMS`), SMILES come from the GDSC table first and an
+    ``DRUG_SYNONYMS``), SMILES come from the GDSC table first and an
     optional extra name -> SMILES table (e.g. LINCS ``pert_info``) second.
 
     Expression (UCSC Xena layout, genes x sample barcodes, log2) is reduced to
@@ -202,7 +203,8 @@ class TCGA(RawPairDataset):
         values are left as they are; the patients are moved onto them). Colorectal COAD and READ
         patients meet GDSC's ``COAD/READ`` lines. Types with fewer than ``min_batch`` patients or
         lines are pooled and corrected together against all lines; fewer than 2 pooled patients
-        stay uncorrected. Everything is counted in ``report["combat"]``."""
+        stay uncorrected. Everything is counted in ``report["combat"]``.
+        """
         try:
             from inmoose.pycombat import pycombat_norm
         except ImportError as e:

@@ -2,9 +2,9 @@
 attention on the STRING prior's edges.
 
 The map of pair ``b`` is ``S_b = q_b q_b^T / sqrt(h) + A`` with ``q_b`` the condition-specific gene
-representation of :class:`~csg2a_graph.nn.CSG2AConv` (paper Eq. 2). Per-drug maps average ``S_b``
+representation of ``CSG2AConv`` (paper Eq. 2). Per-drug maps average ``S_b``
 over the drug's pairs; for the linear score that mean is one Gram product of the stacked ``q``
-(:func:`~csg2a_graph.ops.attention_map`), and ``topk`` streams row blocks so ``N x N`` is never held.
+(``attention_map()``), and ``topk`` streams row blocks so ``N x N`` is never held.
 ``include_prior=False`` leaves ``A`` out: the prior is the same for every drug, so comparisons
 between drugs (MoA analysis) use the learned part only.
 """
@@ -32,10 +32,11 @@ def _check(model):
 
 class _Source:
     """Where the gene representations ``q`` come from: a CSG²A model of this package, or any model holding a
-    :class:`~csg2a_graph.nn.CSG2AConv` (``conv=``, found when it holds exactly one) with ``condition=`` (a
-    function of a :class:`~csg2a_graph.data.PairBatch` giving the condition ``[B, N]`` or ``[B, N, C]``; needed
+    ``CSG2AConv`` (``conv=``, found when it holds exactly one) with ``condition=`` (a
+    function of a ``PairBatch`` giving the condition ``[B, N]`` or ``[B, N, C]``; needed
     when the conv has condition channels) and ``inputs=`` (the conv's input ``[B, N]``/``[B, N, F]``; default
-    ``batch.expr``)."""
+    ``batch.expr``).
+    """
 
     def __init__(self, model, conv=None, condition=None, inputs=None):
         self.model, self.ours = model, conv is None and _is_csg2a(model)
@@ -111,8 +112,9 @@ class _Source:
 
 
 def gene_queries(model, batch, *, conv=None, condition=None, inputs=None) -> Tensor:
-    """``q [B, N, h]`` of a :class:`~csg2a_graph.data.PairBatch`: over the pretrained gene space for our models,
-    or of ``conv`` in any model (``condition=`` / ``inputs=``: see :func:`drug_attention_maps`)."""
+    """``q [B, N, h]`` of a ``PairBatch``: over the pretrained gene space for our models,
+    or of ``conv`` in any model (``condition=`` / ``inputs=``: see ``drug_attention_maps()``).
+    """
     return _Source(model, conv, condition, inputs).queries(batch)
 
 
@@ -133,7 +135,8 @@ class DrugMaps:
 
 def map_genes(model, measured_only: bool = True) -> Tuple[Tensor, List[str]]:
     """Positions (in the pretrained gene space) and names of the genes a map is reported over:
-    the fine-tuning input's measured genes (default), or all genes of the pretrained space."""
+    the fine-tuning input's measured genes (default), or all genes of the pretrained space.
+    """
     pre = _check(model)
     if pre is model or not measured_only:
         return torch.arange(pre.num_genes), list(pre.genes)
@@ -152,7 +155,7 @@ def drug_attention_maps(model, dataset, index=None, drugs: Optional[Sequence[int
     ``measured_only`` reports the maps over the genes the fine-tuning data measured (genes the
     input lacks carry only the condition's term and no expression).
 
-    Any model holding a :class:`~csg2a_graph.nn.CSG2AConv` works, not only ours: ``conv=`` the layer (found
+    Any model holding a ``CSG2AConv`` works, not only ours: ``conv=`` the layer (found
     when the model holds exactly one), ``condition=`` a function ``batch -> cond [B, N]`` (what your forward
     passes as ``cond``; required when the conv has condition channels), ``inputs=`` ``batch -> x [B, N]``
     (default ``batch.expr``), ``prior=(edge_index, edge_weight)`` for ``include_prior``, ``genes=`` the names
@@ -238,7 +241,8 @@ def top_gene_pairs(attention: Tensor, genes: Sequence[str], k: int = 1000, uniqu
 def sample_top_pairs(model, batch, k: int = 100, include_prior: bool = False, *, conv=None, condition=None,
                      inputs=None, prior=None) -> Tuple[Tensor, Tensor]:
     """Per pair of ``batch``: the ``k`` gene pairs of largest ``|S_ij|``, streamed (``[B, 2, k]``, ``[B, k]``).
-    Any model holding a ``CSG2AConv``: see :func:`drug_attention_maps`."""
+    Any model holding a ``CSG2AConv``: see ``drug_attention_maps()``.
+    """
     src = _Source(model, conv, condition, inputs)
     q = src.queries(batch)
     return attention_map(q, src.prior(include_prior, prior), score=src.conv.score, reduce_batch=None,  # type: ignore[return-value]
@@ -248,9 +252,10 @@ def sample_top_pairs(model, batch, k: int = 100, include_prior: bool = False, *,
 def prior_edge_attention(model, batch, *, conv=None, condition=None, inputs=None,
                          prior=None) -> Tuple[Tensor, Tensor]:
     """The attention ``S_ij`` on every STRING prior edge for each pair of ``batch``: ``(edge_index [2, E], alpha [B, E])``
-    (through :class:`CSG2AConv`'s ``return_attention_weights``). Any model holding a ``CSG2AConv``: pass
+    (through ``CSG2AConv``'s ``return_attention_weights``). Any model holding a ``CSG2AConv``: pass
     ``prior=(edge_index, edge_weight)`` (the gene-level prior your model gives the conv) and see
-    :func:`drug_attention_maps` for ``conv=``, ``condition=``, ``inputs=``."""
+    ``drug_attention_maps()`` for ``conv=``, ``condition=``, ``inputs=``.
+    """
     return _Source(model, conv, condition, inputs).edge_attention(batch, prior)
 
 

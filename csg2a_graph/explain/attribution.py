@@ -16,7 +16,7 @@ Methods (``method=``): ``ig`` (Integrated Gradients; reports the completeness ga
 ``sum(attr) - (f(x) - f(baseline))``), ``saliency`` (plain gradient), ``inputxgradient``,
 ``deeplift``, ``deepliftshap``, ``gradientshap``, ``ablation`` (set one gene at a time to the
 baseline; exact, costs one forward per gene), and ``layer-ig`` (Integrated Gradients of the
-output of the :class:`~csg2a_graph.nn.CSG2AConv` layer: per gene of the mixed state ``S g0``).
+output of the ``CSG2AConv`` layer: per gene of the mixed state ``S g0``).
 """
 from __future__ import annotations
 
@@ -123,7 +123,8 @@ class GeneAttributions:
         axiom): ``f(x) - f(baseline)`` for IG and DeepLift. For layer IG that is *not* the right reference — the
         model has paths around the layer, so its attributions add up to the change of ``f`` when only the
         layer's output moves from its value at the baseline to its value at ``x`` (every other path at ``x``);
-        the gap is then Captum's convergence delta, reported against that change (``reference``)."""
+        the gap is then Captum's convergence delta, reported against that change (``reference``).
+        """
         if self.method == "layer-ig":
             if self.delta is None:
                 return {}
@@ -148,7 +149,8 @@ class GeneAttributions:
 
     def to_frame(self, dataset=None, top: Optional[int] = None):
         """Long table ``pair, cell, drug, gene, attribution`` (``top``: the ``top`` genes of largest
-        ``|attribution|`` per pair); cells and drugs named from ``dataset`` when given."""
+        ``|attribution|`` per pair); cells and drugs named from ``dataset`` when given.
+        """
         import pandas as pd
 
         A = self.expr.numpy()
@@ -187,7 +189,8 @@ def _gap(a: "GeneAttributions"):
 
 def completeness_met(err: Tensor, diff: Tensor, target: float, floor: float = 1e-4) -> Tensor:
     """Whether each pair's completeness gap ``err`` is within ``target`` of its output change ``|diff|`` (or
-    below the absolute ``floor``, for pairs whose output barely changes)."""
+    below the absolute ``floor``, for pairs whose output barely changes).
+    """
     return (err <= target * diff.abs()) | (err <= floor)
 
 
@@ -220,11 +223,11 @@ def explain_genes(model: nn.Module, dataset, index=None, method: str = "ig", *, 
     """Attribute ``model``'s output on the pairs ``index`` of ``dataset`` to the genes.
 
     Args:
-        model: a response model (any :class:`~csg2a_graph.nn.models.ResponseModel`) or a CSG²A
+        model: a response model (any ``ResponseModel``) or a CSG²A
             pretraining network.
         dataset: the pair dataset whose expression, drugs, doses and times are explained.
         index: pair indices or a boolean mask (``None``: all pairs).
-        method: one of :data:`METHODS`.
+        method: one of ``METHODS``.
         condition: also attribute to the chemical condition vector ``D`` (CSG²A models only).
         target: profile models only — ``"distance"`` (default) or a gene index of the prediction.
         n_steps: integration steps (IG, layer IG); for IG the total over the path's pieces.
@@ -239,7 +242,7 @@ def explain_genes(model: nn.Module, dataset, index=None, method: str = "ig", *, 
         completeness_target: IG only: a relative completeness error per pair (e.g. ``0.05``): pairs whose gap
             ``|sum attr - (f(x) - f(0))|`` exceeds ``target * |f(x) - f(0)|`` (and ``1e-4``) are attributed
             again with twice the steps, up to ``max_steps``; ``steps`` records each pair's steps and
-            :meth:`GeneAttributions.completeness` the gap reached. ``None``: ``n_steps`` for every pair.
+            ``GeneAttributions.completeness()`` the gap reached. ``None``: ``n_steps`` for every pair.
         batch_size: pairs per attribution call; ``internal_batch_size`` bounds Captum's
             expanded batch (pairs x steps) for memory.
         n_baselines, n_samples: baseline lines (DeepLiftShap, GradientShap) and GradientShap samples.
@@ -388,7 +391,8 @@ def _ig_once(explainer, inputs, zeros, kw, breaks, steps):
 def _ig_batch(explainer, fwd, inputs, extra, zeros, kw, ig_breaks, n_steps, target, max_steps, grids):
     """IG for one batch: the grid chosen (``"auto"``: the more complete of plain and piecewise), then pairs above
     the completeness target attributed again with doubled steps. Returns ``((attr, ...), delta)`` and the steps
-    each pair used."""
+    each pair used.
+    """
     with torch.no_grad():
         diff = (fwd(*inputs, *extra) - fwd(*zeros, *extra)).double().reshape(-1)
 
@@ -440,7 +444,8 @@ def _ig_batch(explainer, fwd, inputs, extra, zeros, kw, ig_breaks, n_steps, targ
 def _segmented_ig(explainer, inputs, baselines, kw, breaks):
     """IG on the straight path from ``baselines`` to ``inputs``, integrated piecewise over
     ``[0, b1], [b1, b2], ..., [bk, 1]`` (each piece is IG between two points of the path; the pieces'
-    attributions and convergence deltas add up to the whole path's)."""
+    attributions and convergence deltas add up to the whole path's).
+    """
     pts = [0.0] + sorted(float(b) for b in breaks) + [1.0]
     steps = max(2, int(kw["n_steps"]) // (len(pts) - 1))
     total, delta = None, None

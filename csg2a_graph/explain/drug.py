@@ -1,14 +1,14 @@
 """Atom and bond attributions of a CSG²A prediction through PyG's explain API.
 
-The drug reaches a CSG²A model only through the chemical condition encoder. :class:`DrugSideModel`
+The drug reaches a CSG²A model only through the chemical condition encoder. ``DrugSideModel``
 exposes one pair's prediction as a function of its molecular graph — ``forward(x, edge_index)`` with
 ``x`` the float atom states entering the drug encoder's first message-passing layer (the atom
-embedding of the categorical features) — so that :class:`torch_geometric.explain.Explainer` with
-:class:`~torch_geometric.explain.algorithm.CaptumExplainer` can attribute it: node attributions on
+embedding of the categorical features) — so that ``torch_geometric.explain.Explainer`` with
+``CaptumExplainer`` can attribute it: node attributions on
 those atom states (``node_mask_type="attributes"``, summed over channels per atom) and bond masks on
 every message-passing layer of the drug encoder (``edge_mask_type="object"``, the two directions of a
 bond summed). Only the condition encoder is a submodule, so PyG's edge masks never reach the gene-level
-:class:`~csg2a_graph.nn.CSG2AConv`.
+``CSG2AConv``.
 """
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def explain_drug(model: nn.Module, dataset, pair: int, method: str = "Integrated
                  ) -> DrugAttributions:
     """Atom and bond attributions of pair ``pair`` of ``dataset`` through ``torch_geometric.explain``.
 
-    ``method`` is a Captum method name that :class:`CaptumExplainer` supports
+    ``method`` is a Captum method name that ``CaptumExplainer`` supports
     (``IntegratedGradients``, ``Saliency``, ``InputXGradient``...).
     """
     from torch_geometric.explain import Explainer

@@ -1,16 +1,16 @@
 """drevalpy (Bernett et al., the drug-response evaluation framework) as a real client.
 
-- :func:`write_drevalpy` writes any of our pair datasets in drevalpy's layout
+- ``write_drevalpy()`` writes any of our pair datasets in drevalpy's layout
   (``DIR/NAME/NAME.csv`` with ``cell_line_name, pubchem_id, drug_name, <measure>, tissue``,
   ``gene_expression.csv``, ``drug_smiles.csv``, ``cell_line_names.csv``, ``drug_names.csv``);
-- drevalpy's response CSVs read into our datasets: :class:`~csg2a_graph.datasets.GDSC` and
-  :class:`~csg2a_graph.datasets.ResponseTable` accept its column names (``cell_line_name``,
+- drevalpy's response CSVs read into our datasets: ``GDSC`` and
+  ``ResponseTable`` accept its column names (``cell_line_name``,
   ``drug_name`` / ``pubchem_id``, ``LN_IC50`` / ``LN_IC50_curvecurator`` / ``response``);
-- :func:`drp_model` returns a drevalpy ``DRPModel`` that runs any of our registered runners (``csg2a``,
+- ``drp_model()`` returns a drevalpy ``DRPModel`` that runs any of our registered runners (``csg2a``,
   ``rf``, ``additive``...) inside drevalpy's own pipeline (``experiment.train_and_predict``), scored by
   its ``evaluation.evaluate``.
 
-drevalpy is optional (``pip install 'csg2a-graph[drevalpy]'``); only :func:`drp_model` needs it.
+drevalpy is optional (``pip install 'csg2a-graph[drevalpy]'``); only ``drp_model()`` needs it.
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def write_drevalpy(dataset, out_dir: str, name: Optional[str] = None, measure: s
                    index=None) -> str:
     """Write ``dataset`` (its pairs ``index``, default all) in drevalpy's data layout under
     ``out_dir/name``; the drug identifier is our drug key (drevalpy's ``pubchem_id`` column holds any
-    string). Expression is written as it is in the dataset (robust z). Returns the folder."""
+    string). Expression is written as it is in the dataset (robust z). Returns the folder.
+    """
     name = name or str(getattr(dataset, "name", "csg2a"))
     folder = os.path.join(out_dir, name)
     os.makedirs(folder, exist_ok=True)
@@ -65,10 +66,10 @@ def write_drevalpy(dataset, out_dir: str, name: Optional[str] = None, measure: s
 
 def drp_model(runner: str = "csg2a", options: Optional[Dict[str, Any]] = None, prior: Optional[str] = "shipped"):
     """A drevalpy ``DRPModel`` class running our runner ``runner`` (any name of
-    :data:`csg2a_graph.registry.RUNNERS`) with ``options`` (the runner's, as in ``csg2a cv
+    ``csg2a_graph.registry.RUNNERS``) with ``options`` (the runner's, as in ``csg2a cv
     --model-option``). ``prior``: ``"shipped"`` (the STRING landmark prior in the package), a STRING edge
     file, or ``None``. Features: ``gene_expression.csv`` and ``drug_smiles.csv`` of the dataset folder
-    (:func:`write_drevalpy` writes both).
+    (``write_drevalpy()`` writes both).
 
     Our runners train and predict in one call (the fold's split is theirs), so ``train`` keeps the
     training (and early-stopping) pairs and ``predict`` runs the runner on them plus the pairs asked for.
@@ -142,7 +143,7 @@ def drp_model(runner: str = "csg2a", options: Optional[Dict[str, Any]] = None, p
 
 
 def _pairs(parts, cell_input, drug_input, prior):
-    """An :class:`~csg2a_graph.data.ArrayPairs` of the given (cells, drugs, responses, part) and its split."""
+    """An ``ArrayPairs`` of the given (cells, drugs, responses, part) and its split."""
     from csg2a_graph.data import ArrayPairs, GeneSpace
 
     genes = list(cell_input.meta_info["gene_expression"])

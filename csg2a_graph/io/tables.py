@@ -41,7 +41,8 @@ NA_TOKENS = {"", "na", "nan", "n/a", "null", "none", "-"}  # read as missing, no
 def numeric_matrix(df, path: str, what: str = "expression values"):
     """``df`` as float32, with every cell that is not a finite number counted in a warning that
     names the file: text (``abc``) becomes NaN, values beyond float32 (``1e400``, ``1e308``)
-    become ``±inf`` (never ``3.4e38``); ``align_expression`` treats both as missing."""
+    become ``±inf`` (never ``3.4e38``); ``align_expression`` treats both as missing.
+    """
     import numpy as np
     import pandas as pd
 

@@ -47,7 +47,7 @@ def read_xena(path: str) -> Tuple[np.ndarray, List[str], List[str], BarcodeRepor
     barcode) and its transpose (one row per sample). Full sample barcodes are
     trimmed to patients (``TCGA-XX-XXXX``); when a patient has several samples
     the primary tumour (``01``) is preferred, then other tumour types in
-    :data:`PRIMARY_FIRST`; normal tissue (``10``-``14``) is never used. The
+    ``PRIMARY_FIRST``; normal tissue (``10``-``14``) is never used. The
     choice is counted in the returned report.
 
     Returns:

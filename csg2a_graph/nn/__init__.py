@@ -1,5 +1,6 @@
 """Layers and models: the CSG²A gene-gene attention convolution, the chemical condition encoder,
-drug encoders and the CSG²A networks."""
+drug encoders and the CSG²A networks.
+"""
 from csg2a_graph.nn.condition import ChemicalConditionEncoder
 from csg2a_graph.nn.conv import CSG2AConv
 from csg2a_graph.nn.encoders.base import AtomEncoder, BondEncoder

@@ -1,11 +1,12 @@
 r"""The chemical condition encoder (CCE) of CSG²A (paper A.1).
 
-.. math::
-    \mathcal{D}_{S,d,t} = f\big([\mathrm{enc}(S),\; \mathrm{Lin}_{dose}(d/100),\; \mathrm{Lin}_{time}(t/72)]\big) \in \mathbb{R}^{N}
+$$
+\mathcal{D}_{S,d,t} = f\big([\mathrm{enc}(S),\; \mathrm{Lin}_{dose}(d/100),\; \mathrm{Lin}_{time}(t/72)]\big) \in \mathbb{R}^{N}
+$$
 
 with ``f`` the released block ``Dropout(ReLU(BatchNorm1d(Linear)))`` (``block="linear-bn"``: ``D >= 0``,
 normalised per gene over the batch in training mode) or a two-layer MLP (``block="mlp"``, signed ``D``).
-``enc`` is a drug encoder by name (:mod:`csg2a_graph.nn.encoders`). Each distinct drug of a
+``enc`` is a drug encoder by name (``csg2a_graph.nn.encoders``). Each distinct drug of a
 batch is encoded once (the loader's drug batch + ``drug_index``), never once per pair.
 """
 from __future__ import annotations
@@ -32,13 +33,13 @@ class ChemicalConditionEncoder(nn.Module):
 
     Args:
         num_genes: ``N``.
-        drug_encoder: a name of :data:`csg2a_graph.nn.encoders.DRUG_ENCODERS`.
+        drug_encoder: a name of ``csg2a_graph.nn.encoders.DRUG_ENCODERS``.
         drug_encoder_kwargs: its arguments (``weights=PATH`` for ``pretrained-gcn`` / ``mat``).
         hidden_channels: width of the MLP's hidden layer (``block="mlp"``).
         dropout: dropout of the block.
         bias: bias terms in the block's linear layers (the released block has none).
         block: ``"linear-bn"`` — ``Linear(E+4 -> N, no bias) -> BatchNorm1d(N) -> ReLU -> Dropout`` (the
-            released code; its keys ``comp_proj.0`` / ``comp_proj.1`` are :attr:`mlp` ``[0]`` / ``[1]``);
+            released code; its keys ``comp_proj.0`` / ``comp_proj.1`` are ``mlp`` ``[0]`` / ``[1]``);
             ``"mlp"`` — ``Linear -> ReLU -> Dropout -> Linear``.
         dose_time_bias: bias of the ``Linear(1, 2)`` dose and time embeddings (released: ``True``).
         embedding_norm: standardise each drug embedding (a LayerNorm without parameters)
@@ -46,7 +47,7 @@ class ChemicalConditionEncoder(nn.Module):
             differ little between drugs (the pretrained GCN's pooled states: mean |x| 0.075);
             normalised, the drug identity reaches ``D`` at unit scale.
 
-    When :attr:`cache_outputs` is set and the module is in eval mode (a frozen encoder), the
+    When ``cache_outputs`` is set and the module is in eval mode (a frozen encoder), the
     output is cached per (SMILES, dose, time): a batch whose conditions are all cached costs a
     dictionary lookup and no encoder call.
     """

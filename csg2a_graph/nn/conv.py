@@ -36,25 +36,27 @@ class CSG2AConv(MessagePassing):
     condition-specific representation from gene-specific weights (one row per
     gene), the genes attend to each other, and a prior graph (STRING) is added:
 
-    .. math::
-        q_{b,i} = x_{b,i} W^{gene}_i + c_{b,i} W^{cond}_i \in \mathbb{R}^h
+    $$
+    q_{b,i} = x_{b,i} W^{gene}_i + c_{b,i} W^{cond}_i \in \mathbb{R}^h
+    $$
 
-    .. math::
-        S_b = \phi\!\left(q_b q_b^\top / \sqrt{h}\right) + A, \qquad
-        \mathbf{x}'_b = S_b\, \mathbf{x}_b \;\;(\texttt{matmul})
-        \quad\text{or}\quad
-        \mathbf{x}'_{b,i} = \mathbf{x}_{b,i} \textstyle\sum_j S_{b,ij} \;\;(\texttt{rowsum})
+    $$
+    S_b = \phi\!\left(q_b q_b^\top / \sqrt{h}\right) + A, \qquad
+    \mathbf{x}'_b = S_b\, \mathbf{x}_b \;\;(\texttt{matmul})
+    \quad\text{or}\quad
+    \mathbf{x}'_{b,i} = \mathbf{x}_{b,i} \textstyle\sum_j S_{b,ij} \;\;(\texttt{rowsum})
+    $$
 
-    with :math:`\phi` the identity (``score="linear"``, the paper), a row
-    softmax or a sigmoid, and :math:`A` the prior given by ``edge_index`` /
-    ``edge_weight`` (:math:`A_{ij}` = weight of edge ``j -> i``). With
+    with $\phi$ the identity (``score="linear"``, the paper), a row
+    softmax or a sigmoid, and $A$ the prior given by ``edge_index`` /
+    ``edge_weight`` ($A_{ij}$ = weight of edge ``j -> i``). With
     ``support="prior"`` the attention exists only on prior edges. For
-    :math:`F > 1` input channels :math:`W^{gene}_i \in \mathbb{R}^{F\times h}`
+    $F > 1$ input channels $W^{gene}_i \in \mathbb{R}^{F\times h}$
     is a per-gene linear map and an output projection ``F -> out_channels`` follows.
 
     The layer never materialises the ``B x N x N`` attention for the linear
     score (exact factorisation, or the fused Triton kernel on CUDA); see
-    :mod:`csg2a_graph.ops` for the paths.
+    ``csg2a_graph.ops`` for the paths.
 
     Args:
         num_genes (int): ``N``, genes per sample.
@@ -70,7 +72,7 @@ class CSG2AConv(MessagePassing):
         reduce (str): ``"matmul"`` or ``"rowsum"``. (default: ``"matmul"``)
         scale (float, optional): score scale. (default: ``1/sqrt(h)``)
         bias (bool): bias of the output projection. (default: ``True``)
-        impl (str, optional): force a path of :func:`csg2a_graph.ops.csg2a_attention`
+        impl (str, optional): force a path of ``csg2a_graph.ops.csg2a_attention()``
             or ``"triton"`` for the fused kernel. (default: automatic)
         validate (bool, optional): check ``x`` and ``cond`` for NaN and inf (one NaN gene
             would otherwise turn every gene of its sample NaN). ``None`` checks CPU inputs
@@ -78,16 +80,16 @@ class CSG2AConv(MessagePassing):
             (default: ``None``)
 
     Shapes (the input's rank decides how ``edge_index`` is read; nothing is guessed from its values):
-        - **input:** node features :math:`(B \cdot N, F)` with genes of each sample
-          consecutive (PyG batching, ``edge_index`` :math:`(2, B \cdot E)` over all
-          nodes, as for every PyG conv) or dense :math:`(B, N, F)` with one gene-level
-          ``edge_index`` :math:`(2, E)` over the ``N`` genes, shared by all samples; ``edge_weight`` :math:`(B \cdot E)` or :math:`(E)`;
-          ``cond`` :math:`(B \cdot N)`, :math:`(B, N)` or with a trailing ``cond_channels`` axis.
-        - **output:** :math:`(B \cdot N, F')` or :math:`(B, N, F')`; with
+        - **input:** node features $(B \cdot N, F)$ with genes of each sample
+          consecutive (PyG batching, ``edge_index`` $(2, B \cdot E)$ over all
+          nodes, as for every PyG conv) or dense $(B, N, F)$ with one gene-level
+          ``edge_index`` $(2, E)$ over the ``N`` genes, shared by all samples; ``edge_weight`` $(B \cdot E)$ or $(E)$;
+          ``cond`` $(B \cdot N)$, $(B, N)$ or with a trailing ``cond_channels`` axis.
+        - **output:** $(B \cdot N, F')$ or $(B, N, F')$; with
           ``return_attention_weights=True`` also ``(edge_index, alpha)`` where
-          ``alpha`` holds :math:`S_{b,ij}` on every input edge: the returned
+          ``alpha`` holds $S_{b,ij}$ on every input edge: the returned
           ``edge_index`` is the one given, and ``alpha`` has one entry per its edge
-          (:math:`(B \cdot E)` for flat input) or per edge and sample (:math:`(B, E)` dense).
+          ($(B \cdot E)$ for flat input) or per edge and sample ($(B, E)$ dense).
 
     Example:
         >>> conv = CSG2AConv(num_genes=978, hidden_channels=64)
@@ -149,7 +151,8 @@ class CSG2AConv(MessagePassing):
     def _check_edges(self, edge_index: Tensor, B: int, N: int, dense: bool) -> None:
         """Validate ``edge_index`` against the input once per tensor (and per ``B``/rank): the check reads its
         values (a host sync), so it runs when a new prior or batch shape arrives, not every step, and never
-        under ``torch.compile``."""
+        under ``torch.compile``.
+        """
         if _compiling() or edge_index.numel() == 0:
             return
         key = (B, N, dense, edge_index._version)

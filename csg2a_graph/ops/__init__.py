@@ -1,11 +1,12 @@
 r"""Functional CSG²A gene-gene attention: one definition, several exact paths.
 
-.. math::
-    S_b = \phi(q_b q_b^\top \cdot \mathrm{scale}) + A, \qquad
-    \mathrm{out}_b = S_b x_b \;(\texttt{matmul}) \;\text{ or }\;
-    \mathrm{out}_{b,i} = x_{b,i} \textstyle\sum_j S_{b,ij} \;(\texttt{rowsum})
+$$
+S_b = \phi(q_b q_b^\top \cdot \mathrm{scale}) + A, \qquad
+\mathrm{out}_b = S_b x_b \;(\texttt{matmul}) \;\text{ or }\;
+\mathrm{out}_{b,i} = x_{b,i} \textstyle\sum_j S_{b,ij} \;(\texttt{rowsum})
+$$
 
-Paths (``impl=``) and when :func:`csg2a_attention` picks them:
+Paths (``impl=``) and when ``csg2a_attention()`` picks them:
 
 ==============  =====================================  ==========================================
 ``impl``        computes                               picked for
@@ -18,10 +19,10 @@ Paths (``impl=``) and when :func:`csg2a_attention` picks them:
 ==============  =====================================  ==========================================
 
 The paper's layer builds ``q = x ⊙ W_gene + c ⊙ W_cond`` from per-gene weights. For it,
-:class:`csg2a_graph.nn.CSG2AConv` never forms ``q`` either: on CPU
-(:func:`csg2a_graph.ops.factorized.expanded_linear`) the contraction folds into four
+``csg2a_graph.nn.CSG2AConv`` never forms ``q`` either: on CPU
+(``csg2a_graph.ops.factorized.expanded_linear()``) the contraction folds into four
 ``[B, N] x [N, h]`` GEMMs; on CUDA the fused Triton kernel
-(:func:`csg2a_graph.ops.triton.fused_linear_attention`) builds ``q`` tile by tile in registers.
+(``csg2a_graph.ops.triton.fused_linear_attention()``) builds ``q`` tile by tile in registers.
 """
 from csg2a_graph.ops.attention import IMPLS, choose_impl, csg2a_attention, triton_usable
 from csg2a_graph.ops.attention_map import attention_map

@@ -80,7 +80,8 @@ def check_inputs(q: Tensor, x: Tensor, score: str, support: str, reduce: str, va
 
 def check_finite(name: str, t: Tensor) -> None:
     """Raise naming the samples that hold NaN or inf (``t``: ``[B, ...]``): one non-finite gene
-    would silently turn every gene of its sample NaN through the attention."""
+    would silently turn every gene of its sample NaN through the attention.
+    """
     bad = ~torch.isfinite(t)
     if bad.any():
         n_nan, n_inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())

@@ -1,4 +1,4 @@
-"""The dispatcher: :func:`csg2a_attention` and how it picks a path (see :mod:`csg2a_graph.ops`)."""
+"""The dispatcher: ``csg2a_attention()`` and how it picks a path (see ``csg2a_graph.ops``)."""
 from __future__ import annotations
 
 import os

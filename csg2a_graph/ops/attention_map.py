@@ -15,13 +15,15 @@ from csg2a_graph.typing import Prior
 
 def _acc(t: Tensor) -> torch.dtype:
     """The dtype maps are accumulated and returned in: float64 for float64 input, else float32 (half inputs
-    accumulate in float32)."""
+    accumulate in float32).
+    """
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
 def _map_rows(q: Tensor, score: str, scale: float, r0: int, r1: int, lse: Optional[Tensor], use_triton: bool) -> Tensor:
     """Rows ``r0:r1`` of the batch-mean map ``mean_b phi(q_b q_b^T scale)`` as ``[r, N]`` (float32; float64 for
-    float64 ``q``)."""
+    float64 ``q``).
+    """
     if use_triton:
         from csg2a_graph.ops.triton.attention_map import mean_map_rows
 
@@ -52,8 +54,8 @@ def attention_map(q: Tensor, prior: Prior = None, *, score: str = "linear", supp
 
     Args:
         q: ``[B, N, h]`` gene representations (e.g. of all samples of one drug).
-        prior: as in :func:`csg2a_attention`.
-        score, support: as in :func:`csg2a_attention`.
+        prior: as in ``csg2a_attention()``.
+        score, support: as in ``csg2a_attention()``.
         reduce_batch: ``"mean"`` for the batch-mean map (for the linear score one
             Gram product of the stacked ``q``), ``None`` for per-sample maps.
         topk: return only the ``topk`` entries of largest ``|S_ij|`` (``i != j``),

@@ -1,8 +1,9 @@
 r"""The exact factorised path for the linear score (the paper's CSG²A).
 
-.. math::
-    S x = q\,(q^\top x)\cdot\mathrm{scale} + A x, \qquad
-    \textstyle\sum_j S_{ij} = \mathrm{scale}\; q_i \cdot \sum_j q_j + (A\mathbf{1})_i
+$$
+S x = q\,(q^\top x)\cdot\mathrm{scale} + A x, \qquad
+\textstyle\sum_j S_{ij} = \mathrm{scale}\; q_i \cdot \sum_j q_j + (A\mathbf{1})_i
+$$
 
 Cost ``O(B * N * h * F + E * F)`` time and ``O(B * N * (h + F))`` memory;
 ``[B, N, N]`` is never formed. Exact up to floating-point reassociation.
@@ -37,11 +38,12 @@ def expanded_linear(x: Tensor, c: Optional[Tensor], w_gene: Tensor, w_cond: Opti
                     edges: Optional[Tuple[Tensor, Tensor]], reduce: str, scale: float) -> Tensor:
     r"""The linear layer with the gene-specific expansion folded in: no ``[B, N, h]`` tensor at all.
 
-    With :math:`q_{bi} = x_{bi} W^g_i + c_{bi} W^c_i` the contraction over genes is two GEMMs,
+    With $q_{bi} = x_{bi} W^g_i + c_{bi} W^c_i$ the contraction over genes is two GEMMs,
 
-    .. math::
-        u_b = \sum_j a_{bj} q_{bj} = (a \odot x)_b W^g + (a \odot c)_b W^c, \qquad
-        q_{bi} \cdot u_b = x_{bi} (W^g u_b)_i + c_{bi} (W^c u_b)_i
+    $$
+    u_b = \sum_j a_{bj} q_{bj} = (a \odot x)_b W^g + (a \odot c)_b W^c, \qquad
+    q_{bi} \cdot u_b = x_{bi} (W^g u_b)_i + c_{bi} (W^c u_b)_i
+    $$
 
     (``a = x`` for ``matmul``, ``1`` for ``rowsum``), so the layer costs four
     ``[B, N] x [N, h]`` GEMMs and ``O(B N + N h)`` memory, forward and backward.

@@ -1,13 +1,14 @@
 r"""Plain PyTorch definitions of the CSG²A gene-gene attention.
 
-For one sample, with gene representation :math:`q \in \mathbb{R}^{N\times h}`,
-values :math:`x \in \mathbb{R}^{N\times F}` and prior :math:`A` (``A[i, j]`` is
+For one sample, with gene representation $q \in \mathbb{R}^{N\times h}$,
+values $x \in \mathbb{R}^{N\times F}$ and prior $A$ (``A[i, j]`` is
 the weight of edge ``j -> i``):
 
-.. math::
-    S = \phi(q q^\top \cdot \mathrm{scale}) + A, \qquad
-    \mathrm{out} = S x \;(\texttt{matmul}) \quad\text{or}\quad
-    \mathrm{out}_i = x_i \textstyle\sum_j S_{ij} \;(\texttt{rowsum})
+$$
+S = \phi(q q^\top \cdot \mathrm{scale}) + A, \qquad
+\mathrm{out} = S x \;(\texttt{matmul}) \quad\text{or}\quad
+\mathrm{out}_i = x_i \textstyle\sum_j S_{ij} \;(\texttt{rowsum})
+$$
 
 ``phi`` is the identity (``linear``, the paper), a row softmax or an elementwise
 sigmoid. With ``support="prior"`` the scores exist only on prior edges (softmax
@@ -15,12 +16,12 @@ over each gene's prior neighbours).
 
 This module holds
 
-- :func:`dense_reference`: the definition, materialising ``[B, N, N]``: for
+- ``dense_reference()``: the definition, materialising ``[B, N, N]``: for
   tests and tiny N;
-- :func:`chunked_dense`: the CPU path for non-linear dense scores. Rows are
+- ``chunked_dense()``: the CPU path for non-linear dense scores. Rows are
   processed in blocks under activation checkpointing, so at most one
   ``[B, block, N]`` block of scores is alive in the forward *and* the backward;
-- :func:`edgewise`: ``support="prior"``: an SDDMM over the edges and a
+- ``edgewise()``: ``support="prior"``: an SDDMM over the edges and a
   scatter, ``O(B * E * h)``.
 """
 from __future__ import annotations
@@ -53,7 +54,7 @@ def prior_mask(edges: Edges, num_genes: int, device) -> Tensor:
 
 
 def dense_scores(q: Tensor, score: str, scale: float, mask: Optional[Tensor] = None) -> Tensor:
-    """:math:`\\phi(q q^T \\cdot scale)` as ``[B, N, N]`` (zero outside ``mask`` when given)."""
+    r"""$\phi(q q^T \cdot scale)$ as ``[B, N, N]`` (zero outside ``mask`` when given)."""
     s = torch.matmul(q, q.transpose(-1, -2)) * scale
     if score == "linear":
         return s if mask is None else s * mask
@@ -107,7 +108,7 @@ def chunked_dense(q: Tensor, x: Tensor, edges: Edges, score: str, reduce: str, s
                   block_size: int = 256) -> Tensor:
     """Dense support, any score, rows in blocks; exact, memory ``O(B * block * N)``.
 
-    Each block runs under :func:`torch.utils.checkpoint.checkpoint`, so its
+    Each block runs under ``torch.utils.checkpoint.checkpoint()``, so its
     scores are recomputed in the backward instead of being stored.
     """
     B, N, _ = q.shape
@@ -131,7 +132,7 @@ def segment_softmax(s: Tensor, index: Tensor, num_nodes: int) -> Tensor:
     """Softmax of ``s [B, E]`` over edges grouped by ``index`` (the target gene).
 
     Uses torch-scatter's ``scatter_softmax`` when it is installed, PyG's
-    torch-native :func:`torch_geometric.utils.softmax` otherwise.
+    torch-native ``torch_geometric.utils.softmax()`` otherwise.
     """
     if WITH_TORCH_SCATTER:
         from torch_scatter import scatter_softmax
@@ -148,7 +149,7 @@ def segment_softmax_native(s: Tensor, index: Tensor, num_nodes: int) -> Tensor:
 
 def edge_scores(q: Tensor, edges: Tuple[Tensor, Tensor], score: str, scale: float, num_genes: int,
                 softmax_fn=segment_softmax) -> Tensor:
-    """:math:`\\phi(q_i \\cdot q_j \\cdot scale)` on each edge ``j -> i``: ``[B, E]`` (an SDDMM)."""
+    r"""$\phi(q_i \cdot q_j \cdot scale)$ on each edge ``j -> i``: ``[B, E]`` (an SDDMM)."""
     (src, dst), _ = edges
     s = (q.index_select(1, dst) * q.index_select(1, src)).sum(-1) * scale
     if score == "sigmoid":

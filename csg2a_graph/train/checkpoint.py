@@ -1,5 +1,6 @@
-"""Checkpoints live in :mod:`csg2a_graph.checkpoint` (used by the models and the trainer alike); this
-module keeps the old import path."""
+"""Checkpoints live in ``csg2a_graph.checkpoint`` (used by the models and the trainer alike); this
+module keeps the old import path.
+"""
 from csg2a_graph.checkpoint import (
                                     CHECKPOINT_FORMAT,
                                     data_card,

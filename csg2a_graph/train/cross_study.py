@@ -1,11 +1,11 @@
 """Cross-study evaluation: train on one dataset, predict another on the shared gene space.
 
-:class:`CombinedPairs` puts a *source* and a *target* dataset into one in-memory pair dataset
-(source pairs first), so every registered runner of :mod:`csg2a_graph.train.cv` — naive means,
+``CombinedPairs`` puts a *source* and a *target* dataset into one in-memory pair dataset
+(source pairs first), so every registered runner of ``csg2a_graph.train.cv`` — naive means,
 RF, SVR, CSG²A, the deep baselines — trains on source pairs and predicts target pairs with no
 code of its own. Joins, each reported:
 
-* **drugs** are one drug when they are one compound (:func:`~csg2a_graph.data.molecules.compound_key`:
+* **drugs** are one drug when they are one compound (``compound_key()``:
   InChIKey skeleton of the largest fragment, so salts and stereo-isomers match) or, failing that,
   share a normalised name; the source's molecule is kept.
 * **cell lines** are one line when they share a normalised name *and* their expression rows are
@@ -13,7 +13,7 @@ code of its own. Joins, each reported:
   expression (NCI-60's CellMiner profile of a line GDSC also screens) stays a separate sample,
   because what a model sees is the expression row.
 
-:func:`cross_study` fits each model once on the source (a seeded 90/10 train/validation split)
+``cross_study()`` fits each model once on the source (a seeded 90/10 train/validation split)
 and reports metrics on named subsets of the target pairs (``new_pairs``: (line, compound) pairs
 the source never measured; ``seen_drugs`` / ``new_drugs``...). When the two studies measure
 response in different units or directions (GDSC ln IC50, higher = resistant; NCI-60 −log10 GI50,
@@ -147,7 +147,8 @@ class CombinedPairs(PairDataset):
 
     def subsets(self) -> Dict[str, Tensor]:
         """Boolean masks over all pairs naming target subsets: ``all``, ``new_pairs`` ((line, drug)
-        not measured in the source), ``seen_drugs`` / ``new_drugs``, ``seen_cells`` / ``new_cells``."""
+        not measured in the source), ``seen_drugs`` / ``new_drugs``, ``seen_cells`` / ``new_cells``.
+        """
         p, src = self.pairs, ~self.origin
         n_d, n_c = self.num_drugs, self.num_cells
         seen_d = torch.zeros(n_d, dtype=torch.bool)

@@ -5,8 +5,8 @@ Every model of a run sees the same folds from ``dataset.get_idx_split`` (saved u
 finishes, with its test predictions in ``predictions/``, so a stopped run resumes where it stopped
 (finished rows are skipped). ``summary.md`` holds the mean ± sd table.
 
-Model runners are registered by name (:func:`csg2a_graph.registry.register_runner`; where each lives:
-:mod:`csg2a_graph.registry`); a runner gets the dataset, the
+Model runners are registered by name (``csg2a_graph.registry.register_runner()``; where each lives:
+``csg2a_graph.registry``); a runner gets the dataset, the
 fold's split, its options and a run folder, and returns test predictions. A *label* may name a
 variant: ``model_options={"csg2a-unfrozen": {"runner": "csg2a", "freeze": False}}``.
 """
@@ -40,7 +40,7 @@ METRICS = ["rmse", "pcc", "scc", "r2", "pcc_per_drug", "pcc_norm", "scc_norm", "
 
 
 def load_builtin_runners() -> Dict[str, Callable]:
-    """The registered runners (:data:`csg2a_graph.registry.RUNNERS`) once the package's are loaded."""
+    """The registered runners (``csg2a_graph.registry.RUNNERS``) once the package's are loaded."""
     load_builtin()
     return RUNNERS
 
@@ -48,7 +48,8 @@ def load_builtin_runners() -> Dict[str, Callable]:
 def git_revision() -> str:
     """What code made a result: ``"<version>"``, plus ``"+g<short sha>"`` (and ``".dirty"`` with local
     edits) only when the package runs from a git checkout of csg2a-graph itself. An installed wheel
-    inside a user's git project records the version alone, never the user's commit."""
+    inside a user's git project records the version alone, never the user's commit.
+    """
     from csg2a_graph import __version__
 
     pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../csg2a_graph
@@ -100,18 +101,18 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
         subsample: keep a random ``subsample`` pairs (seeded) before splitting: a smaller, stated run.
         seeds: train every model ``seeds`` times per fold, with seeds ``seed``, ``seed + 1``... (the folds stay
             those of ``seed``); the summary gives mean ± sd over folds and seeds.
-        randomize: randomisation tests (:data:`csg2a_graph.train.randomize.RANDOMIZATIONS`): each model is also
+        randomize: randomisation tests (``csg2a_graph.train.randomize.RANDOMIZATIONS``): each model is also
             run on a view of the data with one input replaced, on the same folds; rows say which
             (``randomization``) and the summary pairs each with the unperturbed run.
         randomize_models: the models the randomisations run for (default: all of ``models``); e.g. only ``csg2a``,
             since rewiring the prior cannot change a model that never reads it.
-        tune: Optuna trials per model and fold on the validation split (:mod:`csg2a_graph.train.tune`; models
+        tune: Optuna trials per model and fold on the validation split (``csg2a_graph.train.tune``; models
             without a declared search space run untuned); the chosen values are the row's ``tuned``.
         jobs: how many runs at once (issue 28.4). Tuning runs first (one task per model and fold), then every
             (model, fold, seed, randomisation) is its own task; the results equal those of ``jobs=1`` (a test
             compares them) and rows are appended as tasks finish.
         executor: ``"serial"``, ``"process"`` (worker processes on this machine; the default when ``jobs > 1``) or
-            ``"ray"`` (:mod:`csg2a_graph.train.executors`).
+            ``"ray"`` (``csg2a_graph.train.executors``).
         ray_address: an existing Ray cluster (default: a local one for the run).
         threads: CPU threads per run (default: this machine's cores shared among ``jobs``; the serial path keeps
             the process's setting).
@@ -316,7 +317,7 @@ def _write_tuned(run_dir: str, options: Dict, info: Dict) -> None:
 
 
 def _append(path: str, row: Dict, columns: Sequence[str] = RESULT_COLUMNS) -> None:
-    """Append one row to a results CSV (:func:`csg2a_graph.train.tables.append_row`)."""
+    """Append one row to a results CSV (``csg2a_graph.train.tables.append_row()``)."""
     append_row(path, row, columns)
 
 
@@ -338,7 +339,8 @@ def budget(run_dir: str, n_train: int, options: Dict) -> Dict:
     """What a row's training spent (issue 26.8: a capped run cannot pass for a converged one): epochs run and the
     best (lowest validation MSE) epoch from the run's ``metrics.csv``, and the training pairs seen (epochs x the
     pairs an epoch visits under ``max_batches``); a model fitted once (means, forests) saw its training pairs once
-    and has no epochs."""
+    and has no epochs.
+    """
     import pandas as pd
 
     path = os.path.join(run_dir, "metrics.csv")
@@ -355,7 +357,8 @@ def budget(run_dir: str, n_train: int, options: Dict) -> Dict:
 
 def _migrate(results_path: str, out_dir: str, dataset, seed: int) -> None:
     """A results.csv written before the normalised metrics gains them, computed from its own saved predictions and
-    the additive predictions of the same saved split, so a continued run keeps one table."""
+    the additive predictions of the same saved split, so a continued run keeps one table.
+    """
     if not os.path.exists(results_path) or not os.path.getsize(results_path):
         return
     import pandas as pd
@@ -449,7 +452,8 @@ def pd_numeric(col):
 
 def statistics_lines(df, out_dir: str) -> List[str]:
     """summary.md's statistics: paired tests against the additive means and against CSG²A (Holm-corrected per
-    scheme, RMSE and normalised PCC), and per scheme with >= 7 folds the Friedman test and a CD diagram PNG."""
+    scheme, RMSE and normalised PCC), and per scheme with >= 7 folds the Friedman test and a CD diagram PNG.
+    """
     from csg2a_graph.train.stats import friedman_nemenyi, paired_tests, plot_cd
 
     out: List[str] = []

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 EXECUTORS = ("serial", "process", "ray")
 
-#: the worker's dataset (set once per process by :func:`_init_worker`, or inherited through ``fork``)
+#: the worker's dataset (set once per process by ``_init_worker()``, or inherited through ``fork``)
 _WORKER: Dict[str, Any] = {}
 
 

@@ -36,7 +36,7 @@ class TrainConfig:
         batch_size: pairs per step (the global batch under DDP).
         lr, weight_decay: Adam.
         min_lr: the schedule anneals ``lr`` to ``min_lr`` along a half cosine over ``patience`` epochs,
-            then holds ``min_lr`` (no warm restart: :func:`cosine_then_hold`).
+            then holds ``min_lr`` (no warm restart: ``cosine_then_hold()``).
         schedule: ``"cosine"`` (the above; released fine-tuning) or ``"constant"`` (``lr`` throughout;
             released pretraining).
         patience: early stopping on validation MSE (epochs without improvement).
@@ -50,14 +50,14 @@ class TrainConfig:
             Single-process runs only (ranks of a DDP run could disagree on the clock).
         eval_batch_size: batch size for validation and prediction.
         progress: progress bars.
-        divergence_factor: training stops with :class:`TrainingDiverged` when an epoch ends with a
+        divergence_factor: training stops with ``TrainingDiverged`` when an epoch ends with a
             validation MSE (train MSE without a validation split) above this multiple of the
             variance of the training targets (a model that bad has diverged: predicting the mean
             scores 1x); a non-finite loss or gradient stops it at once. ``None`` keeps only the
             non-finite checks.
         fast: per-epoch bookkeeping for GPUs (issue 28.3): fused Adam; a step whose loss or gradient is not
             finite is skipped on the device (the weights stay finite) and the run stops with
-            :class:`TrainingDiverged` when that epoch ends, not at once; the training loss is summed on the
+            ``TrainingDiverged`` when that epoch ends, not at once; the training loss is summed on the
             device: no host sync per step. The same results as the default path within float tolerance
             (tested on the CPU).
 
@@ -115,7 +115,8 @@ class TrainConfig:
 def cosine_then_hold(lr: float, min_lr: float, period: int):
     """Multiplier of ``lr`` at epoch ``e`` (for ``LambdaLR``): a half cosine from ``lr`` down to ``min_lr``
     over ``period`` epochs, then ``min_lr`` held. (``CosineAnnealingLR`` would climb back to ``lr`` after
-    ``period`` epochs and restart every ``2 * period``.)"""
+    ``period`` epochs and restart every ``2 * period``.)
+    """
     floor = min(min_lr, lr) / lr
 
     def factor(epoch: int) -> float:
@@ -127,7 +128,8 @@ def cosine_then_hold(lr: float, min_lr: float, period: int):
 
 class TrainingDiverged(Csg2aError, RuntimeError):
     """The loss or a gradient became non-finite, or the error exploded: training stopped before the
-    bad step was applied or checkpointed (``checkpoint.pt`` holds the last good epoch)."""
+    bad step was applied or checkpointed (``checkpoint.pt`` holds the last good epoch).
+    """
 
 
 def resolve_device(device: str) -> torch.device:
@@ -157,11 +159,11 @@ def _dist():
 
 
 class Trainer:
-    """Fit, evaluate and predict a :class:`~csg2a_graph.nn.models.ResponseModel` on a pair dataset.
+    """Fit, evaluate and predict a ``ResponseModel`` on a pair dataset.
 
     Args:
         model: the model; ``model.target`` (``"profile"`` or ``"response"``) picks the metrics.
-        config: a :class:`TrainConfig`.
+        config: a ``TrainConfig``.
         out_dir: where ``checkpoint.pt`` (every epoch), ``model.pt`` (best weights),
             ``metrics.csv`` and ``train.log`` go; ``None`` keeps everything in memory.
         callbacks: ``fn(trainer, epoch, row)`` called after each epoch's checkpoint is written.
@@ -200,7 +202,8 @@ class Trainer:
 
     def _file_logger(self) -> Optional[logging.Handler]:
         """A ``train.log`` handler on the package logger, which is opened to INFO for the run
-        (its previous level is restored in :meth:`fit`)."""
+        (its previous level is restored in ``fit()``).
+        """
         if not (self.out_dir and self.is_main):
             return None
         os.makedirs(self.out_dir, exist_ok=True)
@@ -236,7 +239,8 @@ class Trainer:
 
     def fit(self, dataset, split: Dict[str, Tensor], resume: bool = False) -> List[Dict]:
         """Train on ``split["train"]`` with early stopping on ``split["val"]``; the best weights are
-        restored at the end. ``resume=True`` continues from ``out_dir/checkpoint.pt``."""
+        restored at the end. ``resume=True`` continues from ``out_dir/checkpoint.pt``.
+        """
         cfg = self.config
         run = self._prepare(dataset, split)
         self.optimizer = run.opt
@@ -319,7 +323,8 @@ class Trainer:
 
     def _resume(self, run: "_Run") -> None:
         """Load ``checkpoint.pt`` (same data and split, refused otherwise) into the model, optimiser,
-        schedule, early-stopping state and history."""
+        schedule, early-stopping state and history.
+        """
         path = run.ckpt_path
         if not path or not os.path.exists(path):
             raise FileNotFoundError(f"--resume: no checkpoint at {path}")
@@ -398,8 +403,9 @@ class Trainer:
         return total / max(count, 1)
 
     def _train_epoch_fast(self, run: "_Run", epoch: int, show: bool, loader, n_batches: int) -> float:
-        """:meth:`_train_epoch` without a host sync per step (``TrainConfig.fast``): the finiteness checks gate the
-        fused optimiser's step on the device, the loss is summed on the device, both read once at the end."""
+        """``_train_epoch()`` without a host sync per step (``TrainConfig.fast``): the finiteness checks gate the
+        fused optimiser's step on the device, the loss is summed on the device, both read once at the end.
+        """
         model = cast(Any, run.model)
         y_std = getattr(model, "y_std", None)
         ys = float(y_std) ** 2 if y_std is not None else 1.0  # fixed for the fit: the scaler is set before
@@ -440,7 +446,8 @@ class Trainer:
 
     def _validate(self, run: "_Run", epoch: int, train_loss: float, t0: float) -> Dict:
         """The epoch's metrics row (validation metrics when there is a validation split); stops a run
-        whose error has exploded (:class:`TrainingDiverged`)."""
+        whose error has exploded (``TrainingDiverged``).
+        """
         cfg = self.config
         row = {"epoch": epoch, "train_mse": train_loss, "lr": run.opt.param_groups[0]["lr"]}
         if run.val_idx is not None:
@@ -529,7 +536,7 @@ class Trainer:
 
 @dataclass
 class _Run:
-    """What one :meth:`Trainer.fit` works on: data, model, optimiser, schedule and early-stopping state."""
+    """What one ``Trainer.fit()`` works on: data, model, optimiser, schedule and early-stopping state."""
 
     dataset: Any
     split: Dict
@@ -571,7 +578,8 @@ def _rank_slice(batch, rank: int, world: int):
     """This rank's share ``[rank::world]`` of a global batch (every rank sees the same global batches).
 
     The drug graphs of the whole global batch stay (each rank encodes the same distinct drugs, so
-    encoder BatchNorm statistics match a single process)."""
+    encoder BatchNorm statistics match a single process).
+    """
     n = len(batch)
     if n < world:
         return None

@@ -1,7 +1,7 @@
 """Regression metrics in one place: RMSE, Pearson, Spearman, R², and per-group Pearson.
 
 ln IC50 varies mostly between drugs, so a global Pearson rewards knowing each drug's mean;
-:func:`grouped_pearson` (correlation within each drug, averaged) cannot be gamed that way.
+``grouped_pearson()`` (correlation within each drug, averaged) cannot be gamed that way.
 """
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def r2(y, p) -> float:
 
 def grouped_pearson(y, p, groups, min_size: int = 3, method=None) -> float:
     """Mean over groups (e.g. drugs) of the Pearson correlation (or ``method(y, p)``) within each group
-    of ``>= min_size`` pairs."""
+    of ``>= min_size`` pairs.
+    """
     y, p, g = _np(y), _np(p), np.asarray(groups).reshape(-1)
     corr = method or pearson
     vals = []
@@ -65,7 +66,7 @@ def grouped_pearson(y, p, groups, min_size: int = 3, method=None) -> float:
 
 
 def grouped_spearman(y, p, groups, min_size: int = 3) -> float:
-    """Mean over groups of the Spearman correlation within each group (see :func:`grouped_pearson`)."""
+    """Mean over groups of the Spearman correlation within each group (see ``grouped_pearson()``)."""
     return grouped_pearson(y, p, groups, min_size, method=spearman)
 
 
@@ -83,7 +84,8 @@ def normalized_metrics(y, p, baseline) -> Dict[str, float]:
     """DrEval's normalised metrics: Pearson, Spearman and R² of ``y - baseline`` against ``p - baseline``, with
     ``baseline`` the NaiveMeanEffects (our ``additive``: overall + drug + cell mean) predictions of the same pairs
     and fold — what a model predicts beyond the means. The baseline itself (and any model equal to it) gets NaN
-    correlations: it has nothing beyond the means."""
+    correlations: it has nothing beyond the means.
+    """
     y, p, b = _np(y), _np(p), _np(baseline)
     yy, pp = y - b, p - b
     return {"pcc_norm": pearson(yy, pp), "scc_norm": spearman(yy, pp), "r2_norm": r2(yy, pp)}

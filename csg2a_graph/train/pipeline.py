@@ -1,6 +1,6 @@
 """The transfer recipe as functions: pretrain on LINCS, fine-tune on GDSC / NCI-60.
 
-Both return the path of a checkpoint that :meth:`ResponseModel.from_checkpoint` rebuilds.
+Both return the path of a checkpoint that ``ResponseModel.from_checkpoint()`` rebuilds.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ FINETUNE_KEYS = ("scaling", "freeze", "frozen_mode", "proj_channels", "dropout",
 
 def pretrain(dataset, out_dir: str, model_options: Optional[Dict] = None, train: Optional[TrainConfig] = None,
              split: Optional[Dict] = None, resume: bool = False) -> str:
-    """Train a :class:`~csg2a_graph.nn.CSG2A` to predict perturbed profiles; returns ``out_dir/model.pt``.
+    """Train a ``CSG2A`` to predict perturbed profiles; returns ``out_dir/model.pt``.
 
     ``train=None``: the variant's pretraining settings (released: Adam without weight decay, constant lr).
 
@@ -53,7 +53,7 @@ def pretrain(dataset, out_dir: str, model_options: Optional[Dict] = None, train:
 
 def finetune(dataset, out_dir: str, pretrained: Optional[str] = None, split: Optional[Dict] = None,
              model_options: Optional[Dict] = None, train: Optional[TrainConfig] = None, resume: bool = False):
-    """Fine-tune :class:`~csg2a_graph.nn.CSG2AFineTune` on a response dataset; returns ``(trainer, split)``.
+    """Fine-tune ``CSG2AFineTune`` on a response dataset; returns ``(trainer, split)``.
 
     Without ``pretrained`` the network starts from random weights and is trained unfrozen
     (freezing a random network would be pointless); the log says so.

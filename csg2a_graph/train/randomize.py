@@ -9,7 +9,7 @@ pairs, responses and splits (the view shares everything else):
   the edges go elsewhere): does the model use *which* genes interact?
 - ``prior-remove``: no prior at all;
 - ``pretrain-untrained``: a model given a pretrained network (``pretrained=``) gets the same architecture
-  untrained instead (its prior and drug encoder kept, :func:`untrained_like`): what does LINCS pretraining add?
+  untrained instead (its prior and drug encoder kept, ``untrained_like()``): what does LINCS pretraining add?
   Models without a pretrained network have no row for it.
 
 A model that loses nothing under a mode does not use that view. Means-based baselines are invariant to the
@@ -40,7 +40,8 @@ def _derangement(n: int, g: torch.Generator) -> Tensor:
 def rewire_prior(edge_index: Tensor, edge_weight: Tensor, num_genes: int, seed: int = 0,
                  swaps_per_edge: int = 10) -> Tuple[Tensor, Tensor]:
     """The prior with its undirected edges rewired by degree-preserving double edge swaps (self loops kept as they
-    are; the edge weights shuffled over the new edges). Returns ``(edge_index, edge_weight)`` both directions."""
+    are; the edge weights shuffled over the new edges). Returns ``(edge_index, edge_weight)`` both directions.
+    """
     import networkx as nx
 
     src, dst = edge_index
@@ -95,7 +96,8 @@ def randomized(dataset, mode: str, seed: int = 0):
 def untrained_like(checkpoint: str, path: str, seed: int = 0) -> str:
     """The pretrained CSG²A network of ``checkpoint`` with fresh weights (seed ``seed``), its prior buffers and its
     drug encoder's weights (the pretrained GCN) kept: the control that tells what the LINCS weights add. Saved
-    once at ``path``."""
+    once at ``path``.
+    """
     import os
 
     from csg2a_graph.checkpoint import save_checkpoint

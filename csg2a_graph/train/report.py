@@ -1,7 +1,8 @@
 """One self-contained ``report.html`` from a ``csg2a cv`` folder (issue 26.7): the run (command, options, revision),
 the results table (mean ± sd over folds and seeds, with each row's budget), paired tests, randomisation deltas,
 critical-difference diagrams, true-vs-predicted scatter per model, the spread of RMSE over folds and seeds, and
-learning curves. Figures are embedded as PNG data URIs, so the file stands alone."""
+learning curves. Figures are embedded as PNG data URIs, so the file stands alone.
+"""
 from __future__ import annotations
 
 import base64

@@ -1,5 +1,6 @@
-"""The CSG²A runner of :func:`csg2a_graph.train.cross_validate` (``--models csg2a``); the other runners
-live with their models in :mod:`csg2a_graph.baselines` (see :mod:`csg2a_graph.registry`)."""
+"""The CSG²A runner of ``csg2a_graph.train.cross_validate()`` (``--models csg2a``); the other runners
+live with their models in ``csg2a_graph.baselines`` (see ``csg2a_graph.registry``).
+"""
 from __future__ import annotations
 
 import os
@@ -17,7 +18,8 @@ def run_csg2a(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
     a freshly initialised network, trained unfrozen), ``freeze``, ``frozen_mode``, ``scaling``, the
     pretraining network's options when not pretrained (``hidden_channels``, ``drug_encoder``,
     ``drug_weights``, ``use_prior``, ``attention``, ``reduce``, ``score``), and ``train`` (a dict of
-    :class:`~csg2a_graph.train.TrainConfig` fields)."""
+    ``TrainConfig`` fields).
+    """
     from csg2a_graph.train.loop import TrainConfig
     from csg2a_graph.train.pipeline import finetune
 

@@ -37,7 +37,8 @@ def _pairs(df, model: str, reference: str, scheme: str, metric: str):
 def paired_tests(df, reference: str, metric: str = "rmse") -> List[Dict]:
     """Every model against ``reference`` per scheme, on the unperturbed rows paired over (fold, seed): mean
     difference, the Wilcoxon signed-rank test with 6 or more pairs (a paired t-test below that), and Holm's
-    correction over the models of a scheme."""
+    correction over the models of a scheme.
+    """
     from scipy.stats import ttest_rel, wilcoxon
 
     if "randomization" in df.columns:
@@ -70,7 +71,8 @@ def paired_tests(df, reference: str, metric: str = "rmse") -> List[Dict]:
 
 def friedman_nemenyi(df, scheme: str, metric: str = "rmse", alpha: float = 0.05) -> Optional[Dict]:
     """Friedman test over the models of ``scheme`` with folds as blocks (seeds averaged), and the Nemenyi critical
-    difference of their average ranks; ``None`` with fewer than 7 complete folds or 3 models."""
+    difference of their average ranks; ``None`` with fewer than 7 complete folds or 3 models.
+    """
     from scipy.stats import friedmanchisquare, studentized_range
 
     d = df[df.scheme == scheme]
@@ -98,7 +100,8 @@ def _rank(a: np.ndarray) -> np.ndarray:
 
 def plot_cd(result: Dict, path: str) -> str:
     """The critical-difference diagram: models on an axis of average rank (1 = best), a bar of length CD, and thick
-    lines joining models whose ranks differ by less than CD (not significantly different)."""
+    lines joining models whose ranks differ by less than CD (not significantly different).
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,5 +1,6 @@
 """The one place results and metrics rows are written: a CSV that gains a row as soon as it exists
-(a stopped run loses nothing) and never mixes another run's columns."""
+(a stopped run loses nothing) and never mixes another run's columns.
+"""
 from __future__ import annotations
 
 import csv
@@ -9,7 +10,8 @@ from typing import Dict, List, Optional, Sequence
 
 def append_row(path: str, row: Dict, columns: Optional[Sequence[str]] = None) -> None:
     """Append ``row`` (``columns``: its fields and their order; default the row's keys) to the CSV at
-    ``path``; the header goes with the first row. A file whose header is other columns is refused."""
+    ``path``; the header goes with the first row. A file whose header is other columns is refused.
+    """
     columns = list(columns or row)
     if os.path.exists(path) and os.path.getsize(path):
         with open(path, newline="") as f:

@@ -1,7 +1,8 @@
 """Tuning on the validation split with equal budgets (issue 26.3): every model with a declared search space gets
 the same number of Optuna trials (TPE, seeded) per fold; each trial trains on the fold's training pairs and is
 scored by RMSE on its *validation* pairs — the test pairs are never passed to a trial (tested). The chosen values
-go into the results row (``trials``, ``tuned``)."""
+go into the results row (``trials``, ``tuned``).
+"""
 from __future__ import annotations
 
 import copy
@@ -36,7 +37,8 @@ def _set(opts: Dict, key: str, value: Any) -> None:
 
 def tune(runner, runner_name: str, dataset, split, options: Dict, n_trials: int, seed: int, run_dir: str):
     """``(best options, {"trials", "val_rmse", "values"})``: ``n_trials`` TPE trials of ``runner`` trained on
-    ``split["train"]`` and scored on ``split["val"]``; a runner without a search space is returned untuned."""
+    ``split["train"]`` and scored on ``split["val"]``; a runner without a search space is returned untuned.
+    """
     space = SEARCH_SPACES.get(runner_name)
     if not space or n_trials < 1:
         return options, {"trials": 0, "val_rmse": None, "values": {}}

@@ -10,7 +10,8 @@ from csg2a_graph.data.molecules import ATOM_FEATURE_SIZES, BOND_FEATURE_SIZES
 
 def pool_atoms(h: Tensor, graph, pool: str = "mean") -> Tensor:
     """Pool per-atom states ``h [A, C]`` to ``[num_graphs, C]`` over each molecule's largest fragment
-    (``graph.main_fragment``; all atoms when absent)."""
+    (``graph.main_fragment``; all atoms when absent).
+    """
     batch = graph.batch if getattr(graph, "batch", None) is not None else h.new_zeros(h.size(0), dtype=torch.long)
     size = int(graph.num_graphs) if hasattr(graph, "num_graphs") else int(batch.max()) + 1
     keep = getattr(graph, "main_fragment", None)
@@ -24,7 +25,8 @@ def pool_atoms(h: Tensor, graph, pool: str = "mean") -> Tensor:
 class CategoricalEmbedding(nn.Module):
     """Sum of one embedding per integer feature column (PyG ``from_rdmol`` features).
 
-    Values outside a column's table are clamped into it (never an index error)."""
+    Values outside a column's table are clamped into it (never an index error).
+    """
 
     def __init__(self, sizes, dim: int):
         super().__init__()
@@ -41,8 +43,9 @@ class CategoricalEmbedding(nn.Module):
 
 class AtomEncoder(CategoricalEmbedding):
     """``[num_atoms, 9]`` categorical atom features of our drug graphs (``batch.drug_graph.x``, PyG's
-    ``from_smiles`` columns, :data:`~csg2a_graph.data.molecules.ATOM_FEATURE_SIZES`) -> ``[num_atoms, dim]``:
-    the sum of one embedding per column, as OGB's ``AtomEncoder``."""
+    ``from_smiles`` columns, ``ATOM_FEATURE_SIZES``) -> ``[num_atoms, dim]``:
+    the sum of one embedding per column, as OGB's ``AtomEncoder``.
+    """
 
     def __init__(self, dim: int):
         super().__init__(ATOM_FEATURE_SIZES, dim)

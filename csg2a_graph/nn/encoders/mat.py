@@ -6,7 +6,7 @@ Written from the paper and the facts of ``../shared/baselines/CSG2A_released.md`
 **Featurisation** (per SMILES, cached): RDKit molecule with hydrogens added, a 3-D conformer
 (``EmbedMolecule``, up to 5,000 attempts, fixed seed) optimised with UFF, hydrogens removed. *Fallback*:
 when embedding or UFF fails, RDKit 2-D coordinates (``Compute2DCoords``), so distances are planar for
-that molecule (counted in :attr:`MATEncoder.fallbacks`). Per heavy atom 27 features: atomic number
+that molecule (counted in ``MATEncoder.fallbacks``). Per heavy atom 27 features: atomic number
 one-hot over B, C, N, O, F, P, S, Cl, Br, I, other (11); number of neighbours 0-5 (6); total H 0-4 (5);
 formal charge -1/0/+1 one-hot (3); in ring; aromatic — then a **dummy node** first with its own feature
 (28 inputs). Adjacency: bonds plus self-loops, the dummy node unconnected. Distances: Euclidean between
@@ -16,8 +16,9 @@ atoms of the conformer, ``1e6`` to and from the dummy node.
 ``x + Attn(LN(x))``, ``x + FFN(LN(x))`` → final LN (MAT's LayerNorm: ``a (x - mean) / (std + 1e-6) + b``
 with the *unbiased* standard deviation). Each head mixes three maps over the atoms:
 
-.. math::
-    P = \lambda_a\,\mathrm{softmax}(QK^\top/\sqrt{d_k}) + \lambda_d\, e^{-D} + \lambda_g\, A / (A\mathbf{1} + 10^{-6})
+$$
+P = \lambda_a\,\mathrm{softmax}(QK^\top/\sqrt{d_k}) + \lambda_d\, e^{-D} + \lambda_g\, A / (A\mathbf{1} + 10^{-6})
+$$
 
 (``λ = 0.33, 0.33, 0.34``; padded atoms get ``-1e12`` scores and infinite distance). ``FFN`` is
 ``N_dense = 1`` Linear(d, d) with leaky ReLU (slope 0.1). The drug embedding is the mean of the final
@@ -25,7 +26,7 @@ states over **all atoms including the dummy node** (released CSG²A's pooling).
 
 State-dict keys are MAT's (``src_embed.lut``, ``encoder.layers.{i}.self_attn.linears.{0..3}``,
 ``encoder.layers.{i}.feed_forward.linears.0``, ``encoder.layers.{i}.sublayer.{0,1}.norm.{a_2,b_2}``,
-``encoder.norm``), so MAT's pretrained checkpoint loads with :meth:`MATEncoder.load_mat_state_dict`
+``encoder.norm``), so MAT's pretrained checkpoint loads with ``MATEncoder.load_mat_state_dict()``
 (its ``generator.*`` head, which predicted the pretraining targets, is left out; everything else is
 strict). Those weights are a separate download these machines cannot reach: ``weights=PATH`` loads
 them when you have them; otherwise the encoder starts from Xavier-uniform weights.
@@ -197,7 +198,7 @@ class MATEncoder(nn.Module):
         n_dense: position-wise layers per block (1); ``slope``: their leaky-ReLU slope (0.1).
         lambdas: ``(λ_attention, λ_distance, λ_adjacency)`` (0.33, 0.33, 0.34).
         dropout: dropout of attention, residual branches and feed-forward layers.
-        weights: a MAT state dict (``torch.save`` file), loaded by :meth:`load_mat_state_dict`.
+        weights: a MAT state dict (``torch.save`` file), loaded by ``load_mat_state_dict()``.
 
     ``forward(graph) -> [num_molecules, d_model]``.
     """

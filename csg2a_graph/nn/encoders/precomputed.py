@@ -41,7 +41,8 @@ def read_embeddings(source: Embeddings) -> Tuple[List[str], Tensor]:
     """``(keys, [K, E] float32)`` from a mapping ``{SMILES or name: vector}``, a ``.pt`` file (such a
     mapping, or ``{"keys": [...], "embeddings": [K, E]}``), an ``.npz`` (arrays ``keys``, ``embeddings``)
     or a CSV/TSV (first column the key, the others the vector). Keys are canonicalised; ragged vectors,
-    non-finite values and one key with two different vectors are refused, naming the key."""
+    non-finite values and one key with two different vectors are refused, naming the key.
+    """
     name = "the embeddings mapping"
     if isinstance(source, (str, os.PathLike)):
         path = str(source)
@@ -93,10 +94,10 @@ class PrecomputedEncoder(nn.Module):
     """Look up each molecule's precomputed embedding (by canonical SMILES, then by name).
 
     Args:
-        embeddings: a path or a mapping (:func:`read_embeddings`).
+        embeddings: a path or a mapping (``read_embeddings()``).
         finetune: make the table a trainable parameter (default: a fixed buffer).
         keys, dim: rebuild an empty table of this layout (a checkpoint then fills it); used by
-            :meth:`ResponseModel.from_checkpoint`, not by hand.
+            ``ResponseModel.from_checkpoint()``, not by hand.
 
     A molecule without an embedding raises ``KeyError`` naming the compounds (never a zero vector).
     """

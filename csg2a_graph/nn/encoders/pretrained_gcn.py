@@ -2,7 +2,7 @@ r"""The pretrained 5-layer GCN of Hu et al. (ICLR 2020), written from the facts 
 
 `Strategies for Pre-training Graph Neural Networks <https://arxiv.org/abs/1905.12265>`_
 (snap-stanford/pretrain-gnns, MIT). The state-dict keys of
-``gcn_supervised_contextpred.pth`` load into :class:`PretrainedGCN` with
+``gcn_supervised_contextpred.pth`` load into ``PretrainedGCN`` with
 ``load_state_dict(strict=True)``:
 
 - atoms: ``x_embedding1`` (atomic number - 1, 0..117; 119 = mask) + ``x_embedding2`` (chirality:
@@ -12,7 +12,7 @@ r"""The pretrained 5-layer GCN of Hu et al. (ICLR 2020), written from the facts 
   ``deg_i^-1/2 deg_j^-1/2 (h'_j + e_ij)`` summed at each atom;
 - ``batch_norms.{k}`` after each layer, ReLU on all but the last; per-atom output 300 dims.
 
-Features outside the tables fall back to defined indices (:func:`pretrain_gnns_features`).
+Features outside the tables fall back to defined indices (``pretrain_gnns_features()``).
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def pretrain_gnns_features(graph) -> Tuple[Tensor, Tensor]:
 
 
 def gcn_operators(edge_index: Tensor, edge_attr: Tensor, num_nodes: int, dtype: torch.dtype = torch.float32):
-    """The graph's part of a :class:`HuGCNConv` layer, shared by all layers of a forward pass.
+    """The graph's part of a ``HuGCNConv`` layer, shared by all layers of a forward pass.
 
     With self-loops (bond type 4, direction 0) and ``norm_ij = deg_i^-1/2 deg_j^-1/2``, a layer is
     ``out_i = sum_j norm_ij (h'_j + e1[type_ij] + e2[dir_ij]) = (A h')_i + (C1 e1)_i + (C2 e2)_i`` with
@@ -81,7 +81,8 @@ def gcn_operators(edge_index: Tensor, edge_attr: Tensor, num_nodes: int, dtype: 
 
 def _with_self_loops(edge_index: Tensor, edge_attr: Tensor, n: int, dtype: torch.dtype):
     """Edges with one self-loop per atom (as pretrain-gnns adds them), their ``norm`` (degrees counted at
-    the source, as there) and bond features."""
+    the source, as there) and bond features.
+    """
     edge_index, _ = add_self_loops(edge_index, num_nodes=n)
     loop_attr = torch.zeros(n, 2, dtype=edge_attr.dtype, device=edge_attr.device)
     loop_attr[:, 0] = SELF_LOOP_BOND
@@ -96,10 +97,10 @@ def _with_self_loops(edge_index: Tensor, edge_attr: Tensor, n: int, dtype: torch
 class HuGCNConv(MessagePassing):
     """One GCN layer with bond embeddings, exactly as in pretrain-gnns' ``GCNConv``.
 
-    :meth:`forward` computes it as one sparse product and two small dense ones (:func:`gcn_operators`)
-    — no ``[edges, dim]`` message tensor; :meth:`forward_messages` is the per-edge message-passing form
+    ``forward()`` computes it as one sparse product and two small dense ones (``gcn_operators()``)
+    — no ``[edges, dim]`` message tensor; ``forward_messages()`` is the per-edge message-passing form
     (the reference; tests compare outputs and gradients). While PyG's explain API masks edges
-    (``self.explain``), :meth:`forward` takes the message-passing form, where the masks act.
+    (``self.explain``), ``forward()`` takes the message-passing form, where the masks act.
     """
 
     def __init__(self, dim: int = 300):
@@ -109,7 +110,7 @@ class HuGCNConv(MessagePassing):
         self.edge_embedding2 = nn.Embedding(NUM_BOND_DIRS, dim)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, operators=None) -> Tensor:
-        """``operators``: :func:`gcn_operators` of this graph (computed here when ``None``)."""
+        """``operators``: ``gcn_operators()`` of this graph (computed here when ``None``)."""
         if self.explain:
             return self.forward_messages(x, edge_index, edge_attr)
         h = self.linear(x)
@@ -136,7 +137,7 @@ class PretrainedGCN(nn.Module):
 
     Args:
         weights: path of ``gcn_supervised_contextpred.pth`` (loaded strictly) or ``None``
-            (random init; :func:`find_weights` finds a local copy).
+            (random init; ``find_weights()`` finds a local copy).
         pool: ``"mean"`` (the authors' default) or ``"sum"``; only atoms of each molecule's
             largest fragment are pooled (salts and counter-ions left out).
     """
@@ -201,7 +202,8 @@ def user_cache_dir() -> str:
 def find_weights(path: Optional[str] = None, download: bool = True) -> Tuple[Optional[str], str]:
     """Locate the pretrained GCN weights: ``path``, ``$CSG2A_DRUG_WEIGHTS``, the copy shipped in the
     package (``csg2a_graph.assets``), the user cache dir, or a download from the official URL
-    (sha256-checked). Returns ``(path or None, message)``."""
+    (sha256-checked). Returns ``(path or None, message)``.
+    """
     from csg2a_graph.io.files import sha256
     if path:
         if not osp.exists(path):

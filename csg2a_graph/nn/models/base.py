@@ -10,7 +10,7 @@ from csg2a_graph.registry import MODELS, register_model  # the one registry (a l
 
 
 class ResponseModel(nn.Module):
-    """Base class: subclasses call :meth:`save_hparams` with every constructor argument (plain
+    """Base class: subclasses call ``save_hparams()`` with every constructor argument (plain
     JSON-able values) so that ``type(model)(**model.hparams)`` rebuilds the architecture, and
     implement ``forward(expr, drug_graph, drug_index, dose, time)``.
 
@@ -28,13 +28,14 @@ class ResponseModel(nn.Module):
         self.hparams = dict(hparams)
 
     def forward_batch(self, batch) -> Tensor:
-        """The model on a :class:`~csg2a_graph.data.PairBatch`."""
+        """The model on a ``PairBatch``."""
         return self(*batch.inputs())
 
     def set_target_scaler(self, y: Tensor) -> None:
         """Standardise the training target: the model predicts ``(y - mean) / std`` internally and
         returns responses on the original scale. Models with a ``y_mean`` / ``y_std`` buffer use it;
-        the trainer calls this with the training targets before the first epoch."""
+        the trainer calls this with the training targets before the first epoch.
+        """
         if hasattr(self, "y_mean") and hasattr(self, "y_std") and y.dim() == 1 and y.numel() > 1:
             self.y_mean.fill_(float(y.mean()))
             self.y_std.fill_(float(y.std().clamp_min(1e-6)))
@@ -51,8 +52,9 @@ class ResponseModel(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, path: str, map_location="cpu") -> "ResponseModel":
-        """Rebuild a model from a checkpoint written by :class:`csg2a_graph.train.Trainer` (or
-        :func:`csg2a_graph.train.save_checkpoint`), with its best weights."""
+        """Rebuild a model from a checkpoint written by ``csg2a_graph.train.Trainer`` (or
+        ``csg2a_graph.train.save_checkpoint()``), with its best weights.
+        """
         from csg2a_graph.checkpoint import load_model
 
         model = load_model(path, map_location)

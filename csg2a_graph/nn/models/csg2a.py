@@ -1,11 +1,12 @@
-r"""The CSG²A networks: :class:`CSG2A` (LINCS pretraining) and :class:`CSG2AFineTune` (drug response).
+r"""The CSG²A networks: ``CSG2A`` (LINCS pretraining) and ``CSG2AFineTune`` (drug response).
 
 Bang et al., "Multi-scale drug response modelling with condition-specific gene-gene attention"
 (paper Section 3, Appendix A.1-A.2). Pretraining predicts the perturbed profile
 
-.. math::
-    \hat g = W_{out}\, \mathrm{dropout}(\mathrm{ReLU}(\mathrm{LN}(S\, g_0))), \qquad
-    S = q q^\top/\sqrt{h} + A_{PPI}, \quad q = g_0 \odot W_{gene} + \mathcal{D} \odot W_{comp}
+$$
+\hat g = W_{out}\, \mathrm{dropout}(\mathrm{ReLU}(\mathrm{LN}(S\, g_0))), \qquad
+S = q q^\top/\sqrt{h} + A_{PPI}, \quad q = g_0 \odot W_{gene} + \mathcal{D} \odot W_{comp}
+$$
 
 and fine-tuning puts a learnable scaling layer in front of the (frozen) pretrained network and
 predicts ln IC50 from projections of ``[g0', ĝ, D]``. See ``docs/models.md``.
@@ -28,14 +29,15 @@ logger = logging.getLogger(__name__)
 
 def _encoder_hparams(name: str, kw: Dict, encoder) -> Dict:
     """The drug encoder's arguments as kept in a checkpoint: weights files and embedding tables live in
-    the state dict, so the checkpoint rebuilds without them (a precomputed table: its keys and width)."""
+    the state dict, so the checkpoint rebuilds without them (a precomputed table: its keys and width).
+    """
     if name == "precomputed":
         return {"keys": list(encoder.keys), "dim": int(encoder.out_channels),
                 "finetune": bool(kw.get("finetune", False))}
     return {k: v for k, v in kw.items() if k != "weights"}
 
 
-#: What each named variant sets on :class:`CSG2A` (each entry stays a constructor argument of its own;
+#: What each named variant sets on ``CSG2A`` (each entry stays a constructor argument of its own;
 #: an explicit argument wins over the variant). ``released``: the authors' released code's function
 #: (``../shared/baselines/CSG2A_released.md``); ``paper``: the same with the written ``z = S g0``
 #: (``reduce="matmul"``); ``improved``: this package's changes (see ``docs/models.md``).
@@ -47,7 +49,7 @@ VARIANTS: Dict[str, Dict] = {
     "improved": {"reduce": "matmul", "cond_block": "mlp", "embedding_norm": True, "norm_bias": False,
                  "init": "uniform", "dose_time_bias": False},
 }
-#: What each variant sets on :class:`CSG2AFineTune`.
+#: What each variant sets on ``CSG2AFineTune``.
 FINETUNE_VARIANTS: Dict[str, Dict] = {
     "released": {"frozen_mode": "train", "bias": True, "input_norm": False, "standardize_target": False,
                  "basal_input": "raw", "scale_init": "random"},
@@ -55,7 +57,7 @@ FINETUNE_VARIANTS: Dict[str, Dict] = {
                  "basal_input": "scaled", "scale_init": "identity"},
 }
 FINETUNE_VARIANTS["paper"] = dict(FINETUNE_VARIANTS["released"])
-#: Training settings per variant (:class:`~csg2a_graph.train.TrainConfig` fields), over its defaults
+#: Training settings per variant (``TrainConfig`` fields), over its defaults
 #: (Adam lr 1e-4, weight decay 1e-5, half cosine to 1e-5 over ``patience`` epochs then held, batch 128,
 #: patience 20). Released pretraining has no weight decay and no schedule.
 TRAIN_VARIANTS: Dict[str, Dict[str, Dict]] = {
@@ -73,8 +75,9 @@ def _variant(variant: Optional[str]) -> str:
 
 
 def training_defaults(variant: Optional[str], stage: str) -> Dict:
-    """The :class:`~csg2a_graph.train.TrainConfig` fields ``variant`` sets for ``stage``
-    (``"pretrain"`` or ``"finetune"``)."""
+    """The ``TrainConfig`` fields ``variant`` sets for ``stage``
+    (``"pretrain"`` or ``"finetune"``).
+    """
     check_choice("stage", stage, ("pretrain", "finetune"))
     return dict(TRAIN_VARIANTS[_variant(variant)][stage])
 
@@ -104,7 +107,8 @@ _RELEASED_FT_KEYS = {
 
 def _dense_prior(prior, n: int, self_loops: bool):
     """``(edge_index, edge_weight)`` of the released additive term ``I + A`` from a dense ``[N, N]``
-    matrix (taken as it is) or an edge list (``self_loops``: ``(i, i)`` of weight 1 added where missing)."""
+    matrix (taken as it is) or an edge list (``self_loops``: ``(i, i)`` of weight 1 added where missing).
+    """
     if isinstance(prior, Tensor):
         if tuple(prior.shape) != (n, n):
             raise ValueError(f"a dense prior must be [{n}, {n}] for {n} genes, got {tuple(prior.shape)}")
@@ -137,15 +141,15 @@ def _genes(genes: Union[int, Sequence[str]]) -> List[str]:
 
 @register_model("csg2a-pretrain")
 class CSG2A(ResponseModel):
-    r"""The CSG²A pretraining network: chemical condition encoder + :class:`CSG2AConv` + head.
+    r"""The CSG²A pretraining network: chemical condition encoder + ``CSG2AConv`` + head.
 
     Args:
         genes: the gene space (list of symbols) or its size.
         variant: ``"released"`` (default: the authors' released function), ``"paper"`` (released with
             the written ``z = S g0``) or ``"improved"`` (this package's changes); sets the arguments
-            below that are left ``None`` (:data:`VARIANTS`).
+            below that are left ``None`` (``VARIANTS``).
         hidden_channels: ``h`` of the attention. (paper: 64)
-        score, reduce: of :class:`CSG2AConv` (paper: ``"linear"``, ``"matmul"``; the released code
+        score, reduce: of ``CSG2AConv`` (paper: ``"linear"``, ``"matmul"``; the released code
             uses ``reduce="rowsum"``).
         prior: ``(edge_index, edge_weight)`` over the genes (the STRING prior), or ``None``.
         use_prior: ``False`` ignores the prior (the "no prior" ablation).
@@ -155,12 +159,12 @@ class CSG2A(ResponseModel):
             ``drug_weights`` (a path, loaded once, not kept in the hyperparameters) for
             ``pretrained-gcn`` or ``mat``.
         cond_block: the condition block, ``"linear-bn"`` (released) or ``"mlp"`` (see
-            :class:`~csg2a_graph.nn.ChemicalConditionEncoder`); ``cond_hidden``: the MLP's hidden width.
+            ``ChemicalConditionEncoder``); ``cond_hidden``: the MLP's hidden width.
         embedding_norm: standardise drug embeddings before the condition block.
         dose_time_bias: bias of the dose/time ``Linear(1, 2)`` embeddings.
         norm_bias: bias of the LayerNorm after the attention.
         init: ``"normal"`` — ``w_gene``, ``w_cond`` ~ N(0, 1) (released); ``"uniform"`` — unit-variance ``q``
-            for unit-variance inputs (:meth:`CSG2AConv.reset_parameters`).
+            for unit-variance inputs (``CSG2AConv.reset_parameters()``).
         dropout: dropout of the head and the condition block. (0.1)
         bias: bias terms of the condition block's linear layers (``False``: CSG²A removes them for transfer).
         num_prior_edges: size of the prior buffers when rebuilding from a checkpoint.
@@ -241,7 +245,8 @@ class CSG2A(ResponseModel):
     @staticmethod
     def upgrade_hparams(hparams: Dict) -> Dict:
         """Hyperparameters of a checkpoint written before variants existed: those networks were the
-        ``improved`` variant (their explicit arguments are kept)."""
+        ``improved`` variant (their explicit arguments are kept).
+        """
         out = dict(hparams)
         out.setdefault("variant", "improved")
         return out
@@ -355,21 +360,21 @@ class CSG2A(ResponseModel):
 
 @register_model("csg2a")
 class CSG2AFineTune(ResponseModel):
-    r"""CSG²A fine-tuned for drug response: scaling layer -> pretrained :class:`CSG2A` -> head (paper A.2).
+    r"""CSG²A fine-tuned for drug response: scaling layer -> pretrained ``CSG2A`` -> head (paper A.2).
 
     The input genes (``genes``, with ``measured`` marking genes the expression really has) must
     be a subset of the pretrained network's gene space: each is placed at its position there,
     genes the input lacks (or that are filled) take ``fill_value`` and bypass the scaling layer.
 
-    Arguments left ``None`` are set by ``variant`` (:data:`FINETUNE_VARIANTS`), which defaults to
+    Arguments left ``None`` are set by ``variant`` (``FINETUNE_VARIANTS``), which defaults to
     the pretrained network's.
 
     Args:
-        pretrained: the hyperparameters of the pretrained :class:`CSG2A` (``model.hparams``);
-            use :meth:`from_pretrained` to also copy its weights.
+        pretrained: the hyperparameters of the pretrained ``CSG2A`` (``model.hparams``);
+            use ``from_pretrained()`` to also copy its weights.
         genes: the fine-tuning dataset's genes. ``None``: the pretrained gene space.
         measured: per input gene, whether it was measured (``dataset.gene_mask``).
-        variant: ``"released"``, ``"paper"`` or ``"improved"`` (see :class:`CSG2A`).
+        variant: ``"released"``, ``"paper"`` or ``"improved"`` (see ``CSG2A``).
         scaling: ``"scalar"`` — ``(g + b) s`` with scalars (the released code); ``"gene"`` —
             ``(g - μ)/σ`` per gene (the paper's text); ``"none"``.
         scale_init: ``"random"`` — ``s = |N(0,1)| + 1e-8``, ``b ~ N(0,1)`` (released); ``"identity"`` —
@@ -482,7 +487,7 @@ class CSG2AFineTune(ResponseModel):
 
     @classmethod
     def from_pretrained(cls, pretrained: Union[str, CSG2A], **kwargs) -> "CSG2AFineTune":
-        """A fine-tuning model around a pretrained :class:`CSG2A` (a model or a checkpoint path)."""
+        """A fine-tuning model around a pretrained ``CSG2A`` (a model or a checkpoint path)."""
         net = CSG2A.from_checkpoint(pretrained) if isinstance(pretrained, str) else pretrained
         if not isinstance(net, CSG2A):
             raise InputTypeError(f"expected a CSG2A pretraining network, got {type(net).__name__}")
@@ -497,7 +502,8 @@ class CSG2AFineTune(ResponseModel):
                       freeze: bool = True) -> "CSG2AFineTune":
         """Our fine-tuning model computing the released ``CSG2A_finetune`` whose state dict is
         ``state_dict`` (the pretrained network's keys under ``CSG2A.``; the others in the table of
-        ``docs/models.md``). Arguments as :meth:`CSG2A.from_released`; the input genes are the network's."""
+        ``docs/models.md``). Arguments as ``CSG2A.from_released()``; the input genes are the network's.
+        """
         if isinstance(state_dict, str):
             state_dict = torch.load(state_dict, map_location="cpu", weights_only=True)
         sd = dict(state_dict)
@@ -540,7 +546,8 @@ class CSG2AFineTune(ResponseModel):
 
     def place(self, g: Tensor) -> Tensor:
         """Input genes ``[B, n_in]`` placed in the pretrained gene space (``[B, N]``); genes the input
-        lacks or did not measure take ``fill_value``."""
+        lacks or did not measure take ``fill_value``.
+        """
         g = torch.where(self.measured, g, torch.full_like(g, self.fill_value))
         N = self.pretrained.num_genes
         if g.size(1) == N and bool((self.gene_index == torch.arange(N, device=g.device)).all()):
@@ -566,7 +573,8 @@ class CSG2AFineTune(ResponseModel):
 
     def forward_condition(self, expr: Tensor, cond: Tensor) -> Tensor:
         """The prediction from basal ``expr [B, n_in]`` and the chemical condition ``cond [B, N]``
-        (:meth:`CSG2A.condition`): what attribution to the condition vector differentiates."""
+        (``CSG2A.condition()``): what attribution to the condition vector differentiates.
+        """
         g = self.scale_input(expr)
         perturbed = self.pretrained.perturb(g, cond)
         basal = g if self.basal_input == "scaled" else self.place(expr)

@@ -1,10 +1,10 @@
 """Triton kernels (need ``triton``; run on CUDA, or on CPU under ``TRITON_INTERPRET=1`` set before import).
 
-- :func:`fused_linear_attention` — the linear CSG²A layer with ``q`` built on the fly (forward + backward);
-- :class:`FlashGeneAttention` / :func:`flash_attention` — tiled online-softmax / sigmoid scores (forward + backward);
-- :func:`mean_map_rows` — blocks of batch-mean attention maps for :func:`csg2a_graph.ops.attention_map`.
+- ``fused_linear_attention()`` — the linear CSG²A layer with ``q`` built on the fly (forward + backward);
+- ``FlashGeneAttention`` / ``flash_attention()`` — tiled online-softmax / sigmoid scores (forward + backward);
+- ``mean_map_rows()`` — blocks of batch-mean attention maps for ``csg2a_graph.ops.attention_map()``.
 
-PyTorch references: :mod:`csg2a_graph.ops.reference` and :mod:`csg2a_graph.ops.factorized`.
+PyTorch references: ``csg2a_graph.ops.reference`` and ``csg2a_graph.ops.factorized``.
 """
 from csg2a_graph.ops.triton.attention_map import mean_map_rows
 from csg2a_graph.ops.triton.flash import FlashGeneAttention, flash_attention

@@ -182,7 +182,8 @@ def _split(outer: int, inner_tiles: int, target: int = 528):
 
 def _stages(x: Tensor, cfg, prec) -> int:
     """Pipeline stages of the reduction loops that fit the device's shared memory (the B >= 2560 fp32 crash:
-    3 stages of 3xTF32 tiles need 256 KiB, an H100/H200 block has 227 KiB)."""
+    3 stages of 3xTF32 tiles need 256 KiB, an H100/H200 block has 227 KiB).
+    """
     bb, bn, bh = cfg
     return choose_stages(max(bb, bn), max(bb, bn), bh, operand_bytes(x.dtype, prec), shared_memory_limit(x.device))
 
