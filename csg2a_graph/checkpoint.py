@@ -1,6 +1,7 @@
 """Checkpoints that rebuild their model: weights, optimiser, scheduler, epoch, hyperparameters, gene
 space, dataset fingerprint, split and package version, all loadable with ``torch.load(weights_only=True)``.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,11 @@ def dataset_fingerprint(dataset) -> Dict[str, Any]:
     """What identifies the data a model was trained on (name, options tag, sizes)."""
     from csg2a_graph.data.pairs import options_tag
 
-    fp = {"name": getattr(dataset, "name", type(dataset).__name__), "num_pairs": int(dataset.num_pairs),
-          "num_genes": int(dataset.num_genes)}
+    fp = {
+        "name": getattr(dataset, "name", type(dataset).__name__),
+        "num_pairs": int(dataset.num_pairs),
+        "num_genes": int(dataset.num_genes),
+    }
     try:
         opts = dataset.cache_options() if hasattr(dataset, "cache_options") else dataset.options
         fp["options"] = options_tag(opts)
@@ -38,17 +42,29 @@ def data_card(dataset) -> Dict[str, Any]:
     training scale and outputs say what they are.
     """
     stats = getattr(dataset, "expression_stats", None)
-    return {"target": {"name": getattr(dataset, "y_name", "response"), "unit": getattr(dataset, "y_unit", None),
-                       "direction": getattr(dataset, "y_direction", None),
-                       "dataset": getattr(dataset, "name", type(dataset).__name__)},
-            "normalization": stats if isinstance(stats, dict) else None,
-            "measured_genes": dataset.gene_mask.clone() if getattr(dataset, "gene_mask", None) is not None else None}
+    return {
+        "target": {
+            "name": getattr(dataset, "y_name", "response"),
+            "unit": getattr(dataset, "y_unit", None),
+            "direction": getattr(dataset, "y_direction", None),
+            "dataset": getattr(dataset, "name", type(dataset).__name__),
+        },
+        "normalization": stats if isinstance(stats, dict) else None,
+        "measured_genes": dataset.gene_mask.clone() if getattr(dataset, "gene_mask", None) is not None else None,
+    }
 
 
 def save_checkpoint(path: str, model, **extra: Any) -> str:
     """Write ``model`` (its name, hyperparameters and weights) plus ``extra`` atomically to ``path``."""
-    state = {"format": CHECKPOINT_FORMAT, "version": package_version(), "model_name": model.model_name,
-             "hparams": model.hparams, "model": model.state_dict(), "genes": _genes_of(model), **extra}
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "version": package_version(),
+        "model_name": model.model_name,
+        "hparams": model.hparams,
+        "model": model.state_dict(),
+        "genes": _genes_of(model),
+        **extra,
+    }
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
     torch.save(state, tmp)
@@ -100,9 +116,21 @@ def load_model(path: str, map_location="cpu", which: Optional[str] = None):
     key = which or ("best_model" if state.get("best_model") is not None else "model")
     model.load_state_dict(state[key])
     model.eval()
-    model.checkpoint_info = {k: state.get(k) for k in ("version", "dataset", "split_scheme", "epoch", "best_epoch",
-                                                       "best_val", "config", "target", "normalization",
-                                                       "measured_genes")}
+    model.checkpoint_info = {
+        k: state.get(k)
+        for k in (
+            "version",
+            "dataset",
+            "split_scheme",
+            "epoch",
+            "best_epoch",
+            "best_val",
+            "config",
+            "target",
+            "normalization",
+            "measured_genes",
+        )
+    }
     return model
 
 

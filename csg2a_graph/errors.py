@@ -5,6 +5,7 @@ line can print it in one line while a programming error (a plain ``TypeError``, 
 Each subclasses the built-in a caller would expect (``InputKeyError`` is a ``KeyError``...), so ``except KeyError``
 in user code keeps working.
 """
+
 from __future__ import annotations
 
 

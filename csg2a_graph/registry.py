@@ -11,6 +11,7 @@ below is the one place that says where each lives:
   ``csg2a_graph.baselines.naive``; the deep baselines (model and runner): their modules in
   ``csg2a_graph.baselines``.
 """
+
 from __future__ import annotations
 
 import importlib

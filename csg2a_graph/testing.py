@@ -1,6 +1,7 @@
 """Test helpers shared by the test suite (and useful to users testing their own models on this package):
 skip decorators for missing hardware or packages, and a dtype-aware ``assert_close``.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -9,8 +10,12 @@ import os
 import torch
 
 #: tolerances for comparing a fast path with its fp32 reference, by the fast path's dtype
-TOLERANCES = {torch.float32: (1e-4, 1e-5), torch.float64: (1e-7, 1e-9), torch.bfloat16: (2e-2, 2e-2),
-              torch.float16: (5e-3, 5e-3)}
+TOLERANCES = {
+    torch.float32: (1e-4, 1e-5),
+    torch.float64: (1e-7, 1e-9),
+    torch.bfloat16: (2e-2, 2e-2),
+    torch.float16: (5e-3, 5e-3),
+}
 
 
 def has_package(name: str) -> bool:
@@ -66,5 +71,13 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, dtype=None, msg=N
     torch.testing.assert_close(actual.float(), expected.float(), msg=msg, **kw)
 
 
-__all__ = ["withCUDA", "withPackage", "onlyTritonRunnable", "assert_close", "has_package", "TOLERANCES", "rand_prior",
-           "rel_err"]
+__all__ = [
+    "withCUDA",
+    "withPackage",
+    "onlyTritonRunnable",
+    "assert_close",
+    "has_package",
+    "TOLERANCES",
+    "rand_prior",
+    "rel_err",
+]

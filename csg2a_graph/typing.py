@@ -1,6 +1,7 @@
 """The package's vocabulary: the one prior type alias, the names of the layer's options, one
 choice-checking helper, and optional-dependency flags (tried once, at import).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -15,9 +16,9 @@ Prior = Union[Tensor, Tuple[Tensor, Optional[Tensor]], None]
 Edges = Tuple[Tensor, Tensor]
 """A prior resolved to ``(edge_index [2, E], edge_weight [E])``."""
 
-SCORES = ("linear", "softmax", "sigmoid")   # phi of the scores: identity (the paper), row softmax, sigmoid
-SUPPORTS = ("dense", "prior")               # attention over all gene pairs, or on prior edges only
-REDUCES = ("matmul", "rowsum")              # S x (the paper) or x * rowsum(S) (the released code)
+SCORES = ("linear", "softmax", "sigmoid")  # phi of the scores: identity (the paper), row softmax, sigmoid
+SUPPORTS = ("dense", "prior")  # attention over all gene pairs, or on prior edges only
+REDUCES = ("matmul", "rowsum")  # S x (the paper) or x * rowsum(S) (the released code)
 IMPLS = ("factorized", "chunked", "triton", "edgewise", "reference")  # paths of the functional op
 
 
@@ -37,5 +38,14 @@ def _has(module: str) -> bool:
 WITH_TRITON = _has("triton")
 WITH_TORCH_SCATTER = _has("torch_scatter")
 
-__all__ = ["Prior", "Edges", "SCORES", "SUPPORTS", "REDUCES", "IMPLS", "check_choice", "WITH_TRITON",
-           "WITH_TORCH_SCATTER"]
+__all__ = [
+    "Prior",
+    "Edges",
+    "SCORES",
+    "SUPPORTS",
+    "REDUCES",
+    "IMPLS",
+    "check_choice",
+    "WITH_TRITON",
+    "WITH_TORCH_SCATTER",
+]

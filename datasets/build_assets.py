@@ -9,6 +9,7 @@ gzip of the original GCT), ``lincs_ljp005_compounds.csv`` (pert_id, pert_iname, 
 plate's compounds), the pretrained GCN weights with their licence, and ``MANIFEST.json`` (sha256,
 bytes, source, licence of each). Deterministic: the same inputs give the same bytes.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -45,18 +46,24 @@ def main(shared: str) -> None:
     edges.to_csv(path, index=False, lineterminator="\n")
     manifest["string_landmark_edges.csv"] = {
         "source": "STRING v11 human functional associations with combined score > 900 (as thresholded for CSG2A), "
-                  "restricted to the 978 L1000 landmark genes; pairs re-derived here",
-        "licence": "CC BY 4.0 (STRING)", "rows": len(edges)}
+        "restricted to the 978 L1000 landmark genes; pairs re-derived here",
+        "licence": "CC BY 4.0 (STRING)",
+        "rows": len(edges),
+    }
     # 2. the LJP005 A375 level-3 plate, gzip of the original GCT (mtime 0: reproducible bytes)
     gct = os.path.join(shared, "lincs", "cmappy_test_l1000_LJP005_A375_24H.gct")
     path = os.path.join(OUT, "lincs_ljp005_a375_24h_level3.gct.gz")
-    with open(gct, "rb") as src, open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
-                                                                          filename="") as dst:
+    with (
+        open(gct, "rb") as src,
+        open(path, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as dst,
+    ):
         shutil.copyfileobj(src, dst)
     manifest["lincs_ljp005_a375_24h_level3.gct.gz"] = {
         "source": "cmap/cmapPy @ d1652c3: cmapPy/pandasGEXpress/tests/functional_tests/test_l1000.gct "
-                  f"(LINCS LJP005 plate, A375, 24 h, level 3; sha256 of the GCT {sha256(gct)})",
-        "licence": "BSD-3-Clause (Broad CMap); LINCS data CC BY 4.0"}
+        f"(LINCS LJP005 plate, A375, 24 h, level 3; sha256 of the GCT {sha256(gct)})",
+        "licence": "BSD-3-Clause (Broad CMap); LINCS data CC BY 4.0",
+    }
     # 3. SMILES of the plate's compounds (DeepCE's list, then the LINCS pert_info table)
     g = read_gct(gct)
     meta = g.col_meta
@@ -77,14 +84,17 @@ def main(shared: str) -> None:
     pd.DataFrame(rows).to_csv(path, index=False, lineterminator="\n")
     manifest["lincs_ljp005_compounds.csv"] = {
         "source": "SMILES of the plate's compounds from pth1993/DeepCE @ 9b0d04f (drugs_smiles.csv), then "
-                  "dhimmel/lincs @ 726793b (pertinfo.tsv.gz, CC0), by Broad id then by pert_iname",
-        "licence": "facts (structures); CC0 / LINCS CC BY 4.0", "rows": len(rows)}
+        "dhimmel/lincs @ 726793b (pertinfo.tsv.gz, CC0), by Broad id then by pert_iname",
+        "licence": "facts (structures); CC0 / LINCS CC BY 4.0",
+        "rows": len(rows),
+    }
     # 4. the pretrained GCN of Hu et al. (MIT) with its licence
     for name in ("pretrain_gnns_gcn_supervised_contextpred.pth", "LICENSE.pretrain-gnns"):
         shutil.copyfile(os.path.join(shared, "pretrained", name), os.path.join(OUT, name))
     manifest["pretrain_gnns_gcn_supervised_contextpred.pth"] = {
         "source": "snap-stanford/pretrain-gnns @ 8b20528: chem/model_architecture/gcn_supervised_contextpred.pth",
-        "licence": "MIT (LICENSE.pretrain-gnns)"}
+        "licence": "MIT (LICENSE.pretrain-gnns)",
+    }
     # 5. the LINCS robust-z reference: per landmark gene, median and 1.4826 * MAD over the 165 cell lines'
     #    basal (DMSO MODZ) profiles of TranSiGen (MIT); LINCSL1000's default scale
     import torch
@@ -100,9 +110,12 @@ def main(shared: str) -> None:
     ref = os.path.join(shared, "lincs", "transigen_basal_dmso_modz_165cells.csv")
     manifest["lincs_basal_robust_stats.csv"] = {
         "source": "per landmark gene, median and 1.4826 x MAD over the 165 cell lines of myzhengSIMM/TranSiGen @ "
-                  f"e7582e7 data/LINCS2020/modz_x1.pickle (basal DMSO MODZ profiles, L1000 log2; sha256 of the CSV "
-                  f"staged from it {sha256(ref)})", "licence": "MIT (TranSiGen); LINCS data CC BY 4.0",
-        "rows": len(stats), "cells": int(len(b))}
+        f"e7582e7 data/LINCS2020/modz_x1.pickle (basal DMSO MODZ profiles, L1000 log2; sha256 of the CSV "
+        f"staged from it {sha256(ref)})",
+        "licence": "MIT (TranSiGen); LINCS data CC BY 4.0",
+        "rows": len(stats),
+        "cells": int(len(b)),
+    }
     for name, d in manifest.items():
         p = os.path.join(OUT, name)
         d.update({"bytes": os.path.getsize(p), "sha256": sha256(p)})

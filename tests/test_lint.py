@@ -1,4 +1,5 @@
 """The code base passes ruff with the project's settings (pyproject.toml [tool.ruff]); skipped without ruff."""
+
 import shutil
 import subprocess
 import sys
@@ -12,8 +13,28 @@ def test_ruff_check_is_clean():
     ruff = shutil.which("ruff") or shutil.which("ruff", path=str(__import__("pathlib").Path(sys.executable).parent))
     if ruff is None:
         pytest.skip("ruff is not installed (pip install -e '.[test]')")
-    r = subprocess.run([ruff, "check", "csg2a_graph", "tests", "benchmarks", "datasets"], cwd=REPO,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [ruff, "check", "csg2a_graph", "tests", "benchmarks", "datasets"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_tree_is_formatted():
+    """Issue 27: ``ruff format`` (pyproject.toml [tool.ruff.format]) leaves every file as it is; pre-commit runs it."""
+    ruff = shutil.which("ruff") or shutil.which("ruff", path=str(__import__("pathlib").Path(sys.executable).parent))
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install -e '.[test]')")
+    r = subprocess.run(
+        [ruff, "format", "--check", "csg2a_graph", "tests", "benchmarks", "datasets"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 

@@ -1,5 +1,6 @@
 """The package's subpackages import each other without cycles (module-level and function-level imports
 alike), so a newcomer can change one without reading the others; one registry of models and runners."""
+
 import ast
 import os
 
@@ -64,8 +65,9 @@ def _module_graph():
         for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
             names = []
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("csg2a_graph"):
-                names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in mods else node.module
-                         for a in node.names]
+                names = [
+                    f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in mods else node.module for a in node.names
+                ]
             elif isinstance(node, ast.Import):
                 names = [a.name for a in node.names if a.name.startswith("csg2a_graph")]
             edges.setdefault(m, set()).update(n for n in names if n in mods and not mods[n][1] and n != m)

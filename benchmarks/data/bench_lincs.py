@@ -6,6 +6,7 @@ The real level-5 GCTX (272 profiles x 978 genes, ../shared/data/lincs) is tiled 
 GSE92742-shaped file of --profiles profiles (HDF5 matrix [profiles, genes], chunked by
 profile as CMap writes it), then read whole and as a random subset, side by side.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,9 @@ def make_big_gctx(src: Path, dst: Path, n: int) -> None:
     reps = -(-n // mat.shape[0])
     with h5py.File(dst, "w") as f:
         f.attrs["version"] = "GCTX1.0"
-        d = f.create_dataset("0/DATA/0/matrix", shape=(n, mat.shape[1]), dtype="float32",
-                             chunks=(min(256, n), mat.shape[1]))
+        d = f.create_dataset(
+            "0/DATA/0/matrix", shape=(n, mat.shape[1]), dtype="float32", chunks=(min(256, n), mat.shape[1])
+        )
         for s in range(0, n, 10000):
             e = min(s + 10000, n)
             d[s:e] = np.tile(mat, (reps, 1))[s:e]
@@ -65,13 +67,31 @@ def main():
         ts = time.perf_counter() - t
     assert np.array_equal(sub.data, whole.data[:, cidx])
     print(f"whole matrix: {tw:6.2f} s ({args.profiles / tw:10,.0f} profiles/s, then select {args.subset})")
-    print(f"subset read:  {ts:6.2f} s ({args.subset / ts:10,.0f} profiles/s) -> {tw / ts:.1f}x less time than "
-          f"reading everything to get {args.subset} profiles, memory {args.subset / args.profiles:.1%} of the whole")
+    print(
+        f"subset read:  {ts:6.2f} s ({args.subset / ts:10,.0f} profiles/s) -> {tw / ts:.1f}x less time than "
+        f"reading everything to get {args.subset} profiles, memory {args.subset / args.profiles:.1%} of the whole"
+    )
 
-    for level, files in ((3, ["lincs/cmappy_test_l1000_LJP005_A375_24H.gct", "lincs/deepce_brd_smiles.csv",
-                              "lincs/dhimmel_lincs_pertinfo.tsv.gz", "string/STRING_edges.csv"]),
-                         (5, ["lincs/l1ktools_modzs_n272x978.gctx", "lincs/deepce_brd_smiles.csv",
-                              "lincs/dhimmel_lincs_pertinfo.tsv.gz", "lincs/transigen_basal_dmso_modz_165cells.csv"])):
+    for level, files in (
+        (
+            3,
+            [
+                "lincs/cmappy_test_l1000_LJP005_A375_24H.gct",
+                "lincs/deepce_brd_smiles.csv",
+                "lincs/dhimmel_lincs_pertinfo.tsv.gz",
+                "string/STRING_edges.csv",
+            ],
+        ),
+        (
+            5,
+            [
+                "lincs/l1ktools_modzs_n272x978.gctx",
+                "lincs/deepce_brd_smiles.csv",
+                "lincs/dhimmel_lincs_pertinfo.tsv.gz",
+                "lincs/transigen_basal_dmso_modz_165cells.csv",
+            ],
+        ),
+    ):
         root = tmp / f"l{level}"
         (root / "raw").mkdir(parents=True)
         for f in files:

@@ -10,6 +10,7 @@ first ``--pairs`` of that fold's held-out test pairs. For each setting — Captu
 ``completeness_target=0.05`` — it prints the max and mean absolute gap, the max relative gap, the mean output change
 |f(x) - f(0)|, the steps used and the wall time, measured one after the other in one process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,24 +34,44 @@ def main(argv=None):
 
     model = load_model(args.checkpoint)
     ds = GDSC(args.root, source="registry", log=False)
-    idx = torch.load(args.split, weights_only=True)["test"][:args.pairs]
-    print(f"# IG completeness, {idx.numel()} held-out pairs, start {args.steps} steps, model {args.checkpoint}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print("| grid | target | steps (min-max, mean) | max abs gap | mean abs gap | max rel gap | mean abs Δf | seconds |")
+    idx = torch.load(args.split, weights_only=True)["test"][: args.pairs]
+    print(
+        f"# IG completeness, {idx.numel()} held-out pairs, start {args.steps} steps, model {args.checkpoint}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+    print(
+        "| grid | target | steps (min-max, mean) | max abs gap | mean abs gap | max rel gap | mean abs Δf | seconds |"
+    )
     print("|---|---|---|---|---|---|---|---|")
-    settings = [("plain", None, None), ("pieces", (1e-3, 1e-2, 1e-1), None), ("auto", "auto", None),
-                ("auto", "auto", 0.05)]
+    settings = [
+        ("plain", None, None),
+        ("pieces", (1e-3, 1e-2, 1e-1), None),
+        ("auto", "auto", None),
+        ("auto", "auto", 0.05),
+    ]
     for name, breaks, target in settings:
         t0 = time.perf_counter()
-        a = explain_genes(model, ds, idx, "ig", n_steps=args.steps, batch_size=args.batch_size, progress=False,
-                          ig_breaks=breaks, completeness_target=target)
+        a = explain_genes(
+            model,
+            ds,
+            idx,
+            "ig",
+            n_steps=args.steps,
+            batch_size=args.batch_size,
+            progress=False,
+            ig_breaks=breaks,
+            completeness_target=target,
+        )
         dt = time.perf_counter() - t0
         c = a.completeness()
         st = a.steps.double() if a.steps is not None else torch.full((idx.numel(),), float(args.steps))
         grid = name if name != "auto" else f"auto ({', '.join(f'{k} {v}' for k, v in a.options['ig_grid'].items())})"
-        print(f"| {grid} | {target or '-'} | {int(st.min())}-{int(st.max())}, {float(st.mean()):.0f} | "
-              f"{c['completeness_max_abs_error']:.4f} | {c['completeness_mean_abs_error']:.4f} | "
-              f"{c['completeness_max_rel_error']:.3f} | {c['mean_abs_output_change']:.3f} | {dt:.1f} |", flush=True)
+        print(
+            f"| {grid} | {target or '-'} | {int(st.min())}-{int(st.max())}, {float(st.mean()):.0f} | "
+            f"{c['completeness_max_abs_error']:.4f} | {c['completeness_mean_abs_error']:.4f} | "
+            f"{c['completeness_max_rel_error']:.3f} | {c['mean_abs_output_change']:.3f} | {dt:.1f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ CSG2AFineTune around a freshly initialised pretraining network (cost does not de
 For each pairs-per-call batch size: wall time, pairs/s, forward+backward passes/s (pairs x steps) and
 peak memory (CUDA: max allocated; CPU: growth of the process's peak RSS). Prints one table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,10 +45,12 @@ def main(argv=None):
     torch.manual_seed(0)
     pre = CSG2A(ds.gene_space.genes, prior=(ds.prior_edge_index, ds.prior_edge_weight), drug_encoder="gin")
     model = CSG2AFineTune.from_pretrained(pre, genes=ds.gene_space.genes, measured=ds.gene_mask.tolist()).to(dev)
-    idx = torch.randperm(ds.num_pairs, generator=torch.Generator().manual_seed(0))[:args.pairs]
-    print(f"# IG, {args.steps} steps, {args.pairs} real GDSC2 pairs, N={ds.num_genes} "
-          f"({int(ds.gene_mask.sum())} measured), device {dev}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    idx = torch.randperm(ds.num_pairs, generator=torch.Generator().manual_seed(0))[: args.pairs]
+    print(
+        f"# IG, {args.steps} steps, {args.pairs} real GDSC2 pairs, N={ds.num_genes} "
+        f"({int(ds.gene_mask.sum())} measured), device {dev}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     explain_genes(model, ds, idx[:8], "ig", n_steps=args.steps, batch_size=8, progress=False)  # warm-up
     print("| pairs per call | seconds | pairs/s | fwd+bwd samples/s | peak memory (MB) | max completeness error |")
     print("|---|---|---|---|---|---|")
@@ -63,8 +66,11 @@ def main(argv=None):
         secs = time.perf_counter() - t0
         mem = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else peak_rss_mb() - rss0
         err = a.completeness()["completeness_max_abs_error"]
-        print(f"| {bs} | {secs:.1f} | {args.pairs / secs:.1f} | {args.pairs * args.steps / secs:.0f} | "
-              f"{mem:.0f}{' (RSS growth)' if dev.type != 'cuda' else ''} | {err:.3g} |", flush=True)
+        print(
+            f"| {bs} | {secs:.1f} | {args.pairs / secs:.1f} | {args.pairs * args.steps / secs:.0f} | "
+            f"{mem:.0f}{' (RSS growth)' if dev.type != 'cuda' else ''} | {err:.3g} |",
+            flush=True,
+        )
     print(f"# process peak RSS {peak_rss_mb():.0f} MB")
 
 

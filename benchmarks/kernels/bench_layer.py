@@ -9,6 +9,7 @@
 densely for every sample, then S x. Every ratio is measured in the same process, in
 alternating repetitions (these 2-core machines are noisy); medians are printed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,6 +65,7 @@ def _fwd_bwd(layer, x, c, **kw):
             p.grad = None
         out = layer(x, c, **kw) if kw else layer(x, c)
         out.square().mean().backward()
+
     return run
 
 
@@ -96,12 +98,22 @@ def cpu_linear(args):
             def forward(self, x_, c_):
                 return self.m(x_, edges[0], edges[1], cond=c_)
 
-        res = compare({"expanded": _fwd_bwd(Layer(conv), x, c), "factorised": _fwd_bwd(Layer(conv_q), x, c),
-                       "naive": _fwd_bwd(naive, x, c)}, reps=1, rounds=rounds, device="cpu")
+        res = compare(
+            {
+                "expanded": _fwd_bwd(Layer(conv), x, c),
+                "factorised": _fwd_bwd(Layer(conv_q), x, c),
+                "naive": _fwd_bwd(naive, x, c),
+            },
+            reps=1,
+            rounds=rounds,
+            device="cpu",
+        )
         a, f, b = res["expanded"], res["factorised"], res["naive"]
-        print(f"linear layer fwd+bwd B={B} N={N} h={h}: csg2a expanded {a * 1e3:8.2f} ms | csg2a factorised (q kept) "
-              f"{f * 1e3:8.2f} ms | naive dense {b * 1e3:9.1f} ms | speed-up vs naive: {b / a:6.1f}x (expanded), "
-              f"{b / f:6.1f}x (factorised)")
+        print(
+            f"linear layer fwd+bwd B={B} N={N} h={h}: csg2a expanded {a * 1e3:8.2f} ms | csg2a factorised (q kept) "
+            f"{f * 1e3:8.2f} ms | naive dense {b * 1e3:9.1f} ms | speed-up vs naive: {b / a:6.1f}x (expanded), "
+            f"{b / f:6.1f}x (factorised)"
+        )
 
 
 def _peak_child(code: str, exact_memory: bool = True) -> tuple:
@@ -149,22 +161,28 @@ def cpu_softmax(args):
             t, _, _ = _peak_child(code, exact_memory=False)
             row.append((impl, t, rss))
         (_, ta, ma), (_, tb, mb) = row
-        print(f"softmax dense fwd+bwd B={B} N={N} h={h}: chunked {ta:6.2f} s, +{ma:7.0f} MiB peak | "
-              f"naive {tb:6.2f} s, +{mb:7.0f} MiB peak | time ratio {tb / ta:4.1f}x, memory ratio {mb / max(ma, 1):5.1f}x")
+        print(
+            f"softmax dense fwd+bwd B={B} N={N} h={h}: chunked {ta:6.2f} s, +{ma:7.0f} MiB peak | "
+            f"naive {tb:6.2f} s, +{mb:7.0f} MiB peak | time ratio {tb / ta:4.1f}x, memory ratio {mb / max(ma, 1):5.1f}x"
+        )
 
 
 def cpu_scale(args):
     B, h = 32, 64
-    limit = 18 * 2 ** 10  # MiB: keep the 24 GB machine alive
-    for impl, score, Ns in (("factorized", "linear", (5000, 10000, 20000, 40000, 80000, 160000)),
-                            ("reference", "linear", (2000, 4000, 6000, 8000, 10000, 12000))):
+    limit = 18 * 2**10  # MiB: keep the 24 GB machine alive
+    for impl, score, Ns in (
+        ("factorized", "linear", (5000, 10000, 20000, 40000, 80000, 160000)),
+        ("reference", "linear", (2000, 4000, 6000, 8000, 10000, 12000)),
+    ):
         best, last = None, None
         for N in Ns:
             if last is not None and last[1] == last[1]:
                 need = last[1] * (N / last[0]) ** (2 if impl == "reference" else 1)
                 if need > limit:
-                    print(f"  {impl:10s} N={N:6d}: not run, extrapolated peak {need / 1024:.0f} GiB > "
-                          f"{limit / 1024:.0f} GiB usable on this 24 GB machine")
+                    print(
+                        f"  {impl:10s} N={N:6d}: not run, extrapolated peak {need / 1024:.0f} GiB > "
+                        f"{limit / 1024:.0f} GiB usable on this 24 GB machine"
+                    )
                     break
             t, rss, ok = _peak_child(_CHILD.format(B=B, N=N, h=h, score=score, impl=impl))
             print(f"  {impl:10s} N={N:6d}: {'ok' if ok else 'FAILED'} {t:7.2f} s, +{rss:8.0f} MiB peak")
@@ -206,13 +224,14 @@ def gpu(args):
 
             def expanded():
                 from csg2a_graph.ops.factorized import expanded_linear
-                out = expanded_linear(x, c, wg, wc, (edges[0], ew), "matmul", h ** -0.5)
+
+                out = expanded_linear(x, c, wg, wc, (edges[0], ew), "matmul", h**-0.5)
                 out.backward(torch.ones_like(out))
 
             def naive():
                 q = x[..., None] * wg + c[..., None] * wc
                 A = torch.zeros(N, N, device=dev, dtype=dtype).index_put_((edges[0][1], edges[0][0]), ew)
-                out = torch.matmul(torch.matmul(q, q.transpose(1, 2)) * h ** -0.5 + A, x[..., None])[..., 0]
+                out = torch.matmul(torch.matmul(q, q.transpose(1, 2)) * h**-0.5 + A, x[..., None])[..., 0]
                 out.backward(torch.ones_like(out))
 
             tf, tt, te = bench(fused), bench(factorised), bench(expanded)
@@ -220,17 +239,22 @@ def gpu(args):
             # kernel time without Python launch overhead (captured in a CUDA graph)
             tg = do_bench_cudagraph(fused, rep=100) * 1e-3
             naive_bytes = 3 * B * N * N * (2 if dtype == torch.bfloat16 else 4)
-            tn = bench(naive) if naive_bytes < 40 * 2 ** 30 else float("nan")
+            tn = bench(naive) if naive_bytes < 40 * 2**30 else float("nan")
             esz = x.element_size()
             # minimal traffic: fwd reads x, c, W twice (reduce + output) and writes out; bwd reads x, c, g,
             # W twice and writes dx, dc, dW (fp32 atomics)
-            moved = (2 * (2 * B * N + 2 * N * h) + B * N) * esz + (2 * (3 * B * N + 2 * N * h)) * esz + \
-                (2 * B * N + 2 * N * h) * 4
+            moved = (
+                (2 * (2 * B * N + 2 * N * h) + B * N) * esz
+                + (2 * (3 * B * N + 2 * N * h)) * esz
+                + (2 * B * N + 2 * N * h) * 4
+            )
             flops = 2 * (B * N * h * 10)  # fwd ~10, bwd ~10 multiply-adds per (b, i, k)
-            print(f"fused linear {str(dtype)[6:]:8s} B={B:4d} N={N:5d} h={h}: triton {tf * 1e3:7.3f} ms eager, "
-                  f"{tg * 1e3:7.3f} ms in a CUDA graph ({moved / tg / 1e9:6.0f} GB/s, {flops / tg / 1e12:5.2f} TFLOP/s) "
-                  f"| expanded torch {te * 1e3:7.3f} ms eager, {te_g * 1e3:7.3f} ms graph | factorised torch {tt * 1e3:7.3f} ms "
-                  f"| naive {tn * 1e3:8.3f} ms | triton vs torch {tt / tf:4.1f}x, vs naive {tn / tf:6.1f}x")
+            print(
+                f"fused linear {str(dtype)[6:]:8s} B={B:4d} N={N:5d} h={h}: triton {tf * 1e3:7.3f} ms eager, "
+                f"{tg * 1e3:7.3f} ms in a CUDA graph ({moved / tg / 1e9:6.0f} GB/s, {flops / tg / 1e12:5.2f} TFLOP/s) "
+                f"| expanded torch {te * 1e3:7.3f} ms eager, {te_g * 1e3:7.3f} ms graph | factorised torch {tt * 1e3:7.3f} ms "
+                f"| naive {tn * 1e3:8.3f} ms | triton vs torch {tt / tf:4.1f}x, vs naive {tn / tf:6.1f}x"
+            )
             torch.cuda.empty_cache()
 
     for dtype in (torch.float32, torch.bfloat16):
@@ -245,21 +269,24 @@ def gpu(args):
                     def f():
                         out = csg2a_attention(q, x, e, score=score, impl=impl, validate=False)
                         out.backward(torch.ones_like(out))
+
                     return f
 
                 # peak above what is already allocated (inputs, earlier CUDA-graph pools)
                 base = torch.cuda.memory_allocated()
                 torch.cuda.reset_peak_memory_stats()
                 tf = bench(run("triton"))
-                mem_f = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+                mem_f = (torch.cuda.max_memory_allocated() - base) / 2**20
                 torch.cuda.reset_peak_memory_stats()
                 tr = bench(run("reference"))
-                mem_r = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+                mem_r = (torch.cuda.max_memory_allocated() - base) / 2**20
                 fwd = 2 * B * N * N * (h + 16)
                 flops = fwd * 3.5  # fwd + bwd (recompute, dq, dk, dv)
-                print(f"flash {score:7s} {str(dtype)[6:]:8s} B={B:3d} N={N:5d} h={h}: triton {tf * 1e3:8.3f} ms "
-                      f"({flops / tf / 1e12:6.1f} TFLOP/s, +{mem_f:7.0f} MiB peak) | naive torch {tr * 1e3:8.3f} ms "
-                      f"(+{mem_r:7.0f} MiB peak) | {tr / tf:4.1f}x faster, {mem_r / mem_f:5.1f}x less memory")
+                print(
+                    f"flash {score:7s} {str(dtype)[6:]:8s} B={B:3d} N={N:5d} h={h}: triton {tf * 1e3:8.3f} ms "
+                    f"({flops / tf / 1e12:6.1f} TFLOP/s, +{mem_f:7.0f} MiB peak) | naive torch {tr * 1e3:8.3f} ms "
+                    f"(+{mem_r:7.0f} MiB peak) | {tr / tf:4.1f}x faster, {mem_r / mem_f:5.1f}x less memory"
+                )
                 torch.cuda.empty_cache()
 
 
@@ -267,8 +294,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=["cpu-linear", "cpu-softmax", "cpu-scale", "gpu"])
     args = ap.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}, "
-          f"date {time.strftime('%Y-%m-%d')}; command: {' '.join(sys.argv)}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}, "
+        f"date {time.strftime('%Y-%m-%d')}; command: {' '.join(sys.argv)}"
+    )
     {"cpu-linear": cpu_linear, "cpu-softmax": cpu_softmax, "cpu-scale": cpu_scale, "gpu": gpu}[args.what](args)
 
 

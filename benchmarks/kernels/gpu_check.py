@@ -9,6 +9,7 @@ Prints one row per case: B, N, h, dtype, the shared memory limit, the stages cho
 output and of each gradient, and the milliseconds of one forward + backward. Exit status 1 if any case fails
 (an exception such as Triton's OutOfResources, or an error above the dtype's tolerance).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,18 +40,20 @@ def main(argv=None) -> int:
         print("no CUDA device: run with --dry-run, or on a GPU machine", file=sys.stderr)
         return 2
     h = args.hidden
-    print(f"# fused linear kernel, h={h}, device {torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'}, "
-          f"torch {torch.__version__}, shared memory limit {shared_memory_limit(dev)}")
+    print(
+        f"# fused linear kernel, h={h}, device {torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'}, "
+        f"torch {torch.__version__}, shared memory limit {shared_memory_limit(dev)}"
+    )
     print("| B | N | dtype | stages | rel err out | rel err dx | rel err dW | ms fwd+bwd | ok |")
     print("|---|---|---|---|---|---|---|---|---|")
     bad = 0
-    for B, N in (DRY if args.dry_run else CASES):
+    for B, N in DRY if args.dry_run else CASES:
         for dtype in (torch.float32, torch.bfloat16):
             g = torch.Generator().manual_seed(0)
             x = torch.randn(B, N, generator=g).to(dev, dtype)
             c = torch.randn(B, N, generator=g).to(dev, dtype)
-            wg = (torch.randn(N, h, generator=g) / h ** 0.5).to(dev, dtype)
-            wc = (torch.randn(N, h, generator=g) / h ** 0.5).to(dev, dtype)
+            wg = (torch.randn(N, h, generator=g) / h**0.5).to(dev, dtype)
+            wc = (torch.randn(N, h, generator=g) / h**0.5).to(dev, dtype)
             go = torch.randn(B, N, generator=g).to(dev, dtype)
             cfg = _config(B, N, h)
             stages = _stages(x, cfg, dot_precision(x.dtype))
@@ -65,8 +68,9 @@ def main(argv=None) -> int:
                     torch.cuda.synchronize()
                 ms = (time.perf_counter() - t0) * 1e3
                 ref_leaves = [t.double().clone().requires_grad_() for t in (x, c, wg, wc)]
-                ref = expanded_linear(ref_leaves[0], ref_leaves[1], ref_leaves[2], ref_leaves[3], None, "matmul",
-                                      h ** -0.5)
+                ref = expanded_linear(
+                    ref_leaves[0], ref_leaves[1], ref_leaves[2], ref_leaves[3], None, "matmul", h**-0.5
+                )
                 ref.backward(go.double())
 
                 def rel(a, b):
@@ -79,8 +83,9 @@ def main(argv=None) -> int:
             except Exception as e:  # noqa: BLE001 - a crash is a result of this check
                 ok, row = False, f"{type(e).__name__}: {str(e).splitlines()[0][:80]} | - | - | -"
             bad += not ok
-            print(f"| {B} | {N} | {str(dtype).split('.')[-1]} | {stages} | {row} | {'yes' if ok else 'NO'} |",
-                  flush=True)
+            print(
+                f"| {B} | {N} | {str(dtype).split('.')[-1]} | {stages} | {row} | {'yes' if ok else 'NO'} |", flush=True
+            )
     bad += not amp_check(dev)
     return 1 if bad else 0
 
@@ -116,8 +121,10 @@ def amp_check(dev) -> bool:
             loss = model(expr, graph, dindex, dose, time_).float().pow(2).mean()
         loss.backward()
         ok = err < 0.1
-        print(f"# amp: CSG2AFineTune + pretrained GCN under bf16 autocast on {dev.type}: relative difference to fp32 "
-              f"{err:.2e} ({'ok' if ok else 'TOO LARGE'})")
+        print(
+            f"# amp: CSG2AFineTune + pretrained GCN under bf16 autocast on {dev.type}: relative difference to fp32 "
+            f"{err:.2e} ({'ok' if ok else 'TOO LARGE'})"
+        )
         return ok
     except Exception as e:  # noqa: BLE001 - a crash is a result of this check
         print(f"# amp: FAILED {type(e).__name__}: {str(e).splitlines()[0][:120]}")

@@ -4,6 +4,7 @@
 
 Prints one line per candidate; the best per dtype goes into ``csg2a_graph.ops.triton.flash.TUNED``.
 """
+
 import torch
 from triton.testing import do_bench
 
@@ -26,14 +27,18 @@ def main():
                 def f():
                     out = csg2a_attention(q, x, None, score="softmax", impl="triton", validate=False)
                     out.backward(torch.ones_like(out))
+
                 try:
                     t = do_bench(f, warmup=10, rep=50)
                 except Exception:  # out of shared memory / registers
                     t = float("inf")
                 res.append((t, cand))
             res.sort()
-            print(f"{str(dtype)[6:]:8s} B={B} N={N} h={h}: best " +
-                  ", ".join(f"{c} {t:.3f} ms" for t, c in res[:4]) + f" | worst {res[-1][1]} {res[-1][0]:.3f} ms")
+            print(
+                f"{str(dtype)[6:]:8s} B={B} N={N} h={h}: best "
+                + ", ".join(f"{c} {t:.3f} ms" for t, c in res[:4])
+                + f" | worst {res[-1][1]} {res[-1][0]:.3f} ms"
+            )
 
 
 if __name__ == "__main__":

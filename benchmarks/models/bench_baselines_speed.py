@@ -8,6 +8,7 @@ prior); forward, backward and the optimiser step are timed together, the data lo
 training). Classical models: fit time on 10,000 training pairs. Run it alone: a background job on these
 2-core machines makes everything several times slower.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,10 +25,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_accuracy import GDSC_FILES, SHARED, link  # noqa: E402
 
 DEEP = {  # model -> (runner options, batch size = the original's)
-    "csg2a": ({}, 128), "graphdrp": ({}, 1024), "deeptta": ({}, 64), "pathdnn": ({}, 512), "precily": ({}, 128),
-    "drpreter": ({}, 128), "deepcovdr": ({}, 32),
-    "gene-gcn": ({"conv": "gcn"}, 128), "gene-gat": ({"conv": "gat"}, 128), "gene-gin": ({"conv": "gin"}, 128),
-    "gene-csg2a": ({"conv": "csg2a"}, 128), "gene-csg2a+gcn": ({"conv": "csg2a+gcn"}, 128),
+    "csg2a": ({}, 128),
+    "graphdrp": ({}, 1024),
+    "deeptta": ({}, 64),
+    "pathdnn": ({}, 512),
+    "precily": ({}, 128),
+    "drpreter": ({}, 128),
+    "deepcovdr": ({}, 32),
+    "gene-gcn": ({"conv": "gcn"}, 128),
+    "gene-gat": ({"conv": "gat"}, 128),
+    "gene-gin": ({"conv": "gin"}, 128),
+    "gene-csg2a": ({"conv": "csg2a"}, 128),
+    "gene-csg2a+gcn": ({"conv": "csg2a+gcn"}, 128),
 }
 
 
@@ -37,14 +46,21 @@ def build(name, ds, opts):
 
     if name == "csg2a":  # the fine-tuned model on a freshly initialised network (trainable: the upper bound)
         net = CSG2A(ds.gene_space.genes, prior=(ds.prior_edge_index, ds.prior_edge_weight), drug_encoder="gin")
-        return CSG2AFineTune.from_pretrained(net, genes=ds.gene_space.genes, measured=ds.gene_mask.tolist(),
-                                             freeze=False)
+        return CSG2AFineTune.from_pretrained(
+            net, genes=ds.gene_space.genes, measured=ds.gene_mask.tolist(), freeze=False
+        )
     res = SHARED.parent / "baselines" / "resources"
-    files = {"pathdnn": {"pathways_file": str(SHARED / "genesets" / "msigdb_c2.cp.kegg.v7.5.1.symbols.gmt"),
-                         "targets_file": str(SHARED / "gdsc" / "gdsc_drug_list_20220812.csv")},
-             "precily": {"pathways_file": str(SHARED / "genesets" / "precily_msigdb_c2.cp.v6.1.symbols.gmt")},
-             "drpreter": {"pathways_file": str(res / "drpreter_kegg34_pathway_genes.tsv"),
-                          "edges_file": str(res / "drpreter_kegg34_string990_edges.tsv")}}
+    files = {
+        "pathdnn": {
+            "pathways_file": str(SHARED / "genesets" / "msigdb_c2.cp.kegg.v7.5.1.symbols.gmt"),
+            "targets_file": str(SHARED / "gdsc" / "gdsc_drug_list_20220812.csv"),
+        },
+        "precily": {"pathways_file": str(SHARED / "genesets" / "precily_msigdb_c2.cp.v6.1.symbols.gmt")},
+        "drpreter": {
+            "pathways_file": str(res / "drpreter_kegg34_pathway_genes.tsv"),
+            "edges_file": str(res / "drpreter_kegg34_string990_edges.tsv"),
+        },
+    }
     if name in files:
         return build_for(name, ds, files[name])
     return build_for("gene-graph" if name.startswith("gene-") else name, ds, opts)
@@ -88,10 +104,12 @@ def main(argv=None):
     ds = GDSC(link(Path(args.work) / "gdsc2", GDSC_FILES), log=False)
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print("# Training throughput of every model (real GDSC2 batches)\n")
-    print(f"Command: `python benchmarks/models/bench_baselines_speed.py --steps {args.steps}`; "
-          f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads; date {time.strftime('%Y-%m-%d')}; "
-          f"revision {rev}. Dataset: {ds}.\n")
+    print(
+        f"Command: `python benchmarks/models/bench_baselines_speed.py --steps {args.steps}`; "
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads; date {time.strftime('%Y-%m-%d')}; "
+        f"revision {rev}. Dataset: {ds}.\n"
+    )
     print("| model | batch | parameters | ms / step | pairs / s | x csg2a |")
     print("|---|---|---|---|---|---|")
     ref = None
@@ -116,12 +134,17 @@ def main(argv=None):
             ref = pps
         rows.append(name)
         ratio = f"{pps / ref:.2f}" if ref else "—"
-        print(f"| {name} | {batch} | {params if params is not None else '—'} | "
-              f"{'—' if ms != ms else f'{ms:.0f}'} | {pps:,.0f} | {ratio} |", flush=True)
-    print("\nDeep models: Adam steps at the original batch size, forward + backward + step + loading, each "
-          "distinct drug of a batch encoded once. `csg2a` here is the fine-tuned network trained end to end from "
-          "a fresh GIN-encoder network (its frozen default is cheaper). Classical rows: pairs fitted per second "
-          "(RF: 100 trees, max_features 0.33; SVM: Nyström 2,000 + linear SVR).")
+        print(
+            f"| {name} | {batch} | {params if params is not None else '—'} | "
+            f"{'—' if ms != ms else f'{ms:.0f}'} | {pps:,.0f} | {ratio} |",
+            flush=True,
+        )
+    print(
+        "\nDeep models: Adam steps at the original batch size, forward + backward + step + loading, each "
+        "distinct drug of a batch encoded once. `csg2a` here is the fine-tuned network trained end to end from "
+        "a fresh GIN-encoder network (its frozen default is cheaper). Classical rows: pairs fitted per second "
+        "(RF: 100 trees, max_features 0.33; SVM: Nyström 2,000 + linear SVR)."
+    )
     return 0
 
 

@@ -9,6 +9,7 @@ reference, what the package ran before). Timed: the encoder's forward alone (eva
 fine-tuning step of the released CSG2A (frozen part in training mode, so the encoder runs every step;
 and unfrozen, so it is also differentiated), forward + backward + Adam.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,18 +62,24 @@ def main(argv=None):
 
     gdsc = GDSC(ba.link(Path(args.work) / "gdsc2", ba.GDSC_FILES), log=False)
     g = torch.Generator().manual_seed(0)
-    idx = torch.randperm(gdsc.num_pairs, generator=g)[:args.batch_size * (args.steps + 3)]
+    idx = torch.randperm(gdsc.num_pairs, generator=g)[: args.batch_size * (args.steps + 3)]
     batches = list(gdsc.loader(idx, batch_size=args.batch_size, shuffle=False))
     if args.pretrained:
         pre = args.pretrained
     else:
         torch.manual_seed(0)
-        pre = CSG2A(978, variant="released", drug_encoder="pretrained-gcn", drug_encoder_kwargs={"weights": str(ba.WEIGHTS)})
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    print(f"date {time.strftime('%Y-%m-%d %H:%M')}, git {rev}, {platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; batches of {args.batch_size} GDSC2 pairs, "
-          f"{sum(b.drug_graph.num_graphs for b in batches) / len(batches):.0f} distinct drugs and "
-          f"{sum(b.drug_graph.num_nodes for b in batches) / len(batches):.0f} atoms per batch on average")
+        pre = CSG2A(
+            978, variant="released", drug_encoder="pretrained-gcn", drug_encoder_kwargs={"weights": str(ba.WEIGHTS)}
+        )
+    rev = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    print(
+        f"date {time.strftime('%Y-%m-%d %H:%M')}, git {rev}, {platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; batches of {args.batch_size} GDSC2 pairs, "
+        f"{sum(b.drug_graph.num_graphs for b in batches) / len(batches):.0f} distinct drugs and "
+        f"{sum(b.drug_graph.num_nodes for b in batches) / len(batches):.0f} atoms per batch on average"
+    )
 
     def model(freeze: bool):
         torch.manual_seed(0)
@@ -86,23 +93,27 @@ def main(argv=None):
         fast_out = enc(b0.drug_graph)
         with message_form():
             ref_out = enc(b0.drug_graph)
-    print(f"max |sparse - messages| of the pooled drug embeddings (eval, one batch): "
-          f"{float((fast_out - ref_out).abs().max()):.2e}")
+    print(
+        f"max |sparse - messages| of the pooled drug embeddings (eval, one batch): "
+        f"{float((fast_out - ref_out).abs().max()):.2e}"
+    )
 
     rows = []
     with torch.no_grad():
-        it = iter(range(10 ** 9))
+        it = iter(range(10**9))
         enc_fast = timed(lambda: enc(batches[next(it) % len(batches)].drug_graph), args.steps)
         with message_form():
             enc_ref = timed(lambda: enc(batches[next(it) % len(batches)].drug_graph), args.steps)
     rows.append(("encoder forward (eval)", enc_ref, enc_fast))
-    for label, freeze in (("fine-tuning step, released, frozen (train mode)", True),
-                          ("fine-tuning step, released, unfrozen", False)):
+    for label, freeze in (
+        ("fine-tuning step, released, frozen (train mode)", True),
+        ("fine-tuning step, released, unfrozen", False),
+    ):
         res = []
         for ctx in (message_form, contextlib.nullcontext):
             m = model(freeze).train()
             opt = torch.optim.Adam([q for q in m.parameters() if q.requires_grad], lr=1e-4)
-            k = iter(range(10 ** 9))
+            k = iter(range(10**9))
 
             def step():
                 b = batches[next(k) % len(batches)]

@@ -23,6 +23,7 @@ Parts (``--parts``; each writes ``OUT/<part>.md``, a failing part is reported an
 
 Nothing here asserts a time; the files say what was measured, with the machine, torch version and git revision.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,9 +47,11 @@ def _header(part: str, dev: str, dry: bool) -> str:
 
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
     name = torch.cuda.get_device_name() if dev == "cuda" else platform.processor() or "cpu"
-    return (f"# bench_gpu: {part}{' (DRY RUN: toy sizes on the CPU, not a measurement)' if dry else ''}\n\n"
-            f"{time.strftime('%Y-%m-%d %H:%M')} UTC, {name}, torch {torch.__version__}, revision {rev.strip()}, "
-            f"command `python benchmarks/models/bench_gpu.py {' '.join(sys.argv[1:])}`\n\n")
+    return (
+        f"# bench_gpu: {part}{' (DRY RUN: toy sizes on the CPU, not a measurement)' if dry else ''}\n\n"
+        f"{time.strftime('%Y-%m-%d %H:%M')} UTC, {name}, torch {torch.__version__}, revision {rev.strip()}, "
+        f"command `python benchmarks/models/bench_gpu.py {' '.join(sys.argv[1:])}`\n\n"
+    )
 
 
 def _sync(dev: str) -> None:
@@ -83,19 +86,47 @@ def _toy_data(folder: str):
 
     g = torch.Generator().manual_seed(0)
     genes = [f"G{i}" for i in range(40)]
-    smiles = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CCN(CC)CC", "OC(=O)c1ccccc1", "CC(C)Cc1ccc(C)cc1",
-              "CC(=O)O", "c1ccncc1", "CCCCO", "OCC(O)CO", "c1ccc2ccccc2c1", "CC(C)O"]
+    smiles = [
+        "CCO",
+        "c1ccccc1O",
+        "CC(=O)Nc1ccc(O)cc1",
+        "CCN(CC)CC",
+        "OC(=O)c1ccccc1",
+        "CC(C)Cc1ccc(C)cc1",
+        "CC(=O)O",
+        "c1ccncc1",
+        "CCCCO",
+        "OCC(O)CO",
+        "c1ccc2ccccc2c1",
+        "CC(C)O",
+    ]
     cells, drugs = torch.meshgrid(torch.arange(30), torch.arange(len(smiles)), indexing="ij")
     cells, drugs = cells.reshape(-1), drugs.reshape(-1)
     expr = torch.randn(30, 40, generator=g)
     y = expr[cells, :5].sum(1) + drugs.float() + 0.1 * torch.randn(cells.numel(), generator=g)
     ei = torch.tensor([[0, 1, 1, 2, 3, 4], [1, 0, 2, 1, 4, 3]])
-    ds = ArrayPairs(expr, genes, [f"C{i}" for i in range(30)], [f"D{i}" for i in range(len(smiles))], smiles, cells, drugs,
-                    torch.full((cells.numel(),), 10.0), torch.full((cells.numel(),), 72.0), y=y,
-                    prior=(ei, torch.ones(ei.size(1))), name="toy")
+    ds = ArrayPairs(
+        expr,
+        genes,
+        [f"C{i}" for i in range(30)],
+        [f"D{i}" for i in range(len(smiles))],
+        smiles,
+        cells,
+        drugs,
+        torch.full((cells.numel(),), 10.0),
+        torch.full((cells.numel(),), 72.0),
+        y=y,
+        prior=(ei, torch.ones(ei.size(1))),
+        name="toy",
+    )
     torch.manual_seed(0)
-    net = CSG2A(genes, prior=(ei, torch.ones(ei.size(1))), drug_encoder="pretrained-gcn",
-                drug_weights=assets.gcn_weights(), hidden_channels=8)
+    net = CSG2A(
+        genes,
+        prior=(ei, torch.ones(ei.size(1))),
+        drug_encoder="pretrained-gcn",
+        drug_weights=assets.gcn_weights(),
+        hidden_channels=8,
+    )
     path = os.path.join(folder, "pretrained_toy.pt")
     from csg2a_graph.checkpoint import save_checkpoint
 
@@ -134,16 +165,27 @@ def part_pretraining(args, dev: str) -> str:
     sizes = [16, 32] if args.dry_run else [2048, 4096]
     steps = 2 if args.dry_run else 20
     torch.manual_seed(0)
-    store, _ = MoleculeStore.from_smiles([f"d{i}" for i in range(8)],
-                                         ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CCN(CC)CC", "OC(=O)c1ccccc1",
-                                          "CC(C)Cc1ccc(C)cc1", "CC(=O)O", "c1ccncc1"])
+    store, _ = MoleculeStore.from_smiles(
+        [f"d{i}" for i in range(8)],
+        [
+            "CCO",
+            "c1ccccc1O",
+            "CC(=O)Nc1ccc(O)cc1",
+            "CCN(CC)CC",
+            "OC(=O)c1ccccc1",
+            "CC(C)Cc1ccc(C)cc1",
+            "CC(=O)O",
+            "c1ccncc1",
+        ],
+    )
     graph = store.batch().to(dev)
     lines = ["| B | N | dtype | ms / step | profiles / s |", "|---|---|---|---|---|"]
     for B in sizes:
         for amp in (False, True):
             model = CSG2A(genes, drug_encoder="pretrained-gcn", drug_weights=assets.gcn_weights()).to(dev)
-            opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4,
-                                   fused=dev == "cuda" or None)
+            opt = torch.optim.Adam(
+                [p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=dev == "cuda" or None
+            )
             expr = torch.randn(B, len(genes), device=dev)
             target = expr + 0.1 * torch.randn_like(expr)
             dindex = torch.arange(B, device=dev) % 8
@@ -166,11 +208,14 @@ def part_pretraining(args, dev: str) -> str:
                     step()
                 _sync(dev)
                 ms = (time.perf_counter() - t0) * 1e3 / steps
-                lines.append(f"| {B} | {len(genes)} | {'bf16 autocast' if amp else 'fp32'} | {ms:.2f} | "
-                             f"{B / ms * 1e3:,.0f} |")
+                lines.append(
+                    f"| {B} | {len(genes)} | {'bf16 autocast' if amp else 'fp32'} | {ms:.2f} | {B / ms * 1e3:,.0f} |"
+                )
             except Exception as e:  # noqa: BLE001 - a crash is a result
-                lines.append(f"| {B} | {len(genes)} | {'bf16 autocast' if amp else 'fp32'} | FAILED "
-                             f"{type(e).__name__}: {str(e).splitlines()[0][:80]} | - |")
+                lines.append(
+                    f"| {B} | {len(genes)} | {'bf16 autocast' if amp else 'fp32'} | FAILED "
+                    f"{type(e).__name__}: {str(e).splitlines()[0][:80]} | - |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -182,10 +227,12 @@ def part_epoch(args, dev: str) -> str:
     split = ds.get_idx_split("mixed", fold=0)
     max_batches = 3 if args.dry_run else None
     lines = ["| path | epochs | train s / epoch | validation s | pairs / s | val MSE |", "|---|---|---|---|---|---|"]
-    for label, kw in (("today (per-step checks)", {}), ("fast", {"fast": True}), ("fast + bf16", {"fast": True,
-                                                                                                    "amp": True})):
-        cfg = TrainConfig(epochs=args.epochs, batch_size=128, device=dev, progress=False, max_batches=max_batches,
-                          **kw)
+    for label, kw in (
+        ("today (per-step checks)", {}),
+        ("fast", {"fast": True}),
+        ("fast + bf16", {"fast": True, "amp": True}),
+    ):
+        cfg = TrainConfig(epochs=args.epochs, batch_size=128, device=dev, progress=False, max_batches=max_batches, **kw)
         out = os.path.join(args.out, "epoch_runs", label.split()[0] + ("_amp" if kw.get("amp") else ""))
         try:
             t0 = time.perf_counter()
@@ -199,8 +246,10 @@ def part_epoch(args, dev: str) -> str:
             val_s = time.perf_counter() - t1
             train_s = sum(r["seconds"] for r in h) / len(h) - val_s
             n = split["train"].numel() if max_batches is None else min(split["train"].numel(), 128 * max_batches)
-            lines.append(f"| {label} | {len(h)} | {train_s:.2f} | {val_s:.2f} | {n / max(train_s, 1e-9):,.0f} | "
-                         f"{h[-1]['val_mse']:.4f} |")
+            lines.append(
+                f"| {label} | {len(h)} | {train_s:.2f} | {val_s:.2f} | {n / max(train_s, 1e-9):,.0f} | "
+                f"{h[-1]['val_mse']:.4f} |"
+            )
             lines.append(f"|  | (wall of the whole fit {wall:.1f} s, model load and test included) | | | | |")
         except Exception as e:  # noqa: BLE001
             lines.append(f"| {label} | FAILED {type(e).__name__}: {str(e).splitlines()[0][:100]} | | | | |")
@@ -211,21 +260,36 @@ def part_protocol(args, dev: str) -> str:
     from csg2a_graph.train.cv import cross_validate
 
     ds, pre = load_data(args)
-    train = {"batch_size": 128, "patience": 20, "device": dev, "progress": False, "fast": True,
-             "epochs": 2 if args.dry_run else 1000}
+    train = {
+        "batch_size": 128,
+        "patience": 20,
+        "device": dev,
+        "progress": False,
+        "fast": True,
+        "epochs": 2 if args.dry_run else 1000,
+    }
     if args.dry_run:
         train["max_batches"] = 2
     opts = {"csg2a": {"pretrained": pre, "train": train}}
     out = os.path.join(args.out, "protocol_cv")
     t0 = time.perf_counter()
-    df = cross_validate(ds, ["additive", "csg2a"], ["mixed", "cell_blind", "drug_blind", "disjoint"],
-                        folds=args.protocol_folds, out_dir=out, model_options=opts, jobs=args.jobs,
-                        subsample=600 if args.dry_run else None)
+    df = cross_validate(
+        ds,
+        ["additive", "csg2a"],
+        ["mixed", "cell_blind", "drug_blind", "disjoint"],
+        folds=args.protocol_folds,
+        out_dir=out,
+        model_options=opts,
+        jobs=args.jobs,
+        subsample=600 if args.dry_run else None,
+    )
     wall = time.perf_counter() - t0
     with open(os.path.join(out, "summary.md")) as f:
         summary = f.read()
-    return (f"{len(df)} rows (4 schemes x {args.protocol_folds} folds x 2 models), --jobs {args.jobs}: "
-            f"**{wall:.0f} s wall** ({wall / 60:.1f} min)\n\n" + summary)
+    return (
+        f"{len(df)} rows (4 schemes x {args.protocol_folds} folds x 2 models), --jobs {args.jobs}: "
+        f"**{wall:.0f} s wall** ({wall / 60:.1f} min)\n\n" + summary
+    )
 
 
 def main(argv=None) -> int:

@@ -14,6 +14,7 @@ Ours: each distinct drug encoded once per batch, the frozen condition cached per
 the layer's exact factorised path (no ``N x N``). Data loading is timed separately on the same batches.
 An epoch is extrapolated from the mean step time x the number of batches of a 90% training split.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,10 +49,10 @@ class NaiveFineTune(nn.Module):
         ft, pre = self.ft, self.ft.pretrained
         B = expr.size(0)
         g = ft.scale_input(expr)
-        D = pre.cond.encode(per_pair_graph, torch.arange(B), dose, time)        # once per pair, train mode
+        D = pre.cond.encode(per_pair_graph, torch.arange(B), dose, time)  # once per pair, train mode
         conv = pre.conv
-        q = g.unsqueeze(-1) * conv.w_gene[:, 0] + D.unsqueeze(-1) * conv.w_cond[:, 0]   # [B, N, h]
-        S = torch.bmm(q, q.transpose(1, 2)) * conv.scale + self.A                       # [B, N, N]
+        q = g.unsqueeze(-1) * conv.w_gene[:, 0] + D.unsqueeze(-1) * conv.w_cond[:, 0]  # [B, N, h]
+        S = torch.bmm(q, q.transpose(1, 2)) * conv.scale + self.A  # [B, N, N]
         z = torch.bmm(S, g.unsqueeze(-1)).squeeze(-1)
         perturbed = pre.out(pre.dropout(torch.relu(pre.norm(z))))
         h = torch.cat([ft.proj_basal(g), ft.proj_perturbed(perturbed), ft.proj_condition(D)], -1)
@@ -132,13 +133,15 @@ def main(argv=None):
     agree = float((ref - alt).abs().max())
 
     mean_ours, med_ours = step_time(ours, batches, opt, warmup=10)  # the condition cache fills in the first steps
-    nb = batches[:args.naive_batches + 2]
+    nb = batches[: args.naive_batches + 2]
     for b in nb:  # graph expansion is data preparation, not counted in the naive step
         per_pair[id(b)] = gdsc.molecules.batch(b.drug)
     mean_naive, med_naive = step_time(naive_step, nb, opt)
     epoch_ours = (mean_ours + load) * n_epoch_batches
     epoch_naive = (mean_naive + load) * n_epoch_batches
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    rev = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
     lines = [
         f"date {time.strftime('%Y-%m-%d %H:%M')}, git {rev}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads",

@@ -1,4 +1,5 @@
 """The paper's biological analyses: attention maps and MoA, enrichment, zero-shot, TCGA patients."""
+
 from csg2a_graph.analysis.enrich import benjamini_hochberg, enrich
 from csg2a_graph.analysis.tcga import summary_table, tcga_ttests
 from csg2a_graph.analysis.zero_shot import perturbation_distance, zero_shot_stats

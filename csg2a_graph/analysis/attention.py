@@ -8,6 +8,7 @@
 * ``deg_enrichment()``: predicted perturbed expression of a drug's low- vs high-IC50 pairs
   -> differential genes -> enrichment of the over-expressed and the suppressed sets.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional, Sequence, Set
@@ -43,8 +44,9 @@ def moa_groups(dataset, moa_file: str, column: str = "rephub_moa") -> Dict[int, 
     return out
 
 
-def moa_correlation(maps: Dict[int, torch.Tensor], groups: Dict[int, Set[str]], names: Sequence[str],
-                    center: bool = True):
+def moa_correlation(
+    maps: Dict[int, torch.Tensor], groups: Dict[int, Set[str]], names: Sequence[str], center: bool = True
+):
     """Correlations of drug maps for pairs of drugs sharing an MoA (within) vs sharing none (across).
 
     Only drugs whose MoA group has at least two drugs with a map enter. Returns ``(stats dict, pair
@@ -69,22 +71,41 @@ def moa_correlation(maps: Dict[int, torch.Tensor], groups: Dict[int, Set[str]], 
         for b in range(a + 1, len(ids)):
             da, db = ids[a], ids[b]
             shared = keep[da] & keep[db]
-            rows.append({"drug_a": names[da], "drug_b": names[db], "r": float(C[a, b]),
-                         "same_moa": bool(shared), "shared_moa": "|".join(sorted(shared))})
+            rows.append(
+                {
+                    "drug_a": names[da],
+                    "drug_b": names[db],
+                    "r": float(C[a, b]),
+                    "same_moa": bool(shared),
+                    "shared_moa": "|".join(sorted(shared)),
+                }
+            )
     df = pd.DataFrame(rows)
     w, x = df.r[df.same_moa], df.r[~df.same_moa]
     u = mannwhitneyu(w, x, alternative="greater")
     t = ttest_ind(w, x, alternative="greater", equal_var=False)
-    stats = {"drugs": len(ids), "groups": len({g for s in keep.values() for g in s}), "within_pairs": int(len(w)),
-             "across_pairs": int(len(x)), "mean_r_within": float(w.mean()), "mean_r_across": float(x.mean()),
-             "median_difference": float(w.median() - x.median()), "mannwhitney_p_one_sided": float(u.pvalue),
-             "welch_p_one_sided": float(t.pvalue), "centered_maps": center,
-             "paper": {"mean_r_within": 0.338, "mean_r_across": 0.169, "median_difference": 0.102}}
+    stats = {
+        "drugs": len(ids),
+        "groups": len({g for s in keep.values() for g in s}),
+        "within_pairs": int(len(w)),
+        "across_pairs": int(len(x)),
+        "mean_r_within": float(w.mean()),
+        "mean_r_across": float(x.mean()),
+        "median_difference": float(w.median() - x.median()),
+        "mannwhitney_p_one_sided": float(u.pvalue),
+        "welch_p_one_sided": float(t.pvalue),
+        "centered_maps": center,
+        "paper": {"mean_r_within": 0.338, "mean_r_across": 0.169, "median_difference": 0.102},
+    }
     return stats, df
 
 
-def case_correlations(maps: Dict[int, torch.Tensor], dataset, drugs: Sequence[str] = ("Fulvestrant", "Tamoxifen", "5-Fluorouracil"),
-                      center_on: Optional[Dict[int, torch.Tensor]] = None):
+def case_correlations(
+    maps: Dict[int, torch.Tensor],
+    dataset,
+    drugs: Sequence[str] = ("Fulvestrant", "Tamoxifen", "5-Fluorouracil"),
+    center_on: Optional[Dict[int, torch.Tensor]] = None,
+):
     """Correlation matrix of the named drugs' maps (the paper's Fig. 3 case), raw and centred on the
     mean map of ``center_on`` (default: all ``maps``).
     """
@@ -109,8 +130,9 @@ def case_correlations(maps: Dict[int, torch.Tensor], dataset, drugs: Sequence[st
     return out
 
 
-def attention_enrichment(attention: torch.Tensor, genes: Sequence[str], gene_sets, k: int = 1000,
-                         background: Optional[Sequence[str]] = None):
+def attention_enrichment(
+    attention: torch.Tensor, genes: Sequence[str], gene_sets, k: int = 1000, background: Optional[Sequence[str]] = None
+):
     """Genes of the ``k`` pairs of largest ``|S_ij|`` (paper A.6) -> over-representation (background:
     the map's genes). Returns ``(enrichment table, gene list)``.
     """
@@ -121,8 +143,15 @@ def attention_enrichment(attention: torch.Tensor, genes: Sequence[str], gene_set
     return enrich(gl, gene_sets, background=list(background) if background is not None else list(genes)), gl
 
 
-def deg_enrichment(perturbed: torch.Tensor, y: torch.Tensor, genes: Sequence[str], gene_sets, alpha: float = 0.05,
-                   max_genes: int = 100, background: Optional[Sequence[str]] = None):
+def deg_enrichment(
+    perturbed: torch.Tensor,
+    y: torch.Tensor,
+    genes: Sequence[str],
+    gene_sets,
+    alpha: float = 0.05,
+    max_genes: int = 100,
+    background: Optional[Sequence[str]] = None,
+):
     """Predicted perturbed profiles ``[P, n]`` of one drug's pairs, split at the median ln IC50 into
     low (sensitive) and high groups: Welch's t per gene, BH; genes higher in the low-IC50 group
     (``adj p < alpha``, at most ``max_genes`` by t) are *over-expressed*, lower are *suppressed*;
@@ -141,10 +170,15 @@ def deg_enrichment(perturbed: torch.Tensor, y: torch.Tensor, genes: Sequence[str
     deg = pd.DataFrame({"gene": list(genes), "t": t, "p": p, "adj_p": adj}).sort_values("t", ascending=False)
     up = deg[(deg.adj_p < alpha) & (deg.t > 0)].head(max_genes).gene.tolist()
     down = deg[(deg.adj_p < alpha) & (deg.t < 0)].sort_values("t").head(max_genes).gene.tolist()
-    return {"deg": deg.reset_index(drop=True), "n_low": int(low.sum()), "n_high": int((~low).sum()),
-            "over_expressed": enrich(up, gene_sets, background=list(background or genes)) if up else None,
-            "suppressed": enrich(down, gene_sets, background=list(background or genes)) if down else None,
-            "up_genes": up, "down_genes": down}
+    return {
+        "deg": deg.reset_index(drop=True),
+        "n_low": int(low.sum()),
+        "n_high": int((~low).sum()),
+        "over_expressed": enrich(up, gene_sets, background=list(background or genes)) if up else None,
+        "suppressed": enrich(down, gene_sets, background=list(background or genes)) if down else None,
+        "up_genes": up,
+        "down_genes": down,
+    }
 
 
 def plot_moa(stats, pairs, case, maps_for_case: Dict[str, torch.Tensor], path: str) -> None:
@@ -181,10 +215,15 @@ def plot_moa(stats, pairs, case, maps_for_case: Dict[str, torch.Tensor], path: s
     last = ax[n_case + 1]
     last.boxplot([pairs.r[pairs.same_moa], pairs.r[~pairs.same_moa]], showfliers=False)
     last.set_xticks([1, 2])
-    last.set_xticklabels([f"same MoA\n(n={stats['within_pairs']})", f"different\n(n={stats['across_pairs']})"], fontsize=7)
+    last.set_xticklabels(
+        [f"same MoA\n(n={stats['within_pairs']})", f"different\n(n={stats['across_pairs']})"], fontsize=7
+    )
     last.set_ylabel("r between drug maps")
-    last.set_title(f"within {stats['mean_r_within']:.3f} vs across {stats['mean_r_across']:.3f}\n"
-                   f"one-sided MWU p={stats['mannwhitney_p_one_sided']:.2g}", fontsize=8)
+    last.set_title(
+        f"within {stats['mean_r_within']:.3f} vs across {stats['mean_r_across']:.3f}\n"
+        f"one-sided MWU p={stats['mannwhitney_p_one_sided']:.2g}",
+        fontsize=8,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

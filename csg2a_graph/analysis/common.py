@@ -1,4 +1,5 @@
 """Shared helpers of the analyses: batch prediction, paper figures, writing outputs."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,9 @@ from torch import Tensor
 
 
 @torch.no_grad()
-def predict_pairs(model, dataset, index=None, batch_size: int = 512, progress: bool = False, desc: str = "predict") -> Tensor:
+def predict_pairs(
+    model, dataset, index=None, batch_size: int = 512, progress: bool = False, desc: str = "predict"
+) -> Tensor:
     """``model``'s output for the pairs ``index`` of ``dataset`` (eval mode, batches, optional progress bar)."""
     from csg2a_graph.data.pairs import as_pair_index
 
@@ -20,8 +23,10 @@ def predict_pairs(model, dataset, index=None, batch_size: int = 512, progress: b
     if model.hparams.get("genes") is not None and getattr(model, "target", "response") == "response":
         genes = list(model.hparams["genes"])
         if genes != list(dataset.gene_space.genes):
-            raise ValueError(f"the model's {len(genes)} genes differ from the dataset's {dataset.num_genes}: build the "
-                             "dataset on the model's gene space (gene_space=GeneSpace(model.hparams['genes']))")
+            raise ValueError(
+                f"the model's {len(genes)} genes differ from the dataset's {dataset.num_genes}: build the "
+                "dataset on the model's gene space (gene_space=GeneSpace(model.hparams['genes']))"
+            )
     loader = dataset.loader(index, batch_size=batch_size)
     it = loader
     if progress:

@@ -6,6 +6,7 @@ genes, so the universe is the model's gene space and every set is cut to it — 
 sets rich in landmark genes look enriched merely because the list comes from the landmark panel.
 ``gseapy.enrich`` with ``background=`` gives the same p-values (tested).
 """
+
 from __future__ import annotations
 
 from typing import Dict, Iterable, List, Optional, Sequence, Union
@@ -26,8 +27,13 @@ def benjamini_hochberg(p: Sequence[float]) -> np.ndarray:
     return out
 
 
-def enrich(genes: Iterable[str], gene_sets: Union[str, Dict[str, List[str]]], background: Optional[Iterable[str]] = None,
-           min_size: int = 3, min_overlap: int = 1):
+def enrich(
+    genes: Iterable[str],
+    gene_sets: Union[str, Dict[str, List[str]]],
+    background: Optional[Iterable[str]] = None,
+    min_size: int = 3,
+    min_overlap: int = 1,
+):
     """Hypergeometric over-representation of ``genes`` in each of ``gene_sets`` (a dict or a GMT path).
 
     Args:
@@ -65,10 +71,22 @@ def enrich(genes: Iterable[str], gene_sets: Union[str, Dict[str, List[str]]], ba
         p = float(hypergeom.sf(k - 1, M, len(s), N)) if k > 0 else 1.0
         denom = (len(s) - k) * (N - k)
         odds = (k * (M - len(s) - N + k)) / denom if denom > 0 else float("inf")
-        rows.append({"term": term, "overlap": f"{k}/{len(s)}", "k": k, "set_size": len(s), "query_size": N,
-                     "universe": M, "p": p, "odds_ratio": odds, "genes": ";".join(hit)})
-    df = pd.DataFrame(rows, columns=["term", "overlap", "k", "set_size", "query_size", "universe", "p",
-                                     "odds_ratio", "genes"])
+        rows.append(
+            {
+                "term": term,
+                "overlap": f"{k}/{len(s)}",
+                "k": k,
+                "set_size": len(s),
+                "query_size": N,
+                "universe": M,
+                "p": p,
+                "odds_ratio": odds,
+                "genes": ";".join(hit),
+            }
+        )
+    df = pd.DataFrame(
+        rows, columns=["term", "overlap", "k", "set_size", "query_size", "universe", "p", "odds_ratio", "genes"]
+    )
     # BH over the sets the query touches (k >= 1), as Enrichr and gseapy do
     hit = (df.k >= 1).to_numpy()
     adj = np.ones(len(df))

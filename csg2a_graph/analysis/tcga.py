@@ -5,6 +5,7 @@ one-sided two-sample t-test of predicted ln IC50: H1 responders < non-responders
 test; Student's t, and Welch's beside it). A model predicting ``higher = sensitive`` (e.g. NCI-60
 GI50 models) is turned by ``direction``.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -12,8 +13,17 @@ from typing import Dict, Optional
 import numpy as np
 from torch import Tensor
 
-TTEST_COLUMNS = ["drug", "n_responders", "n_nonresponders", "t", "p_one_sided", "p_welch_one_sided",
-                 "mean_pred_responders", "mean_pred_nonresponders", "model"]
+TTEST_COLUMNS = [
+    "drug",
+    "n_responders",
+    "n_nonresponders",
+    "t",
+    "p_one_sided",
+    "p_welch_one_sided",
+    "mean_pred_responders",
+    "mean_pred_nonresponders",
+    "model",
+]
 
 
 def tcga_ttests(tcga, predictions: Dict[str, Tensor], min_group: int = 10, direction: Optional[Dict[str, str]] = None):
@@ -45,10 +55,19 @@ def tcga_ttests(tcga, predictions: Dict[str, Tensor], min_group: int = 10, direc
                 continue
             t = ttest_ind(r, n, alternative="less")
             w = ttest_ind(r, n, alternative="less", equal_var=False)
-            rows.append({"drug": names[d], "n_responders": len(r), "n_nonresponders": len(n), "t": float(t.statistic),
-                         "p_one_sided": float(t.pvalue), "p_welch_one_sided": float(w.pvalue),
-                         "mean_pred_responders": float(r.mean()), "mean_pred_nonresponders": float(n.mean()),
-                         "model": label})
+            rows.append(
+                {
+                    "drug": names[d],
+                    "n_responders": len(r),
+                    "n_nonresponders": len(n),
+                    "t": float(t.statistic),
+                    "p_one_sided": float(t.pvalue),
+                    "p_welch_one_sided": float(w.pvalue),
+                    "mean_pred_responders": float(r.mean()),
+                    "mean_pred_nonresponders": float(n.mean()),
+                    "model": label,
+                }
+            )
     return pd.DataFrame(rows, columns=TTEST_COLUMNS)
 
 
@@ -59,8 +78,16 @@ def summary_table(df) -> "object":
     out = []
     for model, g in df.groupby("model", sort=False):
         a, b = g[g.p_one_sided < 0.05], g[g.p_one_sided < 0.1]
-        out.append({"model": model, "drugs_tested": len(g), "p<0.05": len(a), "drugs_p<0.05": ", ".join(a.drug),
-                    "p<0.1": len(b), "drugs_p<0.1": ", ".join(b.drug)})
+        out.append(
+            {
+                "model": model,
+                "drugs_tested": len(g),
+                "p<0.05": len(a),
+                "drugs_p<0.05": ", ".join(a.drug),
+                "p<0.1": len(b),
+                "drugs_p<0.1": ", ".join(b.drug),
+            }
+        )
     return pd.DataFrame(out)
 
 

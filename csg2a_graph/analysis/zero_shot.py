@@ -7,6 +7,7 @@ line's mean. Reported: a one-sided t-test (sensitive further than resistant; Wel
 Student's), and per cell line the Pearson correlation of distance with ln IC50 (the paper: 756 of
 803 lines, 94.1 %, negative).
 """
+
 from __future__ import annotations
 
 from typing import Dict
@@ -16,8 +17,9 @@ import torch
 
 
 @torch.no_grad()
-def perturbation_distance(model, dataset, index=None, batch_size: int = 512, fill_value: float = 0.0,
-                          progress: bool = True) -> torch.Tensor:
+def perturbation_distance(
+    model, dataset, index=None, batch_size: int = 512, fill_value: float = 0.0, progress: bool = True
+) -> torch.Tensor:
     """``||ĝ - g0||`` per pair over the dataset's measured genes, with the pretraining network ``model``.
 
     The dataset's genes are placed into the network's gene space (absent genes take ``fill_value``,
@@ -64,8 +66,9 @@ def zero_shot_stats(dataset, index, distance: torch.Tensor, min_pairs: int = 5) 
 
     index = as_pair_index(index, dataset.num_pairs)
     p = dataset.pairs
-    df = pd.DataFrame({"cell": p["cell"][index].numpy(), "y": p["y"][index].numpy(),
-                       "distance": distance.numpy().astype(np.float64)})
+    df = pd.DataFrame(
+        {"cell": p["cell"][index].numpy(), "y": p["y"][index].numpy(), "distance": distance.numpy().astype(np.float64)}
+    )
     df["sensitive"] = df.y < df.groupby("cell").y.transform("mean")
     s, r = df.distance[df.sensitive], df.distance[~df.sensitive]
     t = ttest_ind(s, r, alternative="greater")
@@ -76,15 +79,24 @@ def zero_shot_stats(dataset, index, distance: torch.Tensor, min_pairs: int = 5) 
             rows.append({"cell": dataset.cells[c], "n_pairs": len(g), "pcc": float(pearsonr(g.distance, g.y)[0])})
     per_cell = pd.DataFrame(rows)
     neg = int((per_cell.pcc < 0).sum()) if len(per_cell) else 0
-    return {"n_pairs": len(df), "n_sensitive": int(df.sensitive.sum()), "n_resistant": int((~df.sensitive).sum()),
-            "mean_distance_sensitive": float(s.mean()), "mean_distance_resistant": float(r.mean()),
-            "t": float(t.statistic), "p_one_sided": float(t.pvalue), "p_welch_one_sided": float(w.pvalue),
-            "cell_lines": len(per_cell), "cell_lines_negative": neg,
-            "fraction_negative": neg / len(per_cell) if len(per_cell) else float("nan"),
-            "median_pcc": float(per_cell.pcc.median()) if len(per_cell) else float("nan"),
-            "pooled_pcc": float(pearsonr(df.distance, df.y)[0]),
-            "paper": {"cell_lines": 803, "cell_lines_negative": 756, "fraction_negative": 0.941, "p_one_sided": 5.1e-97},
-            "per_cell": per_cell, "pairs": df}
+    return {
+        "n_pairs": len(df),
+        "n_sensitive": int(df.sensitive.sum()),
+        "n_resistant": int((~df.sensitive).sum()),
+        "mean_distance_sensitive": float(s.mean()),
+        "mean_distance_resistant": float(r.mean()),
+        "t": float(t.statistic),
+        "p_one_sided": float(t.pvalue),
+        "p_welch_one_sided": float(w.pvalue),
+        "cell_lines": len(per_cell),
+        "cell_lines_negative": neg,
+        "fraction_negative": neg / len(per_cell) if len(per_cell) else float("nan"),
+        "median_pcc": float(per_cell.pcc.median()) if len(per_cell) else float("nan"),
+        "pooled_pcc": float(pearsonr(df.distance, df.y)[0]),
+        "paper": {"cell_lines": 803, "cell_lines_negative": 756, "fraction_negative": 0.941, "p_one_sided": 5.1e-97},
+        "per_cell": per_cell,
+        "pairs": df,
+    }
 
 
 def plot_zero_shot(stats: Dict, path: str) -> None:
@@ -101,8 +113,11 @@ def plot_zero_shot(stats: Dict, path: str) -> None:
     ax[1].hist(pc.pcc, bins=40, color="C0")
     ax[1].axvline(0, color="k", lw=0.8)
     ax[1].set_xlabel("per-line PCC(distance, ln IC50)")
-    ax[1].set_title(f"{stats['cell_lines_negative']} of {stats['cell_lines']} lines negative "
-                    f"({100 * stats['fraction_negative']:.1f}%; paper 94.1%)", fontsize=9)
+    ax[1].set_title(
+        f"{stats['cell_lines_negative']} of {stats['cell_lines']} lines negative "
+        f"({100 * stats['fraction_negative']:.1f}%; paper 94.1%)",
+        fontsize=9,
+    )
     sub = df.sample(min(len(df), 5000), random_state=0)
     ax[2].scatter(sub.distance, sub.y, s=2, alpha=0.3)
     ax[2].set_xlabel("||perturbed - basal||")

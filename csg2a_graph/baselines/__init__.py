@@ -9,6 +9,7 @@ registered by name (``build_model``) and trained by the package's ``Trainer``.
   ``drpreter`` (DRPreter; ``pathways_file``, ``edges_file``), ``deepcovdr`` (DeepCoVDR), and the gene-graph
   family ``gene-gcn``, ``gene-gat``, ``gene-gin``, ``gene-csg2a``, ``gene-csg2a+gcn``.
 """
+
 from csg2a_graph.baselines import classical, deepcovdr, deeptta, drpreter, genegraph, graphdrp, naive, pathdnn, precily  # noqa: F401
 from csg2a_graph.baselines.classical import nystroem_svr, rbf_gamma_scale
 from csg2a_graph.baselines.deepcovdr import DeepCoVDR
@@ -20,5 +21,19 @@ from csg2a_graph.baselines.naive import NAIVE
 from csg2a_graph.baselines.pathdnn import PathDNN
 from csg2a_graph.baselines.precily import GSVA, Precily
 
-__all__ = ["NAIVE", "nystroem_svr", "rbf_gamma_scale", "GraphDRP", "DeepTTA", "ESPFTokenizer", "find_espf",
-           "GeneGraphModel", "GENE_CONVS", "PathDNN", "Precily", "GSVA", "DRPreter", "DeepCoVDR"]
+__all__ = [
+    "NAIVE",
+    "nystroem_svr",
+    "rbf_gamma_scale",
+    "GraphDRP",
+    "DeepTTA",
+    "ESPFTokenizer",
+    "find_espf",
+    "GeneGraphModel",
+    "GENE_CONVS",
+    "PathDNN",
+    "Precily",
+    "GSVA",
+    "DRPreter",
+    "DeepCoVDR",
+]

@@ -20,6 +20,7 @@ scaled (mixed fold 0, 3,000 test pairs). ``RF_SVM.md`` advises against scaling t
 ``tests/baselines/test_baselines.py`` checks on real GDSC2 pairs that the Nyström model's predictions are
 close to the exact SVR's when both see the same training pairs.
 """
+
 from __future__ import annotations
 
 from typing import Dict
@@ -67,8 +68,14 @@ def run_gbm(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
     """
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    opts = {"max_iter": 300, "learning_rate": 0.1, "max_leaf_nodes": 63, "early_stopping": True,
-            "validation_fraction": 0.1, **options}
+    opts = {
+        "max_iter": 300,
+        "learning_rate": 0.1,
+        "max_leaf_nodes": 63,
+        "early_stopping": True,
+        "validation_fraction": 0.1,
+        **options,
+    }
     X = pair_features(dataset, split["train"])
     y = dataset.pairs["y"][split["train"]].numpy()
     model = HistGradientBoostingRegressor(random_state=seed, **opts).fit(X, y)
@@ -107,8 +114,18 @@ def _scaled(model, scale: bool):
     return TransformedTargetRegressor(regressor=make_pipeline(StandardScaler(), model), transformer=StandardScaler())
 
 
-def nystroem_svr(X: np.ndarray, y: np.ndarray, *, n_components: int = 2000, C: float = 1.0,
-                 epsilon: float = 0.1, gamma=None, seed: int = 0, max_iter: int = 5000, scale: bool = True):
+def nystroem_svr(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    n_components: int = 2000,
+    C: float = 1.0,
+    epsilon: float = 0.1,
+    gamma=None,
+    seed: int = 0,
+    max_iter: int = 5000,
+    scale: bool = True,
+):
     """A fitted ``Nystroem(rbf) -> LinearSVR`` (the RBF SVR's loss on an explicit kernel map); with ``scale``
     the features and the target are standardised first (``gamma="scale"`` then means ``1 / n_features``).
     """
@@ -123,8 +140,8 @@ def nystroem_svr(X: np.ndarray, y: np.ndarray, *, n_components: int = 2000, C: f
     n_components = min(int(n_components), len(X))
     model = make_pipeline(
         Nystroem(kernel="rbf", gamma=g, n_components=n_components, random_state=seed),
-        LinearSVR(C=C, epsilon=epsilon, loss="epsilon_insensitive", dual=True, max_iter=max_iter,
-                  random_state=seed))
+        LinearSVR(C=C, epsilon=epsilon, loss="epsilon_insensitive", dual=True, max_iter=max_iter, random_state=seed),
+    )
     return _scaled(model, scale).fit(X, y)
 
 
@@ -133,8 +150,7 @@ def run_svm(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
     """Nyström-approximated RBF SVR. Options: ``n_components`` (2000), ``C`` (1), ``epsilon`` (0.1),
     ``gamma`` ("scale"), ``scale`` (True), ``max_train`` (None: all training pairs).
     """
-    opts = {"n_components": 2000, "C": 1.0, "epsilon": 0.1, "gamma": None, "max_train": None, "scale": True,
-            **options}
+    opts = {"n_components": 2000, "C": 1.0, "epsilon": 0.1, "gamma": None, "max_train": None, "scale": True, **options}
     tr = _limit(split["train"], opts.pop("max_train"), seed)
     X = pair_features(dataset, tr)
     model = nystroem_svr(X, dataset.pairs["y"][tr].numpy(), seed=seed, **opts)
@@ -149,8 +165,15 @@ def run_svm_exact(dataset, split, options: Dict, run_dir: str, seed: int) -> Ten
     """
     from sklearn.svm import SVR
 
-    opts = {"C": 1.0, "epsilon": 0.1, "gamma": "scale", "max_train": 20000, "cache_size": 2000, "scale": True,
-            **options}
+    opts = {
+        "C": 1.0,
+        "epsilon": 0.1,
+        "gamma": "scale",
+        "max_train": 20000,
+        "cache_size": 2000,
+        "scale": True,
+        **options,
+    }
     tr = _limit(split["train"], opts.pop("max_train"), seed)
     scale = opts.pop("scale")
     X = pair_features(dataset, tr)

@@ -8,6 +8,7 @@ fold (best validation MSE kept, early stopping, checkpoints that resume). Runner
 constructor arguments plus ``train`` (a dict of ``TrainConfig`` fields; each
 model's defaults follow its paper, see ``DEFAULT_TRAIN``).
 """
+
 from __future__ import annotations
 
 import inspect

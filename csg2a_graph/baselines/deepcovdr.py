@@ -1,6 +1,7 @@
 """DeepCoVDR (Huang et al., Bioinformatics 2023), its GDSC stage: a chemprop D-MPNN feeding a graph
 transformer and a drug/cell cross-attention transformer. Written from ``docs/baselines.md`` (DeepCoVDR).
 """
+
 from __future__ import annotations
 
 import math
@@ -47,29 +48,48 @@ def chemprop_graph(smiles: str) -> Data:
     mol = parse_smiles(smiles)
     if mol is None:
         raise ValueError(f"invalid SMILES: {smiles!r}")
-    hyb = [Chem.rdchem.HybridizationType.SP, Chem.rdchem.HybridizationType.SP2, Chem.rdchem.HybridizationType.SP3,
-           Chem.rdchem.HybridizationType.SP3D, Chem.rdchem.HybridizationType.SP3D2]
+    hyb = [
+        Chem.rdchem.HybridizationType.SP,
+        Chem.rdchem.HybridizationType.SP2,
+        Chem.rdchem.HybridizationType.SP3,
+        Chem.rdchem.HybridizationType.SP3D,
+        Chem.rdchem.HybridizationType.SP3D2,
+    ]
     x = []
     for a in mol.GetAtoms():
-        x.append(_oh(a.GetAtomicNum() - 1, list(range(100))) + _oh(a.GetTotalDegree(), list(range(6)))
-                 + _oh(a.GetFormalCharge(), [-1, -2, 1, 2, 0]) + _oh(int(a.GetChiralTag()), [0, 1, 2, 3])
-                 + _oh(a.GetTotalNumHs(), list(range(5))) + _oh(a.GetHybridization(), hyb)
-                 + [float(a.GetIsAromatic()), a.GetMass() * 0.01])
+        x.append(
+            _oh(a.GetAtomicNum() - 1, list(range(100)))
+            + _oh(a.GetTotalDegree(), list(range(6)))
+            + _oh(a.GetFormalCharge(), [-1, -2, 1, 2, 0])
+            + _oh(int(a.GetChiralTag()), [0, 1, 2, 3])
+            + _oh(a.GetTotalNumHs(), list(range(5)))
+            + _oh(a.GetHybridization(), hyb)
+            + [float(a.GetIsAromatic()), a.GetMass() * 0.01]
+        )
     src, dst, ea = [], [], []
     bt = Chem.rdchem.BondType
     for b in mol.GetBonds():
-        f = [0.0, float(b.GetBondType() == bt.SINGLE), float(b.GetBondType() == bt.DOUBLE),
-             float(b.GetBondType() == bt.TRIPLE), float(b.GetBondType() == bt.AROMATIC),
-             float(b.GetIsConjugated()), float(b.IsInRing())] + _oh(int(b.GetStereo()), list(range(6)))
+        f = [
+            0.0,
+            float(b.GetBondType() == bt.SINGLE),
+            float(b.GetBondType() == bt.DOUBLE),
+            float(b.GetBondType() == bt.TRIPLE),
+            float(b.GetBondType() == bt.AROMATIC),
+            float(b.GetIsConjugated()),
+            float(b.IsInRing()),
+        ] + _oh(int(b.GetStereo()), list(range(6)))
         i, j = b.GetBeginAtomIdx(), b.GetEndAtomIdx()
         src += [i, j]
         dst += [j, i]
         ea += [f, f]
     E = len(src)
     rev = torch.arange(E).view(-1, 2).flip(1).reshape(-1) if E else torch.zeros(0, dtype=torch.long)
-    return BondGraph(x=torch.tensor(x, dtype=torch.float32),
-                     edge_index=torch.tensor([src, dst], dtype=torch.long).view(2, -1),
-                     edge_attr=torch.tensor(ea, dtype=torch.float32).view(-1, BOND_FDIM), rev=rev)
+    return BondGraph(
+        x=torch.tensor(x, dtype=torch.float32),
+        edge_index=torch.tensor([src, dst], dtype=torch.long).view(2, -1),
+        edge_attr=torch.tensor(ea, dtype=torch.float32).view(-1, BOND_FDIM),
+        rev=rev,
+    )
 
 
 class DMPNN(nn.Module):
@@ -151,8 +171,15 @@ class DeepCoVDR(ResponseModel):
     standardised internally.
     """
 
-    def __init__(self, genes: Union[int, Sequence[str]], hidden: int = 300, d: int = 128, layers: int = 8,
-                 dropout: float = 0.1, max_degree: int = 300):
+    def __init__(
+        self,
+        genes: Union[int, Sequence[str]],
+        hidden: int = 300,
+        d: int = 128,
+        layers: int = 8,
+        dropout: float = 0.1,
+        max_degree: int = 300,
+    ):
         super().__init__()
         n = genes if isinstance(genes, int) else len(genes)
         self.mpnn = DMPNN(hidden)
@@ -160,22 +187,40 @@ class DeepCoVDR(ResponseModel):
         self.proj = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, d))
         self.graph_tf = nn.ModuleList([BertLayer(d, dropout=dropout) for _ in range(layers)])
         self.cross_tf = nn.ModuleList([BertLayer(d, dropout=dropout, cross=True) for _ in range(layers)])
-        self.cell = nn.Sequential(nn.Linear(n, 1024), nn.ReLU(), nn.Linear(1024, 512), nn.ReLU(),
-                                  nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, d), nn.ReLU())
+        self.cell = nn.Sequential(
+            nn.Linear(n, 1024),
+            nn.ReLU(),
+            nn.Linear(1024, 512),
+            nn.ReLU(),
+            nn.Linear(512, 256),
+            nn.ReLU(),
+            nn.Linear(256, d),
+            nn.ReLU(),
+        )
         self.head = nn.Sequential(nn.Linear(2 * d, 256), nn.Dropout(dropout), nn.ReLU(), nn.Linear(256, 1))
         self.max_degree = max_degree
         self.register_buffer("y_mean", torch.zeros(()))
         self.register_buffer("y_std", torch.ones(()))
         self._graphs = SmilesGraphCache(chemprop_graph)
-        self.save_hparams(genes=genes if isinstance(genes, int) else list(genes), hidden=hidden, d=d,
-                          layers=layers, dropout=dropout, max_degree=max_degree)
+        self.save_hparams(
+            genes=genes if isinstance(genes, int) else list(genes),
+            hidden=hidden,
+            d=d,
+            layers=layers,
+            dropout=dropout,
+            max_degree=max_degree,
+        )
 
-    def forward(self, expr: Tensor, drug_graph, drug_index: Tensor, dose: Optional[Tensor] = None,
-                time: Optional[Tensor] = None) -> Tensor:
+    def forward(
+        self, expr: Tensor, drug_graph, drug_index: Tensor, dose: Optional[Tensor] = None, time: Optional[Tensor] = None
+    ) -> Tensor:
         g = self._graphs.batch(list(drug_graph.smiles), expr.device)
         states = self.mpnn(g)  # once per distinct drug
-        deg = torch.zeros(g.num_nodes, dtype=torch.long, device=expr.device).index_add_(
-            0, g.edge_index[1], torch.ones_like(g.edge_index[1])).clamp_max(self.max_degree - 1)
+        deg = (
+            torch.zeros(g.num_nodes, dtype=torch.long, device=expr.device)
+            .index_add_(0, g.edge_index[1], torch.ones_like(g.edge_index[1]))
+            .clamp_max(self.max_degree - 1)
+        )
         dense, mask = to_dense_batch(states, g.batch, batch_size=g.num_graphs)
         dense_deg, _ = to_dense_batch(deg, g.batch, batch_size=g.num_graphs)
         add_mask = (1.0 - mask.float())[:, None, None, :] * -10000.0

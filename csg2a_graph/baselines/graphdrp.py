@@ -1,6 +1,7 @@
 """GraphDRP (Nguyen et al., IEEE/ACM TCBB 2022): a GIN over the drug's atoms and a 1-D CNN over the
 cell's expression vector. Written from ``docs/baselines.md`` (GraphDRP) (the GINConvNet variant).
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Union
@@ -13,9 +14,52 @@ from torch_geometric.nn import GINConv, global_add_pool
 from csg2a_graph.baselines.deep import register_deep
 from csg2a_graph.nn.models.base import ResponseModel, register_model
 
-SYMBOLS = ["C", "N", "O", "S", "F", "Si", "P", "Cl", "Br", "Mg", "Na", "Ca", "Fe", "As", "Al", "I", "B", "V", "K",
-           "Tl", "Yb", "Sb", "Sn", "Ag", "Pd", "Co", "Se", "Ti", "Zn", "H", "Li", "Ge", "Cu", "Au", "Ni", "Cd", "In",
-           "Mn", "Zr", "Cr", "Pt", "Hg", "Pb", "Unknown"]
+SYMBOLS = [
+    "C",
+    "N",
+    "O",
+    "S",
+    "F",
+    "Si",
+    "P",
+    "Cl",
+    "Br",
+    "Mg",
+    "Na",
+    "Ca",
+    "Fe",
+    "As",
+    "Al",
+    "I",
+    "B",
+    "V",
+    "K",
+    "Tl",
+    "Yb",
+    "Sb",
+    "Sn",
+    "Ag",
+    "Pd",
+    "Co",
+    "Se",
+    "Ti",
+    "Zn",
+    "H",
+    "Li",
+    "Ge",
+    "Cu",
+    "Au",
+    "Ni",
+    "Cd",
+    "In",
+    "Mn",
+    "Zr",
+    "Cr",
+    "Pt",
+    "Hg",
+    "Pb",
+    "Unknown",
+]
 NUM_ATOM_FEATURES = len(SYMBOLS) + 11 + 11 + 11 + 1  # 78
 
 
@@ -41,8 +85,13 @@ def graphdrp_graph(smiles: str) -> Data:
             implicit = a.GetImplicitValence()
         except Exception:  # noqa: BLE001 - molecules parsed without the valence check (Pt complexes)
             implicit = 0
-        f = (_one_hot(a.GetSymbol(), SYMBOLS) + _one_hot(a.GetDegree(), r) + _one_hot(a.GetTotalNumHs(), r)
-             + _one_hot(implicit, r) + [float(a.GetIsAromatic())])
+        f = (
+            _one_hot(a.GetSymbol(), SYMBOLS)
+            + _one_hot(a.GetDegree(), r)
+            + _one_hot(a.GetTotalNumHs(), r)
+            + _one_hot(implicit, r)
+            + [float(a.GetIsAromatic())]
+        )
         feats.append(f)
     x = torch.tensor(feats, dtype=torch.float32)
     x = x / x.sum(1, keepdim=True)
@@ -92,8 +141,15 @@ class GraphDRP(ResponseModel):
     with the embedding's 3,328).
     """
 
-    def __init__(self, genes: Union[int, Sequence[str]], drug_dim: int = 32, embed_dim: int = 128,
-                 dropout: float = 0.2, head_dropout: float = 0.5, target_transform: str = "none"):
+    def __init__(
+        self,
+        genes: Union[int, Sequence[str]],
+        drug_dim: int = 32,
+        embed_dim: int = 128,
+        dropout: float = 0.2,
+        head_dropout: float = 0.5,
+        target_transform: str = "none",
+    ):
         super().__init__()
         n = genes if isinstance(genes, int) else len(genes)
         if target_transform not in ("none", "graphdrp_sigmoid"):
@@ -108,17 +164,38 @@ class GraphDRP(ResponseModel):
             norms.append(nn.BatchNorm1d(drug_dim))
         self.convs, self.norms = nn.ModuleList(convs), nn.ModuleList(norms)
         self.drug_fc = nn.Sequential(nn.Linear(drug_dim, embed_dim), nn.ReLU(), nn.Dropout(dropout))
-        self.cnn = nn.Sequential(nn.Conv1d(1, 32, 8), nn.ReLU(), nn.MaxPool1d(3), nn.Conv1d(32, 64, 8), nn.ReLU(),
-                                 nn.MaxPool1d(3), nn.Conv1d(64, 128, 8), nn.ReLU(), nn.MaxPool1d(3))
+        self.cnn = nn.Sequential(
+            nn.Conv1d(1, 32, 8),
+            nn.ReLU(),
+            nn.MaxPool1d(3),
+            nn.Conv1d(32, 64, 8),
+            nn.ReLU(),
+            nn.MaxPool1d(3),
+            nn.Conv1d(64, 128, 8),
+            nn.ReLU(),
+            nn.MaxPool1d(3),
+        )
         self.cell_fc = nn.Linear(128 * cnn_out_length(n), embed_dim)
-        self.head = nn.Sequential(nn.Linear(2 * embed_dim, 1024), nn.ReLU(), nn.Dropout(head_dropout),
-                                  nn.Linear(1024, 128), nn.ReLU(), nn.Dropout(head_dropout), nn.Linear(128, 1))
+        self.head = nn.Sequential(
+            nn.Linear(2 * embed_dim, 1024),
+            nn.ReLU(),
+            nn.Dropout(head_dropout),
+            nn.Linear(1024, 128),
+            nn.ReLU(),
+            nn.Dropout(head_dropout),
+            nn.Linear(128, 1),
+        )
         self.register_buffer("y_mean", torch.zeros(()))
         self.register_buffer("y_std", torch.ones(()))
         self._graphs = SmilesGraphCache()
-        self.save_hparams(genes=genes if isinstance(genes, int) else list(genes), drug_dim=drug_dim,
-                          embed_dim=embed_dim, dropout=dropout, head_dropout=head_dropout,
-                          target_transform=target_transform)
+        self.save_hparams(
+            genes=genes if isinstance(genes, int) else list(genes),
+            drug_dim=drug_dim,
+            embed_dim=embed_dim,
+            dropout=dropout,
+            head_dropout=head_dropout,
+            target_transform=target_transform,
+        )
 
     def set_target_scaler(self, y: Tensor) -> None:
         if self.target_transform == "none":
@@ -131,8 +208,9 @@ class GraphDRP(ResponseModel):
             x = norm(torch.relu(conv(x, g.edge_index)))
         return self.drug_fc(global_add_pool(x, g.batch, size=g.num_graphs))
 
-    def forward(self, expr: Tensor, drug_graph, drug_index: Tensor, dose: Optional[Tensor] = None,
-                time: Optional[Tensor] = None) -> Tensor:
+    def forward(
+        self, expr: Tensor, drug_graph, drug_index: Tensor, dose: Optional[Tensor] = None, time: Optional[Tensor] = None
+    ) -> Tensor:
         d = self.encode_drugs(drug_graph)[drug_index]  # each distinct drug once per batch
         c = self.cell_fc(self.cnn(expr.unsqueeze(1)).flatten(1))
         out = self.head(torch.cat([d, c], dim=1)).squeeze(-1)

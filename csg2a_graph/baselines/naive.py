@@ -4,6 +4,7 @@ ln IC50 varies mostly between drugs, so in the mixed scheme a drug-mean predicto
 high global PCC; the per-drug PCC (averaged over drugs) and per-cell PCC are the figures such a
 predictor cannot game. Every runner fits on the training part of the fold only.
 """
+
 from __future__ import annotations
 
 from typing import Dict

@@ -3,6 +3,7 @@ genes and the drug's target genes. Written from ``docs/baselines.md`` (PathDNN);
 (the original feature file and gene lists are not recoverable): KEGG gene sets (MSigDB c2.cp.kegg) over
 the gene space, and binary GDSC drug targets.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Union
@@ -44,8 +45,14 @@ class PathDNN(ResponseModel):
     we use the intended per-pair MSE. Targets standardised internally.
     """
 
-    def __init__(self, genes: Union[int, Sequence[str]], pathways: Dict[str, List[str]],
-                 drug_targets: Dict[str, List[str]], hidden: int = 256, dropout: float = 0.2):
+    def __init__(
+        self,
+        genes: Union[int, Sequence[str]],
+        pathways: Dict[str, List[str]],
+        drug_targets: Dict[str, List[str]],
+        hidden: int = 256,
+        dropout: float = 0.2,
+    ):
         super().__init__()
         genes = [str(g) for g in (range(genes) if isinstance(genes, int) else genes)]
         members = {g for v in pathways.values() for g in v}
@@ -68,12 +75,25 @@ class PathDNN(ResponseModel):
         self.num_targets = len(targets)
         self.pathway_names = names
         self.layer1 = MaskedLinear(mask)
-        self.mlp = nn.Sequential(nn.ReLU(), nn.Linear(len(names), hidden), nn.Dropout(dropout), nn.ReLU(),
-                                 nn.Linear(hidden, hidden), nn.Dropout(dropout), nn.ReLU(), nn.Linear(hidden, 1))
+        self.mlp = nn.Sequential(
+            nn.ReLU(),
+            nn.Linear(len(names), hidden),
+            nn.Dropout(dropout),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.Dropout(dropout),
+            nn.ReLU(),
+            nn.Linear(hidden, 1),
+        )
         self.register_buffer("y_mean", torch.zeros(()))
         self.register_buffer("y_std", torch.ones(()))
-        self.save_hparams(genes=genes, pathways={p: list(pathways[p]) for p in names},
-                          drug_targets={s: list(v) for s, v in drug_targets.items()}, hidden=hidden, dropout=dropout)
+        self.save_hparams(
+            genes=genes,
+            pathways={p: list(pathways[p]) for p in names},
+            drug_targets={s: list(v) for s, v in drug_targets.items()},
+            hidden=hidden,
+            dropout=dropout,
+        )
 
     @classmethod
     def from_dataset(cls, dataset, pathways_file: str, targets_file: str, min_size: int = 1, **kw) -> "PathDNN":
@@ -95,8 +115,9 @@ class PathDNN(ResponseModel):
                 out[i, idx] = 1.0
         return out
 
-    def forward(self, expr: Tensor, drug_graph, drug_index: Tensor, dose: Optional[Tensor] = None,
-                time: Optional[Tensor] = None) -> Tensor:
+    def forward(
+        self, expr: Tensor, drug_graph, drug_index: Tensor, dose: Optional[Tensor] = None, time: Optional[Tensor] = None
+    ) -> Tensor:
         d = self.drug_block(list(drug_graph.smiles), expr.device)[drug_index]
         x = torch.cat([expr[:, self.gene_index], d], dim=1)
         return self.mlp(self.layer1(x)).squeeze(-1) * self.y_std + self.y_mean

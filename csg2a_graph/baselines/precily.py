@@ -1,6 +1,7 @@
 """Precily (Chawla et al., Nature Communications 2022): an MLP over pathway activity scores (GSVA of the
 cell's expression) and drug descriptors. Written from ``docs/baselines.md`` (Precily).
 """
+
 from __future__ import annotations
 
 import math
@@ -45,7 +46,7 @@ class GSVA(nn.Module):
     def forward(self, x: Tensor, chunk: int = 64) -> Tensor:
         out = []
         for b in range(0, x.size(0), chunk):
-            xb = x[b:b + chunk].float()
+            xb = x[b : b + chunk].float()
             z = (xb.unsqueeze(1) - self.reference.unsqueeze(0)) / self.bandwidth  # [b, S, p]
             cdf = 0.5 * (1 + torch.erf(z / math.sqrt(2))).mean(1)  # [b, p]
             out.append(self._walk(cdf))
@@ -100,9 +101,16 @@ class Precily(ResponseModel):
     ensemble; targets standardised internally.
     """
 
-    def __init__(self, genes: Union[int, Sequence[str]], pathways: Dict[str, List[int]], num_reference: int,
-                 drug_smiles: Sequence[str], hidden: Sequence[int] = (512, 140, 200), dropout: float = 0.1,
-                 drug_dim: int = 100):
+    def __init__(
+        self,
+        genes: Union[int, Sequence[str]],
+        pathways: Dict[str, List[int]],
+        num_reference: int,
+        drug_smiles: Sequence[str],
+        hidden: Sequence[int] = (512, 140, 200),
+        dropout: float = 0.1,
+        drug_dim: int = 100,
+    ):
         super().__init__()
         n = genes if isinstance(genes, int) else len(genes)
         names = list(pathways)
@@ -119,9 +127,15 @@ class Precily(ResponseModel):
         self.register_buffer("y_mean", torch.zeros(()))
         self.register_buffer("y_std", torch.ones(()))
         self._scores: Dict[bytes, Tensor] = {}
-        self.save_hparams(genes=genes if isinstance(genes, int) else list(genes), pathways=dict(pathways),
-                          num_reference=num_reference, drug_smiles=list(drug_smiles), hidden=list(hidden),
-                          dropout=dropout, drug_dim=drug_dim)
+        self.save_hparams(
+            genes=genes if isinstance(genes, int) else list(genes),
+            pathways=dict(pathways),
+            num_reference=num_reference,
+            drug_smiles=list(drug_smiles),
+            hidden=list(hidden),
+            dropout=dropout,
+            drug_dim=drug_dim,
+        )
 
     @classmethod
     def from_dataset(cls, dataset, pathways_file: str, min_size: int = 5, **kw) -> "Precily":
@@ -156,12 +170,14 @@ class Precily(ResponseModel):
                 self._scores[keys[i]] = s.cpu()
         return torch.stack([self._scores[k] for k in keys]).to(expr.device)
 
-    def forward(self, expr: Tensor, drug_graph, drug_index: Tensor, dose: Optional[Tensor] = None,
-                time: Optional[Tensor] = None) -> Tensor:
+    def forward(
+        self, expr: Tensor, drug_graph, drug_index: Tensor, dose: Optional[Tensor] = None, time: Optional[Tensor] = None
+    ) -> Tensor:
         idx = torch.tensor([self.smiles_index.get(s, -1) for s in drug_graph.smiles], device=expr.device)
         if (idx < 0).any():
-            raise InputKeyError("a drug unknown to this Precily model (its descriptors are fitted on the training "
-                           "dataset's drugs)")
+            raise InputKeyError(
+                "a drug unknown to this Precily model (its descriptors are fitted on the training dataset's drugs)"
+            )
         d = self.descriptors[idx][drug_index]
         x = torch.cat([self.pathway_scores(expr), d], dim=1)
         return self.mlp(x).squeeze(-1) * self.y_std + self.y_mean

@@ -1,4 +1,5 @@
 """What every subcommand shares: -v/-q, --config FILE.toml, the resolved config written next to outputs."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,13 @@ class Subcommand:
 
     @classmethod
     def add(cls, subparsers, parents) -> argparse.ArgumentParser:
-        p = subparsers.add_parser(cls.COMMAND, help=cls.HELP, description=cls.HELP, parents=parents,
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p = subparsers.add_parser(
+            cls.COMMAND,
+            help=cls.HELP,
+            description=cls.HELP,
+            parents=parents,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
         cls.add_args(p)
         p.set_defaults(cls=cls, _parser=p)
         return p
@@ -105,8 +111,12 @@ def common_parent() -> argparse.ArgumentParser:
     g = p.add_argument_group("common")
     g.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
     g.add_argument("-q", "--quiet", action="store_true", help="errors only, no progress bars")
-    g.add_argument("--config", default=None, metavar="FILE.toml",
-                   help="options from a TOML file (keys as the long options, '-' or '_'); flags given override it")
+    g.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE.toml",
+        help="options from a TOML file (keys as the long options, '-' or '_'); flags given override it",
+    )
     return p
 
 
@@ -147,8 +157,7 @@ def read_config(path: str, command: Optional[str] = None, commands: Sequence[str
             if len(parts) > 1 and parts[1] in children:
                 sections.append(v[parts[1]])
         elif k not in heads:
-            raise CLIError(f"{path}: unknown section [{k}]; a section names a command "
-                           f"({', '.join(sorted(heads))})")
+            raise CLIError(f"{path}: unknown section [{k}]; a section names a command ({', '.join(sorted(heads))})")
     for sec in sections:
         for kk, vv in sec.items():
             flat[kk.replace("-", "_")] = vv
@@ -189,8 +198,13 @@ def _config_scalar(action: argparse.Action, opt: str, where: str, value: Any) ->
     return value
 
 
-def apply_config(parser: argparse.ArgumentParser, sub: argparse.ArgumentParser, argv: List[str],
-                 args: argparse.Namespace, commands: Sequence[str] = ()) -> argparse.Namespace:
+def apply_config(
+    parser: argparse.ArgumentParser,
+    sub: argparse.ArgumentParser,
+    argv: List[str],
+    args: argparse.Namespace,
+    commands: Sequence[str] = (),
+) -> argparse.Namespace:
     """Re-parse with the TOML values as defaults, so explicit flags win; values checked as flags."""
     if not args.config:
         return args
@@ -208,8 +222,7 @@ def run_options(args: argparse.Namespace, ignore=()) -> Dict[str, Any]:
     """The options of a parsed command line that define a run (``None`` values and flags of this
     invocation left out): what ``config.toml`` and ``run.json`` record.
     """
-    return {k: v for k, v in vars(args).items()
-            if k not in Subcommand.NOT_CONFIG and k not in ignore and v is not None}
+    return {k: v for k, v in vars(args).items() if k not in Subcommand.NOT_CONFIG and k not in ignore and v is not None}
 
 
 def write_config(args: argparse.Namespace, out_dir: str, name: str = "config.toml") -> str:
@@ -261,5 +274,18 @@ def say(msg: str, args: Optional[argparse.Namespace] = None) -> None:
         print(msg, flush=True)
 
 
-__all__ = ["Subcommand", "GroupSubcommand", "int_at_least", "positive_float", "non_negative_float", "fraction", "CLIError", "common_parent", "apply_config", "write_config", "setup_logging", "say",
-           "logger"]
+__all__ = [
+    "Subcommand",
+    "GroupSubcommand",
+    "int_at_least",
+    "positive_float",
+    "non_negative_float",
+    "fraction",
+    "CLIError",
+    "common_parent",
+    "apply_config",
+    "write_config",
+    "setup_logging",
+    "say",
+    "logger",
+]

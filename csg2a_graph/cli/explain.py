@@ -1,6 +1,7 @@
 """``csg2a explain``: gene attributions (Captum) of a checkpoint's predictions; ``csg2a analyze`` lives in
 ``csg2a_graph.cli.analyze``.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,9 +40,18 @@ def _target(text: str) -> float:
 
 
 #: what ``explain`` writes into its --out folder
-OUT_FILES = ("gene_attributions.csv", "condition_attributions.csv", "predictions.csv", "faithfulness.csv",
-             "faithfulness.png", "summary.json", "top_genes.png", "config.toml", "atom_attributions.csv",
-             "bond_attributions.csv")
+OUT_FILES = (
+    "gene_attributions.csv",
+    "condition_attributions.csv",
+    "predictions.csv",
+    "faithfulness.csv",
+    "faithfulness.png",
+    "summary.json",
+    "top_genes.png",
+    "config.toml",
+    "atom_attributions.csv",
+    "bond_attributions.csv",
+)
 
 
 class ExplainSubcommand(Subcommand):
@@ -56,20 +66,40 @@ class ExplainSubcommand(Subcommand):
         p.add_argument("--pairs", required=True, help="CSV with columns cell and smiles or drug (optional dose, time)")
         p.add_argument("--out", required=True, help="output folder")
         p.add_argument("--method", default="ig", choices=METHODS)
-        p.add_argument("--steps", type=int_at_least(2), default=50,
-                       help="integration steps (ig, layer-ig); ig starts here and raises them per pair to reach "
-                            "--completeness")
-        p.add_argument("--completeness", type=_target, default=0.05,
-                       help="ig: relative completeness error to reach per pair (|sum attr - (f(x) - f(0))| <= "
-                            "c * |f(x) - f(0)|), doubling the steps up to --max-steps; 0 turns it off")
+        p.add_argument(
+            "--steps",
+            type=int_at_least(2),
+            default=50,
+            help="integration steps (ig, layer-ig); ig starts here and raises them per pair to reach --completeness",
+        )
+        p.add_argument(
+            "--completeness",
+            type=_target,
+            default=0.05,
+            help="ig: relative completeness error to reach per pair (|sum attr - (f(x) - f(0))| <= "
+            "c * |f(x) - f(0)|), doubling the steps up to --max-steps; 0 turns it off",
+        )
         p.add_argument("--max-steps", type=int_at_least(2), default=1600, help="ig: the most steps per pair")
         p.add_argument("--condition", action="store_true", help="also attribute to the chemical condition vector")
-        p.add_argument("--top", type=int_at_least(1), default=None, help="write only the TOP genes of largest |attribution| per pair")
-        p.add_argument("--faithfulness", action="store_true",
-                       help="deletion curve: top-k attributed genes vs k random genes set to the baseline")
-        p.add_argument("--drug-atoms", type=int_at_least(0), default=0, metavar="N",
-                       help="also atom and bond attributions (PyG Explainer + CaptumExplainer, IG) for the first N "
-                            "pairs, drawn on the molecule (CSG2A models)")
+        p.add_argument(
+            "--top",
+            type=int_at_least(1),
+            default=None,
+            help="write only the TOP genes of largest |attribution| per pair",
+        )
+        p.add_argument(
+            "--faithfulness",
+            action="store_true",
+            help="deletion curve: top-k attributed genes vs k random genes set to the baseline",
+        )
+        p.add_argument(
+            "--drug-atoms",
+            type=int_at_least(0),
+            default=0,
+            metavar="N",
+            help="also atom and bond attributions (PyG Explainer + CaptumExplainer, IG) for the first N "
+            "pairs, drawn on the molecule (CSG2A models)",
+        )
         p.add_argument("--batch-size", type=int_at_least(1), default=16)
         p.add_argument("--device", default="auto")
         add_pair_args(p)
@@ -83,10 +113,16 @@ class ExplainSubcommand(Subcommand):
         from csg2a_graph.cli.rundir import check_output_folder
 
         check_output_folder("--out", args.out, OUT_FILES)
-        for opt, path in (("--checkpoint", args.checkpoint), ("--pairs", args.pairs),
-                          ("--expression", getattr(args, "expression", None))):
-            if path and os.path.abspath(os.path.dirname(os.path.abspath(path))) == os.path.abspath(args.out) \
-                    and os.path.basename(path) in OUT_FILES:
+        for opt, path in (
+            ("--checkpoint", args.checkpoint),
+            ("--pairs", args.pairs),
+            ("--expression", getattr(args, "expression", None)),
+        ):
+            if (
+                path
+                and os.path.abspath(os.path.dirname(os.path.abspath(path))) == os.path.abspath(args.out)
+                and os.path.basename(path) in OUT_FILES
+            ):
                 raise CLIError(f"--out {args.out} would overwrite the {opt} file {path}: choose another folder")
 
     @classmethod
@@ -119,14 +155,32 @@ class ExplainSubcommand(Subcommand):
         label_of = {}
         for i in ok:
             label_of.setdefault(r["smiles"][i], r["labels"][i])
-        ds = ArrayPairs(torch.from_numpy(np.ascontiguousarray(r["expr"][uniq_rows])).float(), genes,
-                        [r["cells"][i] for i in uniq_rows], [label_of[s] for s in uniq_smiles], uniq_smiles,
-                        torch.tensor(cell), torch.tensor(drug), torch.tensor(r["dose"][ok]),
-                        torch.tensor(r["time"][ok]), gene_mask=torch.as_tensor(r["measured"]), name="explain")
+        ds = ArrayPairs(
+            torch.from_numpy(np.ascontiguousarray(r["expr"][uniq_rows])).float(),
+            genes,
+            [r["cells"][i] for i in uniq_rows],
+            [label_of[s] for s in uniq_smiles],
+            uniq_smiles,
+            torch.tensor(cell),
+            torch.tensor(drug),
+            torch.tensor(r["dose"][ok]),
+            torch.tensor(r["time"][ok]),
+            gene_mask=torch.as_tensor(r["measured"]),
+            name="explain",
+        )
         target = args.completeness if args.method == "ig" and args.completeness > 0 else None
-        att = explain_genes(model, ds, None, args.method, condition=args.condition, n_steps=args.steps,
-                            batch_size=args.batch_size, progress=not args.quiet, completeness_target=target,
-                            max_steps=args.max_steps)
+        att = explain_genes(
+            model,
+            ds,
+            None,
+            args.method,
+            condition=args.condition,
+            n_steps=args.steps,
+            batch_size=args.batch_size,
+            progress=not args.quiet,
+            completeness_target=target,
+            max_steps=args.max_steps,
+        )
         os.makedirs(args.out, exist_ok=True)
         df = att.to_frame(ds, top=args.top)
         df["pair"] = np.asarray(ok)[df["pair"].to_numpy()]  # row of the input table
@@ -135,15 +189,26 @@ class ExplainSubcommand(Subcommand):
             cf = pd.DataFrame(att.condition.numpy(), columns=att.condition_genes)
             cf.insert(0, "pair", ok)
             cf.to_csv(os.path.join(args.out, "condition_attributions.csv"), index=False)
-        pd.DataFrame({"pair": ok, "cell": [r["table"].iloc[i]["cell"] for i in ok], "drug": [r["labels"][i] for i in ok],
-                      "prediction": att.pred.numpy(),
-                      **({"prediction_at_baseline": att.pred_baseline.numpy()} if att.pred_baseline is not None else {}),
-                      **({"convergence_delta": att.delta.numpy()} if att.delta is not None else {})}).to_csv(
-            os.path.join(args.out, "predictions.csv"), index=False)
-        summary = {"method": args.method, "n_pairs": len(ok), "n_input_rows": len(r["table"]),
-                   "rows_with_errors": {str(i): e for i, e in enumerate(r["errors"]) if e},
-                   "genes": len(att.genes), "checkpoint": os.path.abspath(args.checkpoint), **att.options,
-                   **att.completeness()}
+        pd.DataFrame(
+            {
+                "pair": ok,
+                "cell": [r["table"].iloc[i]["cell"] for i in ok],
+                "drug": [r["labels"][i] for i in ok],
+                "prediction": att.pred.numpy(),
+                **({"prediction_at_baseline": att.pred_baseline.numpy()} if att.pred_baseline is not None else {}),
+                **({"convergence_delta": att.delta.numpy()} if att.delta is not None else {}),
+            }
+        ).to_csv(os.path.join(args.out, "predictions.csv"), index=False)
+        summary = {
+            "method": args.method,
+            "n_pairs": len(ok),
+            "n_input_rows": len(r["table"]),
+            "rows_with_errors": {str(i): e for i, e in enumerate(r["errors"]) if e},
+            "genes": len(att.genes),
+            "checkpoint": os.path.abspath(args.checkpoint),
+            **att.options,
+            **att.completeness(),
+        }
         if args.faithfulness:
             curve = deletion_curve(model, ds, att)
             curve.to_csv(os.path.join(args.out, "faithfulness.csv"), index=False)
@@ -157,15 +222,19 @@ class ExplainSubcommand(Subcommand):
         write_config(args, args.out)
         msg = f"{len(ok)} pairs attributed with {args.method} over {len(att.genes)} genes -> {args.out}"
         if "completeness_max_abs_error" in summary:
-            msg += (f" (completeness: max |sum - Δf| = {summary['completeness_max_abs_error']:.3g}, max relative "
-                    f"{summary['completeness_max_rel_error']:.3g}")
+            msg += (
+                f" (completeness: max |sum - Δf| = {summary['completeness_max_abs_error']:.3g}, max relative "
+                f"{summary['completeness_max_rel_error']:.3g}"
+            )
             if att.steps is not None:
                 msg += f"; steps {int(att.steps.min())}-{int(att.steps.max())}"
             msg += ")"
             if target is not None and summary["completeness_max_rel_error"] > target:
                 short = int((att.steps >= args.max_steps).sum()) if att.steps is not None else 0
-                msg += (f"; {short} pairs stayed above the {target:g} target at --max-steps {args.max_steps} "
-                        "(raise it, or read their attributions with care)")
+                msg += (
+                    f"; {short} pairs stayed above the {target:g} target at --max-steps {args.max_steps} "
+                    "(raise it, or read their attributions with care)"
+                )
         say(msg, args)
         return 0
 
@@ -181,16 +250,23 @@ def _drug_atoms(model, ds, ok, args):
         a = explain_drug(model, ds, j)
         mol = Chem.MolFromSmiles(a.smiles)
         names = [atom.GetSymbol() for atom in mol.GetAtoms()] if mol is not None else ["?"] * a.atom.numel()
-        rows += [{"pair": ok[j], "smiles": a.smiles, "atom": i, "element": names[i], "attribution": float(v)}
-                 for i, v in enumerate(a.atom.tolist())]
+        rows += [
+            {"pair": ok[j], "smiles": a.smiles, "atom": i, "element": names[i], "attribution": float(v)}
+            for i, v in enumerate(a.atom.tolist())
+        ]
         if a.bond is not None:
-            bonds += [{"pair": ok[j], "atom_a": u, "atom_b": w, "attribution": float(v)}
-                      for (u, w), v in zip(a.bond_atoms, a.bond.tolist())]
+            bonds += [
+                {"pair": ok[j], "atom_a": u, "atom_b": w, "attribution": float(v)}
+                for (u, w), v in zip(a.bond_atoms, a.bond.tolist())
+            ]
         files.append(os.path.basename(a.draw(os.path.join(args.out, f"drug_atoms_pair{ok[j]}.png"))))
     pd.DataFrame(rows).to_csv(os.path.join(args.out, "atom_attributions.csv"), index=False)
     pd.DataFrame(bonds).to_csv(os.path.join(args.out, "bond_attributions.csv"), index=False)
-    return {"pairs": len(files), "method": "IntegratedGradients via torch_geometric.explain.CaptumExplainer",
-            "images": files}
+    return {
+        "pairs": len(files),
+        "method": "IntegratedGradients via torch_geometric.explain.CaptumExplainer",
+        "images": files,
+    }
 
 
 def _plot_top(att, path: str, k: int = 30) -> None:

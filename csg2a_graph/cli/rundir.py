@@ -21,6 +21,7 @@ A training command (``pretrain``, ``finetune``, ``cv``, ``quickstart``) owns its
 
 No torch import here: these checks run before the heavy imports.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,12 +41,51 @@ MARKER = "run.json"
 LOCK = ".lock"
 #: options that may change between the runs of one folder: they do not change what is computed
 #: what the training commands write into their --out (files and folders); --overwrite removes only these
-RUN_FILES = frozenset({MARKER, MARKER + ".tmp", LOCK, "config.toml", "model.pt", "checkpoint.pt", "metrics.csv",
-                       "train.log", "tb", "test_metrics.json", "results.csv", "summary.md", "predictions",
-                       "predictions.csv", "splits", "runs", "pretrain", "checkpoints", "scatter.png", "cv",
-                       "cross_study.csv"})
-RUN_CONTROL = {"resume", "overwrite", "device", "max_minutes", "out", "root", "verbose", "quiet", "config",
-               "fetch", "no_download", "jobs", "executor", "ray_address", "gpus_per_run", "threads"}
+RUN_FILES = frozenset(
+    {
+        MARKER,
+        MARKER + ".tmp",
+        LOCK,
+        "config.toml",
+        "model.pt",
+        "checkpoint.pt",
+        "metrics.csv",
+        "train.log",
+        "tb",
+        "test_metrics.json",
+        "results.csv",
+        "summary.md",
+        "predictions",
+        "predictions.csv",
+        "splits",
+        "runs",
+        "pretrain",
+        "checkpoints",
+        "scatter.png",
+        "cv",
+        "cross_study.csv",
+        "untrained",
+        "randomized",
+    }
+)
+RUN_CONTROL = {
+    "resume",
+    "overwrite",
+    "device",
+    "max_minutes",
+    "out",
+    "root",
+    "verbose",
+    "quiet",
+    "config",
+    "fetch",
+    "no_download",
+    "jobs",
+    "executor",
+    "ray_address",
+    "gpus_per_run",
+    "threads",
+}
 
 
 def _pid_alive(pid: int) -> bool:
@@ -128,8 +168,17 @@ class RunDir:
     writes ``run.json`` (the caller writes ``config.toml``); ``finish()`` marks the run finished.
     """
 
-    def __init__(self, out: str, command: str, options: Dict[str, Any], *, resume: bool = False,
-                 overwrite: bool = False, quiet: bool = False, growable: Sequence[str] = ()):
+    def __init__(
+        self,
+        out: str,
+        command: str,
+        options: Dict[str, Any],
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+        quiet: bool = False,
+        growable: Sequence[str] = (),
+    ):
         if resume and overwrite:
             raise CLIError("--resume and --overwrite exclude each other")
         self.out, self.command = out, command
@@ -157,8 +206,10 @@ class RunDir:
         """Decide new / continue / refuse from what the folder holds; writes nothing."""
         outer = enclosing_run(self.out)
         if outer is not None:
-            raise CLIError(f"--out {self.out} is inside the csg2a-graph run folder {outer}: a run there could be "
-                           "removed or mixed with that run's files; choose a folder outside it")
+            raise CLIError(
+                f"--out {self.out} is inside the csg2a-graph run folder {outer}: a run there could be "
+                "removed or mixed with that run's files; choose a folder outside it"
+            )
         entries = self._entries()
         marker = os.path.join(self.out, MARKER)
         if not entries:
@@ -167,23 +218,28 @@ class RunDir:
             return
         if MARKER not in entries:
             shown = ", ".join(entries[:5]) + (" ..." if len(entries) > 5 else "")
-            raise CLIError(f"--out {self.out} is not empty and holds no csg2a-graph run ({MARKER} missing; found "
-                           f"{shown}): choose an empty or new folder")
+            raise CLIError(
+                f"--out {self.out} is not empty and holds no csg2a-graph run ({MARKER} missing; found "
+                f"{shown}): choose an empty or new folder"
+            )
         try:
             with open(marker) as f:
                 prev = json.load(f)
         except (OSError, ValueError) as e:
             raise CLIError(f"{marker} is unreadable ({e}): choose another --out") from e
         if prev.get("command") != self.command:
-            raise CLIError(f"--out {self.out} holds a 'csg2a {prev.get('command')}' run, not {self.command}: "
-                           "choose another folder")
+            raise CLIError(
+                f"--out {self.out} holds a 'csg2a {prev.get('command')}' run, not {self.command}: choose another folder"
+            )
         self.previous = prev
         if self.overwrite:
             return
         diff = _differences(prev.get("options", {}), self.options, RUN_CONTROL | self.growable)
         if diff:
-            raise CLIError(f"--out {self.out} holds a run with other options ({'; '.join(diff)}): nothing was "
-                           "changed; use another --out, the same options to continue, or --overwrite to replace it")
+            raise CLIError(
+                f"--out {self.out} holds a run with other options ({'; '.join(diff)}): nothing was "
+                "changed; use another --out, the same options to continue, or --overwrite to replace it"
+            )
         self.continuing = True
 
     # ------------------------------------------------------------------ lock
@@ -191,8 +247,13 @@ class RunDir:
         self._made_folder = not os.path.isdir(self.out)
         os.makedirs(self.out, exist_ok=True)
         path = os.path.join(self.out, LOCK)
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "command": self.command, "pid_start": _proc_start(os.getpid())}
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": self.command,
+            "pid_start": _proc_start(os.getpid()),
+        }
         for _ in range(2):
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -204,19 +265,28 @@ class RunDir:
                     held = {}
                 pid, host = held.get("pid"), held.get("host")
                 if host == me["host"] and isinstance(pid, int) and not _holder_alive(held):
-                    why = "no longer runs (killed?)" if not _pid_alive(pid) else \
-                        "is now another program (the pid was reused)"
-                    msg = (f"{path}: removing a stale lock of pid {pid} ({held.get('command')}, started "
-                           f"{held.get('started')}), which {why}")
+                    why = (
+                        "no longer runs (killed?)"
+                        if not _pid_alive(pid)
+                        else "is now another program (the pid was reused)"
+                    )
+                    msg = (
+                        f"{path}: removing a stale lock of pid {pid} ({held.get('command')}, started "
+                        f"{held.get('started')}), which {why}"
+                    )
                     # said even under -q: a run took over a folder another process was using
                     print(f"csg2a: warning: {msg}", file=sys.stderr, flush=True)
                     os.remove(path)
                     continue
                 if host != me["host"]:
-                    raise CLIError(f"--out {self.out} is locked by pid {pid} on host {host} since "
-                                   f"{held.get('started')}; if no run is going there, delete {path}") from None
-                raise CLIError(f"--out {self.out} is in use by pid {pid} ({held.get('command')}, started "
-                               f"{held.get('started')}): wait for it, or choose another --out") from None
+                    raise CLIError(
+                        f"--out {self.out} is locked by pid {pid} on host {host} since "
+                        f"{held.get('started')}; if no run is going there, delete {path}"
+                    ) from None
+                raise CLIError(
+                    f"--out {self.out} is in use by pid {pid} ({held.get('command')}, started "
+                    f"{held.get('started')}): wait for it, or choose another --out"
+                ) from None
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
             self._locked = True
@@ -243,14 +313,21 @@ class RunDir:
                         continue
                     p = os.path.join(self.out, e)
                     shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.remove(p)
-                self._say(f"--overwrite: the earlier run in {self.out} was removed"
-                          + (f"; kept {len(kept)} entries that runs do not write: {', '.join(kept[:6])}"
-                             + (" ..." if len(kept) > 6 else "") if kept else ""))
+                self._say(
+                    f"--overwrite: the earlier run in {self.out} was removed"
+                    + (
+                        f"; kept {len(kept)} entries that runs do not write: {', '.join(kept[:6])}"
+                        + (" ..." if len(kept) > 6 else "")
+                        if kept
+                        else ""
+                    )
+                )
                 self.previous = None
             elif self.continuing:
                 state = self.previous.get("state")
-                self._say(f"{self.out} holds a {state} run with the same options: continuing it "
-                          "(--overwrite to start again)")
+                self._say(
+                    f"{self.out} holds a {state} run with the same options: continuing it (--overwrite to start again)"
+                )
         except BaseException:
             self._unlock()
             raise
@@ -319,8 +396,10 @@ class RunDir:
                     a[k], b[k] = old[k], v
             diff = _differences(a, b)
             if diff:
-                raise CLIError(f"--out {self.out} holds a run made with other data or resources ({'; '.join(diff)}): "
-                               "nothing was changed; use another --out or --overwrite")
+                raise CLIError(
+                    f"--out {self.out} holds a run made with other data or resources ({'; '.join(diff)}): "
+                    "nothing was changed; use another --out or --overwrite"
+                )
 
     def start(self) -> None:
         """Write ``run.json`` (state ``running``); call after every check passed, before training."""
@@ -334,9 +413,15 @@ class RunDir:
         from csg2a_graph import __version__
 
         created = (self.previous or {}).get("created") or time.strftime("%Y-%m-%d %H:%M:%S")
-        d = {"command": self.command, "state": state, "version": __version__, "created": created,
-             "updated": time.strftime("%Y-%m-%d %H:%M:%S"), "options": self.options,
-             "resolved": _merge((self.previous or {}).get("resolved", {}), self.resolved, self.growable)}
+        d = {
+            "command": self.command,
+            "state": state,
+            "version": __version__,
+            "created": created,
+            "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "options": self.options,
+            "resolved": _merge((self.previous or {}).get("resolved", {}), self.resolved, self.growable),
+        }
         path = os.path.join(self.out, MARKER)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
@@ -389,8 +474,9 @@ def check_output_file(option: str, out: str, inputs: Dict[str, Optional[str]]) -
         raise CLIError(f"{option} {out} is a folder: give a file name (e.g. {os.path.join(out, 'predictions.csv')})")
     run = enclosing_run(out)
     if run is not None and os.path.lexists(out):
-        raise CLIError(f"{option} {out} is a file of the csg2a-graph run in {run}: it would be overwritten; "
-                       "choose a new file name")
+        raise CLIError(
+            f"{option} {out} is a file of the csg2a-graph run in {run}: it would be overwritten; choose a new file name"
+        )
 
 
 def check_output_folder(option: str, out: str, writes: Sequence[str] = ()) -> None:
@@ -400,8 +486,10 @@ def check_output_folder(option: str, out: str, writes: Sequence[str] = ()) -> No
     if os.path.isfile(out):
         raise CLIError(f"{option} {out} is a file, not a folder")
     if os.path.isfile(os.path.join(out, MARKER)):
-        raise CLIError(f"{option} {out} is a csg2a-graph run folder: its files would be overwritten; choose a new "
-                       f"folder (e.g. {os.path.join(out, 'explain')})")
+        raise CLIError(
+            f"{option} {out} is a csg2a-graph run folder: its files would be overwritten; choose a new "
+            f"folder (e.g. {os.path.join(out, 'explain')})"
+        )
     run = enclosing_run(os.path.join(out, "x"))
     if run is not None and os.path.abspath(run) != os.path.abspath(out):
         clash = [w for w in writes if is_run_file(w) and os.path.lexists(os.path.join(out, w))]
@@ -412,11 +500,25 @@ def check_output_folder(option: str, out: str, writes: Sequence[str] = ()) -> No
 def add_run_args(p) -> None:
     """``--resume`` / ``--overwrite`` (the folder rules of ``csg2a_graph.cli.rundir``)."""
     g = p.add_argument_group("output folder (docs/cli.md: what --out may hold)")
-    g.add_argument("--resume", action="store_true",
-                   help="continue the run in OUT (refused when OUT holds none or one with other options); a run "
-                        "with the same options is continued without it too")
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in OUT (refused when OUT holds none or one with other options); a run "
+        "with the same options is continued without it too",
+    )
     g.add_argument("--overwrite", action="store_true", help="replace the csg2a-graph run in OUT")
 
 
-__all__ = ["RunDir", "run_options", "add_run_args", "RUN_CONTROL", "RUN_FILES", "MARKER", "LOCK", "is_run_file",
-           "enclosing_run", "check_output_file", "check_output_folder"]
+__all__ = [
+    "RunDir",
+    "run_options",
+    "add_run_args",
+    "RUN_CONTROL",
+    "RUN_FILES",
+    "MARKER",
+    "LOCK",
+    "is_run_file",
+    "enclosing_run",
+    "check_output_file",
+    "check_output_folder",
+]

@@ -5,6 +5,7 @@ GDSC, NCI-60 and TCGA differ in how they read their files; from a long table
 matrix onwards they share this code, so every dataset reports its joins and
 drops the same way.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,9 @@ logger = logging.getLogger(__name__)
 Expression = Tuple[np.ndarray, Sequence[str], Sequence[str]]  # values [samples, genes], samples, genes
 
 
-def merge_duplicate_samples(expression: Expression, normalize: Callable[[str], str], how: str,
-                            report: Dict) -> Expression:
+def merge_duplicate_samples(
+    expression: Expression, normalize: Callable[[str], str], how: str, report: Dict
+) -> Expression:
     """One row per sample: rows whose names agree after ``normalize`` are merged by ``how``
     (``"mean"``: NaN-aware mean; ``"first"``: the first row; ``"error"``: refuse), counted in
     ``report["duplicate_expression_rows"]``.
@@ -38,14 +40,18 @@ def merge_duplicate_samples(expression: Expression, normalize: Callable[[str], s
     for i, k in enumerate(keys):
         groups.setdefault(k, []).append(i)
     dup = {k: v for k, v in groups.items() if len(v) > 1}
-    report["duplicate_expression_rows"] = {"rows_merged": sum(len(v) - 1 for v in dup.values()), "how": how,
-                                           "samples": sorted(samples[v[0]] for v in dup.values())[:50]}
+    report["duplicate_expression_rows"] = {
+        "rows_merged": sum(len(v) - 1 for v in dup.values()),
+        "how": how,
+        "samples": sorted(samples[v[0]] for v in dup.values())[:50],
+    }
     if not dup:
         return expression
     names = ", ".join(sorted(samples[v[0]] for v in dup.values())[:5])
     if how == "error":
-        raise ValueError(f"expression has {len(dup)} samples with several rows ({names}); "
-                         "pass duplicate_samples='mean' or 'first'")
+        raise ValueError(
+            f"expression has {len(dup)} samples with several rows ({names}); pass duplicate_samples='mean' or 'first'"
+        )
     logger.warning("expression: %d samples have several rows (%s); merged by %s", len(dup), names, how)
     keep = [v[0] for v in groups.values()]
     out = np.asarray(values, dtype=np.float64)[keep].copy()
@@ -60,10 +66,18 @@ def merge_duplicate_samples(expression: Expression, normalize: Callable[[str], s
     return out, [samples[i] for i in keep], genes
 
 
-def align_expression(expression: Expression, gene_space: GeneSpace, missing_genes: str, fill_value: float,
-                     normalize: Optional[str], report: Dict, *, duplicate_samples: str = "mean",
-                     sample_normalize: Callable[[str], str] = normalize_cell_name,
-                     clip: Optional[float] = None) -> AlignedExpression:
+def align_expression(
+    expression: Expression,
+    gene_space: GeneSpace,
+    missing_genes: str,
+    fill_value: float,
+    normalize: Optional[str],
+    report: Dict,
+    *,
+    duplicate_samples: str = "mean",
+    sample_normalize: Callable[[str], str] = normalize_cell_name,
+    clip: Optional[float] = None,
+) -> AlignedExpression:
     """Align to the gene space, robust-z per gene over samples (paper A.3.2), NaN -> fill; all reported.
 
     Rules (counted in ``report``):
@@ -93,13 +107,21 @@ def align_expression(expression: Expression, gene_space: GeneSpace, missing_gene
         med, mad = robust_stats(aligned.values[:, aligned.mask], dim=0)
         z, degenerate = robust_zscore(aligned.values[:, aligned.mask], dim=0, stats=(med, mad))
         n = aligned.values.size(1)
-        median, scale = torch.full((n,), float("nan"), dtype=torch.float64), torch.full((n,), float("nan"),
-                                                                                           dtype=torch.float64)
+        median, scale = (
+            torch.full((n,), float("nan"), dtype=torch.float64),
+            torch.full((n,), float("nan"), dtype=torch.float64),
+        )
         median[aligned.mask] = med.reshape(-1)
-        scale[aligned.mask] = torch.where(degenerate.reshape(-1), torch.full_like(mad.reshape(-1), float("nan")),
-                                          mad.reshape(-1))
-        aligned.stats = {"method": "robust_z", "median": median, "scale": scale, "clip": clip,
-                         "fill_value": float(fill_value)}
+        scale[aligned.mask] = torch.where(
+            degenerate.reshape(-1), torch.full_like(mad.reshape(-1), float("nan")), mad.reshape(-1)
+        )
+        aligned.stats = {
+            "method": "robust_z",
+            "median": median,
+            "scale": scale,
+            "clip": clip,
+            "fill_value": float(fill_value),
+        }
         z, report["expression_z"] = clip_report(z, clip)
         aligned.values = aligned.values.clone()
         aligned.values[:, aligned.mask] = z
@@ -115,14 +137,25 @@ def align_expression(expression: Expression, gene_space: GeneSpace, missing_gene
     return aligned
 
 
-def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: AlignedExpression, *,
-                dose: float, time: float, report: Dict, duplicates: str = "mean",
-                conflict_threshold: float = 1.0, drop_conflicting: bool = False,
-                cell_info: Optional[pd.DataFrame] = None, cell_prefixes: Tuple[str, ...] = ("NCI",),
-                cell_suffixes: Tuple[str, ...] = (),
-                cell_normalize: Callable[[str], str] = normalize_cell_name,
-                drug_normalize: Callable[[str], str] = normalize_drug_name,
-                drug_names: Optional[Mapping[str, str]] = None, what_cells: str = "cell lines") -> Dict:
+def build_pairs(
+    responses: pd.DataFrame,
+    smiles: Mapping[str, str],
+    aligned: AlignedExpression,
+    *,
+    dose: float,
+    time: float,
+    report: Dict,
+    duplicates: str = "mean",
+    conflict_threshold: float = 1.0,
+    drop_conflicting: bool = False,
+    cell_info: Optional[pd.DataFrame] = None,
+    cell_prefixes: Tuple[str, ...] = ("NCI",),
+    cell_suffixes: Tuple[str, ...] = (),
+    cell_normalize: Callable[[str], str] = normalize_cell_name,
+    drug_normalize: Callable[[str], str] = normalize_drug_name,
+    drug_names: Optional[Mapping[str, str]] = None,
+    what_cells: str = "cell lines",
+) -> Dict:
     """Join ``responses`` (columns ``cell, drug, y``; optional ``cosmic_id``, ``tcga``) with the
     expression rows and the SMILES map, and return ``PairDataset.make_payload()`` arguments
     (everything except the prior). Drops are counted in ``report["dropped"]``.
@@ -160,8 +193,10 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
             v = pd.to_numeric(resp[col], errors="coerce")
             bad = int((resp[col].notna() & v.isna()).sum())
             if bad:
-                raise ValueError(f"responses: {bad} values of the {col} column are not numbers (e.g. "
-                                 f"{resp.loc[resp[col].notna() & v.isna(), col].iloc[0]!r})")
+                raise ValueError(
+                    f"responses: {bad} values of the {col} column are not numbers (e.g. "
+                    f"{resp.loc[resp[col].notna() & v.isna(), col].iloc[0]!r})"
+                )
             if (v < 0).any():
                 raise ValueError(f"responses: the {col} column has negative values (e.g. {float(v[v < 0].iloc[0])})")
             report.setdefault(f"{col}_filled", int(v.isna().sum()))
@@ -170,9 +205,14 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
             resp[col] = float(cond)
 
     # --- cells -> expression rows
-    cmap, crep = match_names(resp["cell"].unique(), aligned.samples, cell_normalize,
-                             f"{what_cells} (responses -> expression)", prefixes=cell_prefixes,
-                             suffixes=cell_suffixes)
+    cmap, crep = match_names(
+        resp["cell"].unique(),
+        aligned.samples,
+        cell_normalize,
+        f"{what_cells} (responses -> expression)",
+        prefixes=cell_prefixes,
+        suffixes=cell_suffixes,
+    )
     report["cell_join"] = crep.to_dict()
     logger.info("%s", crep)
     has = resp["cell"].map(cmap).notna()
@@ -205,25 +245,38 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
     did = {d: i for i, d in enumerate(molecules.names)}
 
     # --- duplicate (cell, drug) measurements
-    pairs = pd.DataFrame({"cell": resp["cell"].map(cid).to_numpy(), "drug": resp["drug"].map(did).to_numpy(),
-                          "dose": resp["dose"].to_numpy(np.float64), "time": resp["time"].to_numpy(np.float64),
-                          "y": resp["y"].to_numpy(np.float64)})
+    pairs = pd.DataFrame(
+        {
+            "cell": resp["cell"].map(cid).to_numpy(),
+            "drug": resp["drug"].map(did).to_numpy(),
+            "dose": resp["dose"].to_numpy(np.float64),
+            "time": resp["time"].to_numpy(np.float64),
+            "y": resp["y"].to_numpy(np.float64),
+        }
+    )
     key = ["cell", "drug", "dose", "time"]
     n_before = len(pairs)
     stats = pairs.groupby(key, sort=True)["y"].agg(["count", "min", "max"])
     spread = (stats["max"] - stats["min"])[stats["count"] > 1]
     conflicting = spread[spread > conflict_threshold]
     report["replicates"] = {
-        "pairs_with_replicates": int(len(spread)), "conflict_threshold": conflict_threshold,
-        "conflicting_pairs": int(len(conflicting)), "max_spread": round(float(spread.max()), 3) if len(spread) else 0.0,
-        "policy": "drop conflicting" if drop_conflicting else duplicates}
+        "pairs_with_replicates": int(len(spread)),
+        "conflict_threshold": conflict_threshold,
+        "conflicting_pairs": int(len(conflicting)),
+        "max_spread": round(float(spread.max()), 3) if len(spread) else 0.0,
+        "policy": "drop conflicting" if drop_conflicting else duplicates,
+    }
     if drop_conflicting and len(conflicting):
         bad = pd.MultiIndex.from_frame(pairs[key]).isin(conflicting.index)
         dropped["conflicting_replicates"] = int(bad.sum())
         pairs = pairs[~bad]
     elif len(conflicting):
-        logger.info("responses: %d pairs have replicate screens differing by more than %g (kept, %s)",
-                    len(conflicting), conflict_threshold, duplicates)
+        logger.info(
+            "responses: %d pairs have replicate screens differing by more than %g (kept, %s)",
+            len(conflicting),
+            conflict_threshold,
+            duplicates,
+        )
     n_rep_rows = len(pairs)
     pairs = pairs.groupby(key, sort=True, as_index=False)["y"].agg(duplicates)
     report["duplicate_pairs_merged"] = {"rows_merged": int(n_rep_rows - len(pairs)), "how": duplicates}
@@ -231,15 +284,24 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
         raise ValueError(f"no pairs left after dropping conflicting replicates ({n_before} rows)")
 
     # --- per-cell annotations
-    meta = {"name": cell_names, "expression_row": [cmap[c] for c in cell_names],
-            "cosmic_id": [-1] * len(cell_names), "tcga": [""] * len(cell_names)}
+    meta = {
+        "name": cell_names,
+        "expression_row": [cmap[c] for c in cell_names],
+        "cosmic_id": [-1] * len(cell_names),
+        "tcga": [""] * len(cell_names),
+    }
     for col, default, cast in (("cosmic_id", -1, lambda v: int(float(v))), ("tcga", "", lambda v: str(v).strip())):
         if col in resp.columns:
             first = resp.groupby("cell")[col].first()
             meta[col] = [cast(first[c]) if pd.notna(first[c]) else default for c in cell_names]
     if cell_info is not None:
-        imap, irep = match_names(cell_names, cell_info["name"], cell_normalize,
-                                 f"{what_cells} (responses -> annotation)", prefixes=cell_prefixes)
+        imap, irep = match_names(
+            cell_names,
+            cell_info["name"],
+            cell_normalize,
+            f"{what_cells} (responses -> annotation)",
+            prefixes=cell_prefixes,
+        )
         report["cell_info_join"] = irep.to_dict()
         info = cell_info.drop_duplicates("name").set_index("name")
         for i, c in enumerate(cell_names):
@@ -251,13 +313,22 @@ def build_pairs(responses: pd.DataFrame, smiles: Mapping[str, str], aligned: Ali
             if not meta["tcga"][i] and isinstance(r["tcga"], str):
                 meta["tcga"][i] = r["tcga"].strip()
     report["cells_with_tcga_label"] = int(sum(bool(t) for t in meta["tcga"]))
-    return dict(expr=expr, expr_missing=expr_missing, expr_stats=aligned.stats, genes=aligned.gene_space.genes,
-                gene_mask=aligned.mask, cells=cell_names,
-                molecules=molecules, cell=torch.tensor(pairs["cell"].to_numpy()),
-                drug=torch.tensor(pairs["drug"].to_numpy()), y=torch.tensor(pairs["y"].to_numpy()),
-                dose=torch.tensor(pairs["dose"].to_numpy(np.float64)), time=torch.tensor(pairs["time"].to_numpy(np.float64)),
-                cell_meta=meta,
-                drug_meta={"name": [(drug_names or {}).get(d, d) for d in molecules.names]})
+    return dict(
+        expr=expr,
+        expr_missing=expr_missing,
+        expr_stats=aligned.stats,
+        genes=aligned.gene_space.genes,
+        gene_mask=aligned.mask,
+        cells=cell_names,
+        molecules=molecules,
+        cell=torch.tensor(pairs["cell"].to_numpy()),
+        drug=torch.tensor(pairs["drug"].to_numpy()),
+        y=torch.tensor(pairs["y"].to_numpy()),
+        dose=torch.tensor(pairs["dose"].to_numpy(np.float64)),
+        time=torch.tensor(pairs["time"].to_numpy(np.float64)),
+        cell_meta=meta,
+        drug_meta={"name": [(drug_names or {}).get(d, d) for d in molecules.names]},
+    )
 
 
 __all__ = ["align_expression", "build_pairs", "Expression"]

@@ -1,4 +1,5 @@
 """An ordered gene axis with alias resolution, and alignment of expression matrices to it."""
+
 from __future__ import annotations
 
 import logging
@@ -72,8 +73,7 @@ class AlignReport:
 
     def __str__(self) -> str:
         what = (
-            "dropped from the space" if self.missing_policy == "drop"
-            else f"filled with {self.fill_value} and masked"
+            "dropped from the space" if self.missing_policy == "drop" else f"filled with {self.fill_value} and masked"
         )
         return (
             f"gene space: {self.num_found} of {self.num_genes} genes found "
@@ -130,11 +130,19 @@ class GeneSpace:
 
     def __init__(self, genes: Sequence[str], aliases: Optional[Mapping[str, str]] = None):
         genes = list(genes)
-        bad = [i for i, g in enumerate(genes) if g is None or (isinstance(g, float) and g != g)
-               or not str(g).strip() or str(g).strip().lower() in ("nan", "none")]
+        bad = [
+            i
+            for i, g in enumerate(genes)
+            if g is None
+            or (isinstance(g, float) and g != g)
+            or not str(g).strip()
+            or str(g).strip().lower() in ("nan", "none")
+        ]
         if bad:
-            raise ValueError(f"GeneSpace: {len(bad)} gene names are missing (None, NaN or empty) at positions "
-                             f"{bad[:10]}; remove them or give the symbols")
+            raise ValueError(
+                f"GeneSpace: {len(bad)} gene names are missing (None, NaN or empty) at positions "
+                f"{bad[:10]}; remove them or give the symbols"
+            )
         genes = [_key(g) for g in genes]
         if len(genes) == 0:
             raise ValueError("GeneSpace needs at least one gene")
@@ -317,8 +325,9 @@ class GeneSpace:
         if values.shape != (len(samples), len(cols)):
             raise ValueError(f"matrix shape {values.shape} does not match {len(samples)} samples x {len(cols)} genes")
 
-        report = AlignReport(num_genes=len(self), missing_policy=missing,
-                             fill_value=fill_value if missing == "fill" else None)
+        report = AlignReport(
+            num_genes=len(self), missing_policy=missing, fill_value=fill_value if missing == "fill" else None
+        )
         src = np.full(len(self), -1, dtype=np.int64)
         for j, c in enumerate(cols):
             c = _key(c)

@@ -1,4 +1,5 @@
 """Gene sets (GMT) and drug targets: the resources of the pathway baselines and the enrichment analyses."""
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,10 @@ def read_gmt(path: str, min_size: int = 1) -> Dict[str, List[str]]:
                 continue
             parts = line.rstrip("\n\r").split("\t")
             if len(parts) < 3:
-                raise ValueError(f"{path}: line {i} has {len(parts)} tab-separated fields; a GMT line is "
-                                 "name, description, gene, gene, ...")
+                raise ValueError(
+                    f"{path}: line {i} has {len(parts)} tab-separated fields; a GMT line is "
+                    "name, description, gene, gene, ..."
+                )
             genes = list(dict.fromkeys(g.strip() for g in parts[2:] if g.strip()))
             if len(genes) >= min_size:
                 out[parts[0]] = genes
@@ -30,17 +33,52 @@ def read_gmt(path: str, min_size: int = 1) -> Dict[str, List[str]]:
 
 # GDSC target names that are families or complexes -> HGNC genes (the spec's examples and the common rest)
 TARGET_FAMILIES = {
-    "PDGFR": ["PDGFRA", "PDGFRB"], "VEGFR": ["KDR", "FLT1", "FLT4"], "VEGFR1": ["FLT1"], "VEGFR2": ["KDR"],
-    "VEGFR3": ["FLT4"], "ABL": ["ABL1"], "RAF": ["ARAF", "BRAF", "RAF1"], "CRAF": ["RAF1"], "MEK1": ["MAP2K1"],
-    "MEK2": ["MAP2K2"], "ERK1": ["MAPK3"], "ERK2": ["MAPK1"], "ERK5": ["MAPK7"], "JNK1": ["MAPK8"],
-    "JNK2": ["MAPK9"], "JNK3": ["MAPK10"], "P38": ["MAPK14"], "MTORC1": ["MTOR"], "MTORC2": ["MTOR"],
-    "IR": ["INSR"], "HSP90": ["HSP90AA1", "HSP90AB1"], "PKC": ["PRKCA", "PRKCB", "PRKCG"],
-    "PI3K (CLASS 1)": ["PIK3CA", "PIK3CB", "PIK3CD", "PIK3CG"], "PI3KALPHA": ["PIK3CA"], "PI3KBETA": ["PIK3CB"],
-    "PI3KDELTA": ["PIK3CD"], "PI3KGAMMA": ["PIK3CG"], "PDK1 (PDPK1)": ["PDPK1"], "BCL-XL": ["BCL2L1"],
-    "BCL-W": ["BCL2L2"], "IKK": ["IKBKB", "CHUK"], "IKK2": ["IKBKB"], "IKK1": ["CHUK"], "TIE2": ["TEK"],
-    "FARNESYL-TRANSFERASE (FNTA)": ["FNTA"], "PROTEASOME": ["PSMB5"], "TOP1": ["TOP1"], "TOP2": ["TOP2A"],
-    "DNMT1": ["DNMT1"], "CK2": ["CSNK2A1"], "AMPK": ["PRKAA1", "PRKAA2"], "RSK": ["RPS6KA1"],
-    "HER2": ["ERBB2"], "GSK3": ["GSK3A", "GSK3B"], "AKT": ["AKT1", "AKT2", "AKT3"], "CDK4/6": ["CDK4", "CDK6"],
+    "PDGFR": ["PDGFRA", "PDGFRB"],
+    "VEGFR": ["KDR", "FLT1", "FLT4"],
+    "VEGFR1": ["FLT1"],
+    "VEGFR2": ["KDR"],
+    "VEGFR3": ["FLT4"],
+    "ABL": ["ABL1"],
+    "RAF": ["ARAF", "BRAF", "RAF1"],
+    "CRAF": ["RAF1"],
+    "MEK1": ["MAP2K1"],
+    "MEK2": ["MAP2K2"],
+    "ERK1": ["MAPK3"],
+    "ERK2": ["MAPK1"],
+    "ERK5": ["MAPK7"],
+    "JNK1": ["MAPK8"],
+    "JNK2": ["MAPK9"],
+    "JNK3": ["MAPK10"],
+    "P38": ["MAPK14"],
+    "MTORC1": ["MTOR"],
+    "MTORC2": ["MTOR"],
+    "IR": ["INSR"],
+    "HSP90": ["HSP90AA1", "HSP90AB1"],
+    "PKC": ["PRKCA", "PRKCB", "PRKCG"],
+    "PI3K (CLASS 1)": ["PIK3CA", "PIK3CB", "PIK3CD", "PIK3CG"],
+    "PI3KALPHA": ["PIK3CA"],
+    "PI3KBETA": ["PIK3CB"],
+    "PI3KDELTA": ["PIK3CD"],
+    "PI3KGAMMA": ["PIK3CG"],
+    "PDK1 (PDPK1)": ["PDPK1"],
+    "BCL-XL": ["BCL2L1"],
+    "BCL-W": ["BCL2L2"],
+    "IKK": ["IKBKB", "CHUK"],
+    "IKK2": ["IKBKB"],
+    "IKK1": ["CHUK"],
+    "TIE2": ["TEK"],
+    "FARNESYL-TRANSFERASE (FNTA)": ["FNTA"],
+    "PROTEASOME": ["PSMB5"],
+    "TOP1": ["TOP1"],
+    "TOP2": ["TOP2A"],
+    "DNMT1": ["DNMT1"],
+    "CK2": ["CSNK2A1"],
+    "AMPK": ["PRKAA1", "PRKAA2"],
+    "RSK": ["RPS6KA1"],
+    "HER2": ["ERBB2"],
+    "GSK3": ["GSK3A", "GSK3B"],
+    "AKT": ["AKT1", "AKT2", "AKT3"],
+    "CDK4/6": ["CDK4", "CDK6"],
 }
 
 

@@ -15,6 +15,7 @@ Hu et al. reads atom type, chirality, bond type and *bond direction*): ``bond_di
 ``BondDir``: 0 NONE, 1 ENDUPRIGHT, 2 ENDDOWNRIGHT, 3 other) and ``main_fragment [A]`` (the atom
 belongs to the largest fragment, so salts and counter-ions can be left out of pooling).
 """
+
 from __future__ import annotations
 
 import logging
@@ -95,8 +96,10 @@ def smiles_to_graph(smiles: str) -> Data:
         mol = canonical
     data = _pyg_smiles.from_rdmol(mol)
     ei = data.edge_index.tolist()
-    data.bond_dir = torch.tensor([BOND_DIRS.get(str(mol.GetBondBetweenAtoms(i, j).GetBondDir()), 3)
-                                  for i, j in zip(ei[0], ei[1])], dtype=torch.long)
+    data.bond_dir = torch.tensor(
+        [BOND_DIRS.get(str(mol.GetBondBetweenAtoms(i, j).GetBondDir()), 3) for i, j in zip(ei[0], ei[1])],
+        dtype=torch.long,
+    )
     frags = Chem.GetMolFrags(mol)
     main = torch.zeros(mol.GetNumAtoms(), dtype=torch.bool)
     main[list(max(frags, key=lambda f: len(tuple(f))))] = True
@@ -120,8 +123,9 @@ def largest_fragment(mol):
     return main
 
 
-def morgan_fingerprints(smiles: Sequence[str], radius: int = 2, n_bits: int = 2048,
-                        main_fragment: bool = True) -> Tensor:
+def morgan_fingerprints(
+    smiles: Sequence[str], radius: int = 2, n_bits: int = 2048, main_fragment: bool = True
+) -> Tensor:
     """``[len(smiles), n_bits]`` float 0/1 Morgan (ECFP-like) fingerprints, of the largest fragment by
     default (a salt form and its free base give one fingerprint, as for the graph encoders).
     """
@@ -180,8 +184,12 @@ def compound_groups(names: Sequence[str], smiles: Sequence[str]) -> Tuple[List[i
     for n, k in zip(names, keys):
         members.setdefault(k, []).append(str(n))
     merged = {k: v for k, v in members.items() if len(v) > 1}
-    return group, {"num_drugs": len(keys), "num_compounds": n_compounds,
-                   "drugs_merged": sum(len(v) - 1 for v in merged.values()), "merged": merged}
+    return group, {
+        "num_drugs": len(keys),
+        "num_compounds": n_compounds,
+        "drugs_merged": sum(len(v) - 1 for v in merged.values()),
+        "merged": merged,
+    }
 
 
 @dataclass
@@ -192,9 +200,13 @@ class MoleculeReport:
     relaxed: List[str] = field(default_factory=list)  # kept, parsed without RDKit's valence check
 
     def to_dict(self) -> dict:
-        return {"num_input": self.num_input, "num_valid": self.num_valid,
-                "num_invalid": len(self.invalid), "invalid": [list(p) for p in self.invalid],
-                "relaxed_valence": list(self.relaxed)}
+        return {
+            "num_input": self.num_input,
+            "num_valid": self.num_valid,
+            "num_invalid": len(self.invalid),
+            "invalid": [list(p) for p in self.invalid],
+            "relaxed_valence": list(self.relaxed),
+        }
 
     def __str__(self) -> str:
         s = f"molecules: {self.num_valid} of {self.num_input} SMILES parsed"
@@ -214,9 +226,18 @@ class MoleculeStore:
     (no per-graph Python collation), which is what the pair loader uses.
     """
 
-    def __init__(self, names: List[str], smiles: List[str], x: Tensor, edge_index: Tensor,
-                 edge_attr: Tensor, atom_ptr: Tensor, edge_ptr: Tensor, bond_dir: Optional[Tensor] = None,
-                 main_fragment: Optional[Tensor] = None):
+    def __init__(
+        self,
+        names: List[str],
+        smiles: List[str],
+        x: Tensor,
+        edge_index: Tensor,
+        edge_attr: Tensor,
+        atom_ptr: Tensor,
+        edge_ptr: Tensor,
+        bond_dir: Optional[Tensor] = None,
+        main_fragment: Optional[Tensor] = None,
+    ):
         self.names, self.smiles = list(names), list(smiles)
         self.x, self.edge_index, self.edge_attr = x, edge_index, edge_attr
         self.atom_ptr, self.edge_ptr = atom_ptr, edge_ptr
@@ -245,17 +266,30 @@ class MoleculeStore:
             logger.warning("%s", rep)
         if not graphs:
             x = torch.zeros(0, len(ATOM_FEATURE_SIZES), dtype=torch.long)
-            return cls([], [], x, torch.zeros(2, 0, dtype=torch.long),
-                       torch.zeros(0, len(BOND_FEATURE_SIZES), dtype=torch.long),
-                       torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long)), rep
+            return cls(
+                [],
+                [],
+                x,
+                torch.zeros(2, 0, dtype=torch.long),
+                torch.zeros(0, len(BOND_FEATURE_SIZES), dtype=torch.long),
+                torch.zeros(1, dtype=torch.long),
+                torch.zeros(1, dtype=torch.long),
+            ), rep
         na = torch.tensor([g.num_nodes for g in graphs])
         ne = torch.tensor([g.edge_index.size(1) for g in graphs])
         atom_ptr = torch.cat([torch.zeros(1, dtype=torch.long), na.cumsum(0)])
         edge_ptr = torch.cat([torch.zeros(1, dtype=torch.long), ne.cumsum(0)])
-        store = cls(keep_n, keep_s, torch.cat([g.x for g in graphs]),
-                    torch.cat([g.edge_index for g in graphs], dim=1),
-                    torch.cat([g.edge_attr for g in graphs]), atom_ptr, edge_ptr,
-                    torch.cat([g.bond_dir for g in graphs]), torch.cat([g.main_fragment for g in graphs]))
+        store = cls(
+            keep_n,
+            keep_s,
+            torch.cat([g.x for g in graphs]),
+            torch.cat([g.edge_index for g in graphs], dim=1),
+            torch.cat([g.edge_attr for g in graphs]),
+            atom_ptr,
+            edge_ptr,
+            torch.cat([g.bond_dir for g in graphs]),
+            torch.cat([g.main_fragment for g in graphs]),
+        )
         return store, rep
 
     def __len__(self) -> int:
@@ -267,9 +301,15 @@ class MoleculeStore:
     def get(self, d: int) -> Data:
         a0, a1 = int(self.atom_ptr[d]), int(self.atom_ptr[d + 1])
         e0, e1 = int(self.edge_ptr[d]), int(self.edge_ptr[d + 1])
-        return Data(x=self.x[a0:a1], edge_index=self.edge_index[:, e0:e1],
-                    edge_attr=self.edge_attr[e0:e1], bond_dir=self.bond_dir[e0:e1],
-                    main_fragment=self.main_fragment[a0:a1], smiles=self.smiles[d], name=self.names[d])
+        return Data(
+            x=self.x[a0:a1],
+            edge_index=self.edge_index[:, e0:e1],
+            edge_attr=self.edge_attr[e0:e1],
+            bond_dir=self.bond_dir[e0:e1],
+            main_fragment=self.main_fragment[a0:a1],
+            smiles=self.smiles[d],
+            name=self.names[d],
+        )
 
     def batch(self, drugs: Optional[Tensor] = None) -> Batch:
         """A ``Batch`` of the drugs ``drugs`` (all drugs, cached, when ``None``).
@@ -289,10 +329,15 @@ class MoleculeStore:
         atom_idx = _ranges(self.atom_ptr[drugs], na, new_aptr)
         edge_idx = _ranges(self.edge_ptr[drugs], ne, torch.cat([ne.new_zeros(1), ne.cumsum(0)]))
         offset = torch.repeat_interleave(new_aptr[:-1], ne)
-        b = Batch(x=self.x[atom_idx], edge_index=self.edge_index[:, edge_idx] + offset,
-                  edge_attr=self.edge_attr[edge_idx], bond_dir=self.bond_dir[edge_idx],
-                  main_fragment=self.main_fragment[atom_idx],
-                  batch=torch.repeat_interleave(torch.arange(drugs.numel()), na), ptr=new_aptr)
+        b = Batch(
+            x=self.x[atom_idx],
+            edge_index=self.edge_index[:, edge_idx] + offset,
+            edge_attr=self.edge_attr[edge_idx],
+            bond_dir=self.bond_dir[edge_idx],
+            main_fragment=self.main_fragment[atom_idx],
+            batch=torch.repeat_interleave(torch.arange(drugs.numel()), na),
+            ptr=new_aptr,
+        )
         b.smiles = [self.smiles[i] for i in drugs.tolist()]
         b.names = [self.names[i] for i in drugs.tolist()]
         b._num_graphs = drugs.numel()
@@ -302,8 +347,20 @@ class MoleculeStore:
         return morgan_fingerprints(self.smiles, radius, n_bits)
 
     def to_dict(self) -> Dict:
-        return {k: getattr(self, k) for k in ("names", "smiles", "x", "edge_index", "edge_attr", "atom_ptr", "edge_ptr",
-                                              "bond_dir", "main_fragment")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "names",
+                "smiles",
+                "x",
+                "edge_index",
+                "edge_attr",
+                "atom_ptr",
+                "edge_ptr",
+                "bond_dir",
+                "main_fragment",
+            )
+        }
 
     @classmethod
     def from_dict(cls, d: Dict) -> "MoleculeStore":
@@ -317,5 +374,14 @@ def _ranges(starts: Tensor, counts: Tensor, new_ptr: Tensor) -> Tensor:
     return base + torch.arange(total)
 
 
-__all__ = ["ATOM_FEATURE_SIZES", "BOND_FEATURE_SIZES", "parse_smiles", "canonical_smiles",
-           "smiles_to_graph", "morgan_fingerprints", "MoleculeStore", "MoleculeReport", "BOND_DIRS"]
+__all__ = [
+    "ATOM_FEATURE_SIZES",
+    "BOND_FEATURE_SIZES",
+    "parse_smiles",
+    "canonical_smiles",
+    "smiles_to_graph",
+    "morgan_fingerprints",
+    "MoleculeStore",
+    "MoleculeReport",
+    "BOND_DIRS",
+]

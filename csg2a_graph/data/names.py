@@ -1,4 +1,5 @@
 """Name normalisation for joins, and the report every join returns."""
+
 from __future__ import annotations
 
 import re
@@ -34,14 +35,20 @@ class JoinReport:
 
     def to_dict(self) -> dict:
         return {
-            "what": self.what, "matched": self.matched, "exact": self.exact,
-            "normalized": len(self.normalized), "unmatched": len(self.unmatched),
-            "unmatched_names": sorted(self.unmatched), "ambiguous": sorted(self.ambiguous),
+            "what": self.what,
+            "matched": self.matched,
+            "exact": self.exact,
+            "normalized": len(self.normalized),
+            "unmatched": len(self.unmatched),
+            "unmatched_names": sorted(self.unmatched),
+            "ambiguous": sorted(self.ambiguous),
         }
 
     def __str__(self) -> str:
-        s = (f"{self.what}: {self.matched} matched ({self.exact} exact, {len(self.normalized)} after "
-             f"name normalisation), {len(self.unmatched)} unmatched")
+        s = (
+            f"{self.what}: {self.matched} matched ({self.exact} exact, {len(self.normalized)} after "
+            f"name normalisation), {len(self.unmatched)} unmatched"
+        )
         if self.unmatched:
             s += f" (e.g. {', '.join(sorted(self.unmatched)[:5])})"
         return s
@@ -86,11 +93,11 @@ def match_names(
             alts = []
             for p in prefixes:
                 p = normalize(p)
-                alts.append(nq[len(p):] if nq.startswith(p) else p + nq)
+                alts.append(nq[len(p) :] if nq.startswith(p) else p + nq)
             for x in suffixes:
                 x = normalize(x)
                 if nq.endswith(x):
-                    alts.append(nq[:-len(x)])
+                    alts.append(nq[: -len(x)])
             cands, r = next((norm[a] for a in alts if a in norm), None), 2
         if cands is None:
             rep.unmatched.append(q)

@@ -1,4 +1,5 @@
 """Expression normalisation: robust z-scores (paper A.3.2 / A.5)."""
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -28,8 +29,9 @@ def robust_stats(x: Tensor, dim: int = 0) -> Tuple[Tensor, Tensor]:
     return torch.from_numpy(med), torch.from_numpy(mad)
 
 
-def robust_zscore(x: Tensor, dim: int = 0, eps: float = 1e-8, min_samples: int = 1,
-                  stats: Optional[Tuple[Tensor, Tensor]] = None) -> Tuple[Tensor, Tensor]:
+def robust_zscore(
+    x: Tensor, dim: int = 0, eps: float = 1e-8, min_samples: int = 1, stats: Optional[Tuple[Tensor, Tensor]] = None
+) -> Tuple[Tensor, Tensor]:
     r"""Robust z-score along ``dim`` (default: per gene over samples of a ``[samples, genes]`` matrix).
 
     $$
@@ -59,8 +61,12 @@ def robust_zscore(x: Tensor, dim: int = 0, eps: float = 1e-8, min_samples: int =
 def clip_report(z: Tensor, clip: Optional[float]) -> Tuple[Tensor, dict]:
     """Optionally clip ``|z|`` at ``clip``; report the extremes either way."""
     finite = z[torch.isfinite(z)]
-    rep = {"max_abs": round(float(finite.abs().max()), 3) if finite.numel() else None,
-           "values_above_10": int((finite.abs() > 10).sum()), "clip": clip, "values_clipped": 0}
+    rep = {
+        "max_abs": round(float(finite.abs().max()), 3) if finite.numel() else None,
+        "values_above_10": int((finite.abs() > 10).sum()),
+        "clip": clip,
+        "values_clipped": 0,
+    }
     if clip is not None:
         if not clip > 0:
             raise ValueError(f"clip must be a positive number, got {clip!r}")

@@ -9,6 +9,7 @@ A processed drug-response dataset is
 
 Nothing is stored per pair except the five columns of the pair table.
 """
+
 from __future__ import annotations
 
 import functools
@@ -164,13 +165,21 @@ class PairBatch:
             pos[rows] = torch.arange(rows.numel())
             index = pos[index.cpu()].to(index.device)
             if bool((index < 0).any()):
-                raise ValueError("the PyG batch holds pairs outside this dataset (a subset): pass the dataset it "
-                                 "came from")
+                raise ValueError(
+                    "the PyG batch holds pairs outside this dataset (a subset): pass the dataset it came from"
+                )
         uniq, dindex = torch.unique(drug, return_inverse=True)
-        return cls(expr=batch.x.view(B, -1), drug_graph=dataset.molecules.batch(uniq.cpu()).to(drug.device),
-                   drug_index=dindex, y=batch.y.view(B, *batch.y.shape[1:]) if batch.y.dim() > 1 else batch.y.view(B),
-                   dose=batch.dose.view(B), time=batch.time.view(B), cell=batch.cell_id.view(-1), drug=drug,
-                   index=index)
+        return cls(
+            expr=batch.x.view(B, -1),
+            drug_graph=dataset.molecules.batch(uniq.cpu()).to(drug.device),
+            drug_index=dindex,
+            y=batch.y.view(B, *batch.y.shape[1:]) if batch.y.dim() > 1 else batch.y.view(B),
+            dose=batch.dose.view(B),
+            time=batch.time.view(B),
+            cell=batch.cell_id.view(-1),
+            drug=drug,
+            index=index,
+        )
 
     def __len__(self) -> int:
         return self.y.size(0)  # pairs, also when y holds a profile per pair
@@ -230,10 +239,20 @@ class PairLoader:
             so the next batch is ready when the model asks; ``0``: gather on demand.
     """
 
-    def __init__(self, dataset: "PairDataset", index: Optional[Tensor] = None, batch_size: int = 256,
-                 shuffle: bool = False, drop_last: bool = False, seed: int = 0, all_drugs: bool = False,
-                 merge_singleton: bool = False, ignore_transform: bool = False, pin_memory: bool = False,
-                 prefetch: int = 0):
+    def __init__(
+        self,
+        dataset: "PairDataset",
+        index: Optional[Tensor] = None,
+        batch_size: int = 256,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+        all_drugs: bool = False,
+        merge_singleton: bool = False,
+        ignore_transform: bool = False,
+        pin_memory: bool = False,
+        prefetch: int = 0,
+    ):
         from csg2a_graph.data.splits import check_int
 
         if getattr(dataset, "transform", None) is not None and not ignore_transform:
@@ -241,7 +260,8 @@ class PairLoader:
                 f"{type(dataset).__name__} has transform={callable_tag(dataset.transform)}, which dataset[i] applies but "
                 "the fast loader cannot (it gathers tables into a PairBatch, never a Data per pair): the transform "
                 "would silently not reach training. Use pre_transform= (applied once to the stored pairs), PyG's "
-                "DataLoader(dataset) (applies it per item), or loader(..., ignore_transform=True) to go without it")
+                "DataLoader(dataset) (applies it per item), or loader(..., ignore_transform=True) to go without it"
+            )
         self.batch_size = check_int("batch_size", batch_size, 1)
         self.pin_memory, self.prefetch = bool(pin_memory), check_int("prefetch", prefetch, 0)
         if self.pin_memory and not torch.cuda.is_available():
@@ -319,7 +339,7 @@ class PairLoader:
         nb = len(self)
         for b in range(nb):
             end = idx.numel() if (b == nb - 1 and self._merges()) else (b + 1) * self.batch_size
-            sel = idx[b * self.batch_size:end]
+            sel = idx[b * self.batch_size : end]
             row = sel if self._rows is None else self._rows[sel]
             cell, drug = p["cell"][row], p["drug"][row]
             if self.all_drugs:
@@ -327,8 +347,17 @@ class PairLoader:
             else:
                 uniq, dindex = torch.unique(drug, return_inverse=True)
                 graph = ds.molecules.batch(uniq)
-            out = PairBatch(expr=ds._expr[cell], drug_graph=graph, drug_index=dindex, y=p["y"][row],
-                            dose=p["dose"][row], time=p["time"][row], cell=cell, drug=drug, index=sel)
+            out = PairBatch(
+                expr=ds._expr[cell],
+                drug_graph=graph,
+                drug_index=dindex,
+                y=p["y"][row],
+                dose=p["dose"][row],
+                time=p["time"][row],
+                cell=cell,
+                drug=drug,
+                index=sel,
+            )
             yield out.pin_memory() if self.pin_memory else out
 
 
@@ -439,8 +468,7 @@ def _function_repr(fn, depth: int, seen: set) -> str:
     except (OSError, TypeError):
         code = fn.__code__
         src = code.co_code.hex() + repr([c for c in code.co_consts if not inspect.iscode(c)])
-    parts = [src, "defaults", _value_repr(fn.__defaults__, depth, seen),
-             _value_repr(fn.__kwdefaults__, depth, seen)]
+    parts = [src, "defaults", _value_repr(fn.__defaults__, depth, seen), _value_repr(fn.__kwdefaults__, depth, seen)]
     for cell in fn.__closure__ or ():
         try:
             parts.append(_value_repr(cell.cell_contents, depth, seen))
@@ -468,25 +496,39 @@ def _value_repr(v, depth: int, seen: set) -> str:
     seen = seen | {id(v)}
     d = depth + 1
     if isinstance(v, (list, tuple, set, frozenset)):
-        items = sorted(_value_repr(x, d, seen) for x in v) if isinstance(v, (set, frozenset)) else \
-            [_value_repr(x, d, seen) for x in v]
+        items = (
+            sorted(_value_repr(x, d, seen) for x in v)
+            if isinstance(v, (set, frozenset))
+            else [_value_repr(x, d, seen) for x in v]
+        )
         return f"{type(v).__name__}({', '.join(items)})"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{_value_repr(k, d, seen)}: {_value_repr(x, d, seen)}"
-                               for k, x in sorted(v.items(), key=lambda kv: repr(kv[0]))) + "}"
+        return (
+            "{"
+            + ", ".join(
+                f"{_value_repr(k, d, seen)}: {_value_repr(x, d, seen)}"
+                for k, x in sorted(v.items(), key=lambda kv: repr(kv[0]))
+            )
+            + "}"
+        )
     if isinstance(v, Tensor):
         t = v.detach().cpu().contiguous()
         return f"tensor{tuple(t.shape)}{t.dtype}:{hashlib.sha1(t.numpy().tobytes()).hexdigest()}"
     if isinstance(v, np.ndarray):
         return f"ndarray{v.shape}{v.dtype}:{hashlib.sha1(np.ascontiguousarray(v).tobytes()).hexdigest()}"
     if isinstance(v, functools.partial):
-        return (f"partial({_value_repr(v.func, d, seen)}, {_value_repr(v.args, d, seen)}, "
-                f"{_value_repr(v.keywords, d, seen)})")
+        return (
+            f"partial({_value_repr(v.func, d, seen)}, {_value_repr(v.args, d, seen)}, "
+            f"{_value_repr(v.keywords, d, seen)})"
+        )
     if inspect.ismethod(v):
         return f"method({_value_repr(v.__func__, d, seen)}, {_value_repr(v.__self__, d, seen)})"
     if inspect.isfunction(v):
-        if getattr(v, "__module__", "") and not str(v.__module__).startswith("__main__") and \
-                str(v.__module__).split(".")[0] in ("torch", "numpy", "torch_geometric", "pandas", "scipy"):
+        if (
+            getattr(v, "__module__", "")
+            and not str(v.__module__).startswith("__main__")
+            and str(v.__module__).split(".")[0] in ("torch", "numpy", "torch_geometric", "pandas", "scipy")
+        ):
             return f"function:{v.__module__}.{v.__qualname__}"  # a library's function: its name says it
         return f"function:{v.__module__}.{v.__qualname__}:{_function_repr(v, d, seen)}"
     if inspect.isbuiltin(v) or isinstance(v, type):
@@ -527,8 +569,15 @@ class PairDataset(Dataset):
     y_direction: Optional[str] = None
     y_unit: Optional[str] = None
 
-    def __init__(self, root: str, transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
-                 pre_filter: Optional[Callable] = None, force_reload: bool = False, log: bool = True):
+    def __init__(
+        self,
+        root: str,
+        transform: Optional[Callable] = None,
+        pre_transform: Optional[Callable] = None,
+        pre_filter: Optional[Callable] = None,
+        force_reload: bool = False,
+        log: bool = True,
+    ):
         self._payload: Optional[Dict] = None
         # applied by this class when the processed file is built (apply_pre), part of the cache key; PyG's own
         # bookkeeping of them (pre_transform.pt, pre_filter.pt) is not used: the file name already says
@@ -593,8 +642,9 @@ class PairDataset(Dataset):
             if payload.get("options") != json.dumps(self.cache_options(), sort_keys=True, default=str):
                 raise ValueError("options differ from this dataset's")
         except Exception as e:  # truncated, stale or foreign file: rebuild from raw, lose nothing
-            warnings.warn(f"processed file {path} is unusable ({type(e).__name__}: {e}); rebuilding it from raw",
-                          stacklevel=2)
+            warnings.warn(
+                f"processed file {path} is unusable ({type(e).__name__}: {e}); rebuilding it from raw", stacklevel=2
+            )
             try:
                 os.remove(path)
             except FileNotFoundError:
@@ -622,8 +672,16 @@ class PairDataset(Dataset):
         expr = payload["expr"].clone()
         keep = torch.ones(n, dtype=torch.bool)
         seen: Dict[int, Tensor] = {}
-        fixed = ("edge_index", "edge_weight", "drug_x", "drug_edge_index", "drug_edge_attr", "cell_id", "drug_id",
-                 "pair_id")
+        fixed = (
+            "edge_index",
+            "edge_weight",
+            "drug_x",
+            "drug_edge_index",
+            "drug_edge_attr",
+            "cell_id",
+            "drug_id",
+            "pair_id",
+        )
         for i in tqdm(range(n), desc="pre_filter / pre_transform", disable=not getattr(self, "log", False)):
             data = self.get(i)
             if pre_filter is not None and not pre_filter(data):
@@ -636,13 +694,17 @@ class PairDataset(Dataset):
             extra = sorted(set(out.keys()) - set(data.keys()))
             changed = [k for k, v in before.items() if k not in out or not torch.equal(out[k], v)]
             if extra or changed:
-                raise ValueError(f"pre_transform added {extra} / changed {changed}: pair datasets store expression, "
-                                 "y, dose and time per pair; use transform= (applied in dataset[i]) for the rest")
+                raise ValueError(
+                    f"pre_transform added {extra} / changed {changed}: pair datasets store expression, "
+                    "y, dose and time per pair; use transform= (applied in dataset[i]) for the rest"
+                )
             c = int(pairs["cell"][i])
             x = out.x.reshape(-1).to(expr.dtype)
             if c in seen and not torch.equal(seen[c], x):
-                raise ValueError(f"pre_transform gave cell {self.cells[c]!r} two different expression vectors (pairs "
-                                 "of one cell share its expression row); make it depend on the cell only")
+                raise ValueError(
+                    f"pre_transform gave cell {self.cells[c]!r} two different expression vectors (pairs "
+                    "of one cell share its expression row); make it depend on the cell only"
+                )
             seen[c] = x
             expr[c] = x
             pairs["y"][i] = out.y.reshape(pairs["y"][i].shape)
@@ -675,11 +737,26 @@ class PairDataset(Dataset):
         self.expression_stats: Optional[Dict] = payload.get("expr_stats")
 
     @staticmethod
-    def make_payload(*, expr: Tensor, expr_missing: Optional[Tensor] = None, expr_stats: Optional[Dict] = None,
-                     genes: List[str], gene_mask: Tensor, cells: List[str],
-                     molecules: MoleculeStore, cell: Tensor, drug: Tensor, y: Tensor, dose: Tensor,
-                     time: Tensor, prior=None, cell_meta: Optional[Dict] = None, drug_meta: Optional[Dict] = None,
-                     split_cell: Optional[Tensor] = None, report: Dict) -> Dict:
+    def make_payload(
+        *,
+        expr: Tensor,
+        expr_missing: Optional[Tensor] = None,
+        expr_stats: Optional[Dict] = None,
+        genes: List[str],
+        gene_mask: Tensor,
+        cells: List[str],
+        molecules: MoleculeStore,
+        cell: Tensor,
+        drug: Tensor,
+        y: Tensor,
+        dose: Tensor,
+        time: Tensor,
+        prior=None,
+        cell_meta: Optional[Dict] = None,
+        drug_meta: Optional[Dict] = None,
+        split_cell: Optional[Tensor] = None,
+        report: Dict,
+    ) -> Dict:
         """The processed payload. ``split_cell`` (optional, one id per pair) is the biological
         cell line used by the cell-blind/disjoint splits when ``cell`` indexes something else
         (a LINCS plate's basal profile).
@@ -690,6 +767,7 @@ class PairDataset(Dataset):
                 raise ValueError(f"pair column {k} has {v.numel()} rows, y has {n}")
         if expr.shape != (len(cells), len(genes)):
             raise ValueError(f"expr {tuple(expr.shape)} != ({len(cells)} cells, {len(genes)} genes)")
+
         def plain(values):  # numpy scalars would make the file unloadable with weights_only=True
             return [v.item() if hasattr(v, "item") else v for v in values]
 
@@ -699,18 +777,31 @@ class PairDataset(Dataset):
             drug_meta["compound_group"] = group
             report["compounds"] = crep
             if crep["drugs_merged"]:
-                logger.info("compounds: %d drugs are %d compounds (%d stereo/salt variants grouped for "
-                            "drug-blind splits)", crep["num_drugs"], crep["num_compounds"], crep["drugs_merged"])
+                logger.info(
+                    "compounds: %d drugs are %d compounds (%d stereo/salt variants grouped for drug-blind splits)",
+                    crep["num_drugs"],
+                    crep["num_compounds"],
+                    crep["drugs_merged"],
+                )
 
         return {
-            "expr": expr.float().contiguous(), "genes": plain(genes),
-            "expr_missing": None if expr_missing is None or not expr_missing.any() else expr_missing.nonzero().T, "gene_mask": gene_mask.bool(),
+            "expr": expr.float().contiguous(),
+            "genes": plain(genes),
+            "expr_missing": None if expr_missing is None or not expr_missing.any() else expr_missing.nonzero().T,
+            "gene_mask": gene_mask.bool(),
             "expr_stats": expr_stats,
-            "cells": plain(cells), "cell_meta": {k: plain(v) for k, v in (cell_meta or {}).items()},
+            "cells": plain(cells),
+            "cell_meta": {k: plain(v) for k, v in (cell_meta or {}).items()},
             "drug_meta": {k: plain(v) for k, v in drug_meta.items()},
             "molecules": molecules.to_dict(),
-            "pairs": {"cell": cell.long(), "drug": drug.long(), "y": y.float(), "dose": dose.float(),
-                      "time": time.float(), **({} if split_cell is None else {"split_cell": split_cell.long()})},
+            "pairs": {
+                "cell": cell.long(),
+                "drug": drug.long(),
+                "y": y.float(),
+                "dose": dose.float(),
+                "time": time.float(),
+                **({} if split_cell is None else {"split_cell": split_cell.long()}),
+            },
             "prior": None if prior is None else {"edge_index": prior[0].long(), "edge_weight": prior[1].float()},
             "report": json.dumps(report, default=str),
         }
@@ -854,16 +945,25 @@ class PairDataset(Dataset):
         p = self._pairs
         c, d = int(p["cell"][idx]), int(p["drug"][idx])
         mol = self.molecules.get(d)
-        data = PairData(x=self._expr[c].unsqueeze(-1), y=p["y"][idx:idx + 1], dose=p["dose"][idx:idx + 1],
-                        time=p["time"][idx:idx + 1], cell_id=torch.tensor([c]), drug_id=torch.tensor([d]),
-                        pair_id=torch.tensor([int(idx)]),
-                        drug_x=mol.x, drug_edge_index=mol.edge_index, drug_edge_attr=mol.edge_attr)
+        data = PairData(
+            x=self._expr[c].unsqueeze(-1),
+            y=p["y"][idx : idx + 1],
+            dose=p["dose"][idx : idx + 1],
+            time=p["time"][idx : idx + 1],
+            cell_id=torch.tensor([c]),
+            drug_id=torch.tensor([d]),
+            pair_id=torch.tensor([int(idx)]),
+            drug_x=mol.x,
+            drug_edge_index=mol.edge_index,
+            drug_edge_attr=mol.edge_attr,
+        )
         if self.prior_edge_index is not None:
             data.edge_index, data.edge_weight = self.prior_edge_index, self.prior_edge_weight
         return data
 
-    def get_idx_split(self, scheme: str = "mixed", fold: int = 0, n_folds: int = 10, seed: int = 0,
-                      group_compounds: bool = True) -> Dict[str, Tensor]:
+    def get_idx_split(
+        self, scheme: str = "mixed", fold: int = 0, n_folds: int = 10, seed: int = 0, group_compounds: bool = True
+    ) -> Dict[str, Tensor]:
         """Pair indices of ``train``/``val``/``test`` (and ``dropped``) for one fold.
 
         See ``csg2a_graph.data.splits`` for the schemes (``mixed``,
@@ -879,12 +979,22 @@ class PairDataset(Dataset):
         if canonical_scheme(scheme) == "tissue_blind":
             labels = self.cell_meta.get("tcga")
             if not labels or "split_cell" in pairs or not any(labels):
-                raise ValueError(f"{self.name}: tissue_blind needs a TCGA label per cell line (cell_meta['tcga']); "
-                                 "this dataset has none")
+                raise ValueError(
+                    f"{self.name}: tissue_blind needs a TCGA label per cell line (cell_meta['tcga']); "
+                    "this dataset has none"
+                )
             names = sorted(set(labels))
             tissue = torch.tensor([names.index(t) for t in labels])
-        return make_split(cell, pairs["drug"], scheme, fold, n_folds, seed,
-                          drug_group=None if group is None else torch.tensor(group), cell_group=tissue)
+        return make_split(
+            cell,
+            pairs["drug"],
+            scheme,
+            fold,
+            n_folds,
+            seed,
+            drug_group=None if group is None else torch.tensor(group),
+            cell_group=tissue,
+        )
 
     def batched_prior(self, batch_size: int):
         """The prior repeated for ``batch_size`` samples as PyG nodes (``([2, B*E], [B*E])``; see
@@ -920,8 +1030,10 @@ class PairDataset(Dataset):
 
     def __repr__(self) -> str:
         sub = "" if self.pair_rows() is None else f" of {self.len()}"
-        return (f"{type(self).__name__}({self.num_pairs}{sub} pairs, {self.num_cells} cells, "
-                f"{self.num_drugs} drugs, {self.num_genes} genes)")
+        return (
+            f"{type(self).__name__}({self.num_pairs}{sub} pairs, {self.num_cells} cells, "
+            f"{self.num_drugs} drugs, {self.num_genes} genes)"
+        )
 
 
 class ArrayPairs(PairDataset):
@@ -939,9 +1051,22 @@ class ArrayPairs(PairDataset):
     has_download = False
     has_process = False
 
-    def __init__(self, expr: Tensor, genes: Sequence[str], cells: Sequence[str], drugs: Sequence[str],
-                 smiles: Sequence[str], cell: Tensor, drug: Tensor, dose: Tensor, time: Tensor,
-                 y: Optional[Tensor] = None, prior=None, gene_mask: Optional[Tensor] = None, name: str = "pairs"):
+    def __init__(
+        self,
+        expr: Tensor,
+        genes: Sequence[str],
+        cells: Sequence[str],
+        drugs: Sequence[str],
+        smiles: Sequence[str],
+        cell: Tensor,
+        drug: Tensor,
+        dose: Tensor,
+        time: Tensor,
+        y: Optional[Tensor] = None,
+        prior=None,
+        gene_mask: Optional[Tensor] = None,
+        name: str = "pairs",
+    ):
         self.name = name
         self._payload = None
         Dataset.__init__(self, None, log=False)
@@ -951,15 +1076,37 @@ class ArrayPairs(PairDataset):
         cell, drug = torch.as_tensor(cell).long(), torch.as_tensor(drug).long()
         y = torch.full((cell.numel(),), float("nan")) if y is None else torch.as_tensor(y).float()
         mask = torch.ones(len(genes), dtype=torch.bool) if gene_mask is None else torch.as_tensor(gene_mask).bool()
-        self._set_payload(self.make_payload(
-            expr=torch.as_tensor(expr).float(), genes=list(genes), gene_mask=mask, cells=list(cells), molecules=molecules,
-            cell=cell, drug=drug, y=y, dose=torch.as_tensor(dose).float(), time=torch.as_tensor(time).float(),
-            prior=prior, report={"name": name, "in_memory": True}, drug_meta={"name": list(drugs)}))
+        self._set_payload(
+            self.make_payload(
+                expr=torch.as_tensor(expr).float(),
+                genes=list(genes),
+                gene_mask=mask,
+                cells=list(cells),
+                molecules=molecules,
+                cell=cell,
+                drug=drug,
+                y=y,
+                dose=torch.as_tensor(dose).float(),
+                time=torch.as_tensor(time).float(),
+                prior=prior,
+                report={"name": name, "in_memory": True},
+                drug_meta={"name": list(drugs)},
+            )
+        )
 
     @property
     def options(self) -> Dict:
         return {"in_memory": self.name}
 
 
-__all__ = ["PairData", "PairBatch", "PairLoader", "PairDataset", "ArrayPairs", "file_digest", "file_fingerprint", "options_tag",
-           "write_atomic"]
+__all__ = [
+    "PairData",
+    "PairBatch",
+    "PairLoader",
+    "PairDataset",
+    "ArrayPairs",
+    "file_digest",
+    "file_fingerprint",
+    "options_tag",
+    "write_atomic",
+]

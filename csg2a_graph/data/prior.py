@@ -1,4 +1,5 @@
 """STRING protein-interaction prior: parse official files, restrict to a gene space."""
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,9 @@ def check_min_score(min_score: Any) -> Any:
     return min_score
 
 
-def read_string_links(links: PathLike, min_score: int = 900, info: Optional[PathLike] = None,
-                      aliases: Optional[PathLike] = None) -> Tuple[pd.DataFrame, Dict[str, List[str]]]:
+def read_string_links(
+    links: PathLike, min_score: int = 900, info: Optional[PathLike] = None, aliases: Optional[PathLike] = None
+) -> Tuple[pd.DataFrame, Dict[str, List[str]]]:
     """Read ``9606.protein.links[.detailed].v12.0.txt[.gz]``.
 
     Returns ``(edges, names)``: ``edges`` has columns ``protein1, protein2, score``
@@ -43,8 +45,9 @@ def read_string_links(links: PathLike, min_score: int = 900, info: Optional[Path
     df = pd.read_csv(links, sep=r"\s+", engine="c", dtype={"protein1": str, "protein2": str})
     need = {"protein1", "protein2", "combined_score"}
     if not need <= set(df.columns):
-        raise ValueError(f"{links}: not a STRING protein.links file; need columns {sorted(need)}, "
-                         f"found {list(df.columns)[:10]}")
+        raise ValueError(
+            f"{links}: not a STRING protein.links file; need columns {sorted(need)}, found {list(df.columns)[:10]}"
+        )
     df = df.loc[df["combined_score"] >= min_score, ["protein1", "protein2", "combined_score"]]
     df = df.rename(columns={"combined_score": "score"})
     ids = set(df["protein1"]).union(df["protein2"])
@@ -64,8 +67,9 @@ def read_string_links(links: PathLike, min_score: int = 900, info: Optional[Path
             for i, a in zip(chunk["string_protein_id"], chunk["alias"]):
                 names[i].append(a)
     if info is None and aliases is None:
-        raise ValueError("STRING links use ENSP ids: pass the protein.info (or protein.aliases) file "
-                         "to map them to gene symbols")
+        raise ValueError(
+            "STRING links use ENSP ids: pass the protein.info (or protein.aliases) file to map them to gene symbols"
+        )
     return df.reset_index(drop=True), names
 
 
@@ -105,14 +109,21 @@ class PriorReport:
         return dict(self.__dict__)
 
     def __str__(self) -> str:
-        return (f"prior: {self.edges_kept} undirected edges of {self.edges_read} read kept "
-                f"({self.edges_outside_space} outside the gene space, {self.duplicate_edges} duplicates); "
-                f"{self.genes_touched}/{self.num_genes} genes touched, {self.isolated_genes} isolated; "
-                f"{self.num_components} components (largest {self.largest_component})")
+        return (
+            f"prior: {self.edges_kept} undirected edges of {self.edges_read} read kept "
+            f"({self.edges_outside_space} outside the gene space, {self.duplicate_edges} duplicates); "
+            f"{self.genes_touched}/{self.num_genes} genes touched, {self.isolated_genes} isolated; "
+            f"{self.num_components} components (largest {self.largest_component})"
+        )
 
 
-def build_prior(edges: pd.DataFrame, gene_space: GeneSpace, names: Optional[Dict[str, List[str]]] = None,
-                self_loops: bool = True, normalize_score: bool = True) -> Tuple[Tensor, Tensor, PriorReport]:
+def build_prior(
+    edges: pd.DataFrame,
+    gene_space: GeneSpace,
+    names: Optional[Dict[str, List[str]]] = None,
+    self_loops: bool = True,
+    normalize_score: bool = True,
+) -> Tuple[Tensor, Tensor, PriorReport]:
     """Restrict an edge table to ``gene_space`` and make it symmetric.
 
     Args:
@@ -134,7 +145,7 @@ def build_prior(edges: pd.DataFrame, gene_space: GeneSpace, names: Optional[Dict
         if p in cache:
             return cache[p]
         i = -1
-        for cand in (names.get(p, []) if names is not None else [p]):
+        for cand in names.get(p, []) if names is not None else [p]:
             g = gene_space.resolve(cand)
             if g is not None:
                 i = gene_space.index[g]
@@ -185,8 +196,9 @@ def build_prior(edges: pd.DataFrame, gene_space: GeneSpace, names: Optional[Dict
     return edge_index, edge_weight, rep
 
 
-def batched_prior(edge_index: Tensor, edge_weight: Optional[Tensor], batch_size: int,
-                  num_genes: int) -> Tuple[Tensor, Optional[Tensor]]:
+def batched_prior(
+    edge_index: Tensor, edge_weight: Optional[Tensor], batch_size: int, num_genes: int
+) -> Tuple[Tensor, Optional[Tensor]]:
     """A gene-level prior ``[2, E]`` over ``num_genes`` genes repeated for ``batch_size`` samples whose genes are
     consecutive PyG nodes (sample ``b``'s gene ``i`` is node ``b * num_genes + i``): ``([2, B*E], [B*E])``. What a
     model needs to run PyG convs (``GCNConv``, ``GATConv``, flat ``CSG2AConv``) beside the dense layer.
@@ -207,9 +219,16 @@ class EmptyPriorError(InputError):
     """A prior that joins no two genes of the gene space (a wrong file, or a gene space it does not cover)."""
 
 
-def resolve_prior(prior, space: GeneSpace, prior_file: Optional[PathLike] = None,
-                  prior_info: Optional[PathLike] = None, min_score: int = 900, self_loops: bool = True,
-                  report: Optional[dict] = None, source: Optional[str] = None):
+def resolve_prior(
+    prior,
+    space: GeneSpace,
+    prior_file: Optional[PathLike] = None,
+    prior_info: Optional[PathLike] = None,
+    min_score: int = 900,
+    self_loops: bool = True,
+    report: Optional[dict] = None,
+    source: Optional[str] = None,
+):
     """The prior of a dataset over its gene space, from whatever the user gave.
 
     ``prior``: a STRING dataset (anything with ``restrict(space)``), or ``None``;
@@ -238,8 +257,10 @@ def resolve_prior(prior, space: GeneSpace, prior_file: Optional[PathLike] = None
             try:
                 edges = read_edge_list(prior_file)
             except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
-                raise ValueError(f"prior file {prior_file} is not an edge list (source,target[,score]) nor a "
-                                 f"STRING 9606.protein.links file: {e}") from e
+                raise ValueError(
+                    f"prior file {prior_file} is not an edge list (source,target[,score]) nor a "
+                    f"STRING 9606.protein.links file: {e}"
+                ) from e
             ei, ew, rep = build_prior(edges, space, self_loops=self_loops)
         first = None if rep.edges_kept else (edges["protein1"].head(3).tolist() if len(edges) else [])
         rep.source, rep.sha256 = source or str(prior_file), sha256(prior_file)
@@ -251,14 +272,23 @@ def resolve_prior(prior, space: GeneSpace, prior_file: Optional[PathLike] = None
         raise EmptyPriorError(
             f"the prior from {rep.source} joins no two genes of the gene space ({rep.edges_read} edges read, "
             f"{rep.edges_outside_space} name a gene outside the {len(space)} genes"
-            + (f", e.g. {first}" if first else "") + "): training on it would be training without a prior. "
+            + (f", e.g. {first}" if first else "")
+            + "): training on it would be training without a prior. "
             "Give a STRING edge list (source,target[,score]) over gene symbols or a 9606.protein.links file "
-            "with its protein.info, or prior=None (--no-prior) to train without one")
+            "with its protein.info, or prior=None (--no-prior) to train without one"
+        )
     logger.info("%s (from %s)", rep, rep.source)
     if report is not None:
         report["prior"] = rep.to_dict()
     return ei, ew
 
 
-__all__ = ["read_string_links", "read_edge_list", "build_prior", "resolve_prior", "PriorReport", "EmptyPriorError",
-           "batched_prior"]
+__all__ = [
+    "read_string_links",
+    "read_edge_list",
+    "build_prior",
+    "resolve_prior",
+    "PriorReport",
+    "EmptyPriorError",
+    "batched_prior",
+]

@@ -13,6 +13,7 @@
 Fold ``k`` of ``n`` uses group-fold ``k`` as test, fold ``(k+1) % n`` as
 validation and the rest as training, so with ``n=10`` the units are 80/10/10.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,17 +28,28 @@ from torch import Tensor
 from csg2a_graph._names import SCHEMES  # one list for the library and the CLI
 from csg2a_graph.errors import InputTypeError
 
-ALIASES = {"lpo": "mixed", "lco": "cell_blind", "ldo": "drug_blind", "random": "mixed",
-           "mixed_set": "mixed", "cell-blind": "cell_blind", "drug-blind": "drug_blind",
-           "disjoint_set": "disjoint", "ltdo": "disjoint", "lto": "tissue_blind", "tissue-blind": "tissue_blind"}
+ALIASES = {
+    "lpo": "mixed",
+    "lco": "cell_blind",
+    "ldo": "drug_blind",
+    "random": "mixed",
+    "mixed_set": "mixed",
+    "cell-blind": "cell_blind",
+    "drug-blind": "drug_blind",
+    "disjoint_set": "disjoint",
+    "ltdo": "disjoint",
+    "lto": "tissue_blind",
+    "tissue-blind": "tissue_blind",
+}
 
 
 def canonical_scheme(scheme: str) -> str:
     s = str(scheme).strip().lower()
     s = ALIASES.get(s, s)
     if s not in SCHEMES:
-        raise ValueError(f"unknown split scheme {scheme!r}; choose one of {SCHEMES} "
-                         f"(drevalpy aliases LPO, LCO, LDO accepted)")
+        raise ValueError(
+            f"unknown split scheme {scheme!r}; choose one of {SCHEMES} (drevalpy aliases LPO, LCO, LDO accepted)"
+        )
     return s
 
 
@@ -54,8 +66,12 @@ def _fold_of(num_units: int, n_folds: int, rng: np.random.Generator) -> np.ndarr
 def check_int(name: str, value, low: Optional[int] = None, high: Optional[int] = None) -> int:
     """``value`` as a Python int, refusing floats, bools, ``None`` and values outside ``[low, high)``."""
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        if isinstance(value, Tensor) and value.numel() == 1 and not value.is_floating_point() \
-                and value.dtype != torch.bool:
+        if (
+            isinstance(value, Tensor)
+            and value.numel() == 1
+            and not value.is_floating_point()
+            and value.dtype != torch.bool
+        ):
             value = int(value)
         else:
             raise InputTypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
@@ -66,8 +82,16 @@ def check_int(name: str, value, low: Optional[int] = None, high: Optional[int] =
     return value
 
 
-def make_split(cell: Any, drug: Any, scheme: str = "mixed", fold: int = 0, n_folds: int = 10,
-               seed: int = 0, drug_group: Any = None, cell_group: Any = None) -> Dict[str, Tensor]:
+def make_split(
+    cell: Any,
+    drug: Any,
+    scheme: str = "mixed",
+    fold: int = 0,
+    n_folds: int = 10,
+    seed: int = 0,
+    drug_group: Any = None,
+    cell_group: Any = None,
+) -> Dict[str, Tensor]:
     """Train/val/test pair indices for one fold.
 
     Args:
@@ -188,8 +212,10 @@ def load_splits_json(path: Union[str, Path], num_pairs: Optional[int] = None) ->
         if num_pairs is not None:
             for k, v in d.items():
                 if v.numel() and (int(v.min()) < 0 or int(v.max()) >= num_pairs):
-                    raise ValueError(f"{path}: split {i} {k} has indices outside [0, {num_pairs}); "
-                                     "was it made for another dataset build?")
+                    raise ValueError(
+                        f"{path}: split {i} {k} has indices outside [0, {num_pairs}); "
+                        "was it made for another dataset build?"
+                    )
         out.append(d)
     return out
 
@@ -207,5 +233,12 @@ def write_improve_splits(splits: Sequence[Dict[str, Tensor]], directory: Union[s
     return paths
 
 
-__all__ = ["SCHEMES", "canonical_scheme", "check_int", "make_split", "save_splits_json", "load_splits_json",
-           "write_improve_splits"]
+__all__ = [
+    "SCHEMES",
+    "canonical_scheme",
+    "check_int",
+    "make_split",
+    "save_splits_json",
+    "load_splits_json",
+    "write_improve_splits",
+]

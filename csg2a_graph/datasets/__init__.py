@@ -1,4 +1,5 @@
 """Drug-response datasets and the STRING prior, one file per dataset."""
+
 from csg2a_graph.datasets.custom import ResponseTable
 from csg2a_graph.datasets.gdsc import CCLE, GDSC
 from csg2a_graph.datasets.lincs import LINCSL1000

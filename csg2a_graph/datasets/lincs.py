@@ -1,4 +1,5 @@
 """LINCS L1000 chemical perturbations (the CSG²A pretraining data) as a PyG dataset."""
+
 from __future__ import annotations
 
 import glob
@@ -90,8 +91,10 @@ def read_scale_reference(path: str, genes: List[str]):
         med, mad = pd.Series(m[0].numpy(), index=t.columns), pd.Series(d[0].numpy(), index=t.columns)
     med = med[~med.index.duplicated()].reindex(genes)
     mad = mad[~mad.index.duplicated()].reindex(genes)
-    return (torch.tensor(med.to_numpy(), dtype=torch.float64),
-            torch.tensor(mad.to_numpy(), dtype=torch.float64).clamp_min(MIN_REFERENCE_MAD))
+    return (
+        torch.tensor(med.to_numpy(), dtype=torch.float64),
+        torch.tensor(mad.to_numpy(), dtype=torch.float64).clamp_min(MIN_REFERENCE_MAD),
+    )
 
 
 def _first(meta: pd.DataFrame, *cols):
@@ -155,21 +158,41 @@ class LINCSL1000(RawPairDataset):
 
     name = "lincs"
 
-    def __init__(self, root: str, level: int = 3, gene_space: Optional[GeneSpace] = None,
-                 missing_genes: str = "drop", fill_value: float = 0.0, normalize: Optional[str] = None,
-                 basal: str = "mean", prior="auto", min_score: int = 900, self_loops: bool = True,
-                 expression_files: Optional[List[str]] = None, inst_info_file: Optional[str] = None,
-                 pert_info_file: Optional[str] = None, smiles_file: Optional[str] = None,
-                 gene_info_file: Optional[str] = None, basal_file: Optional[str] = None,
-                 target: Optional[str] = None, scale: str = "robust_z", scale_reference: Optional[str] = None,
-                 pairs_files: Optional[List[str]] = None,
-                 transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
-                 pre_filter: Optional[Callable] = None, force_reload: bool = False, log: bool = True):
+    def __init__(
+        self,
+        root: str,
+        level: int = 3,
+        gene_space: Optional[GeneSpace] = None,
+        missing_genes: str = "drop",
+        fill_value: float = 0.0,
+        normalize: Optional[str] = None,
+        basal: str = "mean",
+        prior="auto",
+        min_score: int = 900,
+        self_loops: bool = True,
+        expression_files: Optional[List[str]] = None,
+        inst_info_file: Optional[str] = None,
+        pert_info_file: Optional[str] = None,
+        smiles_file: Optional[str] = None,
+        gene_info_file: Optional[str] = None,
+        basal_file: Optional[str] = None,
+        target: Optional[str] = None,
+        scale: str = "robust_z",
+        scale_reference: Optional[str] = None,
+        pairs_files: Optional[List[str]] = None,
+        transform: Optional[Callable] = None,
+        pre_transform: Optional[Callable] = None,
+        pre_filter: Optional[Callable] = None,
+        force_reload: bool = False,
+        log: bool = True,
+    ):
         if scale not in ("robust_z", "log2"):
             raise ValueError(f"scale must be 'robust_z' or 'log2', got {scale!r}")
         if scale == "robust_z" and normalize is not None and level == 3:
-            raise ValueError(f"normalize={normalize!r} and scale='robust_z' both rescale the profiles: pass "
-                             "scale='log2' with normalize, or leave normalize=None")
+            raise ValueError(
+                f"normalize={normalize!r} and scale='robust_z' both rescale the profiles: pass "
+                "scale='log2' with normalize, or leave normalize=None"
+            )
         if pairs_files is not None and (level != 3 or len(pairs_files) != 3):
             raise ValueError("pairs_files = [basal CSV, perturbed CSV, meta CSV] (level 3 only)")
         self.scale = scale if level == 3 else "robust_z"
@@ -178,35 +201,54 @@ class LINCSL1000(RawPairDataset):
             raise ValueError(f"level must be 3 or 5, got {level!r}")
         target = target or ("perturbed" if level == 3 else "signature")
         if (level, target) not in ((3, "perturbed"), (5, "signature")):
-            raise ValueError(f"level {level} supports target={'perturbed' if level == 3 else 'signature'!r}, got "
-                             f"{target!r}: level-5 MODZ signatures are z-scores of change, and a perturbed profile "
-                             "cannot be rebuilt on the basal's scale without the plate statistics")
+            raise ValueError(
+                f"level {level} supports target={'perturbed' if level == 3 else 'signature'!r}, got "
+                f"{target!r}: level-5 MODZ signatures are z-scores of change, and a perturbed profile "
+                "cannot be rebuilt on the basal's scale without the plate statistics"
+            )
         self.target = target
         if basal not in ("mean", "modz"):
             raise ValueError(f"basal must be 'mean' or 'modz', got {basal!r}")
         self.level, self.basal = level, basal
         #: what ``y`` is: a profile per pair, no sensitive direction (``y_direction = None``)
-        self.y_name = ("perturbed expression profile (level 3, on its DMSO basal's scale)" if level == 3
-                       else "MODZ signature (level 5, z-score of change)")
+        self.y_name = (
+            "perturbed expression profile (level 3, on its DMSO basal's scale)"
+            if level == 3
+            else "MODZ signature (level 5, z-score of change)"
+        )
         self.y_unit, self.y_direction = None, None
         self.requested_space = gene_space if gene_space is not None else GeneSpace.landmark()
         self.missing_genes, self.fill_value, self.normalize = missing_genes, fill_value, normalize
         self.prior_arg, self.min_score, self.self_loops = prior, min_score, self_loops
-        self.files = {"expression": expression_files, "inst_info": inst_info_file, "pert_info": pert_info_file,
-                      "smiles": smiles_file, "gene_info": gene_info_file, "basal": basal_file,
-                      "pairs": pairs_files}
+        self.files = {
+            "expression": expression_files,
+            "inst_info": inst_info_file,
+            "pert_info": pert_info_file,
+            "smiles": smiles_file,
+            "gene_info": gene_info_file,
+            "basal": basal_file,
+            "pairs": pairs_files,
+        }
         self._root = root
         super().__init__(root, transform, pre_transform, pre_filter, force_reload=force_reload, log=log)
 
     def _resolve_data(self) -> Dict:
         raw = self.raw_dir
-        exprs = self.files["expression"] or sorted(glob.glob(osp.join(glob.escape(raw), "*.gct")) + glob.glob(osp.join(glob.escape(raw), "*.gctx")))
+        exprs = self.files["expression"] or sorted(
+            glob.glob(osp.join(glob.escape(raw), "*.gct")) + glob.glob(osp.join(glob.escape(raw), "*.gctx"))
+        )
         if not exprs:
-            raise FileNotFoundError(f"no .gct/.gctx file in {raw}: place LINCS L1000 level-{self.level} files there "
-                                    f"(GEO GSE92742, see the data card datasets/lincs.md in the repository or sdist) or pass expression_files=[...]")
+            raise FileNotFoundError(
+                f"no .gct/.gctx file in {raw}: place LINCS L1000 level-{self.level} files there "
+                f"(GEO GSE92742, see the data card datasets/lincs.md in the repository or sdist) or pass expression_files=[...]"
+            )
         out: Dict[str, Any] = {"expression": list(exprs)}
-        for k, pats in (("inst_info", ["*inst_info*", "*sig_info*"]), ("pert_info", ["*pert*info*"]),
-                        ("smiles", ["*smiles*"]), ("gene_info", ["*gene_info*", "*geneinfo*"])):
+        for k, pats in (
+            ("inst_info", ["*inst_info*", "*sig_info*"]),
+            ("pert_info", ["*pert*info*"]),
+            ("smiles", ["*smiles*"]),
+            ("gene_info", ["*gene_info*", "*geneinfo*"]),
+        ):
             out[k] = self.files[k] or find_one(raw, pats, k, False)
         if self.level == 3:
             if self.scale == "robust_z":
@@ -220,25 +262,44 @@ class LINCSL1000(RawPairDataset):
                     out["scale_reference"] = self.scale_reference
             pairs = self.files["pairs"]
             if pairs is None:
-                found = [find_one(raw, pats, k, False) for k, pats in (
-                    ("pairs_basal", ["*x1*basal*"]), ("pairs_perturbed", ["*x2*perturbed*"]),
-                    ("pairs_meta", ["*example_meta*", "*pairs_meta*"]))]
+                found = [
+                    find_one(raw, pats, k, False)
+                    for k, pats in (
+                        ("pairs_basal", ["*x1*basal*"]),
+                        ("pairs_perturbed", ["*x2*perturbed*"]),
+                        ("pairs_meta", ["*example_meta*", "*pairs_meta*"]),
+                    )
+                ]
                 if any(found) and not all(found):
-                    raise FileNotFoundError(f"{raw}: basal/perturbed pairs need three files (*x1*basal*, "
-                                            f"*x2*perturbed*, *example_meta*), found {[osp.basename(f) for f in found if f]}")
+                    raise FileNotFoundError(
+                        f"{raw}: basal/perturbed pairs need three files (*x1*basal*, "
+                        f"*x2*perturbed*, *example_meta*), found {[osp.basename(f) for f in found if f]}"
+                    )
                 pairs = [str(f) for f in found] if all(found) else None
             out["pairs"] = list(pairs) if pairs else []
         if self.level == 5:
             out["basal"] = self.files["basal"] or find_one(
-                raw, ["*basal*"], "basal", True, hint="Level 5 signatures need a per-cell basal table (cell_id x genes).")
+                raw,
+                ["*basal*"],
+                "basal",
+                True,
+                hint="Level 5 signatures need a per-cell basal table (cell_id x genes).",
+            )
         return out
 
     @property
     def options(self) -> Dict:
-        return {"level": self.level, "basal": self.basal, "target": self.target, "scale": self.scale,
-                "genes": self.requested_space.genes,
-                "missing_genes": self.missing_genes, "fill_value": self.fill_value, "normalize": self.normalize,
-                **self.common_options()}
+        return {
+            "level": self.level,
+            "basal": self.basal,
+            "target": self.target,
+            "scale": self.scale,
+            "genes": self.requested_space.genes,
+            "missing_genes": self.missing_genes,
+            "fill_value": self.fill_value,
+            "normalize": self.normalize,
+            **self.common_options(),
+        }
 
     # ---------------------------------------------------------------- reading
     def _read_profiles(self, paths: Dict, report: Dict) -> GCT:
@@ -246,16 +307,21 @@ class LINCSL1000(RawPairDataset):
         space = self.requested_space
         for p, one in zip(paths["expression"], gcts):  # a stray unrelated .gct is named, not merged
             if not any(space.resolve(str(r)) for r in one.rids) and not (
-                    "pr_gene_symbol" in one.row_meta.columns
-                    and any(space.resolve(str(v)) for v in one.row_meta["pr_gene_symbol"])):
-                raise ValueError(f"{p}: none of its {len(one.rids)} row ids (e.g. {list(one.rids)[:3]}) is a gene of "
-                                 "the gene space, by id or pr_gene_symbol: not a LINCS L1000 expression file? "
-                                 "Remove it from raw/ or pass expression_files=[...]")
+                "pr_gene_symbol" in one.row_meta.columns
+                and any(space.resolve(str(v)) for v in one.row_meta["pr_gene_symbol"])
+            ):
+                raise ValueError(
+                    f"{p}: none of its {len(one.rids)} row ids (e.g. {list(one.rids)[:3]}) is a gene of "
+                    "the gene space, by id or pr_gene_symbol: not a LINCS L1000 expression file? "
+                    "Remove it from raw/ or pass expression_files=[...]"
+                )
         g = gcts[0]
         for p, other in zip(paths["expression"][1:], gcts[1:]):  # stack columns over the first file's rows
             if not set(other.rids) & set(g.rids):
-                raise ValueError(f"{p}: shares no row id with {paths['expression'][0]}; LINCS files read together "
-                                 "must use the same row ids (pass expression_files=[...] to choose)")
+                raise ValueError(
+                    f"{p}: shares no row id with {paths['expression'][0]}; LINCS files read together "
+                    "must use the same row ids (pass expression_files=[...] to choose)"
+                )
             if set(other.rids) != set(g.rids):
                 common = [r for r in g.rids if r in set(other.rids)]
                 report.setdefault("rows_not_in_every_file", 0)
@@ -343,9 +409,13 @@ class LINCSL1000(RawPairDataset):
         Z = X.clone()
         Z[:, have] = ((X[:, have].double() - med[have]) / mad[have]).float()
         Z[:, mask & ~have] = self.fill_value
-        report["scale"] = {"scale": "robust z per gene: (x - median) / (1.4826 MAD) of the reference",
-                           "reference": osp.basename(paths["scale_reference"]), "min_mad": MIN_REFERENCE_MAD,
-                           "genes_scaled": int(have.sum()), "genes_without_reference": int((mask & ~have).sum())}
+        report["scale"] = {
+            "scale": "robust z per gene: (x - median) / (1.4826 MAD) of the reference",
+            "reference": osp.basename(paths["scale_reference"]),
+            "min_mad": MIN_REFERENCE_MAD,
+            "genes_scaled": int(have.sum()),
+            "genes_without_reference": int((mask & ~have).sum()),
+        }
         return Z
 
     def _read_pairs(self, paths: Dict, aligned, report: Dict) -> Dict:
@@ -358,7 +428,9 @@ class LINCSL1000(RawPairDataset):
         if not need <= set(meta.columns):
             raise ValueError(f"{fm}: pair meta needs columns {sorted(need)}, found {list(meta.columns)}")
         if meta["pair_id"].duplicated().any():
-            raise ValueError(f"{fm}: pair ids appear twice: {meta['pair_id'][meta['pair_id'].duplicated()].tolist()[:5]}")
+            raise ValueError(
+                f"{fm}: pair ids appear twice: {meta['pair_id'][meta['pair_id'].duplicated()].tolist()[:5]}"
+            )
         out: Dict[str, Any] = {}
         space = aligned.gene_space
         for key, f in (("basal", fb), ("perturbed", fp)):
@@ -383,13 +455,16 @@ class LINCSL1000(RawPairDataset):
     # ---------------------------------------------------------------- build
     def build(self) -> Dict:
         paths = self._resolve()
-        report: Dict = {"name": f"LINCS L1000 level {self.level}",
-                        "files": [osp.basename(p) for p in paths["expression"]]}
+        report: Dict = {
+            "name": f"LINCS L1000 level {self.level}",
+            "files": [osp.basename(p) for p in paths["expression"]],
+        }
         dropped: Dict[str, int] = {}
         g = self._read_profiles(paths, report)
         names = self._row_names(g, paths, report)
-        aligned = align_expression((g.data.T, g.cids, names), self.requested_space, self.missing_genes,
-                                   self.fill_value, self.normalize, report)
+        aligned = align_expression(
+            (g.data.T, g.cids, names), self.requested_space, self.missing_genes, self.fill_value, self.normalize, report
+        )
         meta = self._meta(g, paths)
         smiles = self._smiles(g, paths, report)
         X = aligned.values  # [profiles, N]
@@ -401,12 +476,15 @@ class LINCSL1000(RawPairDataset):
         report["profiles_by_type"] = pert_type.value_counts().to_dict()
         dropped["other_pert_type"] = int((~trt & ~ctl).sum()) if self.level == 3 else int((~trt).sum())
 
-        dose_given = np.array([parse_dose_um(v, u) for v, u in zip(_first(meta, "pert_dose"),
-                                                                    _first(meta, "pert_dose_unit"))], dtype=float)
+        dose_given = np.array(
+            [parse_dose_um(v, u) for v, u in zip(_first(meta, "pert_dose"), _first(meta, "pert_dose_unit"))],
+            dtype=float,
+        )
         idose = [parse_dose_um(v) for v in _first(meta, "pert_idose")]
         dose = np.where(np.isnan(dose_given), idose, dose_given)
-        time_given = np.array([parse_time_h(v, u) for v, u in zip(_first(meta, "pert_time"),
-                                                                   _first(meta, "pert_time_unit"))], dtype=float)
+        time_given = np.array(
+            [parse_time_h(v, u) for v, u in zip(_first(meta, "pert_time"), _first(meta, "pert_time_unit"))], dtype=float
+        )
         itime = [parse_time_h(v) for v in _first(meta, "pert_itime")]
         time = np.where(np.isnan(time_given), itime, time_given)
         cell_id = _first(meta, "cell_id").astype(str).to_numpy()
@@ -414,8 +492,9 @@ class LINCSL1000(RawPairDataset):
 
         if self.level == 3:
             plate = _first(meta, "det_plate", "rna_plate")
-            plate = np.array([p if isinstance(p, str) and p else str(cid).split(":")[0]
-                              for p, cid in zip(plate, meta.index)])
+            plate = np.array(
+                [p if isinstance(p, str) and p else str(cid).split(":")[0] for p, cid in zip(plate, meta.index)]
+            )
             basal_units = sorted(set(plate[ctl]))
             unit_of = {p: i for i, p in enumerate(basal_units)}
             basal_rows = []
@@ -433,8 +512,9 @@ class LINCSL1000(RawPairDataset):
             basal_x = torch.stack(basal_rows) if basal_rows else X[:0]
         else:
             b = read_delimited(paths["basal"], index_col=0)
-            b_al = aligned.gene_space.align(b.apply(pd.to_numeric, errors="coerce"), missing="fill",
-                                            fill_value=self.fill_value)
+            b_al = aligned.gene_space.align(
+                b.apply(pd.to_numeric, errors="coerce"), missing="fill", fill_value=self.fill_value
+            )
             report["basal_genes"] = b_al.report.to_dict()
             rows = {str(c): i for i, c in enumerate(b_al.samples)}
             needed = sorted(set(cell_id[trt]) & set(rows))
@@ -449,9 +529,12 @@ class LINCSL1000(RawPairDataset):
             b_al.values = b_al.values.clone()
             b_al.values[:, b_al.mask] = bz
             b_al.values = torch.nan_to_num(b_al.values, nan=self.fill_value)
-            report["basal_scale"] = {"basal": "robust z per gene over the basal table's cells",
-                                     "target": "MODZ signature (z-score of change)", "cells": len(b_al.samples),
-                                     "genes_with_zero_mad": int(degenerate.sum())}
+            report["basal_scale"] = {
+                "basal": "robust z per gene over the basal table's cells",
+                "target": "MODZ signature (z-score of change)",
+                "cells": len(b_al.samples),
+                "genes_with_zero_mad": int(degenerate.sum()),
+            }
             basal_x = b_al.values[torch.tensor([rows[c] for c in needed], dtype=torch.long)] if needed else X[:0]
             report["basal_cells"] = len(needed)
 
@@ -472,8 +555,12 @@ class LINCSL1000(RawPairDataset):
             drug_key = np.concatenate([np.asarray(drug_key, dtype=object), np.array(keys, dtype=object)])
             dose, time = np.concatenate([dose, ext["dose"]]), np.concatenate([time, ext["time"]])
             meta = pd.concat([meta, pd.DataFrame({"pert_iname": [""] * n_new}, index=ext["pair"])])
-            report["pairs_added"] = {"pairs": n_new, "cell_lines": len(set(ext["cell"])),
-                                     "compounds": len(set(ext["smiles"])), "first_row": n0}
+            report["pairs_added"] = {
+                "pairs": n_new,
+                "cell_lines": len(set(ext["cell"])),
+                "compounds": len(set(ext["smiles"])),
+                "first_row": n0,
+            }
         keep = trt & has_basal
         has_smiles = np.array([k in smiles for k in drug_key])
         dropped["drug_without_smiles"] = int((keep & ~has_smiles).sum())
@@ -516,12 +603,22 @@ class LINCSL1000(RawPairDataset):
         report["cell_lines"] = len(lines)
         prior = self.build_prior(aligned.gene_space, paths, report)
         return self.make_payload(
-            expr=basal_x, genes=aligned.gene_space.genes, gene_mask=aligned.mask, cells=list(unit_names),
-            molecules=molecules, cell=torch.tensor(unit[idx]), drug=torch.tensor([did[k] for k in drug_key[idx]]),
-            y=X[torch.from_numpy(idx)], dose=torch.tensor(dose[idx], dtype=torch.float32),
-            time=torch.tensor(time[idx], dtype=torch.float32), prior=prior,
-            cell_meta={"cell_id": list(unit_cell)}, drug_meta={"name": [names_of[k] for k in molecules.names]},
-            split_cell=torch.tensor([line_of[unit_cell[u]] for u in unit[idx]]), report=report)
+            expr=basal_x,
+            genes=aligned.gene_space.genes,
+            gene_mask=aligned.mask,
+            cells=list(unit_names),
+            molecules=molecules,
+            cell=torch.tensor(unit[idx]),
+            drug=torch.tensor([did[k] for k in drug_key[idx]]),
+            y=X[torch.from_numpy(idx)],
+            dose=torch.tensor(dose[idx], dtype=torch.float32),
+            time=torch.tensor(time[idx], dtype=torch.float32),
+            prior=prior,
+            cell_meta={"cell_id": list(unit_cell)},
+            drug_meta={"name": [names_of[k] for k in molecules.names]},
+            split_cell=torch.tensor([line_of[unit_cell[u]] for u in unit[idx]]),
+            report=report,
+        )
 
     def summary(self) -> Dict:
         s = super().summary()

@@ -1,4 +1,5 @@
 """NCI-60 GI50 drug response (DTP / CellMiner) as a PyG dataset."""
+
 from __future__ import annotations
 
 import logging
@@ -99,15 +100,31 @@ class NCI60(RawPairDataset):
     y_unit = "-log10(M)"
     y_direction = "higher_is_sensitive"
 
-    def __init__(self, root: str, gene_space: Optional[GeneSpace] = None, missing_genes: str = "drop",
-                 fill_value: float = 0.0, normalize: Optional[str] = "robust_z", prior="auto", min_score: int = 900,
-                 self_loops: bool = True, duplicates: str = "mean",
-                 max_replicate_spread: Optional[float] = None, duplicate_samples: str = "mean",
-                 clip: Optional[float] = None, dose_um: float = NCI60_DOSE_UM,
-                 time_h: float = NCI60_TIME_H, gi50_file: Optional[str] = None, smiles_file: Optional[str] = None,
-                 expression_file: Optional[str] = None, transform: Optional[Callable] = None,
-                 pre_transform: Optional[Callable] = None, pre_filter: Optional[Callable] = None,
-                 force_reload: bool = False, log: bool = True):
+    def __init__(
+        self,
+        root: str,
+        gene_space: Optional[GeneSpace] = None,
+        missing_genes: str = "drop",
+        fill_value: float = 0.0,
+        normalize: Optional[str] = "robust_z",
+        prior="auto",
+        min_score: int = 900,
+        self_loops: bool = True,
+        duplicates: str = "mean",
+        max_replicate_spread: Optional[float] = None,
+        duplicate_samples: str = "mean",
+        clip: Optional[float] = None,
+        dose_um: float = NCI60_DOSE_UM,
+        time_h: float = NCI60_TIME_H,
+        gi50_file: Optional[str] = None,
+        smiles_file: Optional[str] = None,
+        expression_file: Optional[str] = None,
+        transform: Optional[Callable] = None,
+        pre_transform: Optional[Callable] = None,
+        pre_filter: Optional[Callable] = None,
+        force_reload: bool = False,
+        log: bool = True,
+    ):
         self.requested_space = gene_space if gene_space is not None else GeneSpace.landmark()
         self.missing_genes, self.fill_value, self.normalize = missing_genes, fill_value, normalize
         self.prior_arg, self.min_score, self.self_loops, self.duplicates = prior, min_score, self_loops, duplicates
@@ -117,21 +134,34 @@ class NCI60(RawPairDataset):
         self._root = root
         super().__init__(root, transform, pre_transform, pre_filter, force_reload=force_reload, log=log)
 
-    _PATTERNS = {"gi50": ["*GI50*"], "smiles": ["*drug_info*", "*drug_1075*", "*nsc*smiles*"],
-                 "expression": ["*gcrma*landmark*", "*expression*"]}
+    _PATTERNS = {
+        "gi50": ["*GI50*"],
+        "smiles": ["*drug_info*", "*drug_1075*", "*nsc*smiles*"],
+        "expression": ["*gcrma*landmark*", "*expression*"],
+    }
 
     def _resolve_data(self) -> Dict[str, Optional[str]]:
         hint = "Place the DTP/CellMiner files there (see the data card datasets/nci60.md in the repository or sdist) or pass the *_file= arguments."
-        return {k: self.files[k] or find_one(self.raw_dir, self._PATTERNS[k], k, True, hint=hint)
-                for k in ("gi50", "smiles", "expression")}
+        return {
+            k: self.files[k] or find_one(self.raw_dir, self._PATTERNS[k], k, True, hint=hint)
+            for k in ("gi50", "smiles", "expression")
+        }
 
     @property
     def options(self) -> Dict:
-        return {"genes": self.requested_space.genes, "missing_genes": self.missing_genes,
-                "fill_value": self.fill_value, "normalize": self.normalize, "duplicates": self.duplicates,
-                "max_replicate_spread": self.max_replicate_spread, "duplicate_samples": self.duplicate_samples,
-                "clip": self.clip,
-                "dose": self.dose_um, "time": self.time_h, **self.common_options()}
+        return {
+            "genes": self.requested_space.genes,
+            "missing_genes": self.missing_genes,
+            "fill_value": self.fill_value,
+            "normalize": self.normalize,
+            "duplicates": self.duplicates,
+            "max_replicate_spread": self.max_replicate_spread,
+            "duplicate_samples": self.duplicate_samples,
+            "clip": self.clip,
+            "dose": self.dose_um,
+            "time": self.time_h,
+            **self.common_options(),
+        }
 
     def build(self) -> Dict:
         paths = self._resolve()
@@ -140,19 +170,42 @@ class NCI60(RawPairDataset):
         smiles, names = read_nsc_smiles(paths["smiles"])
         if "DRUGNAME" in gi50.columns:
             names.update({str(int(n)): str(d) for n, d in zip(gi50["NSC"], gi50["DRUGNAME"]) if isinstance(d, str)})
-        aligned = align_expression(read_cellminer_expression(paths["expression"]), self.requested_space,
-                                   self.missing_genes, self.fill_value, self.normalize, report,
-                                   duplicate_samples=self.duplicate_samples, sample_normalize=nci60_cell_key,
-                                   clip=self.clip)
-        table = pd.DataFrame({"cell": gi50["CELL"], "drug": pd.to_numeric(gi50["NSC"], errors="coerce")
-                              .map(lambda v: str(int(v)) if pd.notna(v) else None), "y": gi50["NLOGGI50"]})
+        aligned = align_expression(
+            read_cellminer_expression(paths["expression"]),
+            self.requested_space,
+            self.missing_genes,
+            self.fill_value,
+            self.normalize,
+            report,
+            duplicate_samples=self.duplicate_samples,
+            sample_normalize=nci60_cell_key,
+            clip=self.clip,
+        )
+        table = pd.DataFrame(
+            {
+                "cell": gi50["CELL"],
+                "drug": pd.to_numeric(gi50["NSC"], errors="coerce").map(lambda v: str(int(v)) if pd.notna(v) else None),
+                "y": gi50["NLOGGI50"],
+            }
+        )
         if "PANEL" in gi50.columns:
             table["tcga"] = gi50["PANEL"]  # NCI-60 panel (tissue) in the cell annotation slot
-        parts = build_pairs(table, smiles, aligned, dose=self.dose_um, time=self.time_h, report=report,
-                            duplicates=self.duplicates, cell_prefixes=(), cell_suffixes=("/ATCC",),
-                            **replicate_options(self),
-                            cell_normalize=nci60_cell_key,
-                            drug_normalize=lambda s: str(s).strip(), drug_names=names, what_cells="NCI-60 lines")
+        parts = build_pairs(
+            table,
+            smiles,
+            aligned,
+            dose=self.dose_um,
+            time=self.time_h,
+            report=report,
+            duplicates=self.duplicates,
+            cell_prefixes=(),
+            cell_suffixes=("/ATCC",),
+            **replicate_options(self),
+            cell_normalize=nci60_cell_key,
+            drug_normalize=lambda s: str(s).strip(),
+            drug_names=names,
+            what_cells="NCI-60 lines",
+        )
         prior = self.build_prior(aligned.gene_space, paths, report)
         return self.make_payload(**parts, prior=prior, report=report)
 

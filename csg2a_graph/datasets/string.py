@@ -1,4 +1,5 @@
 """The STRING protein-interaction prior as a one-graph PyG dataset over a gene space."""
+
 from __future__ import annotations
 
 import glob
@@ -70,9 +71,17 @@ class STRING(InMemoryDataset):
     (``#edges`` counts both directions and the 978 self-loops; ``datasets/string.md``.)
     """
 
-    def __init__(self, root: str, gene_space: Optional[GeneSpace] = None, min_score: int = 900,
-                 self_loops: bool = True, weighted: bool = False, transform: Optional[Callable] = None,
-                 force_reload: bool = False, log: bool = True):
+    def __init__(
+        self,
+        root: str,
+        gene_space: Optional[GeneSpace] = None,
+        min_score: int = 900,
+        self_loops: bool = True,
+        weighted: bool = False,
+        transform: Optional[Callable] = None,
+        force_reload: bool = False,
+        log: bool = True,
+    ):
         self.gene_space = gene_space if gene_space is not None else GeneSpace.landmark()
         self.min_score, self.self_loops, self.weighted = check_min_score(min_score), self_loops, weighted
         self._root = root
@@ -93,8 +102,10 @@ class STRING(InMemoryDataset):
         if links:
             info, aliases = one("9606.protein.info*"), one("9606.protein.aliases*")
             if not (info or aliases):
-                raise FileNotFoundError(f"{links} needs 9606.protein.info.v12.0.txt.gz (or protein.aliases) "
-                                        f"in {self.raw_dir} to map ENSP ids to gene symbols")
+                raise FileNotFoundError(
+                    f"{links} needs 9606.protein.info.v12.0.txt.gz (or protein.aliases) "
+                    f"in {self.raw_dir} to map ENSP ids to gene symbols"
+                )
             return {"links": links, "info": info, "aliases": aliases}
         edges = one("*edges*.csv") or one("*edges*.tsv") or one("*edges*.txt")
         if edges:
@@ -102,7 +113,8 @@ class STRING(InMemoryDataset):
         raise FileNotFoundError(
             f"no STRING file in {self.raw_dir}: place 9606.protein.links.v12.0.txt.gz and "
             f"9606.protein.info.v12.0.txt.gz there (from {URLS['links']} and {URLS['info']}), "
-            f"or a symbol edge list named *edges*.csv")
+            f"or a symbol edge list named *edges*.csv"
+        )
 
     @property
     def raw_file_names(self) -> List[str]:
@@ -113,8 +125,13 @@ class STRING(InMemoryDataset):
 
     @property
     def processed_file_names(self) -> List[str]:
-        opts = {"genes": self.gene_space.genes, "min_score": self.min_score, "self_loops": self.self_loops,
-                "weighted": self.weighted, "raw": file_fingerprint([p for p in self._files().values() if p])}
+        opts = {
+            "genes": self.gene_space.genes,
+            "min_score": self.min_score,
+            "self_loops": self.self_loops,
+            "weighted": self.weighted,
+            "raw": file_fingerprint([p for p in self._files().values() if p]),
+        }
         return [f"string_{options_tag(opts)}.pt"]
 
     def process(self) -> None:
@@ -155,14 +172,22 @@ class STRING(InMemoryDataset):
         genes = self.gene_space.genes
         ei, ew = self.edge_index, self.edge_weight
         keep = ei[0] < ei[1]  # one direction, no self loops
-        df = pd.DataFrame({"protein1": [genes[i] for i in ei[0, keep].tolist()],
-                           "protein2": [genes[i] for i in ei[1, keep].tolist()],
-                           "score": (ew[keep] * 1000.0).tolist()})
+        df = pd.DataFrame(
+            {
+                "protein1": [genes[i] for i in ei[0, keep].tolist()],
+                "protein2": [genes[i] for i in ei[1, keep].tolist()],
+                "score": (ew[keep] * 1000.0).tolist(),
+            }
+        )
         return build_prior(df, space, self_loops=self.self_loops)
 
     def summary(self) -> dict:
-        return {"dataset": "string", "num_genes": len(self.gene_space), "num_edges": int(self.edge_index.size(1)),
-                **self.report}
+        return {
+            "dataset": "string",
+            "num_genes": len(self.gene_space),
+            "num_edges": int(self.edge_index.size(1)),
+            **self.report,
+        }
 
 
 def fetch_string(raw_dir: str, timeout: float = 30.0) -> Tuple[bool, str]:

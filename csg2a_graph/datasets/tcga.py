@@ -1,4 +1,5 @@
 """TCGA patient drug response (Ding et al. 2016) over a gene space, batch-corrected against GDSC lines."""
+
 from __future__ import annotations
 
 import logging
@@ -25,12 +26,24 @@ URLS = {
     "ding2016": "https://doi.org/10.1093/bioinformatics/btw344 (supplementary table: drug responses)",
     "xena": "https://xenabrowser.net/datapages/?dataset=TCGA.{cohort}.sampleMap/HiSeqV2&host=https://tcga.xenahubs.net",
 }
-RESPONDER = {"complete response": 1, "partial response": 1, "stable disease": 0, "clinical progressive disease": 0,
-             "progressive disease": 0}
+RESPONDER = {
+    "complete response": 1,
+    "partial response": 1,
+    "stable disease": 0,
+    "clinical progressive disease": 0,
+    "progressive disease": 0,
+}
 # Ding et al. name -> GDSC name where the two differ beyond case and punctuation
-DRUG_SYNONYMS = {"fluorouracil": "5-Fluorouracil", "5fu": "5-Fluorouracil", "gemzar": "Gemcitabine",
-                 "taxol": "Paclitaxel", "taxotere": "Docetaxel", "adriamycin": "Doxorubicin",
-                 "ifosfamid": "Ifosfamide", "themozolomide": "Temozolomide"}  # Ding's spelling
+DRUG_SYNONYMS = {
+    "fluorouracil": "5-Fluorouracil",
+    "5fu": "5-Fluorouracil",
+    "gemzar": "Gemcitabine",
+    "taxol": "Paclitaxel",
+    "taxotere": "Docetaxel",
+    "adriamycin": "Doxorubicin",
+    "ifosfamid": "Ifosfamide",
+    "themozolomide": "Temozolomide",
+}  # Ding's spelling
 # TCGA cohort -> the label GDSC's Cell_Lines_Details gives its lines (the paper merges colon and rectum: COREAD)
 GDSC_TCGA_LABEL = {"COAD": "COAD/READ", "READ": "COAD/READ"}
 
@@ -52,8 +65,10 @@ def read_name_smiles(path: str) -> Dict[str, str]:
     name = next((c for c in ("pert_iname", "name", "drug_name") if c in t.columns), None)
     smi = next((c for c in ("canonical_smiles", "smiles", "SMILES") if c in t.columns), None)
     if name is None or smi is None:
-        raise ValueError(f"{path}: need a name column (pert_iname, name or drug_name) and a SMILES column "
-                         f"(canonical_smiles or smiles); found {list(t.columns)[:10]}")
+        raise ValueError(
+            f"{path}: need a name column (pert_iname, name or drug_name) and a SMILES column "
+            f"(canonical_smiles or smiles); found {list(t.columns)[:10]}"
+        )
     out: Dict[str, str] = {}
     for n, s in zip(t[name], t[smi]):
         if isinstance(n, str) and isinstance(s, str) and s.strip() and s.strip() != "-666":
@@ -65,8 +80,12 @@ def read_ding(path: str) -> pd.DataFrame:
     """Ding et al. 2016 table -> ``patient, cancer, drug, response, y`` (responder = CR/PR = 1, SD/PD = 0)."""
     df = read_delimited(path)
     cols = {c.strip().lower(): c for c in df.columns}
-    pick = {"cancer": ("cancers", "cancer", "cohort"), "patient": ("patient.arr", "patient_id", "patient", "bcr_patient_barcode"),
-            "drug": ("drug.name", "drug_name", "drug"), "response": ("response",)}
+    pick = {
+        "cancer": ("cancers", "cancer", "cohort"),
+        "patient": ("patient.arr", "patient_id", "patient", "bcr_patient_barcode"),
+        "drug": ("drug.name", "drug_name", "drug"),
+        "response": ("response",),
+    }
     out = {}
     for k, options in pick.items():
         c = next((cols[o] for o in options if o in cols), None)
@@ -124,11 +143,24 @@ class TCGA(RawPairDataset):
     y_name = "responder (CR/PR = 1, SD/PD = 0)"
     y_direction = "higher_is_sensitive"
 
-    def __init__(self, root: str, gene_space: Optional[GeneSpace] = None, missing_genes: str = "drop",
-                 fill_value: float = 0.0, combat: bool = True, min_batch: int = 3, prior="auto",
-                 min_score: int = 900, self_loops: bool = True, duplicates: str = "mean",
-                 transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
-                 pre_filter: Optional[Callable] = None, force_reload: bool = False, log: bool = True):
+    def __init__(
+        self,
+        root: str,
+        gene_space: Optional[GeneSpace] = None,
+        missing_genes: str = "drop",
+        fill_value: float = 0.0,
+        combat: bool = True,
+        min_batch: int = 3,
+        prior="auto",
+        min_score: int = 900,
+        self_loops: bool = True,
+        duplicates: str = "mean",
+        transform: Optional[Callable] = None,
+        pre_transform: Optional[Callable] = None,
+        pre_filter: Optional[Callable] = None,
+        force_reload: bool = False,
+        log: bool = True,
+    ):
         self.requested_space = gene_space if gene_space is not None else GeneSpace.landmark()
         self.missing_genes, self.fill_value, self.combat, self.min_batch = missing_genes, fill_value, combat, min_batch
         self.prior_arg, self.min_score, self.self_loops, self.duplicates = prior, min_score, self_loops, duplicates
@@ -136,25 +168,45 @@ class TCGA(RawPairDataset):
         super().__init__(root, transform, pre_transform, pre_filter, force_reload=force_reload, log=log)
 
     def _resolve_data(self) -> Dict[str, Optional[str]]:
-        raw, hint = self.raw_dir, "See the data card datasets/tcga.md (repository or sdist) for the files and where they come from."
-        out = {"response": find_one(raw, ["*drug_response*"], "response", True, hint=hint),
-               "expression": find_one(raw, ["*tcga*expression*", "*xena*", "*HiSeqV2*"], "expression", True,
-                                      hint=hint),
-               "smiles": find_one(raw, ["*smiles*"], "smiles", True, hint=hint),
-               "extra_smiles": find_one(raw, ["*pertinfo*", "*pert_info*"], "extra_smiles", False),
-               "repurposing": find_one(raw, ["*repurposing_samples*"], "repurposing", False)}
+        raw, hint = (
+            self.raw_dir,
+            "See the data card datasets/tcga.md (repository or sdist) for the files and where they come from.",
+        )
+        out = {
+            "response": find_one(raw, ["*drug_response*"], "response", True, hint=hint),
+            "expression": find_one(raw, ["*tcga*expression*", "*xena*", "*HiSeqV2*"], "expression", True, hint=hint),
+            "smiles": find_one(raw, ["*smiles*"], "smiles", True, hint=hint),
+            "extra_smiles": find_one(raw, ["*pertinfo*", "*pert_info*"], "extra_smiles", False),
+            "repurposing": find_one(raw, ["*repurposing_samples*"], "repurposing", False),
+        }
         if self.combat:
-            out["reference"] = find_one(raw, ["gdsc*expression*", "*cell_line*expression*"], "reference", True,
-                                        hint="ComBat needs GDSC cell-line expression (combat=False to skip).")
-            out["cell_info"] = find_one(raw, ["*Cell_Lines_Details*"], "cell_info", True,
-                                        hint="ComBat needs the GDSC cell annotation with TCGA labels.")
+            out["reference"] = find_one(
+                raw,
+                ["gdsc*expression*", "*cell_line*expression*"],
+                "reference",
+                True,
+                hint="ComBat needs GDSC cell-line expression (combat=False to skip).",
+            )
+            out["cell_info"] = find_one(
+                raw,
+                ["*Cell_Lines_Details*"],
+                "cell_info",
+                True,
+                hint="ComBat needs the GDSC cell annotation with TCGA labels.",
+            )
         return out
 
     @property
     def options(self) -> Dict:
-        return {"genes": self.requested_space.genes, "missing_genes": self.missing_genes,
-                "fill_value": self.fill_value, "combat": self.combat, "min_batch": self.min_batch,
-                "duplicates": self.duplicates, **self.common_options()}
+        return {
+            "genes": self.requested_space.genes,
+            "missing_genes": self.missing_genes,
+            "fill_value": self.fill_value,
+            "combat": self.combat,
+            "min_batch": self.min_batch,
+            "duplicates": self.duplicates,
+            **self.common_options(),
+        }
 
     # -------------------------------------------------------------- drugs
     def _drug_smiles(self, drugs, paths, report):
@@ -188,8 +240,9 @@ class TCGA(RawPairDataset):
         """GDSC reference lines on the patients' genes (NaN where unmeasured) and their TCGA labels."""
         values, lines, genes = read_expression(paths["reference"])
         info = read_cell_info(paths["cell_info"])
-        cmap, crep = match_names(lines, info["name"], normalize_cell_name, "GDSC lines (expression -> annotation)",
-                                 prefixes=("NCI",))
+        cmap, crep = match_names(
+            lines, info["name"], normalize_cell_name, "GDSC lines (expression -> annotation)", prefixes=("NCI",)
+        )
         report["combat_reference_join"] = crep.to_dict()
         label = info.drop_duplicates("name").set_index("name")["tcga"]
         line_type = [str(label.get(cmap[l], "")) if l in cmap else "" for l in lines]
@@ -197,8 +250,9 @@ class TCGA(RawPairDataset):
         cols = torch.tensor([self.requested_space.index[g] for g in aligned.gene_space.genes])
         return ref.values[:, cols].numpy().astype(np.float64), line_type
 
-    def _combat(self, X: np.ndarray, patients, cancer_of: Dict[str, str], ref_x: np.ndarray, line_type,
-                report) -> np.ndarray:
+    def _combat(
+        self, X: np.ndarray, patients, cancer_of: Dict[str, str], ref_x: np.ndarray, line_type, report
+    ) -> np.ndarray:
         """ComBat per cancer type at log2 level with the GDSC lines as the reference batch (their
         values are left as they are; the patients are moved onto them). Colorectal COAD and READ
         patients meet GDSC's ``COAD/READ`` lines. Types with fewer than ``min_batch`` patients or
@@ -208,8 +262,10 @@ class TCGA(RawPairDataset):
         try:
             from inmoose.pycombat import pycombat_norm
         except ImportError as e:
-            raise ImportError("TCGA batch correction needs inmoose: pip install 'csg2a-graph[tcga]' "
-                              "(or TCGA(..., combat=False); CLI: --no-combat)") from e
+            raise ImportError(
+                "TCGA batch correction needs inmoose: pip install 'csg2a-graph[tcga]' "
+                "(or TCGA(..., combat=False); CLI: --no-combat)"
+            ) from e
         X = X.copy()
         group_of = {i: GDSC_TCGA_LABEL.get(cancer_of.get(p, ""), cancer_of.get(p, "")) for i, p in enumerate(patients)}
         groups: Dict[str, list] = {}
@@ -227,7 +283,7 @@ class TCGA(RawPairDataset):
                 ok = np.isfinite(P).all(0) & np.isfinite(L).all(0) & (np.nanstd(P, 0) > 0) & (np.nanstd(L, 0) > 0)
             both = np.concatenate([P[:, ok], L[:, ok]]).T  # genes x samples
             fixed = np.asarray(pycombat_norm(pd.DataFrame(both), [0] * len(pi) + [1] * len(li), ref_batch=1)).T
-            fixed = np.where(nan_p[:, ok], np.nan, fixed[:len(pi)])  # missing stays missing
+            fixed = np.where(nan_p[:, ok], np.nan, fixed[: len(pi)])  # missing stays missing
             X[np.ix_(pi, np.flatnonzero(ok))] = fixed
             # measured in the patients, but not correctable (constant, or the reference lacks it): on
             # another scale than the lines, so missing (-> fill value after z), never left uncorrected
@@ -250,11 +306,15 @@ class TCGA(RawPairDataset):
         pooled_rep = {"types": pooled, "patients": len(rest), "lines": len(line_type), "genes_corrected": 0}
         if len(rest) >= 2:
             pooled_rep["genes_corrected"] = correct(rest, list(range(len(line_type))))
-        report["combat"] = {"corrected": done, "pooled": pooled_rep, "min_batch": self.min_batch,
-                            "uncorrectable_values_set_missing": uncorrectable["genes_set_missing"],
-                            "not_corrected_patients": len(rest) if len(rest) < 2 else 0,
-                            "patients_without_response_not_corrected": len(groups.get("", [])),
-                            "reference_genes_measured": int(np.isfinite(ref_x).all(0).sum())}
+        report["combat"] = {
+            "corrected": done,
+            "pooled": pooled_rep,
+            "min_batch": self.min_batch,
+            "uncorrectable_values_set_missing": uncorrectable["genes_set_missing"],
+            "not_corrected_patients": len(rest) if len(rest) < 2 else 0,
+            "patients_without_response_not_corrected": len(groups.get("", [])),
+            "reference_genes_measured": int(np.isfinite(ref_x).all(0).sum()),
+        }
         return X
 
     # -------------------------------------------------------------- build
@@ -267,8 +327,15 @@ class TCGA(RawPairDataset):
         report["response_values"] = resp["response"].value_counts().to_dict()
         values, patients, genes, brep = read_xena(paths["expression"])
         report["samples"] = brep.to_dict()
-        aligned = align_expression((values, patients, genes), self.requested_space, self.missing_genes,
-                                   np.nan, None, report, sample_normalize=lambda s: str(s)[:12])
+        aligned = align_expression(
+            (values, patients, genes),
+            self.requested_space,
+            self.missing_genes,
+            np.nan,
+            None,
+            report,
+            sample_normalize=lambda s: str(s)[:12],
+        )
         cancer_of = dict(zip(resp["patient"], resp["cancer"].astype(str)))
         X = aligned.values.numpy().astype(np.float64)
         own_z = robust_zscore(torch.from_numpy(X), dim=0)[0]  # over all patients (pooled)
@@ -282,8 +349,11 @@ class TCGA(RawPairDataset):
             z, degenerate = robust_zscore(torch.from_numpy(X), dim=0, stats=(med, mad))
             no_ref = degenerate & ~torch.isnan(torch.from_numpy(X)).all(0)
             z[:, no_ref] = own_z[:, no_ref]  # genes the reference lacks: z over the patients
-            report["z_reference"] = {"statistics": "GDSC reference lines", "lines": len(line_type),
-                                     "genes_without_reference_z_over_patients": int(no_ref.sum())}
+            report["z_reference"] = {
+                "statistics": "GDSC reference lines",
+                "lines": len(line_type),
+                "genes_without_reference_z_over_patients": int(no_ref.sum()),
+            }
         else:
             z = own_z
             report["z_reference"] = {"statistics": "all patients (no batch correction)"}
@@ -299,11 +369,22 @@ class TCGA(RawPairDataset):
         is_conflict = pd.Series([(p, d) in conflict for p, d in zip(resp["patient"], resp["drug"])], index=resp.index)
         report["conflicting_repeat_responses"] = sorted(f"{p}/{d}" for p, d in conflict)
         resp_ok = resp[~is_conflict]
-        table = pd.DataFrame({"cell": resp_ok["patient"], "drug": resp_ok["drug"], "y": resp_ok["y"],
-                              "tcga": resp_ok["cancer"]})
-        parts = build_pairs(table, smiles, aligned, dose=GDSC_DOSE_UM, time=GDSC_TIME_H, report=report,
-                            duplicates=self.duplicates, cell_prefixes=(), cell_normalize=lambda s: str(s)[:12],
-                            drug_normalize=normalize_drug_name, what_cells="patients")
+        table = pd.DataFrame(
+            {"cell": resp_ok["patient"], "drug": resp_ok["drug"], "y": resp_ok["y"], "tcga": resp_ok["cancer"]}
+        )
+        parts = build_pairs(
+            table,
+            smiles,
+            aligned,
+            dose=GDSC_DOSE_UM,
+            time=GDSC_TIME_H,
+            report=report,
+            duplicates=self.duplicates,
+            cell_prefixes=(),
+            cell_normalize=lambda s: str(s)[:12],
+            drug_normalize=normalize_drug_name,
+            what_cells="patients",
+        )
         # each dropped row counted once: unlabelled responses (not CR/PR/SD/PD) are NaN labels, so they were
         # counted by build_pairs as nan_response_or_name; name them, and take them out of that count
         n_unlab = int((unlabelled & ~is_conflict).sum())
@@ -311,8 +392,10 @@ class TCGA(RawPairDataset):
         report["dropped"]["unlabelled_response"] = n_unlab
         report["dropped"]["conflicting_repeat_response_rows"] = int(is_conflict.sum())
         names = report.get("drug_mapping", {})
-        parts["drug_meta"] = {"name": parts["drug_meta"]["name"],
-                              "gdsc_name": [names.get(d, {}).get("gdsc_name", d) for d in parts["molecules"].names]}
+        parts["drug_meta"] = {
+            "name": parts["drug_meta"]["name"],
+            "gdsc_name": [names.get(d, {}).get("gdsc_name", d) for d in parts["molecules"].names],
+        }
         prior = self.build_prior(aligned.gene_space, paths, report)
         return self.make_payload(**parts, prior=prior, report=report)
 

@@ -8,6 +8,7 @@ over the drug's pairs; for the linear score that mean is one Gram product of the
 ``include_prior=False`` leaves ``A`` out: the prior is the same for every drug, so comparisons
 between drugs (MoA analysis) use the learned part only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,8 +50,10 @@ class _Source:
         if conv is None:
             convs = [m for m in model.modules() if isinstance(m, CSG2AConv)] if hasattr(model, "modules") else []
             if len(convs) != 1:
-                raise ValueError(f"{type(model).__name__} holds {len(convs)} CSG2AConv layers: pass conv= (the layer "
-                                 "whose attention to read) and condition= (batch -> its cond input)")
+                raise ValueError(
+                    f"{type(model).__name__} holds {len(convs)} CSG2AConv layers: pass conv= (the layer "
+                    "whose attention to read) and condition= (batch -> its cond input)"
+                )
             conv = convs[0]
         if not isinstance(conv, CSG2AConv):
             raise InputTypeError(f"conv must be a CSG2AConv, got {type(conv).__name__}")
@@ -87,8 +90,15 @@ class _Source:
         if self.ours:
             return map_genes(self.model, measured_only)
         n = self.conv.num_genes
-        names = list(genes) if genes is not None else (list(dataset.gene_space.genes) if dataset is not None
-                                                        and dataset.num_genes == n else [str(i) for i in range(n)])
+        names = (
+            list(genes)
+            if genes is not None
+            else (
+                list(dataset.gene_space.genes)
+                if dataset is not None and dataset.num_genes == n
+                else [str(i) for i in range(n)]
+            )
+        )
         if len(names) != n:
             raise ValueError(f"genes= names {len(names)} genes, the conv has {n}")
         return torch.arange(n), names
@@ -144,10 +154,24 @@ def map_genes(model, measured_only: bool = True) -> Tuple[Tensor, List[str]]:
     return pos, [pre.genes[i] for i in pos.tolist()]
 
 
-def drug_attention_maps(model, dataset, index=None, drugs: Optional[Sequence[int]] = None, *,
-                        include_prior: bool = False, measured_only: bool = True, batch_size: int = 256,
-                        max_pairs_per_drug: Optional[int] = None, device=None, progress: bool = True,
-                        conv=None, condition=None, inputs=None, prior=None, genes=None) -> DrugMaps:
+def drug_attention_maps(
+    model,
+    dataset,
+    index=None,
+    drugs: Optional[Sequence[int]] = None,
+    *,
+    include_prior: bool = False,
+    measured_only: bool = True,
+    batch_size: int = 256,
+    max_pairs_per_drug: Optional[int] = None,
+    device=None,
+    progress: bool = True,
+    conv=None,
+    condition=None,
+    inputs=None,
+    prior=None,
+    genes=None,
+) -> DrugMaps:
     """Per-drug mean attention maps and the pair count per drug.
 
     Sums ``q_b q_b^T`` per drug over batches (``N x N`` per drug held, nothing per pair), so any
@@ -188,8 +212,10 @@ def drug_attention_maps(model, dataset, index=None, drugs: Optional[Sequence[int
     N = conv_.num_genes
     scale = conv_.scale
     if conv_.score != "linear":
-        raise ValueError(f"per-drug maps sum q q^T (the linear score); this conv's score is {conv_.score!r}: use "
-                         "csg2a_graph.ops.attention_map(q, prior, score=...) per batch")
+        raise ValueError(
+            f"per-drug maps sum q q^T (the linear score); this conv's score is {conv_.score!r}: use "
+            "csg2a_graph.ops.attention_map(q, prior, score=...) per batch"
+        )
     sums: Dict[int, Tensor] = {}
     counts: Dict[int, int] = {}
     loader = dataset.loader(index, batch_size=batch_size)
@@ -234,23 +260,34 @@ def top_gene_pairs(attention: Tensor, genes: Sequence[str], k: int = 1000, uniqu
     k = min(k, vals.numel())
     top = vals.abs().topk(k).indices
     g = list(genes)
-    return pd.DataFrame({"gene_i": [g[i] for i in ij[top, 0].tolist()], "gene_j": [g[j] for j in ij[top, 1].tolist()],
-                         "attention": vals[top].numpy()})
+    return pd.DataFrame(
+        {
+            "gene_i": [g[i] for i in ij[top, 0].tolist()],
+            "gene_j": [g[j] for j in ij[top, 1].tolist()],
+            "attention": vals[top].numpy(),
+        }
+    )
 
 
-def sample_top_pairs(model, batch, k: int = 100, include_prior: bool = False, *, conv=None, condition=None,
-                     inputs=None, prior=None) -> Tuple[Tensor, Tensor]:
+def sample_top_pairs(
+    model, batch, k: int = 100, include_prior: bool = False, *, conv=None, condition=None, inputs=None, prior=None
+) -> Tuple[Tensor, Tensor]:
     """Per pair of ``batch``: the ``k`` gene pairs of largest ``|S_ij|``, streamed (``[B, 2, k]``, ``[B, k]``).
     Any model holding a ``CSG2AConv``: see ``drug_attention_maps()``.
     """
     src = _Source(model, conv, condition, inputs)
     q = src.queries(batch)
-    return attention_map(q, src.prior(include_prior, prior), score=src.conv.score, reduce_batch=None,  # type: ignore[return-value]
-                         topk=k, scale=src.conv.scale)
+    return attention_map(
+        q,
+        src.prior(include_prior, prior),
+        score=src.conv.score,
+        reduce_batch=None,  # type: ignore[return-value]
+        topk=k,
+        scale=src.conv.scale,
+    )
 
 
-def prior_edge_attention(model, batch, *, conv=None, condition=None, inputs=None,
-                         prior=None) -> Tuple[Tensor, Tensor]:
+def prior_edge_attention(model, batch, *, conv=None, condition=None, inputs=None, prior=None) -> Tuple[Tensor, Tensor]:
     """The attention ``S_ij`` on every STRING prior edge for each pair of ``batch``: ``(edge_index [2, E], alpha [B, E])``
     (through ``CSG2AConv``'s ``return_attention_weights``). Any model holding a ``CSG2AConv``: pass
     ``prior=(edge_index, edge_weight)`` (the gene-level prior your model gives the conv) and see
@@ -279,5 +316,13 @@ def map_correlations(maps: Dict[int, Tensor], center: bool = False) -> Tuple[Lis
     return ids, (X @ X.T).float()
 
 
-__all__ = ["DrugMaps", "map_genes", "gene_queries", "drug_attention_maps", "top_gene_pairs", "sample_top_pairs", "prior_edge_attention",
-           "map_correlations"]
+__all__ = [
+    "DrugMaps",
+    "map_genes",
+    "gene_queries",
+    "drug_attention_maps",
+    "top_gene_pairs",
+    "sample_top_pairs",
+    "prior_edge_attention",
+    "map_correlations",
+]

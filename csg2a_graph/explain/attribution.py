@@ -18,6 +18,7 @@ Methods (``method=``): ``ig`` (Integrated Gradients; reports the completeness ga
 baseline; exact, costs one forward per gene), and ``layer-ig`` (Integrated Gradients of the
 output of the ``CSG2AConv`` layer: per gene of the mixed state ``S g0``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -69,7 +70,9 @@ class ScalarOutput(nn.Module):
         if profile and target is None:
             target = "distance"
         if not profile and target is not None:
-            raise ValueError(f"target={target!r} applies to profile models; {type(model).__name__} predicts one response")
+            raise ValueError(
+                f"target={target!r} applies to profile models; {type(model).__name__} predicts one response"
+            )
         if isinstance(target, str) and target != "distance":
             raise ValueError(f"target must be 'distance' or a gene index, got {target!r}")
         self.target = target
@@ -130,21 +133,29 @@ class GeneAttributions:
                 return {}
             err = self.delta.double().abs()
             change = self.expr.double().sum(1) - self.delta.double()  # f(layer at x) - f(layer at baseline)
-            return {"completeness_max_abs_error": float(err.max()), "completeness_mean_abs_error": float(err.mean()),
-                    "completeness_max_rel_error": float((err / change.abs().clamp_min(1e-6)).max()),
-                    "mean_abs_output_change": float(change.abs().mean()),
-                    "reference": "the output change when only the layer's output moves (f(x) - f(0) does not "
-                                 "apply: the model has paths around the layer)"}
+            return {
+                "completeness_max_abs_error": float(err.max()),
+                "completeness_mean_abs_error": float(err.mean()),
+                "completeness_max_rel_error": float((err / change.abs().clamp_min(1e-6)).max()),
+                "mean_abs_output_change": float(change.abs().mean()),
+                "reference": "the output change when only the layer's output moves (f(x) - f(0) does not "
+                "apply: the model has paths around the layer)",
+            }
         if self.pred_baseline is None:
             return {}
         err, diff = _gap(self)
         out: Dict[str, Any] = {
-            "completeness_max_abs_error": float(err.max()), "completeness_mean_abs_error": float(err.mean()),
+            "completeness_max_abs_error": float(err.max()),
+            "completeness_mean_abs_error": float(err.mean()),
             "completeness_max_rel_error": float((err / diff.abs().clamp_min(1e-6)).max()),
-            "mean_abs_output_change": float(diff.abs().mean())}
+            "mean_abs_output_change": float(diff.abs().mean()),
+        }
         if self.steps is not None:
-            out.update(steps_min=int(self.steps.min()), steps_max=int(self.steps.max()),
-                       steps_mean=float(self.steps.double().mean()))
+            out.update(
+                steps_min=int(self.steps.min()),
+                steps_max=int(self.steps.max()),
+                steps_mean=float(self.steps.double().mean()),
+            )
         return out
 
     def to_frame(self, dataset=None, top: Optional[int] = None):
@@ -205,21 +216,39 @@ def check_method(model: nn.Module, method: str, condition: bool = False) -> None
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     if (condition or method == "layer-ig") and not _is_csg2a(model):
-        raise ValueError(f"{'condition attribution' if condition else 'layer-ig'} needs a CSG2A model "
-                         f"(it reads the chemical condition / the CSG2AConv layer); got {type(model).__name__}")
+        raise ValueError(
+            f"{'condition attribution' if condition else 'layer-ig'} needs a CSG2A model "
+            f"(it reads the chemical condition / the CSG2AConv layer); got {type(model).__name__}"
+        )
     if method == "layer-ig" and getattr(_pretrained(model), "conv", None) is None:
-        raise ValueError("layer-ig attributes through the CSG2AConv layer, and this model was built without "
-                         "attention (--no-attention): use ig or another input method")
+        raise ValueError(
+            "layer-ig attributes through the CSG2AConv layer, and this model was built without "
+            "attention (--no-attention): use ig or another input method"
+        )
     if method == "ablation" and condition:
         raise ValueError("ablation over the condition vector is not offered (one forward per gene of it)")
 
 
-def explain_genes(model: nn.Module, dataset, index=None, method: str = "ig", *, condition: bool = False,
-                  target: Union[str, int, None] = None, n_steps: int = 50, batch_size: int = 32,
-                  internal_batch_size: Optional[int] = None, n_baselines: int = 20, n_samples: int = 20,
-                  seed: int = 0, device: Union[str, torch.device, None] = None, progress: bool = True,
-                  ig_breaks: Union[str, Sequence[float], None] = "auto", completeness_target: Optional[float] = None,
-                  max_steps: int = 1600) -> GeneAttributions:
+def explain_genes(
+    model: nn.Module,
+    dataset,
+    index=None,
+    method: str = "ig",
+    *,
+    condition: bool = False,
+    target: Union[str, int, None] = None,
+    n_steps: int = 50,
+    batch_size: int = 32,
+    internal_batch_size: Optional[int] = None,
+    n_baselines: int = 20,
+    n_samples: int = 20,
+    seed: int = 0,
+    device: Union[str, torch.device, None] = None,
+    progress: bool = True,
+    ig_breaks: Union[str, Sequence[float], None] = "auto",
+    completeness_target: Optional[float] = None,
+    max_steps: int = 1600,
+) -> GeneAttributions:
     """Attribute ``model``'s output on the pairs ``index`` of ``dataset`` to the genes.
 
     Args:
@@ -272,16 +301,51 @@ def explain_genes(model: nn.Module, dataset, index=None, method: str = "ig", *, 
     device = torch.device(device) if device is not None else next(model.parameters()).device
     home, was_training = next(model.parameters()).device, model.training
     try:
-        return _explain(model, dataset, index, method, attr, condition, target, n_steps, batch_size,
-                        internal_batch_size, n_baselines, n_samples, seed, device, progress, ig_breaks,
-                        completeness_target, max_steps)
+        return _explain(
+            model,
+            dataset,
+            index,
+            method,
+            attr,
+            condition,
+            target,
+            n_steps,
+            batch_size,
+            internal_batch_size,
+            n_baselines,
+            n_samples,
+            seed,
+            device,
+            progress,
+            ig_breaks,
+            completeness_target,
+            max_steps,
+        )
     finally:  # the caller's model as it was: its device and its mode
         model.to(home)
         model.train(was_training)
 
 
-def _explain(model, dataset, index, method, attr, condition, target, n_steps, batch_size, internal_batch_size,
-             n_baselines, n_samples, seed, device, progress, ig_breaks, completeness_target, max_steps):
+def _explain(
+    model,
+    dataset,
+    index,
+    method,
+    attr,
+    condition,
+    target,
+    n_steps,
+    batch_size,
+    internal_batch_size,
+    n_baselines,
+    n_samples,
+    seed,
+    device,
+    progress,
+    ig_breaks,
+    completeness_target,
+    max_steps,
+):
     model = model.to(device).eval()
     # CSG2A models: the condition D does not depend on the expression, so it is computed once per batch outside
     # the attribution and passed along (no Captum hook ever sees the frozen condition block, whose tensors need
@@ -292,9 +356,15 @@ def _explain(model, dataset, index, method, attr, condition, target, n_steps, ba
     if method == "layer-ig":
         explainer = attr.LayerIntegratedGradients(fwd, _pretrained(model).conv)
     else:
-        explainer = {"ig": attr.IntegratedGradients, "saliency": attr.Saliency, "inputxgradient": attr.InputXGradient,
-                     "deeplift": attr.DeepLift, "deepliftshap": attr.DeepLiftShap, "gradientshap": attr.GradientShap,
-                     "ablation": attr.FeatureAblation}[method](fwd)
+        explainer = {
+            "ig": attr.IntegratedGradients,
+            "saliency": attr.Saliency,
+            "inputxgradient": attr.InputXGradient,
+            "deeplift": attr.DeepLift,
+            "deepliftshap": attr.DeepLiftShap,
+            "gradientshap": attr.GradientShap,
+            "ablation": attr.FeatureAblation,
+        }[method](fwd)
     dist = _baseline_distribution(dataset, n_baselines, seed).to(device)
     out_e, out_c, preds, base_preds, deltas = [], [], [], [], []
     steps_used: List[Tensor] = []
@@ -324,8 +394,12 @@ def _explain(model, dataset, index, method, attr, condition, target, n_steps, ba
             inputs, extra, zeros = (expr,), drug_args, (torch.zeros_like(expr),)  # type: ignore[assignment]
         kw: Dict = {"additional_forward_args": extra or None}
         if method in ("ig", "layer-ig"):
-            kw.update(baselines=zeros if method == "ig" else zeros[0], n_steps=n_steps,
-                      internal_batch_size=internal_batch_size, return_convergence_delta=True)
+            kw.update(
+                baselines=zeros if method == "ig" else zeros[0],
+                n_steps=n_steps,
+                internal_batch_size=internal_batch_size,
+                return_convergence_delta=True,
+            )
         elif method == "deeplift":
             kw.update(baselines=zeros, return_convergence_delta=True)
         elif method == "deepliftshap":
@@ -339,8 +413,9 @@ def _explain(model, dataset, index, method, attr, condition, target, n_steps, ba
         elif method == "saliency":
             kw.update(abs=False)
         if method == "ig":
-            res, steps_b = _ig_batch(explainer, fwd, inputs, extra, zeros, kw, ig_breaks, n_steps,
-                                     completeness_target, max_steps, grids)
+            res, steps_b = _ig_batch(
+                explainer, fwd, inputs, extra, zeros, kw, ig_breaks, n_steps, completeness_target, max_steps, grids
+            )
             steps_used.append(steps_b)
         else:
             res = explainer.attribute(inputs if method != "layer-ig" else inputs[0], **kw)
@@ -365,17 +440,28 @@ def _explain(model, dataset, index, method, attr, condition, target, n_steps, ba
     pre: Any = _pretrained(model) if _is_csg2a(model) else None
     genes = list(pre.genes) if method == "layer-ig" else list(dataset.gene_space.genes)
     return GeneAttributions(
-        method=method, index=index, genes=genes, expr=torch.cat(out_e), pred=torch.cat(preds),
+        method=method,
+        index=index,
+        genes=genes,
+        expr=torch.cat(out_e),
+        pred=torch.cat(preds),
         condition=torch.cat(out_c) if condition else None,
         condition_genes=list(pre.genes) if condition else None,
         pred_baseline=torch.cat(base_preds) if base_preds else None,
-        delta=torch.cat(deltas) if deltas else None, steps=torch.cat(steps_used) if steps_used else None,
-        options={"n_steps": n_steps, "ig_breaks": (ig_breaks if ig_breaks in (None, "auto") else list(ig_breaks))
-                 if method == "ig" else None, "ig_grid": dict(grids) if method == "ig" else None,
-                 "completeness_target": completeness_target,
-                 "baseline": "zero (population median after robust z)"
-                 if method not in ("deepliftshap", "gradientshap") else f"{n_baselines} random lines (seed {seed})",
-                 "target": "distance" if profile and target is None else target, "condition": condition})
+        delta=torch.cat(deltas) if deltas else None,
+        steps=torch.cat(steps_used) if steps_used else None,
+        options={
+            "n_steps": n_steps,
+            "ig_breaks": (ig_breaks if ig_breaks in (None, "auto") else list(ig_breaks)) if method == "ig" else None,
+            "ig_grid": dict(grids) if method == "ig" else None,
+            "completeness_target": completeness_target,
+            "baseline": "zero (population median after robust z)"
+            if method not in ("deepliftshap", "gradientshap")
+            else f"{n_baselines} random lines (seed {seed})",
+            "target": "distance" if profile and target is None else target,
+            "condition": condition,
+        },
+    )
 
 
 AUTO_BREAKS = (1e-3, 1e-2, 1e-1)
@@ -401,8 +487,11 @@ def _ig_batch(explainer, fwd, inputs, extra, zeros, kw, ig_breaks, n_steps, targ
         total = sum(t.detach().double().reshape(t.size(0), -1).sum(1) for t in a)
         return (total - diff).abs()
 
-    candidates = [("plain", None), ("pieces", AUTO_BREAKS)] if ig_breaks == "auto" else \
-        [("pieces" if ig_breaks else "plain", ig_breaks)]
+    candidates = (
+        [("plain", None), ("pieces", AUTO_BREAKS)]
+        if ig_breaks == "auto"
+        else [("pieces" if ig_breaks else "plain", ig_breaks)]
+    )
     best = None
     for name, breaks in candidates:
         res = _ig_once(explainer, inputs, zeros, kw, breaks, n_steps)
@@ -425,8 +514,7 @@ def _ig_batch(explainer, fwd, inputs, extra, zeros, kw, ig_breaks, n_steps, targ
         if all(isinstance(t, Tensor) for t in extra):  # only the pairs still short of the target
             rows = torch.arange(sel.numel())
             sub_kw = {**kw, "additional_forward_args": tuple(t[sel] for t in extra) if extra else None}
-            a2, d2 = _ig_once(explainer, tuple(t[sel] for t in inputs), tuple(t[sel] for t in zeros), sub_kw,
-                              breaks, s)
+            a2, d2 = _ig_once(explainer, tuple(t[sel] for t in inputs), tuple(t[sel] for t in zeros), sub_kw, breaks, s)
         else:  # drug graphs ride along (a model that is not CSG2A): the whole batch again, its rows taken
             rows = sel
             a2, d2 = _ig_once(explainer, inputs, zeros, kw, breaks, s)
@@ -459,8 +547,16 @@ def _segmented_ig(explainer, inputs, baselines, kw, breaks):
     return total, delta
 
 
-def deletion_curve(model: nn.Module, dataset, attributions: GeneAttributions, ks: Sequence[int] = (1, 2, 5, 10, 20, 50, 100),
-                   n_random: int = 10, batch_size: int = 128, seed: int = 0, target: Union[str, int, None] = None):
+def deletion_curve(
+    model: nn.Module,
+    dataset,
+    attributions: GeneAttributions,
+    ks: Sequence[int] = (1, 2, 5, 10, 20, 50, 100),
+    n_random: int = 10,
+    batch_size: int = 128,
+    seed: int = 0,
+    target: Union[str, int, None] = None,
+):
     """Faithfulness: set the ``k`` genes of largest ``|attribution|`` to the baseline (0) and measure
     the mean ``|Δ prediction|``; the same for ``n_random`` draws of ``k`` random measured genes.
 
@@ -492,7 +588,7 @@ def deletion_curve(model: nn.Module, dataset, attributions: GeneAttributions, ks
             x = b.expr.float()
             B = x.size(0)
             f0 = fwd(x, *args)
-            rows = order[pos:pos + B].to(device)
+            rows = order[pos : pos + B].to(device)
             for k in ks:
                 xt = x.clone()
                 xt.scatter_(1, rows[:, :k], 0.0)
@@ -507,8 +603,14 @@ def deletion_curve(model: nn.Module, dataset, attributions: GeneAttributions, ks
     rows_out = []
     for k in ks:
         rnd = rnd_sum[k] / count
-        rows_out.append({"k": k, "top": top_sum[k] / count, "random_mean": float(rnd.mean()),
-                         "random_sd": float(rnd.std()) if n_random > 1 else 0.0})
+        rows_out.append(
+            {
+                "k": k,
+                "top": top_sum[k] / count,
+                "random_mean": float(rnd.mean()),
+                "random_sd": float(rnd.std()) if n_random > 1 else 0.0,
+            }
+        )
     return pd.DataFrame(rows_out)
 
 

@@ -10,6 +10,7 @@ every message-passing layer of the drug encoder (``edge_mask_type="object"``, th
 bond summed). Only the condition encoder is a submodule, so PyG's edge masks never reach the gene-level
 ``CSG2AConv``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,8 +29,10 @@ def check_drug_model(model: nn.Module) -> None:
         raise ValueError(f"drug attributions need a CSG2A model (its condition encoder), got {type(model).__name__}")
     drug = _pretrained(model).cond.drug
     if not any(isinstance(m, MessagePassing) for m in drug.modules()):
-        raise ValueError(f"the drug encoder {_pretrained(model).cond.drug_encoder_name!r} has no message-passing "
-                         "layer to explain (atom attributions need a graph encoder: pretrained-gcn, gin)")
+        raise ValueError(
+            f"the drug encoder {_pretrained(model).cond.drug_encoder_name!r} has no message-passing "
+            "layer to explain (atom attributions need a graph encoder: pretrained-gcn, gin)"
+        )
 
 
 class DrugSideModel(nn.Module):
@@ -42,7 +45,9 @@ class DrugSideModel(nn.Module):
     def __init__(self, model: nn.Module, expr: Tensor, graph, dose: float, time: float):
         super().__init__()
         if not _is_csg2a(model):
-            raise ValueError(f"drug attributions need a CSG2A model (its condition encoder), got {type(model).__name__}")
+            raise ValueError(
+                f"drug attributions need a CSG2A model (its condition encoder), got {type(model).__name__}"
+            )
         pre = _pretrained(model)
         self.cond = pre.cond  # the only submodule: PyG's edge masks reach the drug encoder alone
         object.__setattr__(self, "_model", model)
@@ -52,7 +57,9 @@ class DrugSideModel(nn.Module):
         self.register_buffer("time", torch.tensor([float(time)]))
         convs = [m for m in self.cond.drug.modules() if isinstance(m, MessagePassing)]
         if not convs:
-            raise ValueError(f"the drug encoder {self.cond.drug_encoder_name!r} has no message-passing layer to explain")
+            raise ValueError(
+                f"the drug encoder {self.cond.drug_encoder_name!r} has no message-passing layer to explain"
+            )
         self._first = convs[0]
         self._x: Optional[Tensor] = None
         self._seen: Optional[Tensor] = None
@@ -79,8 +86,9 @@ class DrugSideModel(nn.Module):
 
     def forward_graph(self) -> Tensor:
         model: Any = self._model
-        cond = self.cond.encode(self.graph, torch.zeros(1, dtype=torch.long, device=self.expr.device), self.dose,
-                                self.time)
+        cond = self.cond.encode(
+            self.graph, torch.zeros(1, dtype=torch.long, device=self.expr.device), self.dose, self.time
+        )
         pre = _pretrained(model)
         if pre is model:
             out = model.perturb(self.expr, cond)
@@ -102,7 +110,7 @@ class DrugAttributions:
     """Per-atom and per-bond attributions of one pair's prediction to its drug graph."""
 
     smiles: str
-    atom: Tensor          # [atoms]
+    atom: Tensor  # [atoms]
     bond: Optional[Tensor]  # [bonds] (both directions summed), in RDKit bond order
     bond_atoms: List[tuple]
     prediction: float
@@ -125,8 +133,9 @@ class DrugAttributions:
         return path
 
 
-def explain_drug(model: nn.Module, dataset, pair: int, method: str = "IntegratedGradients", **method_kwargs
-                 ) -> DrugAttributions:
+def explain_drug(
+    model: nn.Module, dataset, pair: int, method: str = "IntegratedGradients", **method_kwargs
+) -> DrugAttributions:
     """Atom and bond attributions of pair ``pair`` of ``dataset`` through ``torch_geometric.explain``.
 
     ``method`` is a Captum method name that ``CaptumExplainer`` supports
@@ -140,12 +149,18 @@ def explain_drug(model: nn.Module, dataset, pair: int, method: str = "Integrated
     p = dataset.pairs
     c, d = int(p["cell"][pair]), int(p["drug"][pair])
     graph = dataset.molecules.batch(torch.tensor([d])).to(device)
-    wrapper = DrugSideModel(model, dataset.expression[c].to(device), graph, float(p["dose"][pair]),
-                            float(p["time"][pair])).to(device)
+    wrapper = DrugSideModel(
+        model, dataset.expression[c].to(device), graph, float(p["dose"][pair]), float(p["time"][pair])
+    ).to(device)
     x = wrapper.atom_states()
-    explainer = Explainer(wrapper, algorithm=CaptumExplainer(method, **method_kwargs), explanation_type="model",
-                          node_mask_type="attributes", edge_mask_type="object",
-                          model_config=dict(mode="regression", task_level="graph", return_type="raw"))
+    explainer = Explainer(
+        wrapper,
+        algorithm=CaptumExplainer(method, **method_kwargs),
+        explanation_type="model",
+        node_mask_type="attributes",
+        edge_mask_type="object",
+        model_config=dict(mode="regression", task_level="graph", return_type="raw"),
+    )
     exp = explainer(x, graph.edge_index)
     atom = exp.node_mask.detach().sum(-1).cpu()
     edge = exp.edge_mask.detach().cpu() if exp.get("edge_mask") is not None else None

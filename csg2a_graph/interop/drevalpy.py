@@ -12,6 +12,7 @@
 
 drevalpy is optional (``pip install 'csg2a-graph[drevalpy]'``); only ``drp_model()`` needs it.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,7 @@ from csg2a_graph.errors import InputKeyError
 CELL, DRUG = "cell_line_name", "pubchem_id"  # drevalpy's identifier columns
 
 
-def write_drevalpy(dataset, out_dir: str, name: Optional[str] = None, measure: str = "LN_IC50",
-                   index=None) -> str:
+def write_drevalpy(dataset, out_dir: str, name: Optional[str] = None, measure: str = "LN_IC50", index=None) -> str:
     """Write ``dataset`` (its pairs ``index``, default all) in drevalpy's data layout under
     ``out_dir/name``; the drug identifier is our drug key (drevalpy's ``pubchem_id`` column holds any
     string). Expression is written as it is in the dataset (robust z). Returns the folder.
@@ -42,8 +42,14 @@ def write_drevalpy(dataset, out_dir: str, name: Optional[str] = None, measure: s
     names = dataset.drug_meta.get("name") or dataset.drugs
     tissue = dataset.cell_meta.get("tcga") if hasattr(dataset, "cell_meta") else None
     cells, drugs = p["cell"][idx].tolist(), p["drug"][idx].tolist()
-    resp = pd.DataFrame({CELL: [dataset.cells[c] for c in cells], DRUG: [dataset.drugs[d] for d in drugs],
-                         "drug_name": [names[d] for d in drugs], measure: p["y"][idx].numpy()})
+    resp = pd.DataFrame(
+        {
+            CELL: [dataset.cells[c] for c in cells],
+            DRUG: [dataset.drugs[d] for d in drugs],
+            "drug_name": [names[d] for d in drugs],
+            measure: p["y"][idx].numpy(),
+        }
+    )
     if tissue:
         resp["tissue"] = [tissue[c] or "unknown" for c in cells]
     resp.to_csv(os.path.join(folder, f"{name}.csv"), index=False)
@@ -52,11 +58,12 @@ def write_drevalpy(dataset, out_dir: str, name: Optional[str] = None, measure: s
     expr.insert(0, CELL, [dataset.cells[c] for c in used_c])
     expr.to_csv(os.path.join(folder, "gene_expression.csv"), index=False)
     used_d = sorted(set(drugs))
-    pd.DataFrame({DRUG: [dataset.drugs[d] for d in used_d],
-                  "canonical_smiles": [dataset.molecules.smiles[d] for d in used_d]}).to_csv(
-        os.path.join(folder, "drug_smiles.csv"), index=False)
+    pd.DataFrame(
+        {DRUG: [dataset.drugs[d] for d in used_d], "canonical_smiles": [dataset.molecules.smiles[d] for d in used_d]}
+    ).to_csv(os.path.join(folder, "drug_smiles.csv"), index=False)
     pd.DataFrame({DRUG: [dataset.drugs[d] for d in used_d], "drug_name": [names[d] for d in used_d]}).to_csv(
-        os.path.join(folder, "drug_names.csv"), index=False)
+        os.path.join(folder, "drug_names.csv"), index=False
+    )
     cl = pd.DataFrame({CELL: [dataset.cells[c] for c in used_c]})
     if tissue:
         cl["tissue"] = [tissue[c] or "unknown" for c in used_c]
@@ -106,8 +113,14 @@ def drp_model(runner: str = "csg2a", options: Optional[Dict[str, Any]] = None, p
             self.hyperparameters = dict(hyperparameters or {})
             self._train = None
 
-        def train(self, output, cell_line_input, drug_input=None, output_earlystopping=None,
-                  model_checkpoint_dir: str = "checkpoints") -> None:
+        def train(
+            self,
+            output,
+            cell_line_input,
+            drug_input=None,
+            output_earlystopping=None,
+            model_checkpoint_dir: str = "checkpoints",
+        ) -> None:
             self._train = (output.copy(), None if output_earlystopping is None else output_earlystopping.copy())
             self._dir = model_checkpoint_dir
 
@@ -122,7 +135,7 @@ def drp_model(runner: str = "csg2a", options: Optional[Dict[str, Any]] = None, p
             ds, split = _pairs(parts, cell_line_input, drug_input, prior)
             if split["val"].numel() == 0:  # our runners validate on something: the last 10 % of training
                 n = split["train"].numel()
-                split["val"], split["train"] = split["train"][int(0.9 * n):], split["train"][:int(0.9 * n)]
+                split["val"], split["train"] = split["train"][int(0.9 * n) :], split["train"][: int(0.9 * n)]
             opts = {**base_options, **self.hyperparameters}
             seed = int(opts.pop("seed", 0))
             run_dir = os.path.join(self._dir, "csg2a_graph_run")
@@ -131,12 +144,17 @@ def drp_model(runner: str = "csg2a", options: Optional[Dict[str, Any]] = None, p
             return pred.reshape(-1).cpu().numpy().astype(np.float64)
 
         def load_cell_line_features(self, data_path: str, dataset_name: str):
-            return FeatureDataset.from_csv(os.path.join(data_path, dataset_name, "gene_expression.csv"),
-                                           id_column=CELL, view_name="gene_expression")
+            return FeatureDataset.from_csv(
+                os.path.join(data_path, dataset_name, "gene_expression.csv"),
+                id_column=CELL,
+                view_name="gene_expression",
+            )
 
         def load_drug_features(self, data_path: str, dataset_name: str):
             t = pd.read_csv(os.path.join(data_path, dataset_name, "drug_smiles.csv"), dtype=str)
-            return FeatureDataset(features={d: {"smiles": np.array([s])} for d, s in zip(t[DRUG], t["canonical_smiles"])})
+            return FeatureDataset(
+                features={d: {"smiles": np.array([s])} for d, s in zip(t[DRUG], t["canonical_smiles"])}
+            )
 
     CSG2AGraphModel.__name__ = CSG2AGraphModel.__qualname__ = f"CSG2AGraph_{runner.replace('-', '_')}"
     return CSG2AGraphModel
@@ -152,8 +170,9 @@ def _pairs(parts, cell_input, drug_input, prior):
     missing = [d for d in drugs if drug_input is None or d not in drug_input.identifiers]
     if missing:
         raise InputKeyError(f"no SMILES for drugs {missing[:5]} in drug_smiles.csv")
-    expr = np.stack([np.asarray(cell_input.features[c]["gene_expression"], dtype=np.float32).reshape(-1)
-                     for c in cells])
+    expr = np.stack(
+        [np.asarray(cell_input.features[c]["gene_expression"], dtype=np.float32).reshape(-1) for c in cells]
+    )
     smiles = [str(np.asarray(drug_input.features[d]["smiles"]).reshape(-1)[0]) for d in drugs]
     cpos, dpos = {c: i for i, c in enumerate(cells)}, {d: i for i, d in enumerate(drugs)}
     cell, drug, y, split, start = [], [], [], {}, 0
@@ -176,9 +195,20 @@ def _pairs(parts, cell_input, drug_input, prior):
             path = assets.string_prior()
         edges = resolve_prior(None, space, path)
     n = len(cell)
-    ds = ArrayPairs(torch.from_numpy(expr), genes, cells, drugs, smiles, torch.tensor(cell), torch.tensor(drug),
-                    torch.full((n,), 10.0), torch.full((n,), 72.0), torch.tensor(y, dtype=torch.float32),
-                    prior=edges, name="drevalpy")
+    ds = ArrayPairs(
+        torch.from_numpy(expr),
+        genes,
+        cells,
+        drugs,
+        smiles,
+        torch.tensor(cell),
+        torch.tensor(drug),
+        torch.full((n,), 10.0),
+        torch.full((n,), 72.0),
+        torch.tensor(y, dtype=torch.float32),
+        prior=edges,
+        name="drevalpy",
+    )
     return ds, split
 
 

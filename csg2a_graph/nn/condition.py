@@ -9,6 +9,7 @@ normalised per gene over the batch in training mode) or a two-layer MLP (``block
 ``enc`` is a drug encoder by name (``csg2a_graph.nn.encoders``). Each distinct drug of a
 batch is encoded once (the loader's drug batch + ``drug_index``), never once per pair.
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,26 +55,41 @@ class ChemicalConditionEncoder(nn.Module):
 
     drug: Any  # a drug encoder module (``out_channels``: its width)
 
-    def __init__(self, num_genes: int, drug_encoder: str = "gin", drug_encoder_kwargs: Optional[Dict] = None,
-                 hidden_channels: int = 512, dropout: float = 0.1, bias: bool = False, embedding_norm: bool = True,
-                 block: str = "mlp", dose_time_bias: bool = False):
+    def __init__(
+        self,
+        num_genes: int,
+        drug_encoder: str = "gin",
+        drug_encoder_kwargs: Optional[Dict] = None,
+        hidden_channels: int = 512,
+        dropout: float = 0.1,
+        bias: bool = False,
+        embedding_norm: bool = True,
+        block: str = "mlp",
+        dose_time_bias: bool = False,
+    ):
         super().__init__()
         if block not in CONDITION_BLOCKS:
             raise ValueError(f"block must be one of {CONDITION_BLOCKS}, got {block!r}")
         self.block = block
         self.drug_encoder_name = drug_encoder
         self.drug = build_drug_encoder(drug_encoder, **(drug_encoder_kwargs or {}))
-        self.embedding_norm = nn.LayerNorm(self.drug.out_channels, elementwise_affine=False) if embedding_norm \
-            else nn.Identity()
+        self.embedding_norm = (
+            nn.LayerNorm(self.drug.out_channels, elementwise_affine=False) if embedding_norm else nn.Identity()
+        )
         self.w_dose = nn.Linear(1, 2, bias=dose_time_bias)
         self.w_time = nn.Linear(1, 2, bias=dose_time_bias)
         width = self.drug.out_channels + 4
         if block == "linear-bn":
-            self.mlp = nn.Sequential(nn.Linear(width, num_genes, bias=bias), nn.BatchNorm1d(num_genes), nn.ReLU(),
-                                     nn.Dropout(dropout))
+            self.mlp = nn.Sequential(
+                nn.Linear(width, num_genes, bias=bias), nn.BatchNorm1d(num_genes), nn.ReLU(), nn.Dropout(dropout)
+            )
         else:
-            self.mlp = nn.Sequential(nn.Linear(width, hidden_channels, bias=bias), nn.ReLU(),
-                                     nn.Dropout(dropout), nn.Linear(hidden_channels, num_genes, bias=bias))
+            self.mlp = nn.Sequential(
+                nn.Linear(width, hidden_channels, bias=bias),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+                nn.Linear(hidden_channels, num_genes, bias=bias),
+            )
         self.cache_outputs = False
         self._cache: Dict[Tuple[str, float, float], Tensor] = {}
 
@@ -86,7 +102,7 @@ class ChemicalConditionEncoder(nn.Module):
         return super().train(mode)
 
     def encode(self, drug_graph, drug_index: Tensor, dose: Tensor, time: Tensor) -> Tensor:
-        emb = self.embedding_norm(self.drug(drug_graph))[drug_index]              # [B, E], one pass per distinct drug
+        emb = self.embedding_norm(self.drug(drug_graph))[drug_index]  # [B, E], one pass per distinct drug
         d = self.w_dose((dose / DOSE_SCALE_UM).view(-1, 1).to(emb.dtype))
         t = self.w_time((time / TIME_SCALE_H).view(-1, 1).to(emb.dtype))
         return self.mlp(torch.cat([emb, d, t], -1))

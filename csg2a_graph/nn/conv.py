@@ -1,4 +1,5 @@
 """The CSG²A gene-gene attention layer as a PyG ``MessagePassing`` module."""
+
 from __future__ import annotations
 
 import math
@@ -96,16 +97,28 @@ class CSG2AConv(MessagePassing):
         >>> out = conv(x, string_edge_index, cond=drug_condition)   # x: [B, 978, 1]
     """
 
-    def __init__(self, num_genes: int, hidden_channels: int = 64, in_channels: int = 1,
-                 out_channels: Optional[int] = None, cond_channels: int = 1, score: str = "linear",
-                 support: str = "dense", reduce: str = "matmul", scale: Optional[float] = None, bias: bool = True,
-                 impl: Optional[str] = None, validate: Optional[bool] = None):
+    def __init__(
+        self,
+        num_genes: int,
+        hidden_channels: int = 64,
+        in_channels: int = 1,
+        out_channels: Optional[int] = None,
+        cond_channels: int = 1,
+        score: str = "linear",
+        support: str = "dense",
+        reduce: str = "matmul",
+        scale: Optional[float] = None,
+        bias: bool = True,
+        impl: Optional[str] = None,
+        validate: Optional[bool] = None,
+    ):
         super().__init__(aggr="add", node_dim=0)
         for name, v in (("num_genes", num_genes), ("hidden_channels", hidden_channels), ("in_channels", in_channels)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if out_channels is not None and (isinstance(out_channels, bool) or not isinstance(out_channels, int)
-                                         or out_channels < 1):
+        if out_channels is not None and (
+            isinstance(out_channels, bool) or not isinstance(out_channels, int) or out_channels < 1
+        ):
             raise ValueError(f"out_channels must be a positive integer or None, got {out_channels!r}")
         if isinstance(cond_channels, bool) or not isinstance(cond_channels, int) or cond_channels < 0:
             raise ValueError(f"cond_channels must be an integer >= 0, got {cond_channels!r}")
@@ -138,9 +151,11 @@ class CSG2AConv(MessagePassing):
             self.lin.reset_parameters()
 
     def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}(genes={self.num_genes}, {self.in_channels}, "
-                f"{self.out_channels or self.in_channels}, hidden={self.hidden_channels}, score={self.score}, "
-                f"support={self.support}, reduce={self.reduce})")
+        return (
+            f"{self.__class__.__name__}(genes={self.num_genes}, {self.in_channels}, "
+            f"{self.out_channels or self.in_channels}, hidden={self.hidden_channels}, score={self.score}, "
+            f"support={self.support}, reduce={self.reduce})"
+        )
 
     # ----------------------------------------------------------------- helpers
     def _validate(self, x: Tensor) -> bool:
@@ -161,17 +176,24 @@ class CSG2AConv(MessagePassing):
         lo, hi = int(edge_index.min()), int(edge_index.max())
         limit = N if dense else B * N
         if hi >= limit or lo < 0:
-            what = (f"{N} genes (dense x takes a gene-level prior)" if dense else
-                    f"{B} x {N} nodes (flat x takes PyG's batched edge_index; pass x as [B, N, F] "
-                    "for one gene-level prior shared by all samples)")
+            what = (
+                f"{N} genes (dense x takes a gene-level prior)"
+                if dense
+                else f"{B} x {N} nodes (flat x takes PyG's batched edge_index; pass x as [B, N, F] "
+                "for one gene-level prior shared by all samples)"
+            )
             raise ValueError(f"edge_index refers to node {lo if lo < 0 else hi} but there are {what}")
         if not dense and B > 1 and hi < N:  # legal (only graph 0 has edges) but almost always a gene-level prior
             import warnings
 
-            warnings.warn(f"x is flat ({B} samples x {N} genes as PyG nodes) but edge_index only joins nodes of the "
-                          f"first sample (max {hi} < {N}): the prior reaches sample 0 only. For one gene-level prior "
-                          "shared by all samples pass x as [B, N, F], or batch it for flat x with "
-                          "csg2a_graph.data.batched_prior(edge_index, edge_weight, B, N)", UserWarning, stacklevel=4)
+            warnings.warn(
+                f"x is flat ({B} samples x {N} genes as PyG nodes) but edge_index only joins nodes of the "
+                f"first sample (max {hi} < {N}): the prior reaches sample 0 only. For one gene-level prior "
+                "shared by all samples pass x as [B, N, F], or batch it for flat x with "
+                "csg2a_graph.data.batched_prior(edge_index, edge_weight, B, N)",
+                UserWarning,
+                stacklevel=4,
+            )
         self._checked = (edge_index, key)
 
     def gene_representation(self, x: Tensor, cond: Optional[Tensor]) -> Tensor:
@@ -200,15 +222,23 @@ class CSG2AConv(MessagePassing):
         self._edge_cache = (edge_index, (B, N, edge_index._version), out)
         return out
 
-    def _shape(self, x: Tensor, edge_index: Optional[Tensor], edge_weight: Optional[Tensor], cond: Optional[Tensor],
-               batch: Optional[Tensor]):
+    def _shape(
+        self,
+        x: Tensor,
+        edge_index: Optional[Tensor],
+        edge_weight: Optional[Tensor],
+        cond: Optional[Tensor],
+        batch: Optional[Tensor],
+    ):
         N = self.num_genes
         dense = isinstance(x, Tensor) and x.dim() == 3
         if not isinstance(x, Tensor) or not x.is_floating_point():
             raise InputTypeError(f"x must be a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
         if x.dtype != self.w_gene.dtype and not torch.is_autocast_enabled(x.device.type):  # autocast casts itself
-            raise InputTypeError(f"x is {x.dtype} but the layer's parameters are {self.w_gene.dtype}; "
-                            f"cast one of them (x.to({self.w_gene.dtype}) or conv.to({x.dtype}))")
+            raise InputTypeError(
+                f"x is {x.dtype} but the layer's parameters are {self.w_gene.dtype}; "
+                f"cast one of them (x.to({self.w_gene.dtype}) or conv.to({x.dtype}))"
+            )
         if x.dim() == 2 and self.in_channels == 1 and x.size(1) == N and N > 1:
             x = x.unsqueeze(-1)  # [B, N]: one channel per gene, read as dense [B, N, 1]
             dense = True
@@ -220,9 +250,14 @@ class CSG2AConv(MessagePassing):
             if x.dim() == 1:
                 x = x.unsqueeze(-1)
             if x.size(0) % N:
-                raise ValueError(f"x has {x.size(0)} nodes, not a multiple of num_genes={N}"
-                                 + ("; for samples x genes [B, N] give x[:, :, None] ([B, N, 1])"
-                                    if x.dim() == 2 and x.size(1) == N else ""))
+                raise ValueError(
+                    f"x has {x.size(0)} nodes, not a multiple of num_genes={N}"
+                    + (
+                        "; for samples x genes [B, N] give x[:, :, None] ([B, N, 1])"
+                        if x.dim() == 2 and x.size(1) == N
+                        else ""
+                    )
+                )
             B = x.size(0) // N
             if batch is not None and batch.numel() and not _compiling() and int(batch.max()) + 1 != B:
                 raise ValueError(f"batch says {int(batch.max()) + 1} graphs but x holds {B} x {N} genes")
@@ -263,26 +298,34 @@ class CSG2AConv(MessagePassing):
             elif cond.dim() == 2:
                 cond = cond.unsqueeze(-1)
             if cond.shape[:2] != (B, N) or cond.size(-1) != self.cond_channels:
-                raise ValueError(f"cond must be [B, N] or [B, N, {self.cond_channels}] (or flattened), "
-                                 f"got {tuple(cond.shape)}")
+                raise ValueError(
+                    f"cond must be [B, N] or [B, N, {self.cond_channels}] (or flattened), got {tuple(cond.shape)}"
+                )
         return x, cond, ei, ew.to(x.dtype), B, per_gene
 
     # ----------------------------------------------------------------- forward
-    def forward(self, x: Tensor, edge_index: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None,
-                batch: Optional[Tensor] = None, cond: Optional[Tensor] = None,
-                return_attention_weights: Optional[bool] = None
-                ) -> Union[Tensor, Tuple[Tensor, Tuple[Tensor, Tensor]]]:
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Optional[Tensor] = None,
+        edge_weight: Optional[Tensor] = None,
+        batch: Optional[Tensor] = None,
+        cond: Optional[Tensor] = None,
+        return_attention_weights: Optional[bool] = None,
+    ) -> Union[Tensor, Tuple[Tensor, Tuple[Tensor, Tensor]]]:
         """See the class docstring for shapes. ``edge_index`` is the prior."""
-        in_dense = x.dim() == 3 or (x.dim() == 2 and self.in_channels == 1 and x.size(1) == self.num_genes
-                                    and self.num_genes > 1)
+        in_dense = x.dim() == 3 or (
+            x.dim() == 2 and self.in_channels == 1 and x.size(1) == self.num_genes and self.num_genes > 1
+        )
         xd, cond, ei, ew, B, per_gene = self._shape(x, edge_index, edge_weight, cond, batch)
         N, F = self.num_genes, xd.size(-1)
         x_flat = xd.reshape(B * N, F)
         want_alpha = bool(return_attention_weights) or bool(self._message_forward_hooks)
 
         simple = self.score == "linear" and self.support == "dense" and F == 1 and self.cond_channels <= 1
-        use_fused = simple and self.impl in (None, "triton") and triton_usable(xd) and \
-            (xd.is_cuda or self.impl == "triton")
+        use_fused = (
+            simple and self.impl in (None, "triton") and triton_usable(xd) and (xd.is_cuda or self.impl == "triton")
+        )
         use_expanded = simple and not use_fused and self.impl in (None, "expanded")
         q = None
         c = cond[..., 0] if cond is not None else None
@@ -299,8 +342,17 @@ class CSG2AConv(MessagePassing):
             q = self.gene_representation(xd, cond)
             if self.support == "dense":
                 impl = self.impl or choose_impl(q, self.score, "dense")
-                phi = csg2a_attention(q, xd, None, score=self.score, support="dense", reduce=self.reduce,
-                                      scale=self.scale, impl=impl, validate=False)
+                phi = csg2a_attention(
+                    q,
+                    xd,
+                    None,
+                    score=self.score,
+                    support="dense",
+                    reduce=self.reduce,
+                    scale=self.scale,
+                    impl=impl,
+                    validate=False,
+                )
             else:
                 phi = None
 

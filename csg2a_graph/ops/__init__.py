@@ -24,6 +24,7 @@ The paper's layer builds ``q = x ⊙ W_gene + c ⊙ W_cond`` from per-gene weigh
 ``[B, N] x [N, h]`` GEMMs; on CUDA the fused Triton kernel
 (``csg2a_graph.ops.triton.fused_linear_attention()``) builds ``q`` tile by tile in registers.
 """
+
 from csg2a_graph.ops.attention import IMPLS, choose_impl, csg2a_attention, triton_usable
 from csg2a_graph.ops.attention_map import attention_map
 

@@ -1,4 +1,5 @@
 """Shared argument handling of the gene-gene attention ops."""
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,9 @@ def as_edges(prior, num_genes: int, device=None, dtype=None) -> Optional[Edges]:
         return None
     if isinstance(prior, Tensor):
         if not prior.is_sparse and prior.layout not in (torch.sparse_csr, torch.sparse_coo):
-            raise InputTypeError("a tensor prior must be a torch sparse [N, N] tensor; pass (edge_index, edge_weight) "
-                            "for an edge list")
+            raise InputTypeError(
+                "a tensor prior must be a torch sparse [N, N] tensor; pass (edge_index, edge_weight) for an edge list"
+            )
         if tuple(prior.shape) != (num_genes, num_genes):
             raise ValueError(f"prior is {tuple(prior.shape)} but q has N={num_genes} genes")
         coo = prior.to_sparse_coo().coalesce()
@@ -40,9 +42,11 @@ def as_edges(prior, num_genes: int, device=None, dtype=None) -> Optional[Edges]:
     edge_index = edge_index.long()
     E = edge_index.size(1)
     if E and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_genes):
-        raise ValueError(f"prior edge_index has indices outside [0, {num_genes}) "
-                         f"(min {int(edge_index.min())}, max {int(edge_index.max())}); "
-                         "was it built for another gene space?")
+        raise ValueError(
+            f"prior edge_index has indices outside [0, {num_genes}) "
+            f"(min {int(edge_index.min())}, max {int(edge_index.max())}); "
+            "was it built for another gene space?"
+        )
     if edge_weight is None:
         edge_weight = torch.ones(E, device=edge_index.device, dtype=dtype or torch.float32)
     if edge_weight.numel() != E:
@@ -70,8 +74,10 @@ def check_inputs(q: Tensor, x: Tensor, score: str, support: str, reduce: str, va
     if squeeze_f:
         x = x.unsqueeze(-1)
     if x.dim() != 3 or x.shape[:2] != q.shape[:2]:
-        raise ValueError(f"x must be [B, N] or [B, N, F] matching q [B, N, h] = {tuple(q.shape)}; "
-                         f"got {tuple(x.shape) if not squeeze_f else tuple(x.shape[:-1])}")
+        raise ValueError(
+            f"x must be [B, N] or [B, N, F] matching q [B, N, h] = {tuple(q.shape)}; "
+            f"got {tuple(x.shape) if not squeeze_f else tuple(x.shape[:-1])}"
+        )
     if validate:
         check_finite("q", q)
         check_finite("x", x)

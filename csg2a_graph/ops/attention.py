@@ -1,4 +1,5 @@
 """The dispatcher: ``csg2a_attention()`` and how it picks a path (see ``csg2a_graph.ops``)."""
+
 from __future__ import annotations
 
 import os
@@ -29,26 +30,42 @@ def choose_impl(q: Tensor, score: str, support: str) -> str:
 def _check_impl(impl: str, score: str, support: str, q: Tensor) -> None:
     check_choice("impl", impl, IMPLS)
     if impl == "factorized" and (score != "linear" or support != "dense"):
-        raise ValueError(f"impl='factorized' exists only for score='linear', support='dense' (no factorisation of "
-                         f"score={score!r}, support={support!r}); use 'chunked', 'triton' or 'edgewise'")
+        raise ValueError(
+            f"impl='factorized' exists only for score='linear', support='dense' (no factorisation of "
+            f"score={score!r}, support={support!r}); use 'chunked', 'triton' or 'edgewise'"
+        )
     if impl in ("chunked", "triton") and support != "dense":
         raise ValueError(f"impl={impl!r} computes dense support; for support='prior' use impl='edgewise'")
     if impl == "edgewise" and support != "prior":
         raise ValueError("impl='edgewise' computes support='prior' only")
     if impl == "triton":
         if score == "linear":
-            raise ValueError("for score='linear' the Triton kernel is the fused layer kernel, which builds q from "
-                             "the layer weights: use CSG2AConv or ops.triton.fused_linear_attention; "
-                             "impl='factorized' is exact and as fast given q")
+            raise ValueError(
+                "for score='linear' the Triton kernel is the fused layer kernel, which builds q from "
+                "the layer weights: use CSG2AConv or ops.triton.fused_linear_attention; "
+                "impl='factorized' is exact and as fast given q"
+            )
         if not triton_usable(q):
-            raise EnvironmentProblem("impl='triton' needs Triton and a CUDA tensor (or TRITON_INTERPRET=1 set before "
-                               "import, for CPU tests)" + ("" if WITH_TRITON else "; Triton is not installed: "
-                                                          "pip install 'csg2a-graph[triton]'"))
+            raise EnvironmentProblem(
+                "impl='triton' needs Triton and a CUDA tensor (or TRITON_INTERPRET=1 set before "
+                "import, for CPU tests)"
+                + ("" if WITH_TRITON else "; Triton is not installed: pip install 'csg2a-graph[triton]'")
+            )
 
 
-def csg2a_attention(q: Tensor, x: Tensor, prior: Prior = None, *, score: str = "linear", support: str = "dense",
-                    reduce: str = "matmul", scale: Optional[float] = None, impl: Optional[str] = None,
-                    validate: bool = True, block_size: int = 256) -> Tensor:
+def csg2a_attention(
+    q: Tensor,
+    x: Tensor,
+    prior: Prior = None,
+    *,
+    score: str = "linear",
+    support: str = "dense",
+    reduce: str = "matmul",
+    scale: Optional[float] = None,
+    impl: Optional[str] = None,
+    validate: bool = True,
+    block_size: int = 256,
+) -> Tensor:
     r"""CSG²A gene-gene attention applied to ``x``.
 
     Args:
@@ -74,8 +91,10 @@ def csg2a_attention(q: Tensor, x: Tensor, prior: Prior = None, *, score: str = "
     if support == "prior" and validate and edges is not None and edges[0].numel():
         key = edges[0][1] * N + edges[0][0]
         if key.unique().numel() != key.numel():
-            raise ValueError("the prior has duplicate edges; coalesce it first "
-                             "(torch_geometric.utils.coalesce) so each gene pair is scored once")
+            raise ValueError(
+                "the prior has duplicate edges; coalesce it first "
+                "(torch_geometric.utils.coalesce) so each gene pair is scored once"
+            )
     s = default_scale(h, scale)
     impl = impl or choose_impl(q3, score, support)
     _check_impl(impl, score, support, q3)

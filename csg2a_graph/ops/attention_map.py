@@ -1,4 +1,5 @@
 """Attention maps for interpretation: tiled materialisation, batch-mean maps, streaming top-k."""
+
 from __future__ import annotations
 
 from typing import Optional, Tuple, Union
@@ -41,15 +42,24 @@ def _softmax_lse(q: Tensor, scale: float, block: int) -> Tensor:
     B, N, _ = q.shape
     out = torch.empty(B, N, device=q.device, dtype=_acc(q))
     for r0 in range(0, N, block):
-        s = torch.matmul(q[:, r0:r0 + block], q.transpose(1, 2)).to(out.dtype) * scale
-        out[:, r0:r0 + block] = torch.logsumexp(s, dim=-1)
+        s = torch.matmul(q[:, r0 : r0 + block], q.transpose(1, 2)).to(out.dtype) * scale
+        out[:, r0 : r0 + block] = torch.logsumexp(s, dim=-1)
     return out
 
 
-def attention_map(q: Tensor, prior: Prior = None, *, score: str = "linear", support: str = "dense",
-                  reduce_batch: Optional[str] = "mean", topk: Optional[int] = None, scale: Optional[float] = None,
-                  unique_pairs: Optional[bool] = None, block_size: int = 512, impl: Optional[str] = None
-                  ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+def attention_map(
+    q: Tensor,
+    prior: Prior = None,
+    *,
+    score: str = "linear",
+    support: str = "dense",
+    reduce_batch: Optional[str] = "mean",
+    topk: Optional[int] = None,
+    scale: Optional[float] = None,
+    unique_pairs: Optional[bool] = None,
+    block_size: int = 512,
+    impl: Optional[str] = None,
+) -> Union[Tensor, Tuple[Tensor, Tensor]]:
     r"""Attention maps ``S = phi(q q^T scale) + A`` for interpretation.
 
     Args:
@@ -111,8 +121,20 @@ def attention_map(q: Tensor, prior: Prior = None, *, score: str = "linear", supp
         if topk is None:
             A = dense_prior(edges, N, q.dtype, q.device)
             return dense_scores(q, score, s) + A
-        res = [attention_map(q[b:b + 1], prior, score=score, reduce_batch="mean", topk=topk, scale=scale,
-                             unique_pairs=unique_pairs, block_size=block_size, impl=impl) for b in range(B)]
+        res = [
+            attention_map(
+                q[b : b + 1],
+                prior,
+                score=score,
+                reduce_batch="mean",
+                topk=topk,
+                scale=scale,
+                unique_pairs=unique_pairs,
+                block_size=block_size,
+                impl=impl,
+            )
+            for b in range(B)
+        ]
         return torch.stack([r[0] for r in res]), torch.stack([r[1] for r in res])
 
     use_triton = (impl == "triton") or (impl is None and q.is_cuda and triton_usable(q))

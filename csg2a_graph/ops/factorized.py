@@ -8,6 +8,7 @@ $$
 Cost ``O(B * N * h * F + E * F)`` time and ``O(B * N * (h + F))`` memory;
 ``[B, N, N]`` is never formed. Exact up to floating-point reassociation.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -18,8 +19,9 @@ from torch import Tensor
 from csg2a_graph.ops.reference import prior_matmul, prior_rowsum
 
 
-def factorized_linear(q: Tensor, x: Tensor, edges: Optional[Tuple[Tensor, Tensor]], reduce: str,
-                      scale: float) -> Tensor:
+def factorized_linear(
+    q: Tensor, x: Tensor, edges: Optional[Tuple[Tensor, Tensor]], reduce: str, scale: float
+) -> Tensor:
     """``q [B, N, h]``, ``x [B, N, F]`` -> ``[B, N, F]``."""
     if reduce == "matmul":
         # (x^T q) as [B, F, h] reads q as the contiguous right operand: ~2x faster on CPU than q^T x
@@ -31,11 +33,15 @@ def factorized_linear(q: Tensor, x: Tensor, edges: Optional[Tuple[Tensor, Tensor
     return x * (rows + deg)
 
 
-
-
-
-def expanded_linear(x: Tensor, c: Optional[Tensor], w_gene: Tensor, w_cond: Optional[Tensor],
-                    edges: Optional[Tuple[Tensor, Tensor]], reduce: str, scale: float) -> Tensor:
+def expanded_linear(
+    x: Tensor,
+    c: Optional[Tensor],
+    w_gene: Tensor,
+    w_cond: Optional[Tensor],
+    edges: Optional[Tuple[Tensor, Tensor]],
+    reduce: str,
+    scale: float,
+) -> Tensor:
     r"""The linear layer with the gene-specific expansion folded in: no ``[B, N, h]`` tensor at all.
 
     With $q_{bi} = x_{bi} W^g_i + c_{bi} W^c_i$ the contraction over genes is two GEMMs,
@@ -63,4 +69,6 @@ def expanded_linear(x: Tensor, c: Optional[Tensor], w_gene: Tensor, w_cond: Opti
     if reduce == "matmul":
         return t + prior_matmul(edges, x.unsqueeze(-1)).squeeze(-1)
     return x * (t + prior_rowsum(edges, x.size(1), x.dtype, x.device))
+
+
 __all__ = ["factorized_linear", "expanded_linear"]

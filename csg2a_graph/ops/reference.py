@@ -24,6 +24,7 @@ This module holds
 - ``edgewise()``: ``support="prior"``: an SDDMM over the edges and a
   scatter, ``O(B * E * h)``.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -68,8 +69,15 @@ def dense_scores(q: Tensor, score: str, scale: float, mask: Optional[Tensor] = N
     return torch.nan_to_num(p, nan=0.0)  # rows without any prior edge
 
 
-def dense_reference(q: Tensor, x: Tensor, edges: Edges, score: str = "linear", support: str = "dense",
-                    reduce: str = "matmul", scale: float = 1.0) -> Tensor:
+def dense_reference(
+    q: Tensor,
+    x: Tensor,
+    edges: Edges,
+    score: str = "linear",
+    support: str = "dense",
+    reduce: str = "matmul",
+    scale: float = 1.0,
+) -> Tensor:
     """The definition. ``q [B, N, h]``, ``x [B, N, F]`` -> ``[B, N, F]``."""
     N = q.size(1)
     mask = prior_mask(edges, N, q.device) if support == "prior" else None
@@ -104,8 +112,9 @@ def _block(q_rows: Tensor, q: Tensor, x: Tensor, A_rows: Tensor, score: str, sca
     return p.sum(-1, keepdim=True)
 
 
-def chunked_dense(q: Tensor, x: Tensor, edges: Edges, score: str, reduce: str, scale: float,
-                  block_size: int = 256) -> Tensor:
+def chunked_dense(
+    q: Tensor, x: Tensor, edges: Edges, score: str, reduce: str, scale: float, block_size: int = 256
+) -> Tensor:
     """Dense support, any score, rows in blocks; exact, memory ``O(B * block * N)``.
 
     Each block runs under ``torch.utils.checkpoint.checkpoint()``, so its
@@ -147,8 +156,9 @@ def segment_softmax_native(s: Tensor, index: Tensor, num_nodes: int) -> Tensor:
     return softmax(s.transpose(0, 1), index, num_nodes=num_nodes, dim=0).transpose(0, 1)
 
 
-def edge_scores(q: Tensor, edges: Tuple[Tensor, Tensor], score: str, scale: float, num_genes: int,
-                softmax_fn=segment_softmax) -> Tensor:
+def edge_scores(
+    q: Tensor, edges: Tuple[Tensor, Tensor], score: str, scale: float, num_genes: int, softmax_fn=segment_softmax
+) -> Tensor:
     r"""$\phi(q_i \cdot q_j \cdot scale)$ on each edge ``j -> i``: ``[B, E]`` (an SDDMM)."""
     (src, dst), _ = edges
     s = (q.index_select(1, dst) * q.index_select(1, src)).sum(-1) * scale
@@ -159,8 +169,9 @@ def edge_scores(q: Tensor, edges: Tuple[Tensor, Tensor], score: str, scale: floa
     return s
 
 
-def edgewise(q: Tensor, x: Tensor, edges: Edges, score: str, reduce: str, scale: float,
-             softmax_fn=segment_softmax) -> Tensor:
+def edgewise(
+    q: Tensor, x: Tensor, edges: Edges, score: str, reduce: str, scale: float, softmax_fn=segment_softmax
+) -> Tensor:
     """``support="prior"``: scores on prior edges only. ``O(B * E * h)`` time and memory."""
     B, N, _ = q.shape
     if edges is None or edges[0].numel() == 0:
@@ -174,5 +185,15 @@ def edgewise(q: Tensor, x: Tensor, edges: Edges, score: str, reduce: str, scale:
     return x * rows.unsqueeze(-1)
 
 
-__all__ = ["dense_reference", "chunked_dense", "edgewise", "edge_scores", "dense_prior", "dense_scores",
-           "prior_matmul", "prior_rowsum", "segment_softmax", "segment_softmax_native"]
+__all__ = [
+    "dense_reference",
+    "chunked_dense",
+    "edgewise",
+    "edge_scores",
+    "dense_prior",
+    "dense_scores",
+    "prior_matmul",
+    "prior_rowsum",
+    "segment_softmax",
+    "segment_softmax_native",
+]

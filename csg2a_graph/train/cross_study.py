@@ -20,6 +20,7 @@ response in different units or directions (GDSC ln IC50, higher = resistant; NCI
 higher = sensitive) only rank and correlation metrics are reported, on the prediction turned to
 the target's direction; RMSE needs one unit and is left empty.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,24 @@ from csg2a_graph.train.metrics import grouped_pearson, grouped_spearman, pearson
 
 logger = logging.getLogger(__name__)
 
-CROSS_COLUMNS = ["task", "source", "target", "model", "subset", "n_test", "n_drugs", "n_cells", "rmse", "pcc", "scc",
-                 "pcc_per_drug", "scc_per_drug", "direction", "seconds", "git_revision"]
+CROSS_COLUMNS = [
+    "task",
+    "source",
+    "target",
+    "model",
+    "subset",
+    "n_test",
+    "n_drugs",
+    "n_cells",
+    "rmse",
+    "pcc",
+    "scc",
+    "pcc_per_drug",
+    "scc_per_drug",
+    "direction",
+    "seconds",
+    "git_revision",
+]
 
 
 def _drug_names(ds) -> List[str]:
@@ -60,9 +77,11 @@ class CombinedPairs(PairDataset):
     def __init__(self, source: PairDataset, target: PairDataset, expression_atol: float = 1e-5):
         if list(source.gene_space.genes) != list(target.gene_space.genes):
             a, b = set(source.gene_space.genes), set(target.gene_space.genes)
-            raise ValueError(f"{target.name} has {len(b)} genes, {source.name} {len(a)} ({len(a & b)} shared): "
-                             f"build the target with gene_space=source.gene_space and missing_genes='fill' so both "
-                             "use one gene order")
+            raise ValueError(
+                f"{target.name} has {len(b)} genes, {source.name} {len(a)} ({len(a & b)} shared): "
+                f"build the target with gene_space=source.gene_space and missing_genes='fill' so both "
+                "use one gene order"
+            )
         if source.pairs["y"].dim() != 1 or target.pairs["y"].dim() != 1:
             raise ValueError("cross-study evaluation needs scalar responses (GDSC, CCLE, NCI-60), not profiles")
         self.name = f"{source.name}->{target.name}"
@@ -131,19 +150,39 @@ class CombinedPairs(PairDataset):
         cat = {k: torch.cat([sp[k], tp[k]]) for k in ("y", "dose", "time")}
         cell = torch.cat([sp["cell"], cmap_t[tp["cell"]]])
         drug = torch.cat([sp["drug"], dmap_t[tp["drug"]]])
-        self.origin = torch.cat([torch.zeros(src.num_pairs, dtype=torch.bool), torch.ones(tgt.num_pairs, dtype=torch.bool)])
-        self.join = {"drugs": {"target_drugs": tgt.num_drugs, "matched_by_compound": by_compound,
-                               "matched_by_name": by_drug_name, "new": tgt.num_drugs - by_compound - by_drug_name},
-                     "cells": {"target_cells": tgt.num_cells, "same_line_same_expression": same_line,
-                               "same_name_other_expression": int(other_expr),
-                               "new": tgt.num_cells - same_line}}
+        self.origin = torch.cat(
+            [torch.zeros(src.num_pairs, dtype=torch.bool), torch.ones(tgt.num_pairs, dtype=torch.bool)]
+        )
+        self.join = {
+            "drugs": {
+                "target_drugs": tgt.num_drugs,
+                "matched_by_compound": by_compound,
+                "matched_by_name": by_drug_name,
+                "new": tgt.num_drugs - by_compound - by_drug_name,
+            },
+            "cells": {
+                "target_cells": tgt.num_cells,
+                "same_line_same_expression": same_line,
+                "same_name_other_expression": int(other_expr),
+                "new": tgt.num_cells - same_line,
+            },
+        }
         report = {"name": self.name, "join": self.join}
         prior = None if src.prior_edge_index is None else (src.prior_edge_index, src.prior_edge_weight)
-        return self.make_payload(expr=torch.cat(rows), genes=list(src.gene_space.genes),
-                                 gene_mask=src.gene_mask & tgt.gene_mask, cells=cells, molecules=molecules,
-                                 cell=cell, drug=drug, prior=prior, report=report,
-                                 cell_meta={"tcga": tcga} if any(tcga) else None,
-                                 drug_meta={"name": display, "compound_group": group_ids(keys)}, **cat)  # type: ignore[arg-type]
+        return self.make_payload(
+            expr=torch.cat(rows),
+            genes=list(src.gene_space.genes),
+            gene_mask=src.gene_mask & tgt.gene_mask,
+            cells=cells,
+            molecules=molecules,
+            cell=cell,
+            drug=drug,
+            prior=prior,
+            report=report,
+            cell_meta={"tcga": tcga} if any(tcga) else None,
+            drug_meta={"name": display, "compound_group": group_ids(keys)},
+            **cat,  # type: ignore[arg-type]
+        )
 
     def subsets(self) -> Dict[str, Tensor]:
         """Boolean masks over all pairs naming target subsets: ``all``, ``new_pairs`` ((line, drug)
@@ -159,24 +198,44 @@ class CombinedPairs(PairDataset):
         measured = torch.zeros(n_c * n_d, dtype=torch.bool)
         measured[key[src]] = True
         t = self.origin
-        return {"all": t.clone(), "new_pairs": t & ~measured[key], "seen_drugs": t & seen_d[p["drug"]],
-                "new_drugs": t & ~seen_d[p["drug"]], "seen_cells": t & seen_c[p["cell"]],
-                "new_cells": t & ~seen_c[p["cell"]]}
+        return {
+            "all": t.clone(),
+            "new_pairs": t & ~measured[key],
+            "seen_drugs": t & seen_d[p["drug"]],
+            "new_drugs": t & ~seen_d[p["drug"]],
+            "seen_cells": t & seen_c[p["cell"]],
+            "new_cells": t & ~seen_c[p["cell"]],
+        }
 
 
 def cross_metrics(y: Tensor, pred: Tensor, drug: Tensor, cell: Tensor, same_scale: bool, sign: float) -> Dict:
     """Metrics of target ``y`` against ``sign * pred``; RMSE only when both studies share a unit."""
     y_np, p_np = y.double().numpy(), sign * pred.double().numpy()
     d = drug.numpy()
-    return {"n_test": int(y.numel()), "n_drugs": int(np.unique(d).size), "n_cells": int(cell.unique().numel()),
-            "rmse": rmse(y_np, p_np) if same_scale else float("nan"), "pcc": pearson(y_np, p_np),
-            "scc": spearman(y_np, p_np), "pcc_per_drug": grouped_pearson(y_np, p_np, d),
-            "scc_per_drug": grouped_spearman(y_np, p_np, d)}
+    return {
+        "n_test": int(y.numel()),
+        "n_drugs": int(np.unique(d).size),
+        "n_cells": int(cell.unique().numel()),
+        "rmse": rmse(y_np, p_np) if same_scale else float("nan"),
+        "pcc": pearson(y_np, p_np),
+        "scc": spearman(y_np, p_np),
+        "pcc_per_drug": grouped_pearson(y_np, p_np, d),
+        "scc_per_drug": grouped_spearman(y_np, p_np, d),
+    }
 
 
-def cross_study(source: PairDataset, target: PairDataset, models: Sequence[str], out_dir: str, task: Optional[str] = None,
-                subsets: Sequence[str] = ("all", "new_pairs"), model_options: Optional[Dict[str, Dict]] = None,
-                val_fraction: float = 0.1, seed: int = 0, source_subsample: Optional[int] = None):
+def cross_study(
+    source: PairDataset,
+    target: PairDataset,
+    models: Sequence[str],
+    out_dir: str,
+    task: Optional[str] = None,
+    subsets: Sequence[str] = ("all", "new_pairs"),
+    model_options: Optional[Dict[str, Dict]] = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    source_subsample: Optional[int] = None,
+):
     """Fit each model on ``source`` and evaluate it on ``target``; one row per (model, subset).
 
     Rows are appended to ``out_dir/cross_study.csv`` as each model finishes (a stopped run
@@ -213,8 +272,11 @@ def cross_study(source: PairDataset, target: PairDataset, models: Sequence[str],
     test = torch.zeros(ds.num_pairs, dtype=torch.bool)
     for s in subsets:
         test |= masks[s]
-    split = {"train": src_idx[n_val:].sort().values, "val": src_idx[:n_val].sort().values,
-             "test": test.nonzero().flatten()}
+    split = {
+        "train": src_idx[n_val:].sort().values,
+        "val": src_idx[:n_val].sort().values,
+        "test": test.nonzero().flatten(),
+    }
     os.makedirs(os.path.join(out_dir, "predictions"), exist_ok=True)
     path = os.path.join(out_dir, "cross_study.csv")
     done = set()
@@ -222,9 +284,19 @@ def cross_study(source: PairDataset, target: PairDataset, models: Sequence[str],
         prev = pd.read_csv(path)
         done = {(r.task, r.model) for r in prev.itertuples()}
     with open(os.path.join(out_dir, f"{_slug(task)}_join.json"), "w") as f:
-        json.dump({"task": task, "join": ds.join, "same_scale": same_scale, "sign": sign,
-                   "n_train": split["train"].numel(), "n_val": n_val,
-                   "subsets": {s: int(masks[s].sum()) for s in masks}}, f, indent=2)
+        json.dump(
+            {
+                "task": task,
+                "join": ds.join,
+                "same_scale": same_scale,
+                "sign": sign,
+                "n_train": split["train"].numel(),
+                "n_val": n_val,
+                "subsets": {s: int(masks[s].sum()) for s in masks},
+            },
+            f,
+            indent=2,
+        )
     logger.info("%s: %s", task, ds.join)
     rev = git_revision()
     p = ds.pairs
@@ -242,21 +314,38 @@ def cross_study(source: PairDataset, target: PairDataset, models: Sequence[str],
         full = torch.full((ds.num_pairs,), float("nan"))
         full[split["test"]] = pred
         te = split["test"]
-        pd.DataFrame({"pair": (te - source.num_pairs).numpy(), "cell": [ds.cells[i] for i in p["cell"][te].tolist()],
-                      "drug": [ds.drug_meta["name"][i] for i in p["drug"][te].tolist()],
-                      "y_true": p["y"][te].numpy(), "y_pred": pred.numpy(),
-                      **{s: masks[s][te].numpy() for s in masks if s != "all"}}).to_csv(
-            os.path.join(out_dir, "predictions", f"{_slug(task)}_{label}.csv"), index=False)
+        pd.DataFrame(
+            {
+                "pair": (te - source.num_pairs).numpy(),
+                "cell": [ds.cells[i] for i in p["cell"][te].tolist()],
+                "drug": [ds.drug_meta["name"][i] for i in p["drug"][te].tolist()],
+                "y_true": p["y"][te].numpy(),
+                "y_pred": pred.numpy(),
+                **{s: masks[s][te].numpy() for s in masks if s != "all"},
+            }
+        ).to_csv(os.path.join(out_dir, "predictions", f"{_slug(task)}_{label}.csv"), index=False)
         for s in subsets:
             sel = masks[s]
             if not sel.any():
                 continue
             met = cross_metrics(p["y"][sel], full[sel], p["drug"][sel], p["cell"][sel], same_scale, sign)
-            row = {"task": task, "source": source.name, "target": target.name, "model": label, "subset": s, **met,
-                   "direction": "same" if sign > 0 else "flipped", "seconds": round(secs, 2), "git_revision": rev}
+            row = {
+                "task": task,
+                "source": source.name,
+                "target": target.name,
+                "model": label,
+                "subset": s,
+                **met,
+                "direction": "same" if sign > 0 else "flipped",
+                "seconds": round(secs, 2),
+                "git_revision": rev,
+            }
             _append(path, row, CROSS_COLUMNS)
-            print(f"{task:>16} {label:>12} {s:>10}: n {met['n_test']:>6}  RMSE {met['rmse']:.3f}  "
-                  f"SCC {met['scc']:.3f}  per-drug SCC {met['scc_per_drug']:.3f}  ({secs:.0f} s)", flush=True)
+            print(
+                f"{task:>16} {label:>12} {s:>10}: n {met['n_test']:>6}  RMSE {met['rmse']:.3f}  "
+                f"SCC {met['scc']:.3f}  per-drug SCC {met['scc_per_drug']:.3f}  ({secs:.0f} s)",
+                flush=True,
+            )
     df = pd.read_csv(path)
     return df[df.task == task]
 

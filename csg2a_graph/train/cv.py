@@ -10,6 +10,7 @@ Model runners are registered by name (``csg2a_graph.registry.register_runner()``
 fold's split, its options and a run folder, and returns test predictions. A *label* may name a
 variant: ``model_options={"csg2a-unfrozen": {"runner": "csg2a", "freeze": False}}``.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,12 +31,39 @@ from csg2a_graph.train.tune import tune as tune_model
 
 logger = logging.getLogger(__name__)
 
-RESULT_COLUMNS = ["model", "scheme", "fold", "seed", "randomization", "rmse", "pcc", "scc", "r2", "pcc_per_drug", "pcc_per_cell",
-                  "pcc_norm", "scc_norm", "r2_norm", "n_train", "n_val", "n_test", "epochs", "best_epoch", "pairs_seen",
-                  "trials", "tuned", "seconds", "git_revision"]
+RESULT_COLUMNS = [
+    "model",
+    "scheme",
+    "fold",
+    "seed",
+    "randomization",
+    "rmse",
+    "pcc",
+    "scc",
+    "r2",
+    "pcc_per_drug",
+    "pcc_per_cell",
+    "pcc_norm",
+    "scc_norm",
+    "r2_norm",
+    "n_train",
+    "n_val",
+    "n_test",
+    "epochs",
+    "best_epoch",
+    "pairs_seen",
+    "trials",
+    "tuned",
+    "seconds",
+    "git_revision",
+]
 #: the columns of results.csv files written before the normalised metrics (migrated when a run continues)
-_OLD_COLUMNS = [c for c in RESULT_COLUMNS if not c.endswith("_norm")
-                and c not in ("seed", "randomization", "epochs", "best_epoch", "pairs_seen", "trials", "tuned")]
+_OLD_COLUMNS = [
+    c
+    for c in RESULT_COLUMNS
+    if not c.endswith("_norm")
+    and c not in ("seed", "randomization", "epochs", "best_epoch", "pairs_seen", "trials", "tuned")
+]
 METRICS = ["rmse", "pcc", "scc", "r2", "pcc_per_drug", "pcc_norm", "scc_norm", "r2_norm"]
 
 
@@ -63,10 +91,16 @@ def git_revision() -> str:
     if not ours or not os.path.exists(os.path.join(top, ".git")):
         return __version__
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=top, capture_output=True, text=True,
-                             timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "csg2a_graph"],
-                               cwd=top, capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=top, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "csg2a_graph"],
+            cwd=top,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except Exception:  # noqa: BLE001 - no git on the PATH
         return __version__
     return f"{__version__}+g{sha}{'.dirty' if dirty else ''}" if sha else __version__
@@ -83,12 +117,26 @@ def subsample_split(split: Dict[str, Tensor], keep: Optional[Tensor]) -> Dict[st
     return Split(out, None if dropped is None else dropped[keep[dropped]])
 
 
-def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mixed",),
-                   folds: Union[int, Sequence[int]] = 10, n_folds: int = 10, out_dir: str = "cv",
-                   model_options: Optional[Dict[str, Dict]] = None, seed: int = 0,
-                   subsample: Optional[int] = None, seeds: int = 1, randomize: Sequence[str] = (), tune: int = 0,
-                   randomize_models: Optional[Sequence[str]] = None, jobs: int = 1, executor: Optional[str] = None,
-                   ray_address: Optional[str] = None, threads: Optional[int] = None, gpus_per_run: float = 0):
+def cross_validate(
+    dataset,
+    models: Sequence[str],
+    schemes: Sequence[str] = ("mixed",),
+    folds: Union[int, Sequence[int]] = 10,
+    n_folds: int = 10,
+    out_dir: str = "cv",
+    model_options: Optional[Dict[str, Dict]] = None,
+    seed: int = 0,
+    subsample: Optional[int] = None,
+    seeds: int = 1,
+    randomize: Sequence[str] = (),
+    tune: int = 0,
+    randomize_models: Optional[Sequence[str]] = None,
+    jobs: int = 1,
+    executor: Optional[str] = None,
+    ray_address: Optional[str] = None,
+    threads: Optional[int] = None,
+    gpus_per_run: float = 0,
+):
     """Run every model on every (scheme, fold) and write ``results.csv``, ``summary.md``, predictions and splits.
 
     Args:
@@ -150,7 +198,7 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
     if os.path.exists(results_path):
         prev = pd.read_csv(results_path)
         done = {(r.model, r.scheme, int(r.fold), int(r.seed), str(r.randomization)) for r in prev.itertuples()}
-    from csg2a_graph.train.randomize import RANDOMIZATIONS, untrained_like
+    from csg2a_graph.train.randomize import RANDOMIZATIONS, prior_randomized_like, untrained_like
 
     bad = [r for r in randomize if r not in RANDOMIZATIONS]
     if bad:
@@ -163,7 +211,9 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
         raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
     rev = git_revision()
     pairs = dataset.pairs
-    run_kw: Dict[str, Any] = dict(jobs=jobs, executor=executor, threads=threads, address=ray_address, gpus_per_task=gpus_per_run)
+    run_kw: Dict[str, Any] = dict(
+        jobs=jobs, executor=executor, threads=threads, address=ray_address, gpus_per_task=gpus_per_run
+    )
 
     # 1. the folds, saved (or checked against the saved ones), and which rows remain
     splits: Dict[tuple, Dict] = {}
@@ -186,8 +236,9 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
                         if rand != "none" and randomize_models is not None and label not in randomize_models:
                             continue
                         if (label, scheme, fold, run_seed, rand) in done:
-                            logger.info("%s %s fold %d seed %d %s: done earlier, skipped", label, scheme, fold,
-                                        run_seed, rand)
+                            logger.info(
+                                "%s %s fold %d seed %d %s: done earlier, skipped", label, scheme, fold, run_seed, rand
+                            )
                             continue
                         opts = dict(model_options.get(label, {}))
                         runner_name = opts.pop("runner", label)
@@ -195,12 +246,34 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
                             if not opts.get("pretrained"):
                                 logger.info("%s: no pretrained network, no pretrain-untrained row", label)
                                 continue
-                            opts["pretrained"] = untrained_like(opts["pretrained"], os.path.join(
-                                out_dir, "untrained", f"{label}.pt"), seed)
-                        tag = f"{label}_{scheme}_fold{fold}" + (f"_seed{run_seed}" if run_seed != seed else "") + \
-                            (f"_{rand}" if rand != "none" else "")
-                        rows.append({"label": label, "runner": runner_name, "scheme": scheme, "fold": fold,
-                                     "seed": run_seed, "rand": rand, "opts": opts, "tag": tag})
+                            opts["pretrained"] = untrained_like(
+                                opts["pretrained"], os.path.join(out_dir, "untrained", f"{label}.pt"), seed
+                            )
+                        elif rand in ("prior-rewire", "prior-remove") and opts.get("pretrained"):
+                            # the network's own prior, not only the dataset's (which a pretrained network ignores)
+                            opts["pretrained"] = prior_randomized_like(
+                                opts["pretrained"],
+                                os.path.join(out_dir, "randomized", f"{label}_{rand}_fold{fold}.pt"),
+                                rand,
+                                seed + 1000 * fold + 7,
+                            )
+                        tag = (
+                            f"{label}_{scheme}_fold{fold}"
+                            + (f"_seed{run_seed}" if run_seed != seed else "")
+                            + (f"_{rand}" if rand != "none" else "")
+                        )
+                        rows.append(
+                            {
+                                "label": label,
+                                "runner": runner_name,
+                                "scheme": scheme,
+                                "fold": fold,
+                                "seed": run_seed,
+                                "rand": rand,
+                                "opts": opts,
+                                "tag": tag,
+                            }
+                        )
 
     # 2. tuning: once per (model, scheme, fold) on the unperturbed data's validation pairs, kept in tuned.json
     tuned: Dict[tuple, tuple] = {}
@@ -235,11 +308,18 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
         run_dir = os.path.join(out_dir, "runs", r["tag"])
         os.makedirs(run_dir, exist_ok=True)
         split = splits[(r["scheme"], r["fold"])]
-        logger.info("%s on %s fold %d (seed %d, %s): %d train / %d val / %d test pairs", r["label"], r["scheme"],
-                    r["fold"], r["seed"], r["rand"], split["train"].numel(), split["val"].numel(),
-                    split["test"].numel())
-        tasks.append((RUNNERS[r["runner"]], split, opts, run_dir, r["seed"], r["rand"],
-                      seed + 1000 * r["fold"] + 7))
+        logger.info(
+            "%s on %s fold %d (seed %d, %s): %d train / %d val / %d test pairs",
+            r["label"],
+            r["scheme"],
+            r["fold"],
+            r["seed"],
+            r["rand"],
+            split["train"].numel(),
+            split["val"].numel(),
+            split["test"].numel(),
+        )
+        tasks.append((RUNNERS[r["runner"]], split, opts, run_dir, r["seed"], r["rand"], seed + 1000 * r["fold"] + 7))
     naive: Dict[tuple, Tensor] = {}  # the NaiveMeanEffects (additive) predictions per fold: the normalised base
     for i, out in run_tasks(_fit_task, dataset, tasks, **run_kw):
         r = rows[i]
@@ -251,24 +331,39 @@ def cross_validate(dataset, models: Sequence[str], schemes: Sequence[str] = ("mi
         if (r["scheme"], r["fold"]) not in naive:
             naive[(r["scheme"], r["fold"])] = RUNNERS["additive"](dataset, split, {}, "", seed).reshape(-1).cpu()
         met.update(normalized_metrics(y, pred, naive[(r["scheme"], r["fold"])]))
-        row = {"model": r["label"], "scheme": r["scheme"], "fold": r["fold"], "seed": r["seed"],
-               "randomization": r["rand"], **met, "n_train": split["train"].numel(), "n_val": split["val"].numel(),
-               "n_test": test.numel(), **out["budget"], "trials": r["info"]["trials"],
-               "tuned": json.dumps(r["info"]["values"], sort_keys=True) if r["info"]["values"] else None,
-               "seconds": round(out["seconds"], 2), "git_revision": rev}
+        row = {
+            "model": r["label"],
+            "scheme": r["scheme"],
+            "fold": r["fold"],
+            "seed": r["seed"],
+            "randomization": r["rand"],
+            **met,
+            "n_train": split["train"].numel(),
+            "n_val": split["val"].numel(),
+            "n_test": test.numel(),
+            **out["budget"],
+            "trials": r["info"]["trials"],
+            "tuned": json.dumps(r["info"]["values"], sort_keys=True) if r["info"]["values"] else None,
+            "seconds": round(out["seconds"], 2),
+            "git_revision": rev,
+        }
         _write_predictions(os.path.join(out_dir, "predictions", f"{r['tag']}.csv"), dataset, test, y, pred)
         _append(results_path, row)
         what = "" if (r["seed"] == seed and r["rand"] == "none") else f" (seed {r['seed']}, {r['rand']})"
-        print(f"{r['label']:>16} {r['scheme']:>10} fold {r['fold']}{what}: RMSE {met['rmse']:.3f}  PCC "
-              f"{met['pcc']:.3f}  per-drug PCC {met['pcc_per_drug']:.3f}  normalised PCC "
-              f"{met['pcc_norm']:.3f}  ({out['seconds']:.0f} s)", flush=True)
+        print(
+            f"{r['label']:>16} {r['scheme']:>10} fold {r['fold']}{what}: RMSE {met['rmse']:.3f}  PCC "
+            f"{met['pcc']:.3f}  per-drug PCC {met['pcc_per_drug']:.3f}  normalised PCC "
+            f"{met['pcc_norm']:.3f}  ({out['seconds']:.0f} s)",
+            flush=True,
+        )
     df = pd.read_csv(results_path)
     write_summary(df, os.path.join(out_dir, "summary.md"))
     return df
 
 
-def _fit_task(dataset, runner: Callable, split, opts: Dict, run_dir: str, run_seed: int, rand: str,
-              rand_seed: int) -> Dict:
+def _fit_task(
+    dataset, runner: Callable, split, opts: Dict, run_dir: str, run_seed: int, rand: str, rand_seed: int
+) -> Dict:
     """One row's training (run by any executor): the test predictions, seconds and budget."""
     from csg2a_graph.train.randomize import randomized
 
@@ -293,8 +388,9 @@ def _randomized_cached(dataset, rand: str, rand_seed: int, make):
     return _RANDOMIZED[key]
 
 
-def _tune_task(dataset, runner: Callable, runner_name: str, split, opts: Dict, n_trials: int, seed: int,
-               run_dir: str) -> tuple:
+def _tune_task(
+    dataset, runner: Callable, runner_name: str, split, opts: Dict, n_trials: int, seed: int, run_dir: str
+) -> tuple:
     return tune_model(runner, runner_name, dataset, split, opts, n_trials, seed, run_dir)
 
 
@@ -312,8 +408,10 @@ def _write_tuned(run_dir: str, options: Dict, info: Dict) -> None:
     from csg2a_graph.io.files import atomic_write_text
 
     os.makedirs(os.path.join(run_dir, "tune"), exist_ok=True)
-    atomic_write_text(os.path.join(run_dir, "tune", "tuned.json"),
-                      json.dumps({"options": options, "info": info}, indent=1, sort_keys=True, default=str))
+    atomic_write_text(
+        os.path.join(run_dir, "tune", "tuned.json"),
+        json.dumps({"options": options, "info": info}, indent=1, sort_keys=True, default=str),
+    )
 
 
 def _append(path: str, row: Dict, columns: Sequence[str] = RESULT_COLUMNS) -> None:
@@ -328,8 +426,9 @@ def _write_predictions(path: str, dataset, index: Tensor, y: Tensor, pred: Tenso
     cells = [dataset.cells[i] for i in p["cell"][index].tolist()]
     drugs = [dataset.drugs[i] for i in p["drug"][index].tolist()]
     names = dataset.drug_meta.get("name") if hasattr(dataset, "drug_meta") else None
-    df = pd.DataFrame({"pair": index.numpy(), "cell": cells, "drug": drugs, "y_true": y.numpy(),
-                       "y_pred": pred.numpy()})
+    df = pd.DataFrame(
+        {"pair": index.numpy(), "cell": cells, "drug": drugs, "y_true": y.numpy(), "y_pred": pred.numpy()}
+    )
     if names:
         df.insert(3, "drug_name", [names[i] for i in p["drug"][index].tolist()])
     df.to_csv(path, index=False)
@@ -410,20 +509,33 @@ def write_summary(df, path: str) -> str:
     s = summarize(df)
     cols = sorted({c for c, _ in s.columns if c != "folds"}, key=METRICS.index)
     spent = _budget_cells(df)
-    lines = ["| model | scheme | runs | " + " | ".join(cols) + " | epochs (best) |",
-             "|---|---|---|" + "---|" * (len(cols) + 1)]
+    lines = [
+        "| model | scheme | runs | " + " | ".join(cols) + " | epochs (best) |",
+        "|---|---|---|" + "---|" * (len(cols) + 1),
+    ]
     for (model, scheme), r in s.iterrows():
         vals = [f"{r[(c, 'mean')]:.3f} ± {0 if np.isnan(r[(c, 'std')]) else r[(c, 'std')]:.3f}" for c in cols]
-        lines.append(f"| {model} | {scheme} | {int(r['folds'].iloc[0]) if hasattr(r['folds'], 'iloc') else int(r['folds'])} | "
-                     + " | ".join(vals) + f" | {spent.get((model, scheme), '—')} |")
-    lines += ["", "runs: folds x seeds; epochs (best): mean epochs run and mean best-validation epoch (— for models "
-              "fitted once); an epoch count at the cap with the best epoch at its end means the cap bound."]
+        lines.append(
+            f"| {model} | {scheme} | {int(r['folds'].iloc[0]) if hasattr(r['folds'], 'iloc') else int(r['folds'])} | "
+            + " | ".join(vals)
+            + f" | {spent.get((model, scheme), '—')} |"
+        )
+    lines += [
+        "",
+        "runs: folds x seeds; epochs (best): mean epochs run and mean best-validation epoch (— for models "
+        "fitted once); an epoch count at the cap with the best epoch at its end means the cap bound.",
+    ]
     lines += statistics_lines(df, os.path.dirname(os.path.abspath(path)))
     paired = randomization_table(df)
     if paired:
-        lines += ["", "Randomisation tests: randomised minus unperturbed, paired over (fold, seed); p of a paired "
-                  "t-test (NaN with one pair).", "", "| model | scheme | randomisation | pairs | Δ RMSE | p | "
-                  "Δ normalised PCC | p |", "|---|---|---|---|---|---|---|---|"] + paired
+        lines += [
+            "",
+            "Randomisation tests: randomised minus unperturbed, paired over (fold, seed); p of a paired "
+            "t-test (NaN with one pair).",
+            "",
+            "| model | scheme | randomisation | pairs | Δ RMSE | p | Δ normalised PCC | p |",
+            "|---|---|---|---|---|---|---|---|",
+        ] + paired
     text = "\n".join(lines) + "\n"
     with open(path, "w") as f:
         f.write(text)
@@ -464,20 +576,31 @@ def statistics_lines(df, out_dir: str) -> List[str]:
         rows = [r for r in rows if r["pairs"]]
         if not rows:
             continue
-        out += ["", f"Paired against `{ref}` on the same (fold, seed): mean difference (model − {ref}), Wilcoxon "
-                "signed-rank (6+ pairs) or paired t, Holm-corrected over the models of a scheme.", "",
-                "| scheme | model | metric | pairs | mean diff | test | p | p (Holm) |", "|---|---|---|---|---|---|---|---|"]
-        out += [f"| {r['scheme']} | {r['model']} | {r['metric']} | {r['pairs']} | {r['mean_diff']:+.3f} | {r['test']} | "
-                f"{r['p']:.2g} | {r['p_holm']:.2g} |" for r in rows]
+        out += [
+            "",
+            f"Paired against `{ref}` on the same (fold, seed): mean difference (model − {ref}), Wilcoxon "
+            "signed-rank (6+ pairs) or paired t, Holm-corrected over the models of a scheme.",
+            "",
+            "| scheme | model | metric | pairs | mean diff | test | p | p (Holm) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {r['scheme']} | {r['model']} | {r['metric']} | {r['pairs']} | {r['mean_diff']:+.3f} | {r['test']} | "
+            f"{r['p']:.2g} | {r['p_holm']:.2g} |"
+            for r in rows
+        ]
     for scheme in df.scheme.unique():
         res = friedman_nemenyi(df, scheme, "rmse")
         if res is None:
             continue
         png = plot_cd(res, os.path.join(out_dir, f"cd_{scheme}.png"))
         ranks = ", ".join(f"{m} {r:.2f}" for m, r in sorted(res["average_rank"].items(), key=lambda kv: kv[1]))
-        out += ["", f"{scheme}: Friedman over {res['folds']} folds and {res['models']} models, p = "
-                f"{res['friedman_p']:.2g}; average RMSE ranks {ranks}; Nemenyi CD = {res['cd']:.2f} "
-                f"(`{os.path.basename(png)}`)."]
+        out += [
+            "",
+            f"{scheme}: Friedman over {res['folds']} folds and {res['models']} models, p = "
+            f"{res['friedman_p']:.2g}; average RMSE ranks {ranks}; Nemenyi CD = {res['cd']:.2f} "
+            f"(`{os.path.basename(png)}`).",
+        ]
     return out
 
 
@@ -490,7 +613,8 @@ def randomization_table(df) -> List[str]:
     out = []
     base = df[df["randomization"].fillna("none") == "none"]
     for (model, scheme, mode), g in df[df["randomization"].fillna("none") != "none"].groupby(
-            ["model", "scheme", "randomization"], sort=False):
+        ["model", "scheme", "randomization"], sort=False
+    ):
         m = g.merge(base[(base.model == model) & (base.scheme == scheme)], on=["fold", "seed"], suffixes=("", "_0"))
         if m.empty:
             continue
@@ -503,5 +627,13 @@ def randomization_table(df) -> List[str]:
     return out
 
 
-__all__ = ["cross_validate", "register_runner", "load_builtin_runners", "RUNNERS", "summarize", "write_summary",
-           "git_revision", "RESULT_COLUMNS"]
+__all__ = [
+    "cross_validate",
+    "register_runner",
+    "load_builtin_runners",
+    "RUNNERS",
+    "summarize",
+    "write_summary",
+    "git_revision",
+    "RESULT_COLUMNS",
+]

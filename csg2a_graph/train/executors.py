@@ -16,6 +16,7 @@ workers' count when they run beside it).
 Results stream back as they finish; the caller (the driver) alone writes the results table, so a stopped run
 keeps every finished row whatever the executor.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,9 +48,17 @@ def worker_threads(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
-def run_tasks(fn: Callable, dataset, tasks: Sequence[Tuple], jobs: int = 1, executor: str = "serial",
-              threads: Optional[int] = None, address: Optional[str] = None, cpus_per_task: float = 1,
-              gpus_per_task: float = 0) -> Iterator[Tuple[int, Any]]:
+def run_tasks(
+    fn: Callable,
+    dataset,
+    tasks: Sequence[Tuple],
+    jobs: int = 1,
+    executor: str = "serial",
+    threads: Optional[int] = None,
+    address: Optional[str] = None,
+    cpus_per_task: float = 1,
+    gpus_per_task: float = 0,
+) -> Iterator[Tuple[int, Any]]:
     """Yield ``(index, fn(dataset, *tasks[index]))`` as the tasks finish (in order for ``serial``).
 
     ``fn`` must be a module-level function (it is pickled by name). The first task to raise stops the run:
@@ -74,8 +83,9 @@ def run_tasks(fn: Callable, dataset, tasks: Sequence[Tuple], jobs: int = 1, exec
     if executor == "process":
         yield from _run_processes(fn, dataset, tasks, jobs, threads or worker_threads(jobs))
     else:
-        yield from _run_ray(fn, dataset, tasks, jobs, threads or max(1, int(cpus_per_task)), address,
-                            cpus_per_task, gpus_per_task)
+        yield from _run_ray(
+            fn, dataset, tasks, jobs, threads or max(1, int(cpus_per_task)), address, cpus_per_task, gpus_per_task
+        )
 
 
 def _run_processes(fn, dataset, tasks, jobs, threads) -> Iterator[Tuple[int, Any]]:
@@ -89,11 +99,13 @@ def _run_processes(fn, dataset, tasks, jobs, threads) -> Iterator[Tuple[int, Any
         initargs: Tuple = (threads,)
     else:
         initargs = (threads, dataset)
-    logger.info("%d tasks on %d worker processes (%s, %d CPU threads each)", len(tasks), jobs, ctx.get_start_method(),
-                threads)
+    logger.info(
+        "%d tasks on %d worker processes (%s, %d CPU threads each)", len(tasks), jobs, ctx.get_start_method(), threads
+    )
     try:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx, initializer=_init_worker,
-                                 initargs=initargs) as pool:
+        with ProcessPoolExecutor(
+            max_workers=min(jobs, len(tasks)), mp_context=ctx, initializer=_init_worker, initargs=initargs
+        ) as pool:
             pending = {pool.submit(_call, fn, t): i for i, t in enumerate(tasks)}
             while pending:
                 done, _ = wait(list(pending), return_when=FIRST_EXCEPTION)
@@ -155,4 +167,3 @@ def describe(executor: str, jobs: int, address: Optional[str] = None) -> Dict[st
 
 
 __all__ = ["EXECUTORS", "run_tasks", "worker_threads", "describe"]
-

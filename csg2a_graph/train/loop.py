@@ -5,6 +5,7 @@ progress bars, a log file, a metrics CSV per epoch (TensorBoard when installed),
 every epoch that resume to the same result, bf16 autocast and ``torch.compile`` on CUDA, and
 distributed data parallel when launched with ``torchrun``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -93,15 +94,26 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if self.max_batches is not None:
             self.max_batches = check_int("max_batches", self.max_batches, 1)
-        for name, positive in (("lr", True), ("weight_decay", False), ("min_lr", False),
-                               ("max_minutes", True), ("divergence_factor", True)):
+        for name, positive in (
+            ("lr", True),
+            ("weight_decay", False),
+            ("min_lr", False),
+            ("max_minutes", True),
+            ("divergence_factor", True),
+        ):
             v = getattr(self, name)
             if v is None and name in ("max_minutes", "divergence_factor"):
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
-                    or (positive and v == 0):
-                raise ValueError(f"{name} must be a {'positive' if positive else 'non-negative'} finite number, "
-                                 f"got {v!r}")
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not math.isfinite(v)
+                or v < 0
+                or (positive and v == 0)
+            ):
+                raise ValueError(
+                    f"{name} must be a {'positive' if positive else 'non-negative'} finite number, got {v!r}"
+                )
 
     @classmethod
     def from_dict(cls, d: Dict) -> "TrainConfig":
@@ -142,8 +154,10 @@ def resolve_device(device: str) -> torch.device:
         raise ValueError(f"device {device!r} is not a device name (auto, cpu, cuda, cuda:1...)") from e
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r}: this machine has no CUDA device (torch {torch.__version__}, "
-                             f"CUDA build: {torch.version.cuda or 'no'}); use --device cpu or auto")
+            raise ValueError(
+                f"device {device!r}: this machine has no CUDA device (torch {torch.__version__}, "
+                f"CUDA build: {torch.version.cuda or 'no'}); use --device cpu or auto"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
     elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
@@ -174,8 +188,13 @@ class Trainer:
         >>> trainer.evaluate(dataset, split["test"])
     """
 
-    def __init__(self, model: nn.Module, config: Optional[TrainConfig] = None, out_dir: Optional[str] = None,
-                 callbacks: Sequence[Callable] = ()):
+    def __init__(
+        self,
+        model: nn.Module,
+        config: Optional[TrainConfig] = None,
+        out_dir: Optional[str] = None,
+        callbacks: Sequence[Callable] = (),
+    ):
         self.model, self.config, self.out_dir = model, config or TrainConfig(), out_dir
         self.callbacks = list(callbacks)
         self.device = resolve_device(self.config.device)
@@ -252,8 +271,9 @@ class Trainer:
         tb = self._tensorboard()
         show = cfg.progress and self.is_main
         try:
-            epochs = tqdm(range(run.start, cfg.epochs), desc="epochs", disable=not show, initial=run.start,
-                          total=cfg.epochs)
+            epochs = tqdm(
+                range(run.start, cfg.epochs), desc="epochs", disable=not show, initial=run.start, total=cfg.epochs
+            )
             for epoch in epochs:
                 if run.bad >= cfg.patience:
                     break
@@ -284,8 +304,10 @@ class Trainer:
         train_idx = torch.as_tensor(split["train"]).long()
         val_idx = torch.as_tensor(split["val"]).long() if split.get("val") is not None else None
         if train_idx.numel() < 2:
-            raise ValueError(f"the training split has {train_idx.numel()} pair(s); training needs at least 2 "
-                             "(BatchNorm layers cannot normalise one sample)")
+            raise ValueError(
+                f"the training split has {train_idx.numel()} pair(s); training needs at least 2 "
+                "(BatchNorm layers cannot normalise one sample)"
+            )
         if val_idx is not None and val_idx.numel() == 0:
             val_idx = None
         if cfg.max_minutes is not None and self.world > 1:
@@ -304,22 +326,36 @@ class Trainer:
         if not params:
             raise ValueError("the model has no trainable parameters")
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True if cfg.fast else None)
-        factor = cosine_then_hold(cfg.lr, cfg.min_lr, max(1, cfg.patience)) if cfg.schedule == "cosine" \
+        factor = (
+            cosine_then_hold(cfg.lr, cfg.min_lr, max(1, cfg.patience))
+            if cfg.schedule == "cosine"
             else (lambda epoch: 1.0)
+        )
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         module = model
         if self.world > 1:
-            module = nn.parallel.DistributedDataParallel(model, device_ids=None if self.device.type == "cpu" else
-                                                         [self.device.index])
+            module = nn.parallel.DistributedDataParallel(
+                model, device_ids=None if self.device.type == "cpu" else [self.device.index]
+            )
         return _Run(
-            dataset=dataset, split=split, train_idx=train_idx, val_idx=val_idx, y_train=y_train, y_var=y_var,
-            model=model, module=module,
+            dataset=dataset,
+            split=split,
+            train_idx=train_idx,
+            val_idx=val_idx,
+            y_train=y_train,
+            y_var=y_var,
+            model=model,
+            module=module,
             fwd_module=torch.compile(module) if (cfg.compile and self.device.type == "cuda") else module,
-            params=params, opt=opt, sched=sched, fingerprint=dataset_fingerprint(dataset),
+            params=params,
+            opt=opt,
+            sched=sched,
+            fingerprint=dataset_fingerprint(dataset),
             data_info=data_card(dataset),  # kept in every checkpoint: the target and the expression scale
             ckpt_path=os.path.join(self.out_dir, "checkpoint.pt") if self.out_dir else None,
             csv_path=os.path.join(self.out_dir, "metrics.csv") if (self.out_dir and self.is_main) else None,
-            deadline=None if cfg.max_minutes is None else time.perf_counter() + 60.0 * float(cfg.max_minutes))
+            deadline=None if cfg.max_minutes is None else time.perf_counter() + 60.0 * float(cfg.max_minutes),
+        )
 
     def _resume(self, run: "_Run") -> None:
         """Load ``checkpoint.pt`` (same data and split, refused otherwise) into the model, optimiser,
@@ -330,27 +366,35 @@ class Trainer:
             raise FileNotFoundError(f"--resume: no checkpoint at {path}")
         st = load_checkpoint(path, self.device)
         fp = run.fingerprint
-        if st.get("dataset", {}).get("options") != fp.get("options") or \
-                st.get("dataset", {}).get("num_pairs") != fp["num_pairs"]:
+        if (
+            st.get("dataset", {}).get("options") != fp.get("options")
+            or st.get("dataset", {}).get("num_pairs") != fp["num_pairs"]
+        ):
             raise ValueError(f"{path} was trained on other data ({st.get('dataset')}), not {fp}")
         if not torch.equal(st["split"]["train"], run.train_idx):
             raise ValueError(f"{path} was trained on another split")
         run.model.load_state_dict(st["model"])
         run.opt.load_state_dict(st["optimizer"])
         run.sched.load_state_dict(st["scheduler"])
-        run.start, run.best_val, run.best_epoch, run.bad = st["epoch"] + 1, st["best_val"], st["best_epoch"], \
-            st["bad_epochs"]
-        run.best_state, self.history = st["best_model"], list(st["history"])[:run.start]
-        logger.info("resumed from %s at epoch %d (best val %.4f at epoch %d)", path, run.start, run.best_val,
-                    run.best_epoch)
+        run.start, run.best_val, run.best_epoch, run.bad = (
+            st["epoch"] + 1,
+            st["best_val"],
+            st["best_epoch"],
+            st["bad_epochs"],
+        )
+        run.best_state, self.history = st["best_model"], list(st["history"])[: run.start]
+        logger.info(
+            "resumed from %s at epoch %d (best val %.4f at epoch %d)", path, run.start, run.best_val, run.best_epoch
+        )
 
     def _train_epoch(self, run: "_Run", epoch: int, show: bool) -> float:
         """One pass over the (shuffled) training pairs; returns the mean training MSE on the response scale."""
         cfg, model = self.config, cast(Any, run.model)
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: a function of (seed, epoch) only
         run.module.train()
-        loader = run.dataset.loader(run.train_idx, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed + epoch,
-                                    merge_singleton=True)  # a last batch of one pair breaks BatchNorm
+        loader = run.dataset.loader(
+            run.train_idx, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed + epoch, merge_singleton=True
+        )  # a last batch of one pair breaks BatchNorm
         n_batches = len(loader) if cfg.max_batches is None else min(len(loader), cfg.max_batches)
         if cfg.fast:
             return self._train_epoch_fast(run, epoch, show, loader, n_batches)
@@ -380,7 +424,7 @@ class Trainer:
                 self._diverged(epoch, b, f"the forward pass met non-finite values ({e})", run.ckpt_path, run.opt)
             loss = nn.functional.mse_loss(pred, batch.y)
             if getattr(model, "y_std", None) is not None:
-                loss = loss / model.y_std ** 2  # the loss on the standardised scale
+                loss = loss / model.y_std**2  # the loss on the standardised scale
             if not torch.isfinite(loss.detach()):
                 self._diverged(epoch, b, f"the training loss is {float(loss.detach())}", run.ckpt_path, run.opt)
             run.opt.zero_grad(set_to_none=True)
@@ -425,7 +469,7 @@ class Trainer:
             pred = self._forward(run.fwd_module, batch)
             loss = nn.functional.mse_loss(pred, batch.y)
             if y_std is not None:
-                loss = loss / y_std ** 2
+                loss = loss / y_std**2
             run.opt.zero_grad(set_to_none=True)
             loss.backward()
             grads = [p.grad for p in run.params if p.grad is not None]
@@ -440,8 +484,13 @@ class Trainer:
         run.sched.step()
         n_bad = int(skipped.item())
         if n_bad:
-            self._diverged(epoch, None, f"{n_bad} step(s) met a non-finite loss or gradient (skipped: the weights "
-                           "stayed finite)", run.ckpt_path, run.opt)
+            self._diverged(
+                epoch,
+                None,
+                f"{n_bad} step(s) met a non-finite loss or gradient (skipped: the weights stayed finite)",
+                run.ckpt_path,
+                run.opt,
+            )
         return float(total.item()) * ys / max(count, 1)
 
     def _validate(self, run: "_Run", epoch: int, train_loss: float, t0: float) -> Dict:
@@ -460,10 +509,16 @@ class Trainer:
         row["seconds"] = time.perf_counter() - t0
         # the model at the end of the epoch (validation; the train average also holds the first steps)
         if not (math.isfinite(train_loss) and math.isfinite(val)) or (
-                cfg.divergence_factor is not None and run.y_var > 0 and val > cfg.divergence_factor * run.y_var):
-            self._diverged(epoch, None, f"validation MSE {val:.4g} (train {train_loss:.4g}) against a "
-                           f"target variance of {run.y_var:.4g} (predicting the mean scores about that)",
-                           run.ckpt_path, run.opt)
+            cfg.divergence_factor is not None and run.y_var > 0 and val > cfg.divergence_factor * run.y_var
+        ):
+            self._diverged(
+                epoch,
+                None,
+                f"validation MSE {val:.4g} (train {train_loss:.4g}) against a "
+                f"target variance of {run.y_var:.4g} (predicting the mean scores about that)",
+                run.ckpt_path,
+                run.opt,
+            )
         return row
 
     def _record(self, run: "_Run", epoch: int, row: Dict, tb) -> None:
@@ -475,8 +530,14 @@ class Trainer:
         else:
             run.bad += 1
         self.history.append(row)
-        logger.info("epoch %d: train mse %.4f, val mse %.4f%s (%.1fs)", epoch, row["train_mse"], val,
-                    " *" if run.best_epoch == epoch else "", row["seconds"])
+        logger.info(
+            "epoch %d: train mse %.4f, val mse %.4f%s (%.1fs)",
+            epoch,
+            row["train_mse"],
+            val,
+            " *" if run.best_epoch == epoch else "",
+            row["seconds"],
+        )
         if run.csv_path:
             append_row(run.csv_path, row)
         if tb is not None:
@@ -484,11 +545,22 @@ class Trainer:
                 if k != "epoch":
                     tb.add_scalar(k, v, epoch)
         if run.ckpt_path and self.is_main:
-            save_checkpoint(run.ckpt_path, run.model, best_model=run.best_state, optimizer=run.opt.state_dict(),
-                            scheduler=run.sched.state_dict(), epoch=epoch, best_epoch=run.best_epoch,
-                            best_val=run.best_val, bad_epochs=run.bad, history=self.history,
-                            config=asdict(self.config), dataset=run.fingerprint, split=_split_tensors(run.split),
-                            **run.data_info)
+            save_checkpoint(
+                run.ckpt_path,
+                run.model,
+                best_model=run.best_state,
+                optimizer=run.opt.state_dict(),
+                scheduler=run.sched.state_dict(),
+                epoch=epoch,
+                best_epoch=run.best_epoch,
+                best_val=run.best_val,
+                bad_epochs=run.bad,
+                history=self.history,
+                config=asdict(self.config),
+                dataset=run.fingerprint,
+                split=_split_tensors(run.split),
+                **run.data_info,
+            )
 
     def _finish(self, run: "_Run") -> List[Dict]:
         """Restore the best weights, say when they are no better than the training mean, write ``model.pt``."""
@@ -501,15 +573,25 @@ class Trainer:
             y_val = run.dataset.pairs["y"][run.val_idx].double()
             mean_mse = float(((y_val - run.y_train.mean(0)) ** 2).mean())
             if run.best_val >= mean_mse:  # the best epoch is no better than predicting the training mean
-                msg = (f"the best model (epoch {run.best_epoch}, validation MSE {run.best_val:.4g}) is no better "
-                       f"than predicting the training mean (validation MSE {mean_mse:.4g}): nothing useful was "
-                       "learned; check the learning rate and the number of epochs")
+                msg = (
+                    f"the best model (epoch {run.best_epoch}, validation MSE {run.best_val:.4g}) is no better "
+                    f"than predicting the training mean (validation MSE {mean_mse:.4g}): nothing useful was "
+                    "learned; check the learning rate and the number of epochs"
+                )
                 logger.warning(msg)
                 self.warnings.append(msg)
         if self.out_dir and self.is_main:
-            save_checkpoint(os.path.join(self.out_dir, "model.pt"), model, best_epoch=run.best_epoch,
-                            best_val=run.best_val, config=asdict(self.config), dataset=run.fingerprint,
-                            split=_split_tensors(run.split), history=self.history, **run.data_info)
+            save_checkpoint(
+                os.path.join(self.out_dir, "model.pt"),
+                model,
+                best_epoch=run.best_epoch,
+                best_val=run.best_val,
+                config=asdict(self.config),
+                dataset=run.fingerprint,
+                split=_split_tensors(run.split),
+                history=self.history,
+                **run.data_info,
+            )
         return self.history
 
     def _diverged(self, epoch: int, batch: Optional[int], what: str, ckpt_path: Optional[str], opt) -> None:
@@ -521,8 +603,10 @@ class Trainer:
         else:
             kept = "no epoch had finished, nothing was saved"
         logger.info("training diverged at %s: %s", where, what)  # train.log; the exception says it on screen
-        raise TrainingDiverged(f"training diverged at {where} (lr {lr:g}): {what}; {kept}. "
-                               "Lower the learning rate and start again (--overwrite)")
+        raise TrainingDiverged(
+            f"training diverged at {where} (lr {lr:g}): {what}; {kept}. "
+            "Lower the learning rate and start again (--overwrite)"
+        )
 
     def _tensorboard(self):
         if not (self.out_dir and self.is_main):
@@ -586,9 +670,17 @@ def _rank_slice(batch, rank: int, world: int):
     sel = torch.arange(rank, n, world)
     from csg2a_graph.data.pairs import PairBatch
 
-    return PairBatch(expr=batch.expr[sel], drug_graph=batch.drug_graph, drug_index=batch.drug_index[sel],
-                     y=batch.y[sel], dose=batch.dose[sel], time=batch.time[sel], cell=batch.cell[sel],
-                     drug=batch.drug[sel], index=batch.index[sel])
+    return PairBatch(
+        expr=batch.expr[sel],
+        drug_graph=batch.drug_graph,
+        drug_index=batch.drug_index[sel],
+        y=batch.y[sel],
+        dose=batch.dose[sel],
+        time=batch.time[sel],
+        cell=batch.cell[sel],
+        drug=batch.drug[sel],
+        index=batch.index[sel],
+    )
 
 
 __all__ = ["Trainer", "TrainConfig", "TrainingDiverged", "resolve_device", "cosine_then_hold"]

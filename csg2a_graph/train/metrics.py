@@ -3,6 +3,7 @@
 ln IC50 varies mostly between drugs, so a global Pearson rewards knowing each drug's mean;
 ``grouped_pearson()`` (correlation within each drug, averaged) cannot be gamed that way.
 """
+
 from __future__ import annotations
 
 from typing import Dict
@@ -97,10 +98,23 @@ def profile_metrics(y, p) -> Dict[str, float]:
     p = p.detach().cpu().double().numpy() if hasattr(p, "detach") else np.asarray(p, dtype=np.float64)
     mse = float(np.mean((y - p) ** 2))
     yc, pc = y - y.mean(1, keepdims=True), p - p.mean(1, keepdims=True)
-    den = np.sqrt((yc ** 2).sum(1) * (pc ** 2).sum(1))
+    den = np.sqrt((yc**2).sum(1) * (pc**2).sum(1))
     r = np.where(den > 0, (yc * pc).sum(1) / np.where(den > 0, den, 1), np.nan)
-    return {"mse": mse, "rmse": float(np.sqrt(mse)), "pcc": float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")}
+    return {
+        "mse": mse,
+        "rmse": float(np.sqrt(mse)),
+        "pcc": float(np.nanmean(r)) if np.isfinite(r).any() else float("nan"),
+    }
 
 
-__all__ = ["rmse", "pearson", "spearman", "r2", "grouped_pearson", "grouped_spearman", "regression_metrics",
-           "normalized_metrics", "profile_metrics"]
+__all__ = [
+    "rmse",
+    "pearson",
+    "spearman",
+    "r2",
+    "grouped_pearson",
+    "grouped_spearman",
+    "regression_metrics",
+    "normalized_metrics",
+    "profile_metrics",
+]

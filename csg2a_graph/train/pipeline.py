@@ -2,6 +2,7 @@
 
 Both return the path of a checkpoint that ``ResponseModel.from_checkpoint()`` rebuilds.
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,15 +15,48 @@ from csg2a_graph.train.loop import TrainConfig, Trainer
 
 logger = logging.getLogger(__name__)
 
-PRETRAIN_KEYS = ("hidden_channels", "score", "reduce", "use_prior", "attention", "drug_encoder",
-                 "drug_encoder_kwargs", "drug_weights", "cond_hidden", "dropout", "bias", "embedding_norm", "variant",
-                 "cond_block", "norm_bias", "init", "dose_time_bias", "residual")
-FINETUNE_KEYS = ("scaling", "freeze", "frozen_mode", "proj_channels", "dropout", "fill_value", "input_norm",
-                 "standardize_target", "basal_input", "scale_init")
+PRETRAIN_KEYS = (
+    "hidden_channels",
+    "score",
+    "reduce",
+    "use_prior",
+    "attention",
+    "drug_encoder",
+    "drug_encoder_kwargs",
+    "drug_weights",
+    "cond_hidden",
+    "dropout",
+    "bias",
+    "embedding_norm",
+    "variant",
+    "cond_block",
+    "norm_bias",
+    "init",
+    "dose_time_bias",
+    "residual",
+)
+FINETUNE_KEYS = (
+    "scaling",
+    "freeze",
+    "frozen_mode",
+    "proj_channels",
+    "dropout",
+    "fill_value",
+    "input_norm",
+    "standardize_target",
+    "basal_input",
+    "scale_init",
+)
 
 
-def pretrain(dataset, out_dir: str, model_options: Optional[Dict] = None, train: Optional[TrainConfig] = None,
-             split: Optional[Dict] = None, resume: bool = False) -> str:
+def pretrain(
+    dataset,
+    out_dir: str,
+    model_options: Optional[Dict] = None,
+    train: Optional[TrainConfig] = None,
+    split: Optional[Dict] = None,
+    resume: bool = False,
+) -> str:
     """Train a ``CSG2A`` to predict perturbed profiles; returns ``out_dir/model.pt``.
 
     ``train=None``: the variant's pretraining settings (released: Adam without weight decay, constant lr).
@@ -51,8 +85,15 @@ def pretrain(dataset, out_dir: str, model_options: Optional[Dict] = None, train:
     return os.path.join(out_dir, "model.pt")
 
 
-def finetune(dataset, out_dir: str, pretrained: Optional[str] = None, split: Optional[Dict] = None,
-             model_options: Optional[Dict] = None, train: Optional[TrainConfig] = None, resume: bool = False):
+def finetune(
+    dataset,
+    out_dir: str,
+    pretrained: Optional[str] = None,
+    split: Optional[Dict] = None,
+    model_options: Optional[Dict] = None,
+    train: Optional[TrainConfig] = None,
+    resume: bool = False,
+):
     """Fine-tune ``CSG2AFineTune`` on a response dataset; returns ``(trainer, split)``.
 
     Without ``pretrained`` the network starts from random weights and is trained unfrozen
@@ -70,8 +111,9 @@ def finetune(dataset, out_dir: str, pretrained: Optional[str] = None, split: Opt
     if pretrained:
         if opts:
             raise ValueError(f"options {sorted(opts)} belong to the pretraining network, fixed by {pretrained}")
-        model = CSG2AFineTune.from_pretrained(pretrained, genes=dataset.gene_space.genes,
-                                              measured=dataset.gene_mask.tolist(), **ft)
+        model = CSG2AFineTune.from_pretrained(
+            pretrained, genes=dataset.gene_space.genes, measured=dataset.gene_mask.tolist(), **ft
+        )
     else:
         logger.warning("no pretrained network: fine-tuning a randomly initialised CSG2A, unfrozen")
         prior = (dataset.prior_edge_index, dataset.prior_edge_weight) if dataset.prior_edge_index is not None else None
@@ -79,9 +121,12 @@ def finetune(dataset, out_dir: str, pretrained: Optional[str] = None, split: Opt
         if bad:
             raise ValueError(f"unknown model options {sorted(bad)}")
         ft["freeze"] = False
-        model = CSG2AFineTune.from_pretrained(CSG2A(dataset.gene_space.genes, prior=prior, **opts),
-                                              genes=dataset.gene_space.genes, measured=dataset.gene_mask.tolist(),
-                                              **ft)
+        model = CSG2AFineTune.from_pretrained(
+            CSG2A(dataset.gene_space.genes, prior=prior, **opts),
+            genes=dataset.gene_space.genes,
+            measured=dataset.gene_mask.tolist(),
+            **ft,
+        )
     trainer = Trainer(model, train, out_dir=out_dir)
     trainer.fit(dataset, split, resume=resume)
     return trainer, split

@@ -8,6 +8,9 @@ pairs, responses and splits (the view shares everything else):
 - ``prior-rewire``: the STRING prior rewired by degree-preserving double edge swaps (every gene keeps its degree,
   the edges go elsewhere): does the model use *which* genes interact?
 - ``prior-remove``: no prior at all;
+
+  (a model given a pretrained network gets that network's own prior rewired or removed too,
+  ``prior_randomized_like()``: the network carries the prior it was pretrained with);
 - ``pretrain-untrained``: a model given a pretrained network (``pretrained=``) gets the same architecture
   untrained instead (its prior and drug encoder kept, ``untrained_like()``): what does LINCS pretraining add?
   Models without a pretrained network have no row for it.
@@ -15,6 +18,7 @@ pairs, responses and splits (the view shares everything else):
 A model that loses nothing under a mode does not use that view. Means-based baselines are invariant to the
 permutations by construction (a consistent relabelling), which is the check's own control.
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,8 +41,9 @@ def _derangement(n: int, g: torch.Generator) -> Tensor:
             return p
 
 
-def rewire_prior(edge_index: Tensor, edge_weight: Tensor, num_genes: int, seed: int = 0,
-                 swaps_per_edge: int = 10) -> Tuple[Tensor, Tensor]:
+def rewire_prior(
+    edge_index: Tensor, edge_weight: Tensor, num_genes: int, seed: int = 0, swaps_per_edge: int = 10
+) -> Tuple[Tensor, Tensor]:
     """The prior with its undirected edges rewired by degree-preserving double edge swaps (self loops kept as they
     are; the edge weights shuffled over the new edges). Returns ``(edge_index, edge_weight)`` both directions.
     """
@@ -86,7 +91,8 @@ def randomized(dataset, mode: str, seed: int = 0):
         if dataset.prior_edge_index is None:
             raise ValueError(f"{dataset.name} has no prior to rewire")
         view.prior_edge_index, view.prior_edge_weight = rewire_prior(
-            dataset.prior_edge_index, dataset.prior_edge_weight, dataset.num_genes, seed)
+            dataset.prior_edge_index, dataset.prior_edge_weight, dataset.num_genes, seed
+        )
     elif mode == "prior-remove":
         view.prior_edge_index, view.prior_edge_weight = None, None
     view.randomization = mode
@@ -116,4 +122,43 @@ def untrained_like(checkpoint: str, path: str, seed: int = 0) -> str:
     return path
 
 
-__all__ = ["RANDOMIZATIONS", "MODEL_RANDOMIZATIONS", "randomized", "rewire_prior", "untrained_like"]
+def prior_randomized_like(checkpoint: str, path: str, mode: str, seed: int = 0) -> str:
+    """The pretrained CSG²A network of ``checkpoint`` with its *own* prior rewired (``mode="prior-rewire"``, the same
+    degree-preserving swaps as the data's) or removed (``"prior-remove"``: ``use_prior=False``), every weight kept.
+
+    A pretrained network carries the prior it was pretrained with in its buffers; rewiring the dataset's prior
+    alone would leave it untouched, and the randomised row would silently repeat the unperturbed one. Saved once
+    at ``path``.
+    """
+    import os
+
+    from csg2a_graph.checkpoint import save_checkpoint
+    from csg2a_graph.nn.models.csg2a import CSG2A
+
+    if mode not in ("prior-rewire", "prior-remove"):
+        raise ValueError(f"mode must be 'prior-rewire' or 'prior-remove', got {mode!r}")
+    if not os.path.exists(path):
+        net = CSG2A.from_checkpoint(checkpoint)
+        if mode == "prior-remove":
+            out = CSG2A(**{**net.hparams, "use_prior": False})
+            out.load_state_dict(net.state_dict())
+        else:
+            if net.prior_edge_index.numel() == 0:
+                raise ValueError(f"{checkpoint}: the network has no prior to rewire")
+            ei, ew = rewire_prior(net.prior_edge_index, net.prior_edge_weight, net.num_genes, seed=seed)
+            out = net
+            out.prior_edge_index.copy_(ei)
+            out.prior_edge_weight.copy_(ew)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        save_checkpoint(path, out)
+    return path
+
+
+__all__ = [
+    "RANDOMIZATIONS",
+    "MODEL_RANDOMIZATIONS",
+    "randomized",
+    "rewire_prior",
+    "untrained_like",
+    "prior_randomized_like",
+]

@@ -3,6 +3,7 @@ the results table (mean ± sd over folds and seeds, with each row's budget), pai
 critical-difference diagrams, true-vs-predicted scatter per model, the spread of RMSE over folds and seeds, and
 learning curves. Figures are embedded as PNG data URIs, so the file stands alone.
 """
+
 from __future__ import annotations
 
 import base64
@@ -57,9 +58,14 @@ def write_report(run_dir: str, out: str = "") -> str:
             run = json.load(f)
     parts = [f"<h1>csg2a-graph cross-validation report</h1><p>{html.escape(os.path.abspath(run_dir))}</p>"]
     opts = run.get("options", {})
-    meta = [["command", f"csg2a {run.get('command', 'cv')}"], ["state", run.get("state", "?")],
-            ["version", run.get("version", "?")], ["revision", ", ".join(sorted(set(map(str, df["git_revision"]))))],
-            ["created", run.get("created", "?")], ["updated", run.get("updated", "?")]]
+    meta = [
+        ["command", f"csg2a {run.get('command', 'cv')}"],
+        ["state", run.get("state", "?")],
+        ["version", run.get("version", "?")],
+        ["revision", ", ".join(sorted(set(map(str, df["git_revision"]))))],
+        ["created", run.get("created", "?")],
+        ["updated", run.get("updated", "?")],
+    ]
     meta += [[k, json.dumps(v) if not isinstance(v, str) else v] for k, v in sorted(opts.items())]
     parts.append("<h2>Run</h2>" + _table(["what", "value"], meta, "run"))
     # the results table (summary.md's, as HTML)
@@ -133,10 +139,14 @@ def write_report(run_dir: str, out: str = "") -> str:
         ax.set_ylabel("validation MSE")
         ax.legend(fontsize=6)
         parts.append(f"<h2>Learning curves</h2><img src='{_png(fig)}'>")
-    style = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #bbb;padding:3px 8px;font-size:13px}th{background:#eee}img{max-width:100%}")
-    doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>csg2a-graph report</title><style>{style}</style>"
-           f"</head><body>{''.join(parts)}</body></html>")
+    style = (
+        "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #bbb;padding:3px 8px;font-size:13px}th{background:#eee}img{max-width:100%}"
+    )
+    doc = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>csg2a-graph report</title><style>{style}</style>"
+        f"</head><body>{''.join(parts)}</body></html>"
+    )
     path = out or os.path.join(run_dir, "report.html")
     with open(path, "w", encoding="utf-8") as f:
         f.write(doc)

@@ -1,6 +1,7 @@
 """The CSG²A runner of ``csg2a_graph.train.cross_validate()`` (``--models csg2a``); the other runners
 live with their models in ``csg2a_graph.baselines`` (see ``csg2a_graph.registry``).
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ scheme has at least 7 folds (Demšar 2006).
 
 Lower-is-better metrics (``rmse``) are negated for ranking, so rank 1 is always the best model.
 """
+
 from __future__ import annotations
 
 import math
@@ -61,8 +62,18 @@ def paired_tests(df, reference: str, metric: str = "rmse") -> List[Dict]:
                 p, test = float(ttest_rel(a, b).pvalue), "paired t"
             else:
                 p, test = float("nan"), "—"
-            part.append({"scheme": scheme, "model": model, "reference": reference, "metric": metric,
-                         "pairs": len(d), "mean_diff": float(d.mean()), "p": p, "test": test})
+            part.append(
+                {
+                    "scheme": scheme,
+                    "model": model,
+                    "reference": reference,
+                    "metric": metric,
+                    "pairs": len(d),
+                    "mean_diff": float(d.mean()),
+                    "p": p,
+                    "test": test,
+                }
+            )
         for r, ph in zip(part, holm([r["p"] for r in part])):
             r["p_holm"] = ph
         rows += part
@@ -88,8 +99,16 @@ def friedman_nemenyi(df, scheme: str, metric: str = "rmse", alpha: float = 0.05)
     stat = friedmanchisquare(*[table[c].to_numpy(float) for c in table.columns])
     q = float(studentized_range.ppf(1 - alpha, k, np.inf)) / math.sqrt(2)
     cd = q * math.sqrt(k * (k + 1) / (6.0 * n))
-    return {"scheme": scheme, "metric": metric, "folds": n, "models": k, "friedman_p": float(stat.pvalue),
-            "average_rank": avg, "cd": cd, "alpha": alpha}
+    return {
+        "scheme": scheme,
+        "metric": metric,
+        "folds": n,
+        "models": k,
+        "friedman_p": float(stat.pvalue),
+        "average_rank": avg,
+        "cd": cd,
+        "alpha": alpha,
+    }
 
 
 def _rank(a: np.ndarray) -> np.ndarray:
@@ -119,8 +138,14 @@ def plot_cd(result: Dict, path: str) -> str:
     for i, (name, rank) in enumerate(avg):
         y = -(i + 1)
         ax.plot([rank, rank], [0, y], color="grey", lw=0.8)
-        ax.text(k + 0.45 if i >= k / 2 else 0.55, y, f"{name} ({rank:.2f})", va="center",
-                ha="right" if i >= k / 2 else "left", fontsize=8)
+        ax.text(
+            k + 0.45 if i >= k / 2 else 0.55,
+            y,
+            f"{name} ({rank:.2f})",
+            va="center",
+            ha="right" if i >= k / 2 else "left",
+            fontsize=8,
+        )
         ax.plot([rank, k + 0.4 if i >= k / 2 else 0.6], [y, y], color="grey", lw=0.8)
     ax.plot([1, 1 + cd], [1.1, 1.1], color="red", lw=2)
     ax.text(1 + cd / 2, 1.25, f"CD = {cd:.2f}", ha="center", fontsize=8, color="red")
@@ -133,8 +158,10 @@ def plot_cd(result: Dict, path: str) -> str:
             bar_y -= 0.25
             last = j
     ax.axis("off")
-    ax.set_title(f"{result['scheme']}: {result['metric']}, {result['folds']} folds, Friedman p = "
-                 f"{result['friedman_p']:.2g}", fontsize=9)
+    ax.set_title(
+        f"{result['scheme']}: {result['metric']}, {result['folds']} folds, Friedman p = {result['friedman_p']:.2g}",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

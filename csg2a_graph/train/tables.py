@@ -1,6 +1,7 @@
 """The one place results and metrics rows are written: a CSV that gains a row as soon as it exists
 (a stopped run loses nothing) and never mixes another run's columns.
 """
+
 from __future__ import annotations
 
 import csv
@@ -17,8 +18,9 @@ def append_row(path: str, row: Dict, columns: Optional[Sequence[str]] = None) ->
         with open(path, newline="") as f:
             header = next(csv.reader(f), None)
         if header != columns:
-            raise ValueError(f"{path} has the columns {header}, not {columns}: another run's table; "
-                             "write into another folder")
+            raise ValueError(
+                f"{path} has the columns {header}, not {columns}: another run's table; write into another folder"
+            )
         new = False
     else:
         new = True

@@ -3,6 +3,7 @@ the same number of Optuna trials (TPE, seeded) per fold; each trial trains on th
 scored by RMSE on its *validation* pairs — the test pairs are never passed to a trial (tested). The chosen values
 go into the results row (``trials``, ``tuned``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -15,15 +16,32 @@ import torch
 #: the declared search spaces: option -> (kind, low, high[, "log"]); "train.lr" sets options["train"]["lr"]
 SEARCH_SPACES: Dict[str, Dict[str, Tuple]] = {
     "rf": {"n_estimators": ("int", 50, 300), "max_features": ("float", 0.05, 1.0), "min_samples_leaf": ("int", 1, 20)},
-    "gbm": {"learning_rate": ("float", 0.01, 0.3, "log"), "max_leaf_nodes": ("int", 15, 127),
-            "l2_regularization": ("float", 1e-6, 1.0, "log")},
+    "gbm": {
+        "learning_rate": ("float", 0.01, 0.3, "log"),
+        "max_leaf_nodes": ("int", 15, 127),
+        "l2_regularization": ("float", 1e-6, 1.0, "log"),
+    },
     "elastic-net": {"alpha": ("float", 1e-4, 1.0, "log"), "l1_ratio": ("float", 0.05, 1.0)},
     "svm": {"C": ("float", 0.1, 10.0, "log"), "epsilon": ("float", 0.01, 0.5, "log")},
     "csg2a": {"train.lr": ("float", 1e-5, 1e-3, "log"), "train.weight_decay": ("float", 1e-7, 1e-3, "log")},
 }
-for _deep in ("graphdrp", "deeptta", "pathdnn", "precily", "drpreter", "deepcovdr", "gene-gcn", "gene-gat", "gene-gin",
-              "gene-csg2a", "gene-csg2a+gcn"):
-    SEARCH_SPACES[_deep] = {"train.lr": ("float", 1e-5, 1e-2, "log"), "train.weight_decay": ("float", 1e-7, 1e-3, "log")}
+for _deep in (
+    "graphdrp",
+    "deeptta",
+    "pathdnn",
+    "precily",
+    "drpreter",
+    "deepcovdr",
+    "gene-gcn",
+    "gene-gat",
+    "gene-gin",
+    "gene-csg2a",
+    "gene-csg2a+gcn",
+):
+    SEARCH_SPACES[_deep] = {
+        "train.lr": ("float", 1e-5, 1e-2, "log"),
+        "train.weight_decay": ("float", 1e-7, 1e-3, "log"),
+    }
 
 
 def _set(opts: Dict, key: str, value: Any) -> None:

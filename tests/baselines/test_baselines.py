@@ -1,5 +1,6 @@
 """Baselines on real GDSC2 pairs: naive runners, the SVR approximation, and every deep model
 (forward/backward, parameter count against its spec, a few steps reduce the loss, checkpoint round trip)."""
+
 import os
 from pathlib import Path
 
@@ -28,14 +29,16 @@ def fit_and_reload(dataset, name, opts, small, out_dir, **cfg):
     from csg2a_graph.nn.models import ResponseModel
     from csg2a_graph.train.loop import TrainConfig, Trainer
 
-    trainer = Trainer(build_for(name, dataset, opts), TrainConfig(progress=False, device="cpu", **cfg),
-                      out_dir=str(out_dir))
+    trainer = Trainer(
+        build_for(name, dataset, opts), TrainConfig(progress=False, device="cpu", **cfg), out_dir=str(out_dir)
+    )
     hist = trainer.fit(dataset, small)
     again = ResponseModel.from_checkpoint(str(Path(out_dir) / "model.pt")).eval()
     with torch.no_grad():
         b = next(iter(dataset.loader(small["test"], batch_size=len(small["test"]))))
-        torch.testing.assert_close(again.forward_batch(b), trainer.predict(dataset, small["test"]), rtol=1e-4,
-                                   atol=1e-4)
+        torch.testing.assert_close(
+            again.forward_batch(b), trainer.predict(dataset, small["test"]), rtol=1e-4, atol=1e-4
+        )
     return hist
 
 
@@ -88,10 +91,15 @@ def test_nystroem_svr_is_close_to_exact_svr(gdsc2, split):
     assert float((exact - approx).pow(2).mean().sqrt()) < 0.2
 
 
-DEEP = [("graphdrp", {}, 726_305 - 3_328, 484), ("deeptta", {}, 5_190_977, 978),
-        ("gene-graph", {"conv": "gcn"}, None, None), ("gene-graph", {"conv": "gat"}, None, None),
-        ("gene-graph", {"conv": "gin"}, None, None), ("gene-graph", {"conv": "csg2a"}, None, None),
-        ("gene-graph", {"conv": "csg2a+gcn"}, None, None)]
+DEEP = [
+    ("graphdrp", {}, 726_305 - 3_328, 484),
+    ("deeptta", {}, 5_190_977, 978),
+    ("gene-graph", {"conv": "gcn"}, None, None),
+    ("gene-graph", {"conv": "gat"}, None, None),
+    ("gene-graph", {"conv": "gin"}, None, None),
+    ("gene-graph", {"conv": "csg2a"}, None, None),
+    ("gene-graph", {"conv": "csg2a+gcn"}, None, None),
+]
 
 
 @pytest.mark.parametrize("name,opts,spec_params,spec_genes", DEEP)
@@ -163,9 +171,10 @@ def test_pathdnn_parameter_count_matches_the_spec_shape():
 def test_pathdnn_on_real_gdsc_with_kegg_and_gdsc_targets(gdsc2, split, tmp_path):
     from tests.conftest import shared
 
-
-    opts = {"pathways_file": str(shared("genesets", "msigdb_c2.cp.kegg.v7.5.1.symbols.gmt")),
-            "targets_file": str(shared("gdsc", "gdsc_drug_list_20220812.csv"))}
+    opts = {
+        "pathways_file": str(shared("genesets", "msigdb_c2.cp.kegg.v7.5.1.symbols.gmt")),
+        "targets_file": str(shared("gdsc", "gdsc_drug_list_20220812.csv")),
+    }
     from csg2a_graph.baselines.deep import build_for
 
     model = build_for("pathdnn", gdsc2, opts)
@@ -202,7 +211,6 @@ def test_gsva_matches_gseapy_on_real_cell_lines(gdsc2):
 def test_precily_trains_and_round_trips(gdsc2, split, tmp_path):
     from tests.conftest import shared
 
-
     opts = {"pathways_file": str(shared("genesets", "precily_msigdb_c2.cp.v6.1.symbols.gmt"))}
     small = {"train": split["train"][:512], "val": split["val"][:64], "test": split["test"][:64]}
     hist = fit_and_reload(gdsc2, "precily", opts, small, tmp_path, epochs=3, batch_size=64, lr=1e-3)
@@ -227,13 +235,14 @@ def test_drpreter_graph_matches_the_spec_and_trains(gdsc2, split, tmp_path):
 
     if not RES.exists():
         pytest.skip("DRPreter resources not staged")
-    files = {"pathways_file": str(RES / "drpreter_kegg34_pathway_genes.tsv"),
-             "edges_file": str(RES / "drpreter_kegg34_string990_edges.tsv")}
+    files = {
+        "pathways_file": str(RES / "drpreter_kegg34_pathway_genes.tsv"),
+        "edges_file": str(RES / "drpreter_kegg34_string990_edges.tsv"),
+    }
     assert dgllife_graph("CC(=O)Oc1ccccc1C(=O)O").x.shape == (13, 77)
     # the 978-landmark setup of the spec: max_gene 54, 519 edges, 2,080,593 parameters
     land = GeneSpace.landmark()
-    full = DRPreter.from_dataset(SimpleNamespace(gene_space=land, gene_mask=torch.ones(978, dtype=torch.bool)),
-                                 **files)
+    full = DRPreter.from_dataset(SimpleNamespace(gene_space=land, gene_mask=torch.ones(978, dtype=torch.bool)), **files)
     assert full.max_gene == 54 and full.cell_edge_index.size(1) == 2 * 519
     assert abs(sum(q.numel() for q in full.parameters()) - 2_080_593) <= 0.1 * 2_080_593
     # the 484 measured genes of GDSC2: 214 edges, two empty pathways
@@ -282,7 +291,6 @@ def test_a_baseline_checkpoint_loads_in_a_fresh_process(gdsc2, tmp_path):
     from csg2a_graph.train.checkpoint import save_checkpoint
 
     path = save_checkpoint(str(tmp_path / "g.pt"), build_for("graphdrp", gdsc2, {}))
-    code = ("from csg2a_graph.train.checkpoint import load_model; "
-            f"print(type(load_model({path!r})).__name__)")
+    code = f"from csg2a_graph.train.checkpoint import load_model; print(type(load_model({path!r})).__name__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "GraphDRP"

@@ -1,4 +1,5 @@
 """bench_accuracy.py's --reuse: rows of a ``main`` run stand for ``transfer``'s only on identical splits."""
+
 import sys
 from pathlib import Path
 
@@ -36,8 +37,10 @@ def test_reuse_copies_main_rows_under_transfer_labels(tmp_path):
     frozen = res[res.model == "released pretrained+frozen"].sort_values("fold")
     assert frozen.rmse.tolist() == pytest.approx([1.0, 1.1])
     assert (dst / "predictions" / "released pretrained+frozen_mixed_fold1.csv").exists()
-    assert torch.equal(torch.load(dst / "splits" / "mixed_fold0.pt")["test"],
-                       torch.load(src / "cv" / "splits" / "mixed_fold0.pt")["test"])
+    assert torch.equal(
+        torch.load(dst / "splits" / "mixed_fold0.pt")["test"],
+        torch.load(src / "cv" / "splits" / "mixed_fold0.pt")["test"],
+    )
     bench_accuracy.reuse_rows(src, dst, ["mixed"], folds=2, subsample=None)  # again: nothing doubles
     assert len(pd.read_csv(dst / "results.csv")) == 6
     # fewer folds asked: only those are taken
@@ -66,11 +69,15 @@ def test_report_pairs_settings_by_fold(tmp_path, capsys):
 
     frozen, unfrozen, scratch = [1.05, 1.06, 1.04], [1.04, 1.05, 1.02], [1.05, 1.055, 1.045]
     rows = []
-    for label, vals in (("released pretrained+frozen", frozen), ("released pretrained+unfrozen", unfrozen),
-                        ("released scratch", scratch)):
+    for label, vals in (
+        ("released pretrained+frozen", frozen),
+        ("released pretrained+unfrozen", unfrozen),
+        ("released scratch", scratch),
+    ):
         for fold, v in enumerate(vals):
-            rows.append({"model": label, "scheme": "mixed", "fold": fold, "rmse": v, "pcc": 0.9 - v / 10,
-                         "pcc_per_drug": 0.7})
+            rows.append(
+                {"model": label, "scheme": "mixed", "fold": fold, "rmse": v, "pcc": 0.9 - v / 10, "pcc_per_drug": 0.7}
+            )
     (tmp_path / "cv").mkdir()
     pd.DataFrame(rows[::-1]).to_csv(tmp_path / "cv" / "results.csv", index=False)  # order must not matter
     bench_accuracy.cli(["report", "--out", str(tmp_path)])
@@ -89,8 +96,11 @@ def test_report_pairs_single_switches_with_released_scratch(tmp_path, capsys):
 
     scratch, switched = [1.05, 1.06, 1.04], [1.03, 1.05, 1.035]
     rows = []
-    for label, vals in (("released pretrained+frozen", [1.06] * 3), ("released scratch", scratch),
-                        ("released scratch + standardised target", switched)):
+    for label, vals in (
+        ("released pretrained+frozen", [1.06] * 3),
+        ("released scratch", scratch),
+        ("released scratch + standardised target", switched),
+    ):
         for fold, v in enumerate(vals):
             rows.append({"model": label, "scheme": "mixed", "fold": fold, "rmse": v, "pcc": 0.9, "pcc_per_drug": 0.7})
     (tmp_path / "cv").mkdir()

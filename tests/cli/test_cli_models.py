@@ -15,16 +15,52 @@ def pretrained_ckpt(tmp_path_factory, gcn_weights):
     d = tmp_path_factory.mktemp("cli_pre")
     root = link_raw(d / "lincs", LINCS3_FILES)
     out = d / "out"
-    assert main(["pretrain", "--dataset", "lincs", "--root", str(root), "--out", str(out),
-                 "--drug-weights", gcn_weights, *FAST]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--dataset",
+                "lincs",
+                "--root",
+                str(root),
+                "--out",
+                str(out),
+                "--drug-weights",
+                gcn_weights,
+                *FAST,
+            ]
+        )
+        == 0
+    )
     assert (out / "config.toml").exists() and (out / "metrics.csv").exists()
     return str(out / "model.pt")
 
 
 def test_finetune_and_predict_with_a_malformed_smiles(pretrained_ckpt, gdsc2_root, gdsc2, tmp_path, capsys):
     out = tmp_path / "ft"
-    assert main(["finetune", "--dataset", "gdsc", "--root", str(gdsc2_root), "--pretrained", pretrained_ckpt,
-                 "--split", "drug_blind", "--fold", "0", "--out", str(out), "--max-batches", "20", *FAST]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--dataset",
+                "gdsc",
+                "--root",
+                str(gdsc2_root),
+                "--pretrained",
+                pretrained_ckpt,
+                "--split",
+                "drug_blind",
+                "--fold",
+                "0",
+                "--out",
+                str(out),
+                "--max-batches",
+                "20",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out == ""  # -q: nothing but errors
     import json
 
@@ -35,25 +71,61 @@ def test_finetune_and_predict_with_a_malformed_smiles(pretrained_ckpt, gdsc2_roo
     for i in (0, 1000, 50000):
         cell, drug = gdsc2.cells[int(p["cell"][i])], int(p["drug"][i])
         rows.append({"cell": cell, "smiles": gdsc2.molecules.smiles[drug], "drug": ""})
-    rows.append({"cell": rows[0]["cell"], "smiles": "C1CC(((", "drug": ""})          # malformed SMILES
-    rows.append({"cell": "NOT-A-CELL", "smiles": "CCO", "drug": ""})                   # unknown cell line
-    rows.append({"cell": rows[1]["cell"], "smiles": "", "drug": gdsc2.drugs[3]})      # by drug name
+    rows.append({"cell": rows[0]["cell"], "smiles": "C1CC(((", "drug": ""})  # malformed SMILES
+    rows.append({"cell": "NOT-A-CELL", "smiles": "CCO", "drug": ""})  # unknown cell line
+    rows.append({"cell": rows[1]["cell"], "smiles": "", "drug": gdsc2.drugs[3]})  # by drug name
     pd.DataFrame(rows).to_csv(tmp_path / "pairs.csv", index=False)
     expr = pd.DataFrame(gdsc2.expression.numpy(), index=gdsc2.cells, columns=gdsc2.gene_space.genes)
     expr.to_csv(tmp_path / "expr.csv")
     preds = tmp_path / "preds.csv"
-    assert main(["predict", "--checkpoint", str(out / "model.pt"), "--input", str(tmp_path / "pairs.csv"),
-                 "--out", str(preds), "--dataset", "gdsc", "--root", str(gdsc2_root), "-q"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(out / "model.pt"),
+                "--input",
+                str(tmp_path / "pairs.csv"),
+                "--out",
+                str(preds),
+                "--dataset",
+                "gdsc",
+                "--root",
+                str(gdsc2_root),
+                "-q",
+            ]
+        )
+        == 0
+    )
     df = pd.read_csv(preds, keep_default_na=False)
     assert len(df) == 6 and {"y_pred", "y_name", "y_unit", "y_direction", "genes_filled"} <= set(df.columns)
-    assert df.columns[-1] == "error" and set(df.y_name) == {"ln IC50"} and set(df.y_direction) == {"higher_is_resistant"}
+    assert (
+        df.columns[-1] == "error" and set(df.y_name) == {"ln IC50"} and set(df.y_direction) == {"higher_is_resistant"}
+    )
     assert df.error[3].startswith("invalid SMILES") and df.error[4].startswith("unknown cell line")
     ok = df[df.error == ""]
     assert len(ok) == 4 and ok.y_pred.astype(float).notna().all()
     # the same predictions from an expression file (already on the training scale) as from the dataset
     preds2 = tmp_path / "preds2.csv"
-    assert main(["predict", "--checkpoint", str(out / "model.pt"), "--input", str(tmp_path / "pairs.csv"),
-                 "--out", str(preds2), "--expression", str(tmp_path / "expr.csv"), "--normalize", "none", "-q"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(out / "model.pt"),
+                "--input",
+                str(tmp_path / "pairs.csv"),
+                "--out",
+                str(preds2),
+                "--expression",
+                str(tmp_path / "expr.csv"),
+                "--normalize",
+                "none",
+                "-q",
+            ]
+        )
+        == 0
+    )
     df2 = pd.read_csv(preds2, keep_default_na=False)
     assert df2.error[5].startswith("unknown drug")  # names need the dataset
     a = df.y_pred[:3].astype(float).to_numpy()
@@ -65,8 +137,29 @@ def test_cv_two_folds_same_splits_for_every_model(gdsc2_root, tmp_path, capsys, 
     out = tmp_path / "cv"
     cfg = tmp_path / "cv.toml"
     cfg.write_text('schemes = ["mixed"]\nfolds = 2\nsubsample = 3000\nrf-trees = 10\nmax_batches = 10\n')
-    assert main(["cv", "--dataset", "gdsc", "--root", str(gdsc2_root), "--models", "csg2a", "rf", "drug-mean",
-                 "--out", str(out), "--config", str(cfg), "--drug-encoder", "gin", *FAST]) == 0
+    assert (
+        main(
+            [
+                "cv",
+                "--dataset",
+                "gdsc",
+                "--root",
+                str(gdsc2_root),
+                "--models",
+                "csg2a",
+                "rf",
+                "drug-mean",
+                "--out",
+                str(out),
+                "--config",
+                str(cfg),
+                "--drug-encoder",
+                "gin",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     res = pd.read_csv(out / "results.csv")
     assert len(res) == 6 and set(res.model) == {"csg2a", "rf", "drug-mean"} and set(res.fold) == {0, 1}
     assert {"rmse", "pcc", "scc", "r2", "n_train", "n_test", "seconds", "git_revision"} <= set(res.columns)
@@ -79,16 +172,40 @@ def test_cv_two_folds_same_splits_for_every_model(gdsc2_root, tmp_path, capsys, 
     written = (out / "config.toml").read_text()
     assert "subsample = 3000" in written and "max_batches = 10" in written  # the resolved config
     # a second run resumes: finished rows are skipped, not recomputed
-    assert main(["cv", "--dataset", "gdsc", "--root", str(gdsc2_root), "--models", "csg2a", "rf", "drug-mean",
-                 "--out", str(out), "--config", str(cfg), "--drug-encoder", "gin", *FAST]) == 0
+    assert (
+        main(
+            [
+                "cv",
+                "--dataset",
+                "gdsc",
+                "--root",
+                str(gdsc2_root),
+                "--models",
+                "csg2a",
+                "rf",
+                "drug-mean",
+                "--out",
+                str(out),
+                "--config",
+                str(cfg),
+                "--drug-encoder",
+                "gin",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     assert len(pd.read_csv(out / "results.csv")) == 6
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["predict", "--checkpoint", "/nonexistent.pt", "--input", "x.csv", "--out", "y.csv"], "not found"),
-    (["cv", "--dataset", "gdsc", "--root", "/nonexistent", "--models", "xgboost", "--out", "o"], "unknown models"),
-    (["finetune", "--dataset", "gdsc", "--root", "/nonexistent", "--out", "o", "-q"], "no response file"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["predict", "--checkpoint", "/nonexistent.pt", "--input", "x.csv", "--out", "y.csv"], "not found"),
+        (["cv", "--dataset", "gdsc", "--root", "/nonexistent", "--models", "xgboost", "--out", "o"], "unknown models"),
+        (["finetune", "--dataset", "gdsc", "--root", "/nonexistent", "--out", "o", "-q"], "no response file"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
@@ -106,8 +223,21 @@ def test_config_errors(tmp_path, capsys):
     assert "not valid TOML" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("cmd", ["pretrain", "finetune", "cv", "predict", "quickstart", "explain", "analyze attention",
-                                 "analyze enrich", "analyze zero-shot", "analyze tcga"])
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        "pretrain",
+        "finetune",
+        "cv",
+        "predict",
+        "quickstart",
+        "explain",
+        "analyze attention",
+        "analyze enrich",
+        "analyze zero-shot",
+        "analyze tcga",
+    ],
+)
 def test_every_command_has_help(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([*cmd.split(), "--help"])
@@ -123,13 +253,46 @@ def test_cv_runs_baselines_with_model_options(gdsc2_root, tmp_path, capsys):
     kegg = shared("genesets", "msigdb_c2.cp.kegg.v7.5.1.symbols.gmt")
     targets = shared("gdsc", "gdsc_drug_list_20220812.csv")
     out = tmp_path / "cv"
-    args = ["cv", "--dataset", "gdsc", "--root", str(gdsc2_root), "--models", "additive", "svm", "pathdnn",
-            "--subsample", "2000", "--folds", "1", "--n-folds", "3", "--epochs", "1", "--schemes", "tissue_blind",
-            "--out", str(out), "-q"]
+    args = [
+        "cv",
+        "--dataset",
+        "gdsc",
+        "--root",
+        str(gdsc2_root),
+        "--models",
+        "additive",
+        "svm",
+        "pathdnn",
+        "--subsample",
+        "2000",
+        "--folds",
+        "1",
+        "--n-folds",
+        "3",
+        "--epochs",
+        "1",
+        "--schemes",
+        "tissue_blind",
+        "--out",
+        str(out),
+        "-q",
+    ]
     assert main(args) == 2  # pathdnn without its files: one line naming the option
     assert "--model-option pathdnn.pathways_file=PATH" in capsys.readouterr().err
-    assert main(args + ["--model-option", f"pathdnn.pathways_file={kegg}", "--model-option",
-                        f"pathdnn.targets_file={targets}", "--model-option", "svm.n_components=300"]) == 0
+    assert (
+        main(
+            args
+            + [
+                "--model-option",
+                f"pathdnn.pathways_file={kegg}",
+                "--model-option",
+                f"pathdnn.targets_file={targets}",
+                "--model-option",
+                "svm.n_components=300",
+            ]
+        )
+        == 0
+    )
     res = pd.read_csv(out / "results.csv")
     assert set(res.model) == {"additive", "svm", "pathdnn"} and set(res.scheme) == {"tissue_blind"}
     assert res.rmse.notna().all()

@@ -2,6 +2,7 @@
 in docs/cli.md used options the CLI lacked). Optional parts in ``[...]`` are dropped, ``a|b`` takes ``a``, synopses
 with ``...`` placeholders are skipped;
 required options may come from a ``--config`` file, as the docs say."""
+
 import re
 import shlex
 

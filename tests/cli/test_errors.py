@@ -1,5 +1,6 @@
 """Issue 27: the command line tells the user's problem (one line, exit 2) from a bug (traceback, exit 1, a request to
 report it) — a programming error no longer looks like bad input."""
+
 import pytest
 
 from csg2a_graph.cli.main import main
@@ -10,11 +11,14 @@ from csg2a_graph.errors import Csg2aError, InputKeyError, InputTypeError
 def _raise(exc):
     def run(cls, args):
         raise exc
+
     return classmethod(run)
 
 
-@pytest.mark.parametrize("exc", [KeyError("cell"), TypeError("unsupported operand"), IndexError("list index"),
-                                 RuntimeError("shape mismatch")])
+@pytest.mark.parametrize(
+    "exc",
+    [KeyError("cell"), TypeError("unsupported operand"), IndexError("list index"), RuntimeError("shape mismatch")],
+)
 def test_a_bug_shows_its_traceback_and_asks_for_a_report(monkeypatch, capsys, tmp_path, exc):
     monkeypatch.setattr(ReportSubcommand, "run", _raise(exc))
     assert main(["report", str(tmp_path)]) == 1
@@ -22,8 +26,15 @@ def test_a_bug_shows_its_traceback_and_asks_for_a_report(monkeypatch, capsys, tm
     assert "Traceback" in err and "internal error" in err and "please report it" in err
 
 
-@pytest.mark.parametrize("exc", [InputKeyError("2 gene(s) not in the gene space: ['XYZ']"), ValueError("bad value"),
-                                 FileNotFoundError(2, "No such file", "x.csv"), InputTypeError("x must be float")])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        InputKeyError("2 gene(s) not in the gene space: ['XYZ']"),
+        ValueError("bad value"),
+        FileNotFoundError(2, "No such file", "x.csv"),
+        InputTypeError("x must be float"),
+    ],
+)
 def test_the_users_problem_is_one_line(monkeypatch, capsys, tmp_path, exc):
     monkeypatch.setattr(ReportSubcommand, "run", _raise(exc))
     assert main(["report", str(tmp_path)]) == 2

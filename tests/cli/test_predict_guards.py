@@ -2,6 +2,7 @@
 normalisation applied to new expression, duplicate and infinite rows, what y_pred is, encodings,
 outputs that would overwrite inputs, checkpoints that are not ours, options the model cannot serve,
 the direction of a model's output in the TCGA analysis."""
+
 import json
 import os
 
@@ -55,8 +56,7 @@ def test_raw_expression_is_put_on_the_training_scale(finetuned, gdsc2_root, pair
     assert _predict(ckpt, pairs_csv, tmp_path / "raw.csv", "--expression", str(raw), "-q") == 0
     got = pd.read_csv(tmp_path / "raw.csv", keep_default_na=False)
     np.testing.assert_allclose(got.y_pred.astype(float), ref.y_pred.astype(float), atol=1e-4)
-    assert _predict(ckpt, pairs_csv, tmp_path / "none.csv", "--expression", str(raw), "--normalize", "none",
-                    "-q") == 0
+    assert _predict(ckpt, pairs_csv, tmp_path / "none.csv", "--expression", str(raw), "--normalize", "none", "-q") == 0
     none = pd.read_csv(tmp_path / "none.csv", keep_default_na=False)
     assert np.abs(none.y_pred.astype(float) - ref.y_pred.astype(float)).max() > 0.05
     # every column says what y_pred is
@@ -106,13 +106,21 @@ def test_pair_tables_in_other_encodings_and_line_ends(finetuned, gdsc2_root, pai
     text = pairs_csv.read_text()
     (tmp_path / "bom_crlf.csv").write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
     assert "\r\n" in (tmp_path / "bom_crlf.csv").read_bytes().decode("utf-8")
-    assert _predict(ckpt, tmp_path / "bom_crlf.csv", tmp_path / "o.csv", "--dataset", "gdsc", "--root",
-                    str(gdsc2_root), "-q") == 0
+    assert (
+        _predict(
+            ckpt, tmp_path / "bom_crlf.csv", tmp_path / "o.csv", "--dataset", "gdsc", "--root", str(gdsc2_root), "-q"
+        )
+        == 0
+    )
     out = pd.read_csv(tmp_path / "o.csv", keep_default_na=False)
     assert list(out.columns[:2]) == ["cell", "drug"] and (out.error == "").all()
     (tmp_path / "latin1.csv").write_bytes((text + "SK-MEL-28,Médicament,\n").encode("latin-1"))
-    assert _predict(ckpt, tmp_path / "latin1.csv", tmp_path / "o2.csv", "--dataset", "gdsc", "--root",
-                    str(gdsc2_root), "-q") == 2
+    assert (
+        _predict(
+            ckpt, tmp_path / "latin1.csv", tmp_path / "o2.csv", "--dataset", "gdsc", "--root", str(gdsc2_root), "-q"
+        )
+        == 2
+    )
     msg = _err(capsys)
     assert "latin1.csv is not UTF-8" in msg and "iconv" in msg
 
@@ -146,15 +154,32 @@ def plain_morgan(gdsc2, tmp_path_factory):
     out = tmp_path_factory.mktemp("plain")
     split = gdsc2.get_idx_split("mixed", fold=0)
     split = {k: split[k][:n] for k, n in (("train", 300), ("val", 100), ("test", 100))}
-    finetune(gdsc2, str(out), None, split, {"attention": False, "drug_encoder": "morgan", "hidden_channels": 8},
-             TrainConfig(epochs=1, batch_size=64, progress=False))
+    finetune(
+        gdsc2,
+        str(out),
+        None,
+        split,
+        {"attention": False, "drug_encoder": "morgan", "hidden_channels": 8},
+        TrainConfig(epochs=1, batch_size=64, progress=False),
+    )
     return str(out / "model.pt")
 
 
-def test_explain_refuses_what_the_model_cannot_serve_before_writing(plain_morgan, gdsc2_root, pairs_csv, tmp_path,
-                                                                     capsys):
-    base = ["explain", "--checkpoint", plain_morgan, "--pairs", str(pairs_csv), "--dataset", "gdsc", "--root",
-            str(gdsc2_root), "-q"]
+def test_explain_refuses_what_the_model_cannot_serve_before_writing(
+    plain_morgan, gdsc2_root, pairs_csv, tmp_path, capsys
+):
+    base = [
+        "explain",
+        "--checkpoint",
+        plain_morgan,
+        "--pairs",
+        str(pairs_csv),
+        "--dataset",
+        "gdsc",
+        "--root",
+        str(gdsc2_root),
+        "-q",
+    ]
     out = tmp_path / "layer"
     assert main(base + ["--method", "layer-ig", "--out", str(out)]) == 2
     assert "built without attention" in _err(capsys) and not out.exists()
@@ -195,8 +220,14 @@ def nci_model(tmp_path_factory):
     nci = NCI60(str(link_raw(d / "nci", NCI60_FILES)), log=False)
     split = nci.get_idx_split("mixed", fold=0)
     split = {k: split[k][:n] for k, n in (("train", 400), ("val", 100), ("test", 100))}
-    finetune(nci, str(d / "m"), None, split, {"drug_encoder": "morgan", "hidden_channels": 8},
-             TrainConfig(epochs=1, batch_size=64, progress=False))
+    finetune(
+        nci,
+        str(d / "m"),
+        None,
+        split,
+        {"drug_encoder": "morgan", "hidden_channels": 8},
+        TrainConfig(epochs=1, batch_size=64, progress=False),
+    )
     return str(d / "m" / "model.pt")
 
 
@@ -233,8 +264,24 @@ def test_tcga_analysis_reads_the_direction_from_the_checkpoint(nci_model, tmp_pa
     ckpt = nci_model
     troot = link_raw(tmp_path / "tcga", TCGA_FILES)
     out = tmp_path / "an"
-    assert main(["analyze", "tcga", "--checkpoint", f"nci={ckpt}", "--root", str(troot), "--out", str(out),
-                 "--no-combat", "--min-group", "5"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                "tcga",
+                "--checkpoint",
+                f"nci={ckpt}",
+                "--root",
+                str(troot),
+                "--out",
+                str(out),
+                "--no-combat",
+                "--min-group",
+                "5",
+            ]
+        )
+        == 0
+    )
     assert "predictions negated" in capsys.readouterr().out
     got = pd.read_csv(out / "tcga_ttests.csv")
     preds = pd.read_csv(out / "tcga_predictions.csv")["pred_nci"].to_numpy()

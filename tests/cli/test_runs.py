@@ -1,6 +1,7 @@
 """What ``--out`` may hold (issue 17): a finished run is never overwritten silently, a folder that is not
 ours is never written into, a run with other options or data is refused before anything is written,
 one process at a time (lock file), TOML sections and value types, Ctrl-C and SIGKILL mid-run."""
+
 import json
 import os
 import signal
@@ -84,8 +85,16 @@ def test_one_process_per_folder_and_a_stale_lock_is_reported(lincs_root, tmp_pat
     out.mkdir()
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (out / ".lock").write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname(),
-                                               "started": "2026-11-30 08:00:00", "command": "pretrain"}))
+        (out / ".lock").write_text(
+            json.dumps(
+                {
+                    "pid": sleeper.pid,
+                    "host": socket.gethostname(),
+                    "started": "2026-11-30 08:00:00",
+                    "command": "pretrain",
+                }
+            )
+        )
         assert main(["pretrain", "--root", str(lincs_root), "--out", str(out), *FAST, "-q"]) == 2
         msg = _err(capsys)
         assert f"in use by pid {sleeper.pid}" in msg and sorted(os.listdir(out)) == [".lock"]
@@ -106,8 +115,21 @@ def test_cv_refuses_a_folder_made_with_other_settings(gdsc2_root, tmp_path, caps
     import shutil
 
     out = tmp_path / "cv"
-    args = ["cv", "--dataset", "gdsc", "--root", str(gdsc2_root), "--models", "drug-mean", "additive",
-            "--subsample", "1500", "--folds", "1", "-q"]
+    args = [
+        "cv",
+        "--dataset",
+        "gdsc",
+        "--root",
+        str(gdsc2_root),
+        "--models",
+        "drug-mean",
+        "additive",
+        "--subsample",
+        "1500",
+        "--folds",
+        "1",
+        "-q",
+    ]
     assert main(args + ["--out", str(out)]) == 0
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
@@ -134,17 +156,36 @@ def test_toml_sections_and_value_types(lincs_root, tmp_path, capsys):
     cfg = tmp_path / "both.toml"
     cfg.write_text("batch-size = 64\n[pretrain]\nepochs = 1\n[finetune]\nepochs = 7\n")
     out = tmp_path / "pre"
-    assert main(["pretrain", "--root", str(lincs_root), "--out", str(out), "--config", str(cfg),
-                 "--drug-encoder", "gin", "--hidden-channels", "16", "-q"]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--root",
+                str(lincs_root),
+                "--out",
+                str(out),
+                "--config",
+                str(cfg),
+                "--drug-encoder",
+                "gin",
+                "--hidden-channels",
+                "16",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert len(pd.read_csv(out / "metrics.csv")) == 1  # the [pretrain] section, not the last one
     assert "batch_size = 64" in (out / "config.toml").read_text()
-    cases = {"[trainer]\nepochs = 1\n": "unknown section [trainer]",
-             "epochs = 2.5\n": "--epochs: expected an integer",
-             "epochs = 0\n": "--epochs",
-             "lr = \"fast\"\n": "--lr",
-             "amp = 1\n": "--amp is a flag",
-             "score = \"cosine\"\n": "--score must be one of",
-             "max-minutes = -5\n": "--max-minutes"}
+    cases = {
+        "[trainer]\nepochs = 1\n": "unknown section [trainer]",
+        "epochs = 2.5\n": "--epochs: expected an integer",
+        "epochs = 0\n": "--epochs",
+        'lr = "fast"\n': "--lr",
+        "amp = 1\n": "--amp is a flag",
+        'score = "cosine"\n': "--score must be one of",
+        "max-minutes = -5\n": "--max-minutes",
+    }
     for text, message in cases.items():
         cfg.write_text(text)
         assert main(["pretrain", "--root", str(lincs_root), "--out", str(tmp_path / "x"), "--config", str(cfg)]) == 2
@@ -152,14 +193,17 @@ def test_toml_sections_and_value_types(lincs_root, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--epochs", "0"], "--epochs: must be >= 1"),
-    (["--patience", "0"], "--patience: must be >= 1"),
-    (["--max-batches", "0"], "--max-batches: must be >= 1"),
-    (["--max-minutes", "-5"], "--max-minutes: must be a positive number"),
-    (["--max-minutes", "0"], "--max-minutes: must be a positive number"),
-    (["--lr", "-1"], "--lr: must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "0"], "--epochs: must be >= 1"),
+        (["--patience", "0"], "--patience: must be >= 1"),
+        (["--max-batches", "0"], "--max-batches: must be >= 1"),
+        (["--max-minutes", "-5"], "--max-minutes: must be a positive number"),
+        (["--max-minutes", "0"], "--max-minutes: must be a positive number"),
+        (["--lr", "-1"], "--lr: must be a positive number"),
+    ],
+)
 def test_runs_that_would_train_nothing_are_refused(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["finetune", "--dataset", "gdsc", "--root", str(tmp_path), "--out", str(tmp_path / "o"), *argv])
@@ -170,8 +214,16 @@ def test_runs_that_would_train_nothing_are_refused(argv, message, tmp_path, caps
 def test_library_config_refuses_the_same():
     from csg2a_graph.train.loop import TrainConfig
 
-    for bad in ({"epochs": 0}, {"patience": 0}, {"max_batches": 0}, {"max_minutes": 0}, {"max_minutes": -5},
-                {"epochs": 2.5}, {"lr": float("nan")}, {"batch_size": True}):
+    for bad in (
+        {"epochs": 0},
+        {"patience": 0},
+        {"max_batches": 0},
+        {"max_minutes": 0},
+        {"max_minutes": -5},
+        {"epochs": 2.5},
+        {"lr": float("nan")},
+        {"batch_size": True},
+    ):
         with pytest.raises((ValueError, TypeError)):
             TrainConfig(**bad)
 
@@ -195,11 +247,13 @@ def test_quiet_prints_no_progress_bars(lincs_root, tmp_path, capsys):
 
 
 def test_help_and_argument_errors_come_before_heavy_imports():
-    code = ("import sys\nfrom csg2a_graph.cli.main import main\n"
-            "try:\n    main(['finetune', '--dataset', 'gdsc', '--root', 'r', '--out', 'o', '--epochs', '0'])\n"
-            "except SystemExit:\n    pass\n"
-            "try:\n    main(['explain', '--help'])\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('torch', 'torch_geometric', 'captum', 'rdkit', 'pandas') if m in sys.modules))")
+    code = (
+        "import sys\nfrom csg2a_graph.cli.main import main\n"
+        "try:\n    main(['finetune', '--dataset', 'gdsc', '--root', 'r', '--out', 'o', '--epochs', '0'])\n"
+        "except SystemExit:\n    pass\n"
+        "try:\n    main(['explain', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'torch_geometric', 'captum', 'rdkit', 'pandas') if m in sys.modules))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout + r.stderr
 
@@ -207,8 +261,15 @@ def test_help_and_argument_errors_come_before_heavy_imports():
 def _cli(args, **kw):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     code = "import sys; from csg2a_graph.cli.main import main; sys.exit(main())"
-    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def _wait_for_epoch(out, n, proc, timeout=240):

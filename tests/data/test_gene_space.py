@@ -22,8 +22,9 @@ def test_resolve_aliases_and_entrez():
 
 def test_align_drop_and_fill_report_everything():
     gs = GeneSpace(["A", "B", "C", "D"], aliases={"b_old": "B"})
-    df = pd.DataFrame([[1.0, 2.0, 3.0, 9.0], [4.0, 5.0, 6.0, 9.0]], index=["c1", "c2"],
-                      columns=["C", "b_old", "A", "ZZZ"])
+    df = pd.DataFrame(
+        [[1.0, 2.0, 3.0, 9.0], [4.0, 5.0, 6.0, 9.0]], index=["c1", "c2"], columns=["C", "b_old", "A", "ZZZ"]
+    )
     dropped = gs.align(df, missing="drop")
     assert dropped.gene_space.genes == ["A", "B", "C"]
     assert dropped.values.tolist() == [[3.0, 2.0, 1.0], [6.0, 5.0, 4.0]]
@@ -56,8 +57,10 @@ def test_from_gene_info_lincs2020():
 
 def test_from_gene_info_gse92742_layout(tmp_path):
     p = tmp_path / "gene_info.txt"
-    p.write_text("pr_gene_id\tpr_gene_symbol\tpr_gene_title\tpr_is_lm\tpr_is_bing\n"
-                 "780\tDDR1\tdiscoidin\t1\t1\n7849\tPAX8\tpaired box\t1\t1\n10\tNAT2\tacetyl\t0\t1\n")
+    p.write_text(
+        "pr_gene_id\tpr_gene_symbol\tpr_gene_title\tpr_is_lm\tpr_is_bing\n"
+        "780\tDDR1\tdiscoidin\t1\t1\n7849\tPAX8\tpaired box\t1\t1\n10\tNAT2\tacetyl\t0\t1\n"
+    )
     gs = GeneSpace.from_gene_info(p)
     assert gs.genes == ["DDR1", "PAX8"] and gs.resolve("7849") == "PAX8"
     assert len(GeneSpace.from_gene_info(p, landmark_only=False)) == 3

@@ -42,7 +42,7 @@ def test_morgan_fingerprints():
 
 
 def test_two_spellings_of_one_molecule_give_one_graph():
-    a = smiles_to_graph("Cl/C=C/CO")   # (E)-3-chloroprop-2-en-1-ol written twice
+    a = smiles_to_graph("Cl/C=C/CO")  # (E)-3-chloroprop-2-en-1-ol written twice
     b = smiles_to_graph("OC/C=C/Cl")
     assert a.smiles == b.smiles
     for k in ("x", "edge_index", "edge_attr", "bond_dir"):

@@ -1,5 +1,6 @@
 """Issue 25.2: one batch vocabulary for the fast loader and PyG's DataLoader, bridges each way, and a fast loader
 that prefetches in a thread (same batches, an early stop ends the worker)."""
+
 import threading
 
 import torch
@@ -39,8 +40,9 @@ def test_prefetch_gives_the_same_batches_and_stops_cleanly(gdsc2):
     idx = torch.arange(3000)
     plain = list(gdsc2.loader(idx, batch_size=256, shuffle=True, seed=3))
     ahead = list(gdsc2.loader(idx, batch_size=256, shuffle=True, seed=3, prefetch=3))
-    assert len(plain) == len(ahead) and all(torch.equal(a.index, b.index) and torch.equal(a.expr, b.expr)
-                                            for a, b in zip(plain, ahead))
+    assert len(plain) == len(ahead) and all(
+        torch.equal(a.index, b.index) and torch.equal(a.expr, b.expr) for a, b in zip(plain, ahead)
+    )
     it = iter(gdsc2.loader(idx, batch_size=64, prefetch=2))
     next(it)
     it.close()  # an early stop: the worker thread ends

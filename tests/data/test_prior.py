@@ -13,20 +13,24 @@ def _write_official(raw):
     """A few lines in the exact layout of STRING v12 protein.links / protein.info."""
     raw.mkdir(parents=True, exist_ok=True)
     with gzip.open(raw / "9606.protein.links.v12.0.txt.gz", "wt") as f:
-        f.write("protein1 protein2 combined_score\n"
-                "9606.ENSP00000269305 9606.ENSP00000275493 999\n"   # TP53-EGFR (both directions, as in STRING)
-                "9606.ENSP00000275493 9606.ENSP00000269305 999\n"
-                "9606.ENSP00000269305 9606.ENSP00000256078 950\n"   # TP53-KRAS
-                "9606.ENSP00000256078 9606.ENSP00000269305 950\n"
-                "9606.ENSP00000275493 9606.ENSP00000256078 400\n"   # below threshold
-                "9606.ENSP00000256078 9606.ENSP00000275493 400\n"
-                "9606.ENSP00000269305 9606.ENSP00000999999 990\n")  # partner outside the space
+        f.write(
+            "protein1 protein2 combined_score\n"
+            "9606.ENSP00000269305 9606.ENSP00000275493 999\n"  # TP53-EGFR (both directions, as in STRING)
+            "9606.ENSP00000275493 9606.ENSP00000269305 999\n"
+            "9606.ENSP00000269305 9606.ENSP00000256078 950\n"  # TP53-KRAS
+            "9606.ENSP00000256078 9606.ENSP00000269305 950\n"
+            "9606.ENSP00000275493 9606.ENSP00000256078 400\n"  # below threshold
+            "9606.ENSP00000256078 9606.ENSP00000275493 400\n"
+            "9606.ENSP00000269305 9606.ENSP00000999999 990\n"
+        )  # partner outside the space
     with gzip.open(raw / "9606.protein.info.v12.0.txt.gz", "wt") as f:
-        f.write("#string_protein_id\tpreferred_name\tprotein_size\tannotation\n"
-                "9606.ENSP00000269305\tTP53\t393\tCellular tumor antigen p53\n"
-                "9606.ENSP00000275493\tEGFR\t1210\tEpidermal growth factor receptor\n"
-                "9606.ENSP00000256078\tKRAS\t189\tGTPase KRas\n"
-                "9606.ENSP00000999999\tNOTINSPACE\t10\tx\n")
+        f.write(
+            "#string_protein_id\tpreferred_name\tprotein_size\tannotation\n"
+            "9606.ENSP00000269305\tTP53\t393\tCellular tumor antigen p53\n"
+            "9606.ENSP00000275493\tEGFR\t1210\tEpidermal growth factor receptor\n"
+            "9606.ENSP00000256078\tKRAS\t189\tGTPase KRas\n"
+            "9606.ENSP00000999999\tNOTINSPACE\t10\tx\n"
+        )
 
 
 def test_official_links_threshold_symmetric_selfloops(tmp_path):

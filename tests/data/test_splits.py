@@ -54,7 +54,9 @@ def test_disjoint_counts_dropped_and_is_seeded():
     assert total == cell.numel() and s["dropped"].numel() > 0
     s2 = make_split(cell, drug, "disjoint", fold=2, seed=1)
     assert all(torch.equal(s[k], s2[k]) for k in s)
-    assert not torch.equal(make_split(cell, drug, "mixed", seed=2)["test"], make_split(cell, drug, "mixed", seed=1)["test"])
+    assert not torch.equal(
+        make_split(cell, drug, "mixed", seed=2)["test"], make_split(cell, drug, "mixed", seed=1)["test"]
+    )
 
 
 def test_bad_arguments():

@@ -2,6 +2,7 @@
 in every method — ``len``, ``num_pairs``, ``pairs``, ``loader``, ``get_idx_split``, ``summary``, ``repr`` — and a
 subset's loader can never yield a pair outside it (on main at e552f0f it yielded all 187,836 pairs of GDSC2,
 19,856 of them test pairs)."""
+
 import torch
 
 

@@ -1,5 +1,6 @@
 """Your own screen (``ResponseTable``, ``--dataset custom``) on a real table re-exported from the shared GDSC2
 files: the same pairs and responses as GDSC, genes given as Ensembl ids, and clear errors for bad input."""
+
 import json
 
 import pandas as pd
@@ -39,15 +40,23 @@ def test_a_real_table_gives_gdscs_pairs(tables, gdsc2, tmp_path):
     e = expr.copy()
     half = list(e.columns[: e.shape[1] // 2])
     e = e.rename(columns={g: ids[g] for g in half if isinstance(ids.get(g), str)})  # Ensembl ids for half
-    ds = ResponseTable(str(_write(tmp_path, r, e, smiles)), duplicates="mean", y_name="ln IC50",
-                       y_direction="higher_is_resistant", log=False)
+    ds = ResponseTable(
+        str(_write(tmp_path, r, e, smiles)),
+        duplicates="mean",
+        y_name="ln IC50",
+        y_direction="higher_is_resistant",
+        log=False,
+    )
     assert ds.num_cells == N_CELLS and ds.gene_space.genes == gdsc2.gene_space.genes
     assert ds.report["dropped"]["drug_without_smiles"] > 0  # counted, as GDSC counts it
     # the same (cell, drug) pairs with the same responses as GDSC2 restricted to these cells
     mine = {(ds.cells[c], ds.drugs[d]): y for c, d, y in zip(*(ds.pairs[k].tolist() for k in ("cell", "drug", "y")))}
     keep = set(resp.CELL_LINE_NAME)
-    theirs = {(gdsc2.cells[c], gdsc2.drugs[d]): y for c, d, y in
-              zip(*(gdsc2.pairs[k].tolist() for k in ("cell", "drug", "y"))) if gdsc2.cells[c] in keep}
+    theirs = {
+        (gdsc2.cells[c], gdsc2.drugs[d]): y
+        for c, d, y in zip(*(gdsc2.pairs[k].tolist() for k in ("cell", "drug", "y")))
+        if gdsc2.cells[c] in keep
+    }
     assert mine.keys() == theirs.keys() and all(abs(mine[k] - theirs[k]) < 1e-5 for k in mine)
     # no STRING file in raw/: the shipped landmark prior, said in the report (issue 24: it used to vanish)
     assert ds.prior_edge_index is not None and ds.report["prior"]["source"].startswith("shipped landmark prior")
@@ -67,8 +76,7 @@ def test_bad_input_is_refused_or_counted(tables, tmp_path):
     with pytest.raises(ValueError, match="no value column"):
         ResponseTable(str(_write(tmp_path / "cols", one.rename(columns={"y": "potency"}), expr, smiles)), log=False)
     with pytest.raises(ValueError, match="none of its"):
-        ResponseTable(str(_write(tmp_path / "genes", one, expr.rename(columns=lambda g: f"X{g}"), smiles)),
-                      log=False)
+        ResponseTable(str(_write(tmp_path / "genes", one, expr.rename(columns=lambda g: f"X{g}"), smiles)), log=False)
     twice = pd.concat([expr, expr.iloc[[0]]])
     with pytest.raises(ValueError, match="another row names too"):
         ResponseTable(str(_write(tmp_path / "rows", one, twice, smiles)), log=False)
@@ -89,7 +97,28 @@ def test_custom_in_the_cli(tables, tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["num_cells"] == N_CELLS and info["prior_edges"] > 0
     out = tmp_path / "ft"
-    assert main(["finetune", "--dataset", "custom", "--root", str(root), "--out", str(out), "--epochs", "1",
-                 "--max-batches", "3", "--drug-encoder", "morgan", "--hidden-channels", "8", "-q"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--dataset",
+                "custom",
+                "--root",
+                str(root),
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--max-batches",
+                "3",
+                "--drug-encoder",
+                "morgan",
+                "--hidden-channels",
+                "8",
+                "-q",
+            ]
+        )
+        == 0
+    )
     m = json.loads((out / "test_metrics.json").read_text())
     assert m["rmse"] > 0 and (out / "model.pt").exists()

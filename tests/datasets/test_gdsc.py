@@ -74,8 +74,10 @@ def test_loader_epoch_covers_every_pair_once(gdsc2):
         assert torch.equal(b.expr, gdsc2.expression[b.cell])
         assert torch.equal(b.y, gdsc2.pairs["y"][b.index])
         # drug_index points into the batch's own drug graphs
-        assert torch.equal(b.drug_graph.ptr[1:] - b.drug_graph.ptr[:-1],
-                           gdsc2.molecules.atom_ptr[b.drug.unique() + 1] - gdsc2.molecules.atom_ptr[b.drug.unique()])
+        assert torch.equal(
+            b.drug_graph.ptr[1:] - b.drug_graph.ptr[:-1],
+            gdsc2.molecules.atom_ptr[b.drug.unique() + 1] - gdsc2.molecules.atom_ptr[b.drug.unique()],
+        )
         seen.append(b.index)
     seen = torch.cat(seen)
     assert seen.numel() == split["train"].numel() and torch.equal(seen.sort().values, split["train"].sort().values)
@@ -113,9 +115,12 @@ def _mini_root(tmp_path, responses: str, smiles: str = None):
 
 
 def test_bad_input_counted_not_crashing(tmp_path):
-    root = _mini_root(tmp_path, "CELL_LINE_NAME,DRUG_NAME,LN_IC50\n"
-                                "Cell-1,A,1.0\nCELL2,A,\nCELL3,BAD,2.0\nUNKNOWN,A,1.0\nCELL2,NOSMILES,1.0\n"
-                                "cell1,A,3.0\nCELL3,B,0.5\n")
+    root = _mini_root(
+        tmp_path,
+        "CELL_LINE_NAME,DRUG_NAME,LN_IC50\n"
+        "Cell-1,A,1.0\nCELL2,A,\nCELL3,BAD,2.0\nUNKNOWN,A,1.0\nCELL2,NOSMILES,1.0\n"
+        "cell1,A,3.0\nCELL3,B,0.5\n",
+    )
     gs = GeneSpace(["TP53", "EGFR", "KRAS", "MYC"])
     ds = GDSC(str(root), gene_space=gs, prior=None, log=False)
     r = ds.report
@@ -182,8 +187,14 @@ def test_pyg_dataloader_batch_equals_the_fast_loader_batch(gdsc2):
     fast = next(iter(gdsc2.loader(idx, batch_size=len(idx))))
     B, N = len(idx), gdsc2.num_genes
     assert torch.equal(pyg.x.view(B, N), fast.expr)
-    for a, b in (("y", "y"), ("dose", "dose"), ("time", "time"), ("cell_id", "cell"), ("drug_id", "drug"),
-                 ("pair_id", "index")):
+    for a, b in (
+        ("y", "y"),
+        ("dose", "dose"),
+        ("time", "time"),
+        ("cell_id", "cell"),
+        ("drug_id", "drug"),
+        ("pair_id", "index"),
+    ):
         assert torch.equal(getattr(pyg, a), getattr(fast, b)), a
     assert torch.equal(pyg.pair_id, idx) and int(pyg.drug_id.max()) < gdsc2.num_drugs
     g = fast.drug_graph

@@ -1,5 +1,6 @@
 """Bad or edge inputs that once gave a silent wrong result (issue 8), on small fixtures cut
 from the real shared files. Each test failed on the code before the fix."""
+
 import multiprocessing as mp
 import os
 import warnings
@@ -158,10 +159,19 @@ def test_root_with_brackets_is_a_literal_path(tmp_path):
 
 
 # 7 ------------------------------------------------------------- fold arguments
-@pytest.mark.parametrize("kw,err", [({"fold": 1.5}, TypeError), ({"n_folds": 5.0}, TypeError),
-                                    ({"seed": None}, TypeError), ({"fold": True}, TypeError),
-                                    ({"fold": 10}, ValueError), ({"fold": -1}, ValueError),
-                                    ({"seed": -3}, ValueError), ({"n_folds": 2}, ValueError)])
+@pytest.mark.parametrize(
+    "kw,err",
+    [
+        ({"fold": 1.5}, TypeError),
+        ({"n_folds": 5.0}, TypeError),
+        ({"seed": None}, TypeError),
+        ({"fold": True}, TypeError),
+        ({"fold": 10}, ValueError),
+        ({"fold": -1}, ValueError),
+        ({"seed": -3}, ValueError),
+        ({"n_folds": 2}, ValueError),
+    ],
+)
 def test_split_arguments_must_be_integers_in_range(gdsc2, kw, err):
     for scheme in ("mixed", "drug_blind"):
         with pytest.raises(err):

@@ -1,4 +1,3 @@
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,10 +7,18 @@ from csg2a_graph.data.gene_space import GeneSpace
 from csg2a_graph.datasets import LINCSL1000
 from tests.conftest import link_raw, shared
 
-L3 = ["lincs/cmappy_test_l1000_LJP005_A375_24H.gct", "lincs/deepce_brd_smiles.csv",
-      "lincs/dhimmel_lincs_pertinfo.tsv.gz", "string/STRING_edges.csv"]
-L5 = ["lincs/l1ktools_modzs_n272x978.gctx", "lincs/deepce_brd_smiles.csv", "lincs/dhimmel_lincs_pertinfo.tsv.gz",
-      "lincs/transigen_basal_dmso_modz_165cells.csv"]
+L3 = [
+    "lincs/cmappy_test_l1000_LJP005_A375_24H.gct",
+    "lincs/deepce_brd_smiles.csv",
+    "lincs/dhimmel_lincs_pertinfo.tsv.gz",
+    "string/STRING_edges.csv",
+]
+L5 = [
+    "lincs/l1ktools_modzs_n272x978.gctx",
+    "lincs/deepce_brd_smiles.csv",
+    "lincs/dhimmel_lincs_pertinfo.tsv.gz",
+    "lincs/transigen_basal_dmso_modz_165cells.csv",
+]
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +27,11 @@ def level3(tmp_path_factory):
     return LINCSL1000(str(link_raw(tmp_path_factory.mktemp("l3"), L3)), level=3, scale="log2", log=False)
 
 
-PAIRS = ["lincs/transigen_example_x1_basal.csv", "lincs/transigen_example_x2_perturbed.csv",
-         "lincs/transigen_example_meta.csv"]
+PAIRS = [
+    "lincs/transigen_example_x1_basal.csv",
+    "lincs/transigen_example_x2_perturbed.csv",
+    "lincs/transigen_example_meta.csv",
+]
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +160,7 @@ def test_level5_signatures_with_basal_table(tmp_path):
 def _write_gct13(path, rids, symbols, cols):
     """A small plate in GCT 1.3 layout: cols = [(cid, pert_type, pert_id, dose, plate)]."""
     rmeta = ["pr_gene_symbol"] if symbols is not None else []
-    lines = ["#1.3", f"{len(rids)}\t{len(cols)}\t{len(rmeta)}\t5",
-             "\t".join(["id"] + rmeta + [c[0] for c in cols])]
+    lines = ["#1.3", f"{len(rids)}\t{len(cols)}\t{len(rmeta)}\t5", "\t".join(["id"] + rmeta + [c[0] for c in cols])]
     na = ["na"] * len(rmeta)
     for i, name in enumerate(["pert_type", "pert_id", "pert_idose", "pert_itime", "det_plate"]):
         vals = [str(c[i + 1]) if i < 4 else str(c[4]) for c in cols] if i != 3 else ["24 h"] * len(cols)
@@ -160,8 +169,11 @@ def _write_gct13(path, rids, symbols, cols):
         lines.append("\t".join([name] + na + vals))
     rng = np.random.default_rng(0)
     for j, r in enumerate(rids):
-        lines.append("\t".join([r] + ([symbols[j]] if symbols is not None else [])
-                               + [f"{v:.3f}" for v in rng.normal(size=len(cols))]))
+        lines.append(
+            "\t".join(
+                [r] + ([symbols[j]] if symbols is not None else []) + [f"{v:.3f}" for v in rng.normal(size=len(cols))]
+            )
+        )
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -169,17 +181,27 @@ def test_probe_only_rows_plates_without_dmso_and_missing_smiles(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
     probes = ["1007_s_at", "121_at", "200814_at", "NOT_A_PROBE"]  # DDR1, PAX8, PSME1, unknown
-    cols = [("P1:A01", "ctl_vehicle", "DMSO", "-666", "P1"), ("P1:A02", "ctl_vehicle", "DMSO", "-666", "P1"),
-            ("P1:A03", "trt_cp", "BRD-K00000001", "10 µM", "P1"), ("P2:A01", "trt_cp", "BRD-K00000001", "1 um", "P2"),
-            ("P1:A04", "trt_cp", "BRD-K00000002", "500 nM", "P1"), ("P1:A05", "trt_cp", "BRD-K00000003", "x", "P1")]
+    cols = [
+        ("P1:A01", "ctl_vehicle", "DMSO", "-666", "P1"),
+        ("P1:A02", "ctl_vehicle", "DMSO", "-666", "P1"),
+        ("P1:A03", "trt_cp", "BRD-K00000001", "10 µM", "P1"),
+        ("P2:A01", "trt_cp", "BRD-K00000001", "1 um", "P2"),
+        ("P1:A04", "trt_cp", "BRD-K00000002", "500 nM", "P1"),
+        ("P1:A05", "trt_cp", "BRD-K00000003", "x", "P1"),
+    ]
     _write_gct13(raw / "plate.gct", probes, None, cols)
     (raw / "compounds_smiles.csv").write_text("BRD-K00000001,CCO\nBRD-K00000003,CCN\n")
     ds = LINCSL1000(str(tmp_path), gene_space=GeneSpace.landmark(), prior=None, log=False)
     r = ds.report
     assert r["row_mapping"] == {"symbol": 0, "row_id": 3, "gene_info": 0, "unmapped": 1}
     assert ds.gene_space.genes == ["DDR1", "PAX8", "PSME1"]
-    assert r["dropped"] == {"other_pert_type": 0, "plate_without_dmso": 1, "drug_without_smiles": 1,
-                            "unparsed_dose_or_time": 1, "invalid_smiles": 0}
+    assert r["dropped"] == {
+        "other_pert_type": 0,
+        "plate_without_dmso": 1,
+        "drug_without_smiles": 1,
+        "unparsed_dose_or_time": 1,
+        "invalid_smiles": 0,
+    }
     assert ds.num_pairs == 1 and ds.pairs["dose"].tolist() == [10.0]
     with pytest.raises(FileNotFoundError, match="gct"):
         LINCSL1000(str(tmp_path / "empty"), log=False)

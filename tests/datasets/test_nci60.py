@@ -7,8 +7,12 @@ from csg2a_graph.datasets import NCI60
 from csg2a_graph.datasets.nci60 import nci60_cell_key
 from tests.conftest import link_raw, shared
 
-NCI60_FILES = ["nci60/AOD_IOA_GI50.csv", "nci60/rcellminer_public_drug_info_2_14.txt",
-               "nci60/nci60_gcrma_u133a_landmark.csv", "string/STRING_edges.csv"]
+NCI60_FILES = [
+    "nci60/AOD_IOA_GI50.csv",
+    "nci60/rcellminer_public_drug_info_2_14.txt",
+    "nci60/nci60_gcrma_u133a_landmark.csv",
+    "string/STRING_edges.csv",
+]
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +27,9 @@ def test_cell_keys():
 
 
 def test_affix_fallback_never_steals_a_direct_match():
-    m, rep = match_names(["MCF7", "MCF7/ATCC", "MDA-MB-231/ATCC"], ["BR:MCF7", "BR:MDA-MB-231"], nci60_cell_key,
-                         suffixes=("/ATCC",))
+    m, rep = match_names(
+        ["MCF7", "MCF7/ATCC", "MDA-MB-231/ATCC"], ["BR:MCF7", "BR:MDA-MB-231"], nci60_cell_key, suffixes=("/ATCC",)
+    )
     assert m == {"MCF7": "BR:MCF7", "MDA-MB-231/ATCC": "BR:MDA-MB-231"}
     assert rep.ambiguous == ["MCF7/ATCC"]
 

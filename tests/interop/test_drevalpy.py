@@ -1,6 +1,7 @@
 """drevalpy as a real client, on a small real GDSC2 subset: our dataset written in its layout and read back
 by our datasets, and CSG2A and a naive baseline trained and predicted by drevalpy's own pipeline
 (``experiment.train_and_predict`` on its LPO split) and scored by its ``evaluate``."""
+
 import math
 
 import numpy as np
@@ -52,9 +53,13 @@ def test_written_files_read_back_by_drevalpy_and_by_us(gdsc2, subset, tmp_path):
     assert GDSC is not None
 
 
-@pytest.mark.parametrize("runner, options", [("additive", {}),
-                                             ("csg2a", {"drug_encoder": "morgan", "hidden_channels": 8,
-                                                        "train": {"epochs": 2, "batch_size": 128}})])
+@pytest.mark.parametrize(
+    "runner, options",
+    [
+        ("additive", {}),
+        ("csg2a", {"drug_encoder": "morgan", "hidden_channels": 8, "train": {"epochs": 2, "batch_size": 128}}),
+    ],
+)
 def test_our_models_inside_drevalpys_pipeline(gdsc2, subset, runner, options, tmp_path):
     from drevalpy.datasets.dataset import DrugResponseDataset
     from drevalpy.evaluation import evaluate
@@ -66,9 +71,15 @@ def test_our_models_inside_drevalpys_pipeline(gdsc2, subset, runner, options, tm
     resp = DrugResponseDataset.from_csv(f"{folder}/GDSC2sub.csv", dataset_name="GDSC2sub", measure="LN_IC50")
     fold = resp.split_dataset(n_cv_splits=5, mode="LPO", random_state=0)[0]
     Model = drp_model(runner, options)
-    pred = train_and_predict(model=Model(), hpams={}, path_data=str(root), train_dataset=fold["train"],
-                             prediction_dataset=fold["test"], early_stopping_dataset=fold["early_stopping"],
-                             model_checkpoint_dir=str(tmp_path))
+    pred = train_and_predict(
+        model=Model(),
+        hpams={},
+        path_data=str(root),
+        train_dataset=fold["train"],
+        prediction_dataset=fold["test"],
+        early_stopping_dataset=fold["early_stopping"],
+        model_checkpoint_dir=str(tmp_path),
+    )
     scores = evaluate(pred, ["RMSE", "Pearson"])
     assert len(pred.predictions) == len(fold["test"]) and math.isfinite(scores["RMSE"])
     assert scores["Pearson"] > 0.5, scores  # drug identity alone explains much of ln IC50

@@ -16,9 +16,13 @@ def test_xena_layout_primary_tumour_preferred(tmp_path):
     real = pd.read_csv(shared("tcga", "tcga_hanziwei_landmark_expression.csv"), index_col=0, nrows=3)
     genes = list(real.columns[:5])
     p1, p2, p3 = real.index
-    cols = {f"{p1}-01": real.loc[p1, genes], f"{p1}-11": real.loc[p1, genes] + 5,  # normal tissue: never used
-            f"{p2}-06": real.loc[p2, genes] + 1, f"{p2}-01": real.loc[p2, genes],   # metastasis and primary
-            f"{p3}-11": real.loc[p3, genes]}                                         # normal only
+    cols = {
+        f"{p1}-01": real.loc[p1, genes],
+        f"{p1}-11": real.loc[p1, genes] + 5,  # normal tissue: never used
+        f"{p2}-06": real.loc[p2, genes] + 1,
+        f"{p2}-01": real.loc[p2, genes],  # metastasis and primary
+        f"{p3}-11": real.loc[p3, genes],
+    }  # normal only
     xena = pd.DataFrame(cols, index=genes)
     xena.index.name = "sample"
     path = tmp_path / "TCGA.BRCA.sampleMap_HiSeqV2.tsv"

@@ -9,8 +9,9 @@ from csg2a_graph.nn import CSG2AConv
 from csg2a_graph.ops.reference import dense_reference
 from csg2a_graph.testing import rand_prior, rel_err
 
-COMBOS = [(s, sup, r) for s in ("linear", "softmax", "sigmoid") for sup in ("dense", "prior")
-          for r in ("matmul", "rowsum")]
+COMBOS = [
+    (s, sup, r) for s in ("linear", "softmax", "sigmoid") for sup in ("dense", "prior") for r in ("matmul", "rowsum")
+]
 
 
 @pytest.mark.parametrize("score,support,reduce", COMBOS)
@@ -22,19 +23,21 @@ def test_matches_the_definition_in_both_input_formats(score, support, reduce):
     x, c = torch.randn(B, N, 1), torch.randn(B, N)
     out, (e, alpha) = conv(x, ei, ew, cond=c, return_attention_weights=True)
     q = conv.gene_representation(x, c.unsqueeze(-1))
-    ref = dense_reference(q, x, (ei, ew), score, support, reduce, h ** -0.5)
+    ref = dense_reference(q, x, (ei, ew), score, support, reduce, h**-0.5)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     assert torch.equal(e, ei) and alpha.shape == (B, ei.size(1))
     # alpha is S_b on every prior edge
     mask = torch.zeros(N, N, dtype=torch.bool)
     mask[ei[1], ei[0]] = True
     from csg2a_graph.ops.reference import dense_prior, dense_scores
-    S = dense_scores(q, score, h ** -0.5, mask if support == "prior" else None) + dense_prior((ei, ew), N, q.dtype, q.device)
+
+    S = dense_scores(q, score, h**-0.5, mask if support == "prior" else None) + dense_prior(
+        (ei, ew), N, q.dtype, q.device
+    )
     torch.testing.assert_close(alpha, S[:, ei[1], ei[0]], rtol=1e-5, atol=1e-5)
     # PyG format: [B*N, 1] nodes with a batched edge_index
     eib = torch.cat([ei + b * N for b in range(B)], dim=1)
-    out2, (e2, alpha2) = conv(x.reshape(B * N, 1), eib, ew.repeat(B), cond=c.reshape(-1),
-                              return_attention_weights=True)
+    out2, (e2, alpha2) = conv(x.reshape(B * N, 1), eib, ew.repeat(B), cond=c.reshape(-1), return_attention_weights=True)
     torch.testing.assert_close(out2, ref.reshape(B * N, 1), rtol=1e-5, atol=1e-5)
     assert torch.equal(e2, eib)
     torch.testing.assert_close(alpha2, alpha.reshape(-1))
@@ -60,13 +63,16 @@ def test_in_a_pyg_sequential_next_to_gcnconv():
     N, B = 20, 4
     ei, ew = rand_prior(N, 50)
     eib = torch.cat([ei + b * N for b in range(B)], 1)
-    model = Sequential("x, edge_index, edge_weight, batch", [
-        (CSG2AConv(N, 16, reduce="matmul"), "x, edge_index, edge_weight, batch -> x"),
-        (torch.nn.Tanh(), "x -> x"),
-        (GCNConv(1, 8), "x, edge_index, edge_weight -> x"),
-        (global_mean_pool, "x, batch -> x"),
-        (torch.nn.Linear(8, 1), "x -> x"),
-    ])
+    model = Sequential(
+        "x, edge_index, edge_weight, batch",
+        [
+            (CSG2AConv(N, 16, reduce="matmul"), "x, edge_index, edge_weight, batch -> x"),
+            (torch.nn.Tanh(), "x -> x"),
+            (GCNConv(1, 8), "x, edge_index, edge_weight -> x"),
+            (global_mean_pool, "x, batch -> x"),
+            (torch.nn.Linear(8, 1), "x -> x"),
+        ],
+    )
     x = torch.randn(B * N, 1)
     batch = torch.arange(B).repeat_interleave(N)
     y = model(x, eib, ew.repeat(B), batch)
@@ -88,8 +94,13 @@ def test_attention_explainer_reads_csg2a_attention():
         def forward(self, x, edge_index):
             return self.lin(self.conv(x, edge_index))
 
-    explainer = Explainer(Net(), AttentionExplainer(), explanation_type="model", edge_mask_type="object",
-                          model_config=dict(mode="multiclass_classification", task_level="node", return_type="raw"))
+    explainer = Explainer(
+        Net(),
+        AttentionExplainer(),
+        explanation_type="model",
+        edge_mask_type="object",
+        model_config=dict(mode="multiclass_classification", task_level="node", return_type="raw"),
+    )
     expl = explainer(torch.randn(N, 1), ei)
     assert expl.edge_mask.shape == (ei.size(1),) and expl.edge_mask.abs().sum() > 0
 
@@ -115,8 +126,9 @@ def test_on_real_gdsc_pairs_with_the_string_prior(gdsc2):
     loader = DataLoader([gdsc2[i] for i in range(8)], batch_size=4)
     batch = next(iter(loader))
     conv = CSG2AConv(gdsc2.num_genes, 16)
-    out, (e, alpha) = conv(batch.x, batch.edge_index, batch.edge_weight, batch=batch.batch,
-                           return_attention_weights=True)
+    out, (e, alpha) = conv(
+        batch.x, batch.edge_index, batch.edge_weight, batch=batch.batch, return_attention_weights=True
+    )
     assert out.shape == (4 * gdsc2.num_genes, 1) and alpha.shape == (batch.edge_index.size(1),)
     dense = conv(batch.x.view(4, -1, 1), gdsc2.prior_edge_index, gdsc2.prior_edge_weight)
     torch.testing.assert_close(out.view(4, -1, 1), dense, rtol=1e-5, atol=1e-5)

@@ -183,5 +183,5 @@ def test_pretrained_gcn_sparse_product_stays_fp32_under_autocast(monkeypatch):
     ref = enc(store.batch())
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = enc(store.batch())
-    assert seen and all(a == b == torch.float32 and not on for a, b, on in seen[len(seen) // 2:])
+    assert seen and all(a == b == torch.float32 and not on for a, b, on in seen[len(seen) // 2 :])
     assert out.dtype == torch.bfloat16 and torch.allclose(out.float(), ref, rtol=0.05, atol=0.05)

@@ -1,5 +1,6 @@
 """Issue 25.3: the layer in other people's models — a public batched prior, x [B, N] read as one channel, no
 host sync or graph break per call (torch.compile fullgraph), float64 attention weights at float64 accuracy."""
+
 import pytest
 import torch
 
@@ -65,7 +66,7 @@ def test_float64_softmax_weights_are_float64_accurate():
     x, c = torch.randn(B, N, 1, dtype=torch.float64), torch.randn(B, N, dtype=torch.float64)
     _, (_, alpha) = conv(x, ei, ew.double(), cond=c, return_attention_weights=True)
     q = conv.gene_representation(x, c.unsqueeze(-1))
-    S = torch.softmax(q @ q.transpose(1, 2) * h ** -0.5, dim=-1)
+    S = torch.softmax(q @ q.transpose(1, 2) * h**-0.5, dim=-1)
     ref = S[:, ei[1], ei[0]] + ew.double()
     assert alpha.dtype == torch.float64 and (alpha - ref).abs().max() < 1e-12
     from csg2a_graph.ops import attention_map

@@ -1,6 +1,7 @@
 """MAT as the released CSG²A uses it: a state dict with MAT's layout (key names and shapes listed here from the
 MAT paper's architecture) loads strictly, and on 5 real GDSC drugs the encoder equals an independent dense
 restatement of MAT's equations."""
+
 import math
 
 import numpy as np
@@ -14,9 +15,14 @@ D, L, H = 32, 2, 4  # small: the released MAT is 1024, 8, 16
 
 def mat_layout(d=D, layers=L, d_atom=28, n_out=1):
     """MAT's state-dict keys and shapes (N_dense = 1), including its pretraining head ``generator.proj``."""
-    keys = {"src_embed.lut.weight": (d, d_atom), "src_embed.lut.bias": (d,),
-            "encoder.norm.a_2": (d,), "encoder.norm.b_2": (d,),
-            "generator.proj.weight": (n_out, d), "generator.proj.bias": (n_out,)}
+    keys = {
+        "src_embed.lut.weight": (d, d_atom),
+        "src_embed.lut.bias": (d,),
+        "encoder.norm.a_2": (d,),
+        "encoder.norm.b_2": (d,),
+        "generator.proj.weight": (n_out, d),
+        "generator.proj.bias": (n_out,),
+    }
     for i in range(layers):
         p = f"encoder.layers.{i}."
         for j in range(4):
@@ -32,9 +38,16 @@ def mat_layout(d=D, layers=L, d_atom=28, n_out=1):
 
 def random_state(seed=0):
     g = torch.Generator().manual_seed(seed)
-    return {k: (torch.randn(*s, generator=g) / math.sqrt(s[-1]) if len(s) == 2 else 1 + 0.1 * torch.randn(*s, generator=g)
-                if k.endswith("a_2") else 0.1 * torch.randn(*s, generator=g))
-            for k, s in mat_layout().items()}
+    return {
+        k: (
+            torch.randn(*s, generator=g) / math.sqrt(s[-1])
+            if len(s) == 2
+            else 1 + 0.1 * torch.randn(*s, generator=g)
+            if k.endswith("a_2")
+            else 0.1 * torch.randn(*s, generator=g)
+        )
+        for k, s in mat_layout().items()
+    }
 
 
 def test_mat_layout_loads_strictly():
@@ -79,6 +92,7 @@ def test_fallback_to_2d_coordinates(monkeypatch):
 
 def restated(sd, x, adj, dist, heads=H, slope=0.1, lambdas=(0.33, 0.33, 0.34)):
     """MAT's forward for one molecule, from its equations (no batching, no padding)."""
+
     def ln(v, p):
         return sd[p + ".a_2"] * (v - v.mean(-1, keepdim=True)) / (v.std(-1, keepdim=True) + 1e-6) + sd[p + ".b_2"]
 

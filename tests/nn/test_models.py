@@ -59,8 +59,10 @@ def test_frozen_condition_is_cached(store):
 
 
 @pytest.mark.parametrize("variant", ["released", "improved"])
-@pytest.mark.parametrize("opts", [{}, {"use_prior": False}, {"attention": False}, {"reduce": "rowsum"},
-                                  {"score": "softmax"}, {"score": "sigmoid"}])
+@pytest.mark.parametrize(
+    "opts",
+    [{}, {"use_prior": False}, {"attention": False}, {"reduce": "rowsum"}, {"score": "softmax"}, {"score": "sigmoid"}],
+)
 def test_csg2a_variants(store, opts, variant):
     torch.manual_seed(0)
     m = CSG2A(GENES, prior=_prior(), drug_encoder="gin", variant=variant, **opts)
@@ -71,8 +73,9 @@ def test_csg2a_variants(store, opts, variant):
     assert all(p.grad is not None for n, p in m.named_parameters() if not n.startswith("cond.drug"))
     biases = {n for n, _ in m.named_parameters() if n.endswith("bias") and not n.startswith("cond.drug")}
     # the released network's only bias terms: LayerNorm, dose/time embeddings, the condition BatchNorm
-    assert biases == (set() if variant == "improved" else
-                      {"norm.bias", "cond.w_dose.bias", "cond.w_time.bias", "cond.mlp.1.bias"})
+    assert biases == (
+        set() if variant == "improved" else {"norm.bias", "cond.w_dose.bias", "cond.w_time.bias", "cond.mlp.1.bias"}
+    )
 
 
 @pytest.mark.parametrize("reduce", ["matmul", "rowsum"])
@@ -166,5 +169,6 @@ def test_residual_network_starts_as_copying_the_basal_profile(tmp_path):
     again = load_model(str(tmp_path / "r.pt")).eval()
     torch.testing.assert_close(again(expr, *args), net(expr, *args))
     assert not torch.allclose(net(expr, *args), expr)  # trained away from the copy: the residual still adds g0
-    torch.testing.assert_close(net(expr, *args) - expr, net.out(net.dropout(torch.relu(net.norm(
-        net.mix(expr, net.condition(*args)))))))
+    torch.testing.assert_close(
+        net(expr, *args) - expr, net.out(net.dropout(torch.relu(net.norm(net.mix(expr, net.condition(*args))))))
+    )

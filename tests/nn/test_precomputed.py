@@ -1,5 +1,6 @@
 """The ``precomputed`` drug encoder: users' own vectors per compound, matched by canonical SMILES or name;
 checkpoints rebuild without the file; unknown compounds are named."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,9 +61,14 @@ def test_csg2a_with_precomputed_embeddings_round_trips_without_the_file(gdsc2, t
     torch.save({k: v for k, v in vec.items()}, path)
     s = gdsc2.get_idx_split("mixed", fold=0)
     split = {k: s[k][:n] for k, n in (("train", 256), ("val", 64), ("test", 64))}
-    trainer, _ = finetune(gdsc2, str(tmp_path / "run"), None, split,
-                          {"drug_encoder": "precomputed", "drug_encoder_kwargs": {"embeddings": str(path)},
-                           "hidden_channels": 8}, TrainConfig(epochs=1, batch_size=64, progress=False))
+    trainer, _ = finetune(
+        gdsc2,
+        str(tmp_path / "run"),
+        None,
+        split,
+        {"drug_encoder": "precomputed", "drug_encoder_kwargs": {"embeddings": str(path)}, "hidden_channels": 8},
+        TrainConfig(epochs=1, batch_size=64, progress=False),
+    )
     before = trainer.predict(gdsc2, split["test"])
     path.unlink()  # the checkpoint holds the table
     from csg2a_graph.checkpoint import load_model

@@ -1,6 +1,7 @@
 """The ``released`` variant and ``from_released``: a state dict with the released key names (random values,
 keys and shapes from ``../shared/baselines/CSG2A_released.md``) loaded into our models computes the same
 function as an independent dense restatement of the released equations, written here from the spec."""
+
 import math
 
 import pytest
@@ -14,14 +15,26 @@ N, H, E, P = 24, 8, 12, 16  # genes, attention width, drug-embedding width, proj
 
 def released_net_sd(g):
     r = lambda *s: torch.randn(*s, generator=g).double()  # noqa: E731
-    bn = {"weight": r(N).abs() + 0.5, "bias": r(N), "running_mean": r(N), "running_var": r(N).abs() + 0.5,
-          "num_batches_tracked": torch.tensor(7)}
-    sd = {"w_gex": r(N, H), "w_comp": r(N, H), "CCE.comp_proj.0.weight": r(N, E + 4) / 4,
-          **{f"CCE.comp_proj.1.{k}": v for k, v in bn.items()},
-          "CCE.dose_enc.weight": r(2, 1), "CCE.dose_enc.bias": r(2),
-          "CCE.time_enc.weight": r(2, 1), "CCE.time_enc.bias": r(2),
-          "feed_forward.0.weight": r(N).abs() + 0.5, "feed_forward.0.bias": r(N),
-          "feed_forward.3.weight": r(N, N) / 4}
+    bn = {
+        "weight": r(N).abs() + 0.5,
+        "bias": r(N),
+        "running_mean": r(N),
+        "running_var": r(N).abs() + 0.5,
+        "num_batches_tracked": torch.tensor(7),
+    }
+    sd = {
+        "w_gex": r(N, H),
+        "w_comp": r(N, H),
+        "CCE.comp_proj.0.weight": r(N, E + 4) / 4,
+        **{f"CCE.comp_proj.1.{k}": v for k, v in bn.items()},
+        "CCE.dose_enc.weight": r(2, 1),
+        "CCE.dose_enc.bias": r(2),
+        "CCE.time_enc.weight": r(2, 1),
+        "CCE.time_enc.bias": r(2),
+        "feed_forward.0.weight": r(N).abs() + 0.5,
+        "feed_forward.0.bias": r(N),
+        "feed_forward.3.weight": r(N, N) / 4,
+    }
     return _f32(sd)
 
 
@@ -36,8 +49,15 @@ def released_ft_sd(g):
     sd.update({"scalar": r(1).abs() + 1e-8, "bias": r(1)})
 
     def bn(prefix, n):
-        sd.update({f"{prefix}.weight": r(n).abs() + 0.5, f"{prefix}.bias": r(n), f"{prefix}.running_mean": r(n),
-                   f"{prefix}.running_var": r(n).abs() + 0.5, f"{prefix}.num_batches_tracked": torch.tensor(3)})
+        sd.update(
+            {
+                f"{prefix}.weight": r(n).abs() + 0.5,
+                f"{prefix}.bias": r(n),
+                f"{prefix}.running_mean": r(n),
+                f"{prefix}.running_var": r(n).abs() + 0.5,
+                f"{prefix}.num_batches_tracked": torch.tensor(3),
+            }
+        )
 
     for p in ("bgex_proj", "agex_proj", "comp_proj"):
         sd[f"{p}.0.weight"], sd[f"{p}.0.bias"] = r(P, N) / 4, r(P)
@@ -109,8 +129,17 @@ def inputs(gdsc2):
     adj = torch.eye(N, dtype=torch.float64)
     adj[dst, src] = 1.0
     emb_rows = torch.stack([emb[graph.smiles[i]] for i in drug_index.tolist()]).double()
-    return dict(graph=graph, emb=emb, drug_index=drug_index, g0=g0, dose=dose, time=time, edges=(torch.stack([src, dst]), None),
-                adj=adj, emb_rows=emb_rows)
+    return dict(
+        graph=graph,
+        emb=emb,
+        drug_index=drug_index,
+        g0=g0,
+        dose=dose,
+        time=time,
+        edges=(torch.stack([src, dst]), None),
+        adj=adj,
+        emb_rows=emb_rows,
+    )
 
 
 GENES = [f"G{i}" for i in range(N)]
@@ -120,16 +149,38 @@ GENES = [f"G{i}" for i in range(N)]
 @pytest.mark.parametrize("train", [False, True])
 def test_from_released_net_matches_restatement(inputs, variant, train):
     sd = released_net_sd(torch.Generator().manual_seed(2))
-    net = CSG2A.from_released(sd, GENES, inputs["edges"], drug_encoder="precomputed",
-                              drug_encoder_kwargs={"embeddings": inputs["emb"]}, variant=variant, dropout=0.0).double()
+    net = CSG2A.from_released(
+        sd,
+        GENES,
+        inputs["edges"],
+        drug_encoder="precomputed",
+        drug_encoder_kwargs={"embeddings": inputs["emb"]},
+        variant=variant,
+        dropout=0.0,
+    ).double()
     net.train(train)
     out = net(inputs["g0"], inputs["graph"], inputs["drug_index"], inputs["dose"], inputs["time"])
-    ref, _ = released_net(sd, inputs["adj"], inputs["g0"], inputs["emb_rows"], inputs["dose"], inputs["time"], train,
-                          matmul=variant == "paper")
+    ref, _ = released_net(
+        sd,
+        inputs["adj"],
+        inputs["g0"],
+        inputs["emb_rows"],
+        inputs["dose"],
+        inputs["time"],
+        train,
+        matmul=variant == "paper",
+    )
     torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
     # the dense prior given as a matrix is the same network
-    net2 = CSG2A.from_released(sd, GENES, inputs["adj"], drug_encoder="precomputed",
-                               drug_encoder_kwargs={"embeddings": inputs["emb"]}, variant=variant, dropout=0.0).double()
+    net2 = CSG2A.from_released(
+        sd,
+        GENES,
+        inputs["adj"],
+        drug_encoder="precomputed",
+        drug_encoder_kwargs={"embeddings": inputs["emb"]},
+        variant=variant,
+        dropout=0.0,
+    ).double()
     net2.train(train)
     out2 = net2(inputs["g0"], inputs["graph"], inputs["drug_index"], inputs["dose"], inputs["time"])
     torch.testing.assert_close(out2, ref, rtol=1e-10, atol=1e-10)
@@ -139,8 +190,14 @@ def test_from_released_net_matches_restatement(inputs, variant, train):
 def test_from_released_finetune_matches_restatement(inputs, train):
     sd = released_ft_sd(torch.Generator().manual_seed(3))
     # the spec's widths: projections 512 -> here P, so the head's first layer takes 3P
-    model = CSG2AFineTune.from_released(sd, GENES, inputs["edges"], drug_encoder="precomputed",
-                                        drug_encoder_kwargs={"embeddings": inputs["emb"]}, dropout=0.0).double()
+    model = CSG2AFineTune.from_released(
+        sd,
+        GENES,
+        inputs["edges"],
+        drug_encoder="precomputed",
+        drug_encoder_kwargs={"embeddings": inputs["emb"]},
+        dropout=0.0,
+    ).double()
     assert model.frozen_mode == "train" and model.basal_input == "raw" and not model.standardize_target
     model.train(train)
     out = model(inputs["g0"], inputs["graph"], inputs["drug_index"], inputs["dose"], inputs["time"])
@@ -173,8 +230,10 @@ def test_from_released_refuses_bad_state_dicts(inputs):
 
 def test_variants_differ_where_documented():
     """Each variant's switches reach the modules (and an explicit argument wins over the variant)."""
-    nets = {v: CSG2A(16, drug_encoder="morgan", drug_encoder_kwargs={"hidden_channels": 8},
-                     hidden_channels=4, variant=v) for v in VARIANTS}
+    nets = {
+        v: CSG2A(16, drug_encoder="morgan", drug_encoder_kwargs={"hidden_channels": 8}, hidden_channels=4, variant=v)
+        for v in VARIANTS
+    }
     assert nets["released"].conv.reduce == "rowsum" and nets["paper"].conv.reduce == "matmul"
     for v in ("released", "paper"):
         n = nets[v]
@@ -205,8 +264,11 @@ def test_old_checkpoints_rebuild_as_improved(tmp_path):
     hp = dict(ft.hparams)
     for k in ("variant", "standardize_target", "basal_input", "scale_init"):
         hp.pop(k)
-    hp["pretrained"] = {k: v for k, v in hp["pretrained"].items()
-                        if k not in ("variant", "cond_block", "norm_bias", "init", "dose_time_bias")}
+    hp["pretrained"] = {
+        k: v
+        for k, v in hp["pretrained"].items()
+        if k not in ("variant", "cond_block", "norm_bias", "init", "dose_time_bias")
+    }
     ft.hparams = hp
     path = str(tmp_path / "old.pt")
     save_checkpoint(path, ft)
@@ -226,11 +288,20 @@ def test_from_released_loads_mat_weights_under_cce():
     mat = random_state(2)
     for prefix in ("CCE.", "CCE.mat."):
         full = {**sd, **{prefix + k: v for k, v in mat.items()}}
-        net = CSG2A.from_released(full, GENES, (torch.zeros(2, 0, dtype=torch.long), None),
-                                  drug_encoder="mat", drug_encoder_kwargs={"d_model": D, "num_layers": L, "heads": H})
+        net = CSG2A.from_released(
+            full,
+            GENES,
+            (torch.zeros(2, 0, dtype=torch.long), None),
+            drug_encoder="mat",
+            drug_encoder_kwargs={"d_model": D, "num_layers": L, "heads": H},
+        )
         own = net.cond.drug.state_dict()
         assert all(torch.equal(own[k], mat[k]) for k in own)
     with pytest.raises(KeyError, match="drug-encoder keys"):
-        CSG2A.from_released({**sd, **{"CCE." + k: v for k, v in mat.items() if "layers.1" not in k}}, GENES,
-                            (torch.zeros(2, 0, dtype=torch.long), None), drug_encoder="mat",
-                            drug_encoder_kwargs={"d_model": D, "num_layers": L, "heads": H})
+        CSG2A.from_released(
+            {**sd, **{"CCE." + k: v for k, v in mat.items() if "layers.1" not in k}},
+            GENES,
+            (torch.zeros(2, 0, dtype=torch.long), None),
+            drug_encoder="mat",
+            drug_encoder_kwargs={"d_model": D, "num_layers": L, "heads": H},
+        )

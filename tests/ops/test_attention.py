@@ -12,15 +12,18 @@ SHAPES = [
     pytest.param(3, 70, 16, 3, 150, 10, id="B3-N70-h16-F3-isolated"),
     pytest.param(2, 33, 5, 2, 0, 0, id="B2-N33-empty-prior"),
 ]
-COMBOS = [(s, sup, r) for s in ("linear", "softmax", "sigmoid") for sup in ("dense", "prior")
-          for r in ("matmul", "rowsum")]
+COMBOS = [
+    (s, sup, r) for s in ("linear", "softmax", "sigmoid") for sup in ("dense", "prior") for r in ("matmul", "rowsum")
+]
 
 
 def _inputs(B, N, h, F, E, iso, dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(seed)
     q = torch.randn(B, N, h, generator=g, dtype=dtype).requires_grad_()
     x = torch.randn(B, N, F, generator=g, dtype=dtype).requires_grad_()
-    prior = rand_prior(N, E, seed, iso, dtype) if E else (torch.empty(2, 0, dtype=torch.long), torch.empty(0, dtype=dtype))
+    prior = (
+        rand_prior(N, E, seed, iso, dtype) if E else (torch.empty(2, 0, dtype=torch.long), torch.empty(0, dtype=dtype))
+    )
     return q, x, prior
 
 
@@ -31,8 +34,11 @@ def test_default_and_forced_paths_match_reference(B, N, h, F, E, iso, score, sup
     ref = csg2a_attention(q, x, prior, score=score, support=support, reduce=reduce, impl="reference")
     g = torch.randn_like(ref)
     gref = torch.autograd.grad(ref, (q, x), g)
-    impls = [None] + (["factorized"] if score == "linear" and support == "dense" else []) + \
-            (["chunked"] if support == "dense" else ["edgewise"])
+    impls = (
+        [None]
+        + (["factorized"] if score == "linear" and support == "dense" else [])
+        + (["chunked"] if support == "dense" else ["edgewise"])
+    )
     for impl in impls:
         out = csg2a_attention(q, x, prior, score=score, support=support, reduce=reduce, impl=impl, block_size=16)
         assert out.shape == x.shape
@@ -44,11 +50,22 @@ def test_default_and_forced_paths_match_reference(B, N, h, F, E, iso, score, sup
 @pytest.mark.parametrize("score,support,reduce", COMBOS)
 def test_gradcheck_float64(score, support, reduce):
     q, x, prior = _inputs(2, 9, 3, 2, 14, 2, dtype=torch.float64)
-    impls = ["reference"] + (["factorized"] if score == "linear" and support == "dense" else []) + \
-            (["chunked"] if support == "dense" else ["edgewise"])
+    impls = (
+        ["reference"]
+        + (["factorized"] if score == "linear" and support == "dense" else [])
+        + (["chunked"] if support == "dense" else ["edgewise"])
+    )
     for impl in impls:
-        fn = lambda q_, x_: csg2a_attention(q_, x_, prior, score=score, support=support, reduce=reduce,  # noqa: E731
-                                            impl=impl, block_size=4)
+        fn = lambda q_, x_: csg2a_attention(  # noqa: E731
+            q_,
+            x_,
+            prior,
+            score=score,
+            support=support,
+            reduce=reduce,
+            impl=impl,
+            block_size=4,
+        )
         assert gradcheck(fn, (q, x), eps=1e-6, atol=1e-5)
 
 
@@ -58,10 +75,11 @@ def test_reference_is_the_definition():
     A = torch.zeros(6, 6)
     for (j, i), w in zip(ei.T.tolist(), ew.tolist()):
         A[i, j] += w
-    S = q[0] @ q[0].T / 3 ** 0.5 + A
-    torch.testing.assert_close(dense_reference(q, x, (ei, ew), "linear", "dense", "matmul", 3 ** -0.5)[0], S @ x[0])
-    torch.testing.assert_close(dense_reference(q, x, (ei, ew), "linear", "dense", "rowsum", 3 ** -0.5)[0],
-                               x[0] * S.sum(1, keepdim=True))
+    S = q[0] @ q[0].T / 3**0.5 + A
+    torch.testing.assert_close(dense_reference(q, x, (ei, ew), "linear", "dense", "matmul", 3**-0.5)[0], S @ x[0])
+    torch.testing.assert_close(
+        dense_reference(q, x, (ei, ew), "linear", "dense", "rowsum", 3**-0.5)[0], x[0] * S.sum(1, keepdim=True)
+    )
 
 
 def test_unbatched_and_vector_inputs_and_prior_formats():
@@ -81,8 +99,11 @@ def test_never_saves_an_n_by_n_tensor_for_backward():
     """The factorised and chunked paths keep no [B, N, N] (or [B, N, N/2]) tensor for the backward."""
     B, N, h = 2, 96, 4
     q, x, prior = _inputs(B, N, h, 1, 200, 0)
-    for kw in ({"score": "linear"}, {"score": "softmax", "impl": "chunked", "block_size": 16},
-               {"score": "sigmoid", "impl": "chunked", "block_size": 16}):
+    for kw in (
+        {"score": "linear"},
+        {"score": "softmax", "impl": "chunked", "block_size": 16},
+        {"score": "sigmoid", "impl": "chunked", "block_size": 16},
+    ):
         sizes = []
         with torch.autograd.graph.saved_tensors_hooks(lambda t: sizes.append(t.numel()) or t, lambda t: t):
             out = csg2a_attention(q, x, prior, **kw)
@@ -142,7 +163,7 @@ def test_segment_softmax_torch_scatter_path():
 def test_attention_map_mean_and_topk(score):
     q, x, (ei, ew) = _inputs(4, 40, 6, 1, 60, 0)
     q = q.detach()
-    maps = dense_scores(q, score, 6 ** -0.5) + dense_prior((ei, ew), 40, q.dtype, q.device)
+    maps = dense_scores(q, score, 6**-0.5) + dense_prior((ei, ew), 40, q.dtype, q.device)
     mean = attention_map(q, (ei, ew), score=score, block_size=7)
     torch.testing.assert_close(mean, maps.mean(0), rtol=1e-4, atol=1e-5)
     per = attention_map(q, (ei, ew), score=score, reduce_batch=None)
@@ -192,5 +213,7 @@ def test_expanded_linear_equals_q_materialised_and_gradchecks(reduce):
     assert gradcheck(lambda *a: expanded_linear(*a, prior, reduce, 0.4), (x, c, wg, wc))
     # without a condition
     q0 = x[..., None] * wg
-    torch.testing.assert_close(expanded_linear(x, None, wg, None, prior, reduce, 0.4),
-                               factorized_linear(q0, x[..., None], prior, reduce, 0.4)[..., 0])
+    torch.testing.assert_close(
+        expanded_linear(x, None, wg, None, prior, reduce, 0.4),
+        factorized_linear(q0, x[..., None], prior, reduce, 0.4)[..., 0],
+    )

@@ -1,6 +1,7 @@
 """Issue 28.1 (CPU part): the fused kernels' pipeline stages are chosen within the device's shared memory, and a
 launch that still runs out of it retries with fewer stages, then refuses in one line (the GPU sizes B = 4096,
 16,384 and N = 20,000 are in benchmarks/kernels/gpu_check.py, to run where a GPU is lent)."""
+
 import pytest
 import torch
 
@@ -50,6 +51,7 @@ class _Kernel:
             if num_stages > self.fits_at:
                 raise OutOfResources(262_144, H100, "shared memory")
             return "ran"
+
         return run
 
 
@@ -68,7 +70,12 @@ def test_the_gpu_check_script_runs_dry():
 
     from tests.conftest import REPO
 
-    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "kernels" / "gpu_check.py"), "--dry-run"],
-                       capture_output=True, text=True, timeout=600, cwd=REPO)
+    r = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "kernels" / "gpu_check.py"), "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("| yes |") == 4 and "# amp:" in r.stdout and "(ok)" in r.stdout

@@ -4,6 +4,7 @@ Without a GPU these run in Triton's interpreter (TRITON_INTERPRET=1, set in
 tests/conftest.py before any kernel module is imported) on small shapes; on a
 CUDA machine the same tests run compiled, plus the ``gpu``-marked ones.
 """
+
 import os
 
 import pytest
@@ -24,8 +25,12 @@ from csg2a_graph.ops.triton import flash_attention, fused_linear_attention, mean
 
 pytestmark = pytest.mark.interpreter
 
-SMALL = [pytest.param(2, 37, 10, 60, id="B2-N37-h10"), pytest.param(1, 1, 4, 1, id="B1-N1-h4"),
-         pytest.param(3, 70, 16, 0, id="B3-N70-h16-noprior"), pytest.param(2, 65, 33, 90, id="B2-N65-h33")]
+SMALL = [
+    pytest.param(2, 37, 10, 60, id="B2-N37-h10"),
+    pytest.param(1, 1, 4, 1, id="B1-N1-h4"),
+    pytest.param(3, 70, 16, 0, id="B3-N70-h16-noprior"),
+    pytest.param(2, 65, 33, 90, id="B2-N65-h33"),
+]
 
 
 def _prior(N, E, seed=0, isolated=0):
@@ -85,8 +90,9 @@ def test_map_kernel_matches_torch(score):
     ti, tv = attention_map(q, edges, score=score, impl="triton", topk=10, block_size=16)
     ri, rv = attention_map(q, edges, score=score, impl="torch", topk=10, block_size=16)
     torch.testing.assert_close(tv, rv, rtol=1e-4, atol=1e-5)
-    rows = mean_map_rows(q, score, 12 ** -0.5, 5, 7, None if score != "softmax" else
-                         torch.logsumexp(q @ q.transpose(1, 2) * 12 ** -0.5, -1))
+    rows = mean_map_rows(
+        q, score, 12**-0.5, 5, 7, None if score != "softmax" else torch.logsumexp(q @ q.transpose(1, 2) * 12**-0.5, -1)
+    )
     assert rows.shape == (7, 50)
 
 

@@ -1,4 +1,5 @@
 """Cross-study evaluation: joins, target subsets and direction handling on the real GDSC1/GDSC2/NCI-60 files."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,8 +11,12 @@ from csg2a_graph.datasets.gdsc import CCLE_COLUMNS, ccle_to_long
 from csg2a_graph.train.cross_study import CombinedPairs, cross_study
 from tests.conftest import GDSC2_FILES, link_raw
 
-NCI60_FILES = ["nci60/AOD_IOA_GI50.csv", "nci60/rcellminer_public_drug_info_2_14.txt",
-               "nci60/nci60_gcrma_u133a_landmark.csv", "string/STRING_edges.csv"]
+NCI60_FILES = [
+    "nci60/AOD_IOA_GI50.csv",
+    "nci60/rcellminer_public_drug_info_2_14.txt",
+    "nci60/nci60_gcrma_u133a_landmark.csv",
+    "string/STRING_edges.csv",
+]
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +29,11 @@ def gdsc1(tmp_path_factory):
 def nci60_on_gdsc_genes(tmp_path_factory, gdsc2):
     from csg2a_graph.data import GeneSpace
 
-    return NCI60(str(link_raw(tmp_path_factory.mktemp("nci60x"), NCI60_FILES)),
-                 gene_space=GeneSpace(list(gdsc2.gene_space.genes)), log=False)
+    return NCI60(
+        str(link_raw(tmp_path_factory.mktemp("nci60x"), NCI60_FILES)),
+        gene_space=GeneSpace(list(gdsc2.gene_space.genes)),
+        log=False,
+    )
 
 
 def test_gdsc1_to_gdsc2_join_and_new_pairs(gdsc1, gdsc2):
@@ -37,7 +45,7 @@ def test_gdsc1_to_gdsc2_join_and_new_pairs(gdsc1, gdsc2):
     assert ds.join["cells"]["same_name_other_expression"] == 0
     assert ds.join["drugs"]["matched_by_compound"] > 100  # GDSC1 and GDSC2 share many compounds
     m = ds.subsets()
-    assert not m["all"][:gdsc1.num_pairs].any() and m["all"][gdsc1.num_pairs:].all()
+    assert not m["all"][: gdsc1.num_pairs].any() and m["all"][gdsc1.num_pairs :].all()
     # new_pairs by hand: (cell name, compound) of GDSC2 never measured in GDSC1
     p = ds.pairs
     key = lambda i: (ds.cells[int(p["cell"][i])], int(p["drug"][i]))  # noqa: E731
@@ -47,7 +55,7 @@ def test_gdsc1_to_gdsc2_join_and_new_pairs(gdsc1, gdsc2):
         assert bool(m["new_pairs"][i]) == (key(i) not in seen)
     assert 0 < int(m["new_pairs"].sum()) < gdsc2.num_pairs
     # targets are untouched
-    assert torch.equal(p["y"][gdsc1.num_pairs:], gdsc2.pairs["y"])
+    assert torch.equal(p["y"][gdsc1.num_pairs :], gdsc2.pairs["y"])
 
 
 def test_other_expression_keeps_lines_apart(gdsc2, nci60_on_gdsc_genes):
@@ -65,8 +73,15 @@ def test_gene_mismatch_is_refused(gdsc2, tmp_path):
 
 
 def test_gdsc2_to_nci60_turns_the_direction(gdsc2, nci60_on_gdsc_genes, tmp_path):
-    df = cross_study(gdsc2, nci60_on_gdsc_genes, ["drug-mean", "additive"], str(tmp_path), task="GDSC2->NCI-60",
-                     subsets=("seen_drugs",), source_subsample=20000)
+    df = cross_study(
+        gdsc2,
+        nci60_on_gdsc_genes,
+        ["drug-mean", "additive"],
+        str(tmp_path),
+        task="GDSC2->NCI-60",
+        subsets=("seen_drugs",),
+        source_subsample=20000,
+    )
     assert set(df.model) == {"drug-mean", "additive"} and (df.direction == "flipped").all()
     assert df.rmse.isna().all()  # GI50 and IC50 do not share a unit
     # a drug potent in GDSC (low ln IC50) is potent in NCI-60 (high -log10 GI50): with the sign turned the
@@ -75,14 +90,26 @@ def test_gdsc2_to_nci60_turns_the_direction(gdsc2, nci60_on_gdsc_genes, tmp_path
     pred = pd.read_csv(tmp_path / "predictions" / "GDSC2_to_NCI-60_drug-mean.csv")
     assert len(pred) == df.n_test.iloc[0]
     # resumable: a second call skips finished models
-    again = cross_study(gdsc2, nci60_on_gdsc_genes, ["drug-mean"], str(tmp_path), task="GDSC2->NCI-60",
-                        subsets=("seen_drugs",), source_subsample=20000)
+    again = cross_study(
+        gdsc2,
+        nci60_on_gdsc_genes,
+        ["drug-mean"],
+        str(tmp_path),
+        task="GDSC2->NCI-60",
+        subsets=("seen_drugs",),
+        source_subsample=20000,
+    )
     assert len(again) == len(df)
 
 
 def test_ccle_table_is_converted_to_ln_um():
-    raw = pd.DataFrame({CCLE_COLUMNS[0]: ["A549", "MCF7", "HT-29", "X"], CCLE_COLUMNS[1]: ["Lapatinib"] * 4,
-                        CCLE_COLUMNS[2]: [8, 0.5, "1", 0]})
+    raw = pd.DataFrame(
+        {
+            CCLE_COLUMNS[0]: ["A549", "MCF7", "HT-29", "X"],
+            CCLE_COLUMNS[1]: ["Lapatinib"] * 4,
+            CCLE_COLUMNS[2]: [8, 0.5, "1", 0],
+        }
+    )
     out = ccle_to_long(raw)
     assert list(out.CELL_LINE_NAME) == ["A549", "MCF7", "HT-29"]  # IC50 0 cannot be logged: dropped
     np.testing.assert_allclose(out.LN_IC50, np.log([8, 0.5, 1]))

@@ -1,5 +1,6 @@
 """Issue 26.1-2: DrEval's normalised metrics in every cv row, and the baselines DrEval uses (gradient boosting,
 elastic net) on the same features as the random forest."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -54,8 +55,9 @@ def test_cv_rows_carry_normalised_metrics_and_old_tables_are_migrated(gdsc2, tmp
     # a table written before the normalised metrics: continuing the run migrates it from its own predictions
     old = df[_OLD_COLUMNS]
     old.to_csv(out / "results.csv", index=False)
-    again = cross_validate(gdsc2, ["additive", "drug-mean", "cell-mean"], ["mixed"], folds=1, out_dir=str(out),
-                           subsample=3000)
+    again = cross_validate(
+        gdsc2, ["additive", "drug-mean", "cell-mean"], ["mixed"], folds=1, out_dir=str(out), subsample=3000
+    )
     assert list(again.columns) == RESULT_COLUMNS and len(again) == 3
     assert again[again.model == "drug-mean"]["pcc_norm"].iloc[0] == pytest.approx(dm["pcc_norm"], abs=1e-6)
     assert pd.read_csv(out / "results.csv").shape[0] == 3
@@ -83,7 +85,9 @@ def test_randomised_views_replace_one_input_only(gdsc2, small):
     dp = randomized(gdsc2, "drug-permute", seed=1)
     assert not torch.equal(dp.pairs["drug"], gdsc2.pairs["drug"]) and torch.equal(dp.expression, gdsc2.expression)
     # a consistent relabelling: the drug means do not change — the test's own control
-    torch.testing.assert_close(RUNNERS["drug-mean"](dp, small, {}, "", 0), RUNNERS["drug-mean"](gdsc2, small, {}, "", 0))
+    torch.testing.assert_close(
+        RUNNERS["drug-mean"](dp, small, {}, "", 0), RUNNERS["drug-mean"](gdsc2, small, {}, "", 0)
+    )
     assert randomized(gdsc2, "prior-remove").prior_edge_index is None and gdsc2.prior_edge_index is not None
     with pytest.raises(ValueError, match="unknown randomisation"):
         randomized(gdsc2, "shuffle-everything")
@@ -92,8 +96,17 @@ def test_randomised_views_replace_one_input_only(gdsc2, small):
 def test_cv_with_seeds_and_randomisations(gdsc2, tmp_path):
     out = tmp_path / "cv"
     opts = {"rf": {"n_estimators": 10, "max_features": 0.1}}
-    df = cross_validate(gdsc2, ["additive", "rf"], ["mixed"], folds=1, out_dir=str(out), subsample=1500, seeds=2,
-                        randomize=["cell-permute", "prior-remove"], model_options=opts)
+    df = cross_validate(
+        gdsc2,
+        ["additive", "rf"],
+        ["mixed"],
+        folds=1,
+        out_dir=str(out),
+        subsample=1500,
+        seeds=2,
+        randomize=["cell-permute", "prior-remove"],
+        model_options=opts,
+    )
     assert len(df) == 2 * 2 * 3 and set(df.seed) == {0, 1}
     assert set(df.randomization) == {"none", "cell-permute", "prior-remove"}
     add = df[df.model == "additive"].set_index(["seed", "randomization"])["rmse"]
@@ -105,15 +118,48 @@ def test_cv_with_seeds_and_randomisations(gdsc2, tmp_path):
     # the CLI: the same, and a grown folder keeps its rows
     from csg2a_graph.cli.main import main
 
-    assert main(["cv", "--dataset", "gdsc", "--root", str(gdsc2.root), "--out", str(tmp_path / "cli"), "--folds", "1",
-                 "--models", "additive", "drug-mean", "--subsample", "1500", "--seeds", "2", "--randomize",
-                 "drug-permute", "--randomize-models", "drug-mean", "-q"]) == 0
+    assert (
+        main(
+            [
+                "cv",
+                "--dataset",
+                "gdsc",
+                "--root",
+                str(gdsc2.root),
+                "--out",
+                str(tmp_path / "cli"),
+                "--folds",
+                "1",
+                "--models",
+                "additive",
+                "drug-mean",
+                "--subsample",
+                "1500",
+                "--seeds",
+                "2",
+                "--randomize",
+                "drug-permute",
+                "--randomize-models",
+                "drug-mean",
+                "-q",
+            ]
+        )
+        == 0
+    )
     cli = pd.read_csv(tmp_path / "cli" / "results.csv")
     # the randomisation ran for drug-mean only: 2 seeds x (2 unperturbed + 1 randomised)
     assert len(cli) == 2 * 3 and set(cli[cli.randomization == "drug-permute"].model) == {"drug-mean"}
     with pytest.raises(ValueError, match="not among the run's models"):
-        cross_validate(gdsc2, ["additive"], ["mixed"], folds=1, out_dir=str(tmp_path / "x"), subsample=1500,
-                       randomize=["cell-permute"], randomize_models=["rf"])
+        cross_validate(
+            gdsc2,
+            ["additive"],
+            ["mixed"],
+            folds=1,
+            out_dir=str(tmp_path / "x"),
+            subsample=1500,
+            randomize=["cell-permute"],
+            randomize_models=["rf"],
+        )
 
 
 def test_the_cli_knows_every_randomisation():
@@ -131,9 +177,11 @@ def test_holm_and_paired_tests():
     rows = []
     for fold in range(8):
         base = 1.0 + rng.normal(scale=0.05)
-        rows += [{"model": "additive", "scheme": "mixed", "fold": fold, "seed": 0, "rmse": base},
-                 {"model": "good", "scheme": "mixed", "fold": fold, "seed": 0, "rmse": base - 0.1},
-                 {"model": "same", "scheme": "mixed", "fold": fold, "seed": 0, "rmse": base + rng.normal(scale=0.01)}]
+        rows += [
+            {"model": "additive", "scheme": "mixed", "fold": fold, "seed": 0, "rmse": base},
+            {"model": "good", "scheme": "mixed", "fold": fold, "seed": 0, "rmse": base - 0.1},
+            {"model": "same", "scheme": "mixed", "fold": fold, "seed": 0, "rmse": base + rng.normal(scale=0.01)},
+        ]
     res = {r["model"]: r for r in paired_tests(pd.DataFrame(rows), "additive")}
     assert res["good"]["mean_diff"] == pytest.approx(-0.1) and res["good"]["p_holm"] < 0.05
     assert res["good"]["test"] == "wilcoxon" and res["same"]["p_holm"] > 0.05
@@ -148,8 +196,18 @@ def test_friedman_and_cd_diagram(tmp_path):
     rows = []
     for fold in range(7):
         for k, m in enumerate(["additive", "rf", "csg2a", "gbm"]):
-            rows.append({"model": m, "scheme": "mixed", "fold": fold, "seed": 0, "randomization": "none",
-                         "rmse": 1.0 - 0.05 * k + rng.normal(scale=0.01), "pcc": 0.5, "pcc_norm": 0.1 * k})
+            rows.append(
+                {
+                    "model": m,
+                    "scheme": "mixed",
+                    "fold": fold,
+                    "seed": 0,
+                    "randomization": "none",
+                    "rmse": 1.0 - 0.05 * k + rng.normal(scale=0.01),
+                    "pcc": 0.5,
+                    "pcc_norm": 0.1 * k,
+                }
+            )
     df = pd.DataFrame(rows)
     res = friedman_nemenyi(df, "mixed")
     assert res["friedman_p"] < 0.01 and min(res["average_rank"], key=res["average_rank"].get) == "gbm"
@@ -166,11 +224,21 @@ def test_every_row_says_its_budget(gdsc2, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     pd.DataFrame({"epoch": [0, 1, 2, 3], "val_mse": [3.0, 2.0, 2.5, 2.7]}).to_csv(run / "metrics.csv", index=False)
-    assert budget(str(run), 1000, {"train": {"max_batches": 2, "batch_size": 64}}) == \
-        {"epochs": 4, "best_epoch": 1, "pairs_seen": 4 * 128}
+    assert budget(str(run), 1000, {"train": {"max_batches": 2, "batch_size": 64}}) == {
+        "epochs": 4,
+        "best_epoch": 1,
+        "pairs_seen": 4 * 128,
+    }
     assert budget(str(tmp_path / "none"), 1000, {}) == {"epochs": None, "best_epoch": None, "pairs_seen": 1000}
-    df = cross_validate(gdsc2, ["additive", "gene-gcn"], ["mixed"], folds=1, out_dir=str(tmp_path / "cv"),
-                        subsample=800, model_options={"gene-gcn": {"train": {"epochs": 2, "max_batches": 2}}})
+    df = cross_validate(
+        gdsc2,
+        ["additive", "gene-gcn"],
+        ["mixed"],
+        folds=1,
+        out_dir=str(tmp_path / "cv"),
+        subsample=800,
+        model_options={"gene-gcn": {"train": {"epochs": 2, "max_batches": 2}}},
+    )
     g = df[df.model == "gene-gcn"].iloc[0]
     assert g["epochs"] == 2 and g["best_epoch"] in (0, 1) and g["pairs_seen"] == 2 * min(g["n_train"], 2 * 128)
     assert pd.isna(df[df.model == "additive"].iloc[0]["epochs"])
@@ -193,8 +261,16 @@ def test_tuning_sees_only_the_validation_pairs_and_records_its_choice(gdsc2, tmp
     REG["spy-net"] = spy
     SEARCH_SPACES["spy-net"] = SEARCH_SPACES["elastic-net"]
     try:
-        df = cross_validate(gdsc2, ["spy-net", "additive"], ["mixed"], folds=1, out_dir=str(tmp_path / "cv"),
-                            subsample=1500, tune=3, model_options={"spy-net": {"max_iter": 300}})
+        df = cross_validate(
+            gdsc2,
+            ["spy-net", "additive"],
+            ["mixed"],
+            folds=1,
+            out_dir=str(tmp_path / "cv"),
+            subsample=1500,
+            tune=3,
+            model_options={"spy-net": {"max_iter": 300}},
+        )
     finally:
         del REG["spy-net"], SEARCH_SPACES["spy-net"]
     split = torch.load(tmp_path / "cv" / "splits" / "mixed_fold0.pt", weights_only=True)
@@ -221,8 +297,64 @@ def test_pretraining_replaced_by_the_untrained_network(gdsc2, pretrained_csg2a, 
     assert all(torch.equal(v, sb[f"cond.drug.{k}"]) for k, v in a.cond.drug.state_dict().items())  # the GCN kept
     assert any(not torch.equal(v, sb[k]) for k, v in sa.items() if v.is_floating_point())
     opts = {"csg2a": {"pretrained": pretrained_csg2a, "train": {"epochs": 1, "max_batches": 2}}}
-    df = cross_validate(gdsc2, ["csg2a", "additive"], ["mixed"], folds=1, out_dir=str(tmp_path / "cv"),
-                        subsample=1500, randomize=["pretrain-untrained"], model_options=opts)
+    df = cross_validate(
+        gdsc2,
+        ["csg2a", "additive"],
+        ["mixed"],
+        folds=1,
+        out_dir=str(tmp_path / "cv"),
+        subsample=1500,
+        randomize=["pretrain-untrained"],
+        model_options=opts,
+    )
     rows = set(zip(df.model, df.randomization))
     assert rows == {("csg2a", "none"), ("csg2a", "pretrain-untrained"), ("additive", "none")}
     assert (tmp_path / "cv" / "untrained" / "csg2a.pt").exists()
+
+
+def test_a_pretrained_networks_own_prior_is_rewired_or_removed(gdsc2, pretrained_csg2a, tmp_path):
+    """A pretrained CSG²A carries its pretraining prior: 'prior-rewire' / 'prior-remove' must reach it, or the
+    randomised row silently repeats the unperturbed one (it did: identical RMSE to the last digit)."""
+    from csg2a_graph.nn.models.csg2a import CSG2A
+    from csg2a_graph.train.randomize import prior_randomized_like
+
+    net = CSG2A.from_checkpoint(pretrained_csg2a)
+    rw = CSG2A.from_checkpoint(prior_randomized_like(pretrained_csg2a, str(tmp_path / "rw.pt"), "prior-rewire", 3))
+    rm = CSG2A.from_checkpoint(prior_randomized_like(pretrained_csg2a, str(tmp_path / "rm.pt"), "prior-remove", 3))
+    n = net.num_genes
+    deg = torch.bincount(net.prior_edge_index[0], minlength=n)
+    assert torch.equal(torch.bincount(rw.prior_edge_index[0], minlength=n), deg)
+    assert not torch.equal(rw.prior_edge_index, net.prior_edge_index)
+    sa, sb = net.state_dict(), rw.state_dict()
+    assert all(torch.equal(v, sb[k]) for k, v in sa.items() if not k.startswith("prior_"))  # weights kept
+    assert rm.use_prior is False and net.use_prior is True
+    opts = {"csg2a": {"pretrained": pretrained_csg2a, "train": {"epochs": 1, "max_batches": 2, "progress": False}}}
+    df = cross_validate(
+        gdsc2,
+        ["csg2a"],
+        ["mixed"],
+        folds=1,
+        out_dir=str(tmp_path / "cv"),
+        subsample=1500,
+        randomize=["prior-rewire", "prior-remove"],
+        model_options=opts,
+    )
+    r = df.set_index("randomization")["rmse"]
+    assert r["prior-remove"] != r["none"]  # the network's prior is gone, not only the dataset's
+    assert (tmp_path / "cv" / "randomized" / "csg2a_prior-rewire_fold0.pt").exists()
+    # the released function reduces S = qq^T/sqrt(h) + A by row sums: of the prior it sees each gene's degree only,
+    # which degree-preserving rewiring keeps — its rewired row equals the unperturbed one by construction
+    assert net.hparams["reduce"] == "rowsum" and r["prior-rewire"] == pytest.approx(r["none"], rel=1e-9)
+    x, c = torch.randn(3, n), torch.randn(3, n)
+    with torch.no_grad():
+        torch.testing.assert_close(net.eval().perturb(x, c), rw.eval().perturb(x, c))
+        # the paper's matmul reduction (S x) uses which genes interact: rewiring changes its output
+        paper = CSG2A(**{**net.hparams, "reduce": "matmul"})
+        paper.load_state_dict(net.state_dict())
+        from csg2a_graph.checkpoint import save_checkpoint
+
+        save_checkpoint(str(tmp_path / "paper.pt"), paper)
+        prw = CSG2A.from_checkpoint(
+            prior_randomized_like(str(tmp_path / "paper.pt"), str(tmp_path / "prw.pt"), "prior-rewire", 3)
+        )
+        assert not torch.allclose(paper.eval().perturb(x, c), prw.eval().perturb(x, c))

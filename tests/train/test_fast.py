@@ -1,5 +1,6 @@
 """Issue 28.3: ``TrainConfig(fast=True)`` — fused Adam, device-side skipping of non-finite steps, the loss summed on
 the device — trains the same model as the default path within float tolerance, and still stops a diverging run."""
+
 import pytest
 import torch
 
@@ -45,8 +46,14 @@ def test_fast_trains_the_same_model_as_the_default_path(gdsc2, tmp_path, monkeyp
 def test_fast_stops_a_diverging_run_with_finite_weights(gdsc2, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(TrainingDiverged, match="non-finite|MSE") as e:
-        finetune(gdsc2, str(out), None, _split(gdsc2, 2000), {"drug_encoder": "gin", "hidden_channels": 64},
-                 TrainConfig(epochs=20, batch_size=64, lr=1e3, progress=False, fast=True))
+        finetune(
+            gdsc2,
+            str(out),
+            None,
+            _split(gdsc2, 2000),
+            {"drug_encoder": "gin", "hidden_channels": 64},
+            TrainConfig(epochs=20, batch_size=64, lr=1e3, progress=False, fast=True),
+        )
     assert "Lower the learning rate" in str(e.value)
     assert not (out / "model.pt").exists()
     if (out / "checkpoint.pt").exists():

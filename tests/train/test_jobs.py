@@ -1,5 +1,6 @@
 """Issue 28.4-5: ``cv --jobs N`` and ``--executor ray`` give the rows of running the runs one by one — the same
 metrics, predictions and trained weights, bit for bit (every process on one CPU thread)."""
+
 import os
 
 import pandas as pd
@@ -9,21 +10,60 @@ import torch
 from csg2a_graph.train.cv import cross_validate
 from csg2a_graph.train.executors import run_tasks
 
-METRICS = ["rmse", "pcc", "scc", "r2", "pcc_per_drug", "pcc_norm", "r2_norm", "epochs", "best_epoch", "pairs_seen",
-           "trials", "tuned"]
-OPTS = {"rf": {"n_estimators": 8, "max_features": 0.1},
-        "csg2a": {"drug_encoder": "morgan", "hidden_channels": 8, "train": {"epochs": 2, "max_batches": 3,
-                                                                            "progress": False}}}
+METRICS = [
+    "rmse",
+    "pcc",
+    "scc",
+    "r2",
+    "pcc_per_drug",
+    "pcc_norm",
+    "r2_norm",
+    "epochs",
+    "best_epoch",
+    "pairs_seen",
+    "trials",
+    "tuned",
+]
+OPTS = {
+    "rf": {"n_estimators": 8, "max_features": 0.1},
+    "csg2a": {
+        "drug_encoder": "morgan",
+        "hidden_channels": 8,
+        "train": {"epochs": 2, "max_batches": 3, "progress": False},
+    },
+}
 
 
 def _run(gdsc2, out, small=False, **kw):
     if small:  # one seed, no tuning: 3 runs
-        return cross_validate(gdsc2, ["additive", "csg2a"], ["mixed"], folds=1, out_dir=str(out), subsample=1200,
-                              randomize=["cell-permute"], randomize_models=["csg2a"], model_options=OPTS, threads=1,
-                              **kw)
-    return cross_validate(gdsc2, ["additive", "rf", "csg2a"], ["mixed"], folds=1, out_dir=str(out), subsample=1200,
-                          seeds=2, randomize=["cell-permute"], randomize_models=["csg2a"], tune=1,
-                          model_options=OPTS, threads=1, **kw)
+        return cross_validate(
+            gdsc2,
+            ["additive", "csg2a"],
+            ["mixed"],
+            folds=1,
+            out_dir=str(out),
+            subsample=1200,
+            randomize=["cell-permute"],
+            randomize_models=["csg2a"],
+            model_options=OPTS,
+            threads=1,
+            **kw,
+        )
+    return cross_validate(
+        gdsc2,
+        ["additive", "rf", "csg2a"],
+        ["mixed"],
+        folds=1,
+        out_dir=str(out),
+        subsample=1200,
+        seeds=2,
+        randomize=["cell-permute"],
+        randomize_models=["csg2a"],
+        tune=1,
+        model_options=OPTS,
+        threads=1,
+        **kw,
+    )
 
 
 def _same(a: pd.DataFrame, b: pd.DataFrame, out_a, out_b, rows=3 * 2 + 2):

@@ -1,5 +1,6 @@
 """Issue 26.7: `csg2a report RUN_DIR` writes one self-contained report.html from a cv folder; rendered in headless
 Chromium (installed by .ci/run; required under CI=true), the screenshot is not blank and the DOM holds the tables."""
+
 import os
 import shutil
 import subprocess
@@ -28,9 +29,37 @@ class _Tags(HTMLParser):
 @pytest.fixture(scope="module")
 def cv_dir(gdsc2_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "cv"
-    assert main(["cv", "--dataset", "gdsc", "--root", str(gdsc2_root), "--out", str(out), "--folds", "2",
-                 "--models", "additive", "drug-mean", "gene-gcn", "--subsample", "1500", "--seeds", "2",
-                 "--randomize", "cell-permute", "--epochs", "2", "--max-batches", "2", "-q"]) == 0
+    assert (
+        main(
+            [
+                "cv",
+                "--dataset",
+                "gdsc",
+                "--root",
+                str(gdsc2_root),
+                "--out",
+                str(out),
+                "--folds",
+                "2",
+                "--models",
+                "additive",
+                "drug-mean",
+                "gene-gcn",
+                "--subsample",
+                "1500",
+                "--seeds",
+                "2",
+                "--randomize",
+                "cell-permute",
+                "--epochs",
+                "2",
+                "--max-batches",
+                "2",
+                "-q",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -54,9 +83,20 @@ def test_report_renders_in_headless_chromium(cv_dir, tmp_path):
     if not html_path.exists():
         assert main(["report", str(cv_dir), "-q"]) == 0
     shot = tmp_path / "shot.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    f"--screenshot={shot}", "--window-size=1200,2400", html_path.as_uri()],
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            "--window-size=1200,2400",
+            html_path.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     assert shot.exists() and shot.stat().st_size > 10_000
     import matplotlib.image as mpimg
 

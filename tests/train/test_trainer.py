@@ -1,4 +1,5 @@
 """Training on the real files: LINCS plate pretraining, GDSC2 fine-tuning, resume, DDP."""
+
 import os
 
 import pytest
@@ -19,8 +20,12 @@ def _cfg(**kw):
 def pretrained(lincs3, gcn_weights, tmp_path_factory):
     """A short pretraining on the real LINCS plate (the checkpoint is reused by the fine-tuning tests)."""
     torch.manual_seed(0)
-    model = CSG2A(lincs3.gene_space.genes, prior=(lincs3.prior_edge_index, lincs3.prior_edge_weight),
-                  drug_encoder="pretrained-gcn", drug_weights=gcn_weights)
+    model = CSG2A(
+        lincs3.gene_space.genes,
+        prior=(lincs3.prior_edge_index, lincs3.prior_edge_weight),
+        drug_encoder="pretrained-gcn",
+        drug_weights=gcn_weights,
+    )
     out = tmp_path_factory.mktemp("pretrain")
     split = lincs3.get_idx_split("mixed", fold=0, n_folds=5)
     trainer = Trainer(model, _cfg(epochs=6), out_dir=str(out))
@@ -87,8 +92,12 @@ def test_resume_reaches_the_same_result(lincs3, tmp_path):
 
     def make():
         torch.manual_seed(0)
-        return CSG2A(lincs3.gene_space.genes, prior=(lincs3.prior_edge_index, lincs3.prior_edge_weight),
-                     drug_encoder="gin", dropout=0.2)
+        return CSG2A(
+            lincs3.gene_space.genes,
+            prior=(lincs3.prior_edge_index, lincs3.prior_edge_weight),
+            drug_encoder="gin",
+            dropout=0.2,
+        )
 
     full = make()
     Trainer(full, _cfg(epochs=4), out_dir=str(tmp_path / "a")).fit(lincs3, split)
@@ -126,8 +135,13 @@ def _ddp_worker(rank, world, init_file, root, out):
     try:
         ds = LINCSL1000(root, level=3, log=False)
         torch.manual_seed(0)
-        m = CSG2A(ds.gene_space.genes, prior=(ds.prior_edge_index, ds.prior_edge_weight), drug_encoder="morgan",
-                  dropout=0.0, variant="improved")  # no BatchNorm anywhere: see the test below
+        m = CSG2A(
+            ds.gene_space.genes,
+            prior=(ds.prior_edge_index, ds.prior_edge_weight),
+            drug_encoder="morgan",
+            dropout=0.0,
+            variant="improved",
+        )  # no BatchNorm anywhere: see the test below
         t = Trainer(m, _cfg(epochs=2, batch_size=30))
         t.fit(ds, ds.get_idx_split("mixed", fold=0, n_folds=5))
         if rank == 0:
@@ -146,8 +160,13 @@ def test_ddp_two_processes_match_one(lincs3, tmp_path):
     # no BatchNorm anywhere (`improved` network, Morgan encoder): a BatchNorm — the released condition block's,
     # GIN's — normalises each rank's share of the batch (no SyncBatchNorm on gloo/CPU), so such DDP runs differ
     # from one process (docs/models.md); this test checks the DDP machinery itself
-    single = CSG2A(lincs3.gene_space.genes, prior=(lincs3.prior_edge_index, lincs3.prior_edge_weight),
-                   drug_encoder="morgan", dropout=0.0, variant="improved")
+    single = CSG2A(
+        lincs3.gene_space.genes,
+        prior=(lincs3.prior_edge_index, lincs3.prior_edge_weight),
+        drug_encoder="morgan",
+        dropout=0.0,
+        variant="improved",
+    )
     t = Trainer(single, _cfg(epochs=2, batch_size=30))
     t.fit(lincs3, lincs3.get_idx_split("mixed", fold=0, n_folds=5))
     ddp = torch.load(out, weights_only=True)
@@ -177,8 +196,7 @@ def test_time_budget_stops_training_and_keeps_the_best(gdsc2, tmp_path, monkeypa
     split = gdsc2.get_idx_split("mixed", fold=0)
     small = {"train": split["train"][:96], "val": split["val"][:32], "test": split["test"][:32]}
     cfg = TrainConfig(epochs=50, batch_size=32, max_minutes=0.25, progress=False, device="cpu")
-    trainer = Trainer(build_for("gene-graph", gdsc2, {"conv": "gcn", "hidden_channels": 8}), cfg,
-                      out_dir=str(tmp_path))
+    trainer = Trainer(build_for("gene-graph", gdsc2, {"conv": "gcn", "hidden_channels": 8}), cfg, out_dir=str(tmp_path))
     hist = trainer.fit(gdsc2, small)
     assert 1 <= len(hist) < 50  # 15 fake seconds: stopped long before 50 epochs
     assert (tmp_path / "model.pt").exists()

@@ -10,6 +10,7 @@ name                      encoder
 ``precomputed``           your own vectors per compound (``embeddings=`` file or mapping; by SMILES or name)
 ========================  ==========================================================================
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict
@@ -39,5 +40,16 @@ def build_drug_encoder(name: str, **kwargs) -> nn.Module:
     return DRUG_ENCODERS[name](**kwargs)
 
 
-__all__ = ["DRUG_ENCODERS", "build_drug_encoder", "PretrainedGCN", "GINEncoder", "MorganEncoder", "MATEncoder",
-           "PrecomputedEncoder", "read_embeddings", "find_weights", "pretrain_gnns_features", "pool_atoms"]
+__all__ = [
+    "DRUG_ENCODERS",
+    "build_drug_encoder",
+    "PretrainedGCN",
+    "GINEncoder",
+    "MorganEncoder",
+    "MATEncoder",
+    "PrecomputedEncoder",
+    "read_embeddings",
+    "find_weights",
+    "pretrain_gnns_features",
+    "pool_atoms",
+]

@@ -1,4 +1,5 @@
 """What every drug encoder shares: atom embeddings of the store's features and masked pooling."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """A GIN drug encoder trained from scratch (PyG ``GINEConv`` over the store's atom and bond features)."""
+
 from __future__ import annotations
 
 from torch import Tensor, nn
@@ -22,10 +23,19 @@ class GINEncoder(nn.Module):
         self.out_channels, self.pool, self.dropout = hidden_channels, pool, dropout
         self.atom = atom_encoder(hidden_channels)
         self.bonds = nn.ModuleList([bond_encoder(hidden_channels) for _ in range(num_layers)])
-        self.convs = nn.ModuleList([
-            GINEConv(nn.Sequential(nn.Linear(hidden_channels, 2 * hidden_channels), nn.ReLU(),
-                                   nn.Linear(2 * hidden_channels, hidden_channels)), train_eps=True)
-            for _ in range(num_layers)])
+        self.convs = nn.ModuleList(
+            [
+                GINEConv(
+                    nn.Sequential(
+                        nn.Linear(hidden_channels, 2 * hidden_channels),
+                        nn.ReLU(),
+                        nn.Linear(2 * hidden_channels, hidden_channels),
+                    ),
+                    train_eps=True,
+                )
+                for _ in range(num_layers)
+            ]
+        )
         self.norms = nn.ModuleList([nn.BatchNorm1d(hidden_channels) for _ in range(num_layers)])
 
     def forward(self, graph) -> Tensor:

@@ -31,6 +31,7 @@ State-dict keys are MAT's (``src_embed.lut``, ``encoder.layers.{i}.self_attn.lin
 strict). Those weights are a separate download these machines cannot reach: ``weights=PATH`` loads
 them when you have them; otherwise the encoder starts from Xavier-uniform weights.
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,11 +58,13 @@ def _one_hot(value, choices) -> List[float]:
 
 def atom_features(atom) -> List[float]:
     """MAT's 27 features of an RDKit atom (see the module docstring)."""
-    return (_one_hot(atom.GetAtomicNum(), ATOMIC_NUMBERS + (999,))
-            + _one_hot(len(atom.GetNeighbors()), (0, 1, 2, 3, 4, 5))
-            + _one_hot(atom.GetTotalNumHs(), (0, 1, 2, 3, 4))
-            + _one_hot(atom.GetFormalCharge(), (-1, 0, 1))
-            + [float(atom.IsInRing()), float(atom.GetIsAromatic())])
+    return (
+        _one_hot(atom.GetAtomicNum(), ATOMIC_NUMBERS + (999,))
+        + _one_hot(len(atom.GetNeighbors()), (0, 1, 2, 3, 4, 5))
+        + _one_hot(atom.GetTotalNumHs(), (0, 1, 2, 3, 4))
+        + _one_hot(atom.GetFormalCharge(), (-1, 0, 1))
+        + [float(atom.IsInRing()), float(atom.GetIsAromatic())]
+    )
 
 
 def featurize(smiles: str, seed: int = CONFORMER_SEED) -> Tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
@@ -185,8 +188,9 @@ class MATBlock(nn.Module):
 class _Encoder(nn.Module):
     def __init__(self, d_model: int, num_layers: int, heads: int, n_dense: int, slope: float, lambdas, dropout):
         super().__init__()
-        self.layers = nn.ModuleList([MATBlock(d_model, heads, n_dense, slope, lambdas, dropout)
-                                     for _ in range(num_layers)])
+        self.layers = nn.ModuleList(
+            [MATBlock(d_model, heads, n_dense, slope, lambdas, dropout) for _ in range(num_layers)]
+        )
         self.norm = MATLayerNorm(d_model)
 
 
@@ -203,8 +207,17 @@ class MATEncoder(nn.Module):
     ``forward(graph) -> [num_molecules, d_model]``.
     """
 
-    def __init__(self, d_model: int = 1024, num_layers: int = 8, heads: int = 16, n_dense: int = 1,
-                 slope: float = 0.1, lambdas=(0.33, 0.33, 0.34), dropout: float = 0.0, weights: Optional[str] = None):
+    def __init__(
+        self,
+        d_model: int = 1024,
+        num_layers: int = 8,
+        heads: int = 16,
+        n_dense: int = 1,
+        slope: float = 0.1,
+        lambdas=(0.33, 0.33, 0.34),
+        dropout: float = 0.0,
+        weights: Optional[str] = None,
+    ):
         super().__init__()
         self.out_channels = d_model
         self.src_embed = _Linear(NUM_ATOM_FEATURES, d_model)
@@ -245,16 +258,17 @@ class MATEncoder(nn.Module):
         mask = torch.zeros(G, M, dtype=torch.bool)
         for g, (f, a, d, _) in enumerate(feats):
             n = f.shape[0]
-            x[g, :n], adj[g, :n, :n], dist[g, :n, :n] = (torch.from_numpy(f), torch.from_numpy(a),
-                                                          torch.from_numpy(d))
+            x[g, :n], adj[g, :n, :n], dist[g, :n, :n] = (torch.from_numpy(f), torch.from_numpy(a), torch.from_numpy(d))
             mask[g, :n] = True
         return x.to(device), mask.to(device), adj.to(device), dist.to(device)
 
     def forward(self, graph) -> Tensor:
         smiles = getattr(graph, "smiles", None)
         if smiles is None:
-            raise ValueError("the MAT encoder featurises molecules from their SMILES: the drug batch has none "
-                             "(use MoleculeStore.batch)")
+            raise ValueError(
+                "the MAT encoder featurises molecules from their SMILES: the drug batch has none "
+                "(use MoleculeStore.batch)"
+            )
         dtype = self.src_embed.lut.weight.dtype
         x, mask, adj, dist = self.dense_inputs(list(smiles), self.src_embed.lut.weight.device, dtype)
         h = self.embed_dropout(self.src_embed.lut(x))

@@ -1,4 +1,5 @@
 """A Morgan-fingerprint MLP drug encoder; fingerprints are computed once per SMILES and cached."""
+
 from __future__ import annotations
 
 from typing import Dict
@@ -15,8 +16,12 @@ class MorganEncoder(nn.Module):
     def __init__(self, hidden_channels: int = 256, radius: int = 2, n_bits: int = 2048, dropout: float = 0.1):
         super().__init__()
         self.out_channels, self.radius, self.n_bits = hidden_channels, radius, n_bits
-        self.mlp = nn.Sequential(nn.Linear(n_bits, hidden_channels), nn.ReLU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden_channels, hidden_channels))
+        self.mlp = nn.Sequential(
+            nn.Linear(n_bits, hidden_channels),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_channels, hidden_channels),
+        )
         self._fp: Dict[str, Tensor] = {}
 
     def fingerprints(self, smiles) -> Tensor:

@@ -5,6 +5,7 @@ key every dataset uses), then by its name. It is also how two implementations ca
 identical drug inputs. The table is a buffer (``finetune=True``: a parameter), so a checkpoint holds it
 and rebuilds without the original file.
 """
+
 from __future__ import annotations
 
 import os
@@ -102,8 +103,13 @@ class PrecomputedEncoder(nn.Module):
     A molecule without an embedding raises ``KeyError`` naming the compounds (never a zero vector).
     """
 
-    def __init__(self, embeddings: Optional[Embeddings] = None, finetune: bool = False,
-                 keys: Optional[Sequence[str]] = None, dim: Optional[int] = None):
+    def __init__(
+        self,
+        embeddings: Optional[Embeddings] = None,
+        finetune: bool = False,
+        keys: Optional[Sequence[str]] = None,
+        dim: Optional[int] = None,
+    ):
         super().__init__()
         if embeddings is not None:
             keys, table = read_embeddings(embeddings)
@@ -133,9 +139,11 @@ class PrecomputedEncoder(nn.Module):
                 missing.append(n or s)
             rows.append(i)
         if missing:
-            raise InputKeyError(f"no precomputed embedding for {len(missing)} compound(s): {missing[:5]}"
-                           f"{' ...' if len(missing) > 5 else ''} (keys are canonical SMILES or names; "
-                           f"{len(self.keys)} given)")
+            raise InputKeyError(
+                f"no precomputed embedding for {len(missing)} compound(s): {missing[:5]}"
+                f"{' ...' if len(missing) > 5 else ''} (keys are canonical SMILES or names; "
+                f"{len(self.keys)} given)"
+            )
         return self.table[torch.tensor(rows, device=self.table.device)]
 
 

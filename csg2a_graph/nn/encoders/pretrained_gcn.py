@@ -14,6 +14,7 @@ r"""The pretrained 5-layer GCN of Hu et al. (ICLR 2020), written from the facts 
 
 Features outside the tables fall back to defined indices (``pretrain_gnns_features()``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,10 @@ from torch_geometric.utils import add_self_loops, degree
 logger = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "pretrain_gnns_gcn_supervised_contextpred.pth"
-WEIGHTS_URL = ("https://raw.githubusercontent.com/snap-stanford/pretrain-gnns/"
-               "8b20528a83b8869ce16451305b32c827258d19a3/chem/model_architecture/gcn_supervised_contextpred.pth")
+WEIGHTS_URL = (
+    "https://raw.githubusercontent.com/snap-stanford/pretrain-gnns/"
+    "8b20528a83b8869ce16451305b32c827258d19a3/chem/model_architecture/gcn_supervised_contextpred.pth"
+)
 WEIGHTS_SHA256 = "49cf0465e623c14fc802cdc67b47cbb78326f43fc7991afe6a14e1ff471755d5"
 
 NUM_ATOM_TYPES, NUM_CHIRALITY = 120, 3
@@ -144,8 +147,14 @@ class PretrainedGCN(nn.Module):
 
     out_channels = 300
 
-    def __init__(self, weights: Optional[str] = None, num_layers: int = 5, dim: int = 300, pool: str = "mean",
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        weights: Optional[str] = None,
+        num_layers: int = 5,
+        dim: int = 300,
+        pool: str = "mean",
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.num_layers, self.pool, self.dropout = num_layers, pool, dropout
         self.out_channels = dim
@@ -159,8 +168,10 @@ class PretrainedGCN(nn.Module):
     def load_weights(self, path: str) -> None:
         import pickle
 
-        hint = ("give the pretrain-gnns GCN weights (gcn_supervised_contextpred.pth), or leave --drug-weights out to "
-                "use the copy shipped in the package")
+        hint = (
+            "give the pretrain-gnns GCN weights (gcn_supervised_contextpred.pth), or leave --drug-weights out to "
+            "use the copy shipped in the package"
+        )
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
@@ -172,8 +183,10 @@ class PretrainedGCN(nn.Module):
             self.load_state_dict(state, strict=True)
         except RuntimeError as e:
             missing = sorted(set(self.state_dict()) - set(state))[:3]
-            raise ValueError(f"drug encoder weights {path} do not fit the pretrained GCN (missing e.g. {missing}, "
-                             f"{len(state)} tensors in the file): {hint}") from e
+            raise ValueError(
+                f"drug encoder weights {path} do not fit the pretrained GCN (missing e.g. {missing}, "
+                f"{len(state)} tensors in the file): {hint}"
+            ) from e
         logger.info("pretrained GCN weights loaded from %s", path)
 
     def atom_states(self, graph) -> Tensor:
@@ -194,8 +207,9 @@ class PretrainedGCN(nn.Module):
 
 
 def user_cache_dir() -> str:
-    base = os.environ.get("CSG2A_CACHE") or osp.join(os.environ.get("XDG_CACHE_HOME", osp.expanduser("~/.cache")),
-                                                     "csg2a_graph")
+    base = os.environ.get("CSG2A_CACHE") or osp.join(
+        os.environ.get("XDG_CACHE_HOME", osp.expanduser("~/.cache")), "csg2a_graph"
+    )
     return base
 
 
@@ -205,6 +219,7 @@ def find_weights(path: Optional[str] = None, download: bool = True) -> Tuple[Opt
     (sha256-checked). Returns ``(path or None, message)``.
     """
     from csg2a_graph.io.files import sha256
+
     if path:
         if not osp.exists(path):
             raise FileNotFoundError(f"drug encoder weights {path} not found")

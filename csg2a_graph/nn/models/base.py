@@ -1,4 +1,5 @@
 """What every response model shares: kept hyperparameters, a registry by name, checkpoint rebuild."""
+
 from __future__ import annotations
 
 from typing import Any, Dict

@@ -11,6 +11,7 @@ $$
 and fine-tuning puts a learnable scaling layer in front of the (frozen) pretrained network and
 predicts ln IC50 from projections of ``[g0', ĝ, D]``. See ``docs/models.md``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,13 +28,17 @@ from csg2a_graph.typing import Prior, check_choice
 
 logger = logging.getLogger(__name__)
 
+
 def _encoder_hparams(name: str, kw: Dict, encoder) -> Dict:
     """The drug encoder's arguments as kept in a checkpoint: weights files and embedding tables live in
     the state dict, so the checkpoint rebuilds without them (a precomputed table: its keys and width).
     """
     if name == "precomputed":
-        return {"keys": list(encoder.keys), "dim": int(encoder.out_channels),
-                "finetune": bool(kw.get("finetune", False))}
+        return {
+            "keys": list(encoder.keys),
+            "dim": int(encoder.out_channels),
+            "finetune": bool(kw.get("finetune", False)),
+        }
     return {k: v for k, v in kw.items() if k != "weights"}
 
 
@@ -42,19 +47,49 @@ def _encoder_hparams(name: str, kw: Dict, encoder) -> Dict:
 #: (``../shared/baselines/CSG2A_released.md``); ``paper``: the same with the written ``z = S g0``
 #: (``reduce="matmul"``); ``improved``: this package's changes (see ``docs/models.md``).
 VARIANTS: Dict[str, Dict] = {
-    "released": {"reduce": "rowsum", "cond_block": "linear-bn", "embedding_norm": False, "norm_bias": True,
-                 "init": "normal", "dose_time_bias": True},
-    "paper": {"reduce": "matmul", "cond_block": "linear-bn", "embedding_norm": False, "norm_bias": True,
-              "init": "normal", "dose_time_bias": True},
-    "improved": {"reduce": "matmul", "cond_block": "mlp", "embedding_norm": True, "norm_bias": False,
-                 "init": "uniform", "dose_time_bias": False},
+    "released": {
+        "reduce": "rowsum",
+        "cond_block": "linear-bn",
+        "embedding_norm": False,
+        "norm_bias": True,
+        "init": "normal",
+        "dose_time_bias": True,
+    },
+    "paper": {
+        "reduce": "matmul",
+        "cond_block": "linear-bn",
+        "embedding_norm": False,
+        "norm_bias": True,
+        "init": "normal",
+        "dose_time_bias": True,
+    },
+    "improved": {
+        "reduce": "matmul",
+        "cond_block": "mlp",
+        "embedding_norm": True,
+        "norm_bias": False,
+        "init": "uniform",
+        "dose_time_bias": False,
+    },
 }
 #: What each variant sets on ``CSG2AFineTune``.
 FINETUNE_VARIANTS: Dict[str, Dict] = {
-    "released": {"frozen_mode": "train", "bias": True, "input_norm": False, "standardize_target": False,
-                 "basal_input": "raw", "scale_init": "random"},
-    "improved": {"frozen_mode": "eval", "bias": False, "input_norm": True, "standardize_target": True,
-                 "basal_input": "scaled", "scale_init": "identity"},
+    "released": {
+        "frozen_mode": "train",
+        "bias": True,
+        "input_norm": False,
+        "standardize_target": False,
+        "basal_input": "raw",
+        "scale_init": "random",
+    },
+    "improved": {
+        "frozen_mode": "eval",
+        "bias": False,
+        "input_norm": True,
+        "standardize_target": True,
+        "basal_input": "scaled",
+        "scale_init": "identity",
+    },
 }
 FINETUNE_VARIANTS["paper"] = dict(FINETUNE_VARIANTS["released"])
 #: Training settings per variant (``TrainConfig`` fields), over its defaults
@@ -81,25 +116,39 @@ def training_defaults(variant: Optional[str], stage: str) -> Dict:
     check_choice("stage", stage, ("pretrain", "finetune"))
     return dict(TRAIN_VARIANTS[_variant(variant)][stage])
 
+
 #: released key (``CSG2A_net``) -> this package's key, for the tensors outside the drug encoder
 _RELEASED_NET_KEYS = {
-    "w_gex": "conv.w_gene", "w_comp": "conv.w_cond",
+    "w_gex": "conv.w_gene",
+    "w_comp": "conv.w_cond",
     "CCE.comp_proj.0.weight": "cond.mlp.0.weight",
-    **{f"CCE.comp_proj.1.{k}": f"cond.mlp.1.{k}" for k in ("weight", "bias", "running_mean", "running_var",
-                                                            "num_batches_tracked")},
-    "CCE.dose_enc.weight": "cond.w_dose.weight", "CCE.dose_enc.bias": "cond.w_dose.bias",
-    "CCE.time_enc.weight": "cond.w_time.weight", "CCE.time_enc.bias": "cond.w_time.bias",
-    "feed_forward.0.weight": "norm.weight", "feed_forward.0.bias": "norm.bias",
+    **{
+        f"CCE.comp_proj.1.{k}": f"cond.mlp.1.{k}"
+        for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    },
+    "CCE.dose_enc.weight": "cond.w_dose.weight",
+    "CCE.dose_enc.bias": "cond.w_dose.bias",
+    "CCE.time_enc.weight": "cond.w_time.weight",
+    "CCE.time_enc.bias": "cond.w_time.bias",
+    "feed_forward.0.weight": "norm.weight",
+    "feed_forward.0.bias": "norm.bias",
     "feed_forward.3.weight": "out.weight",
 }
 _BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 #: released key (``CSG2A_finetune``, outside ``CSG2A.``) -> this package's key
 _RELEASED_FT_KEYS = {
-    "scalar": "scale", "bias": "shift",
-    **{f"{r}.0.{k}": f"{o}.0.{k}" for r, o in (("bgex_proj", "proj_basal"), ("agex_proj", "proj_perturbed"),
-                                               ("comp_proj", "proj_condition")) for k in ("weight", "bias")},
-    **{f"{r}.1.{k}": f"{o}.1.{k}" for r, o in (("bgex_proj", "proj_basal"), ("agex_proj", "proj_perturbed"),
-                                               ("comp_proj", "proj_condition")) for k in _BN},
+    "scalar": "scale",
+    "bias": "shift",
+    **{
+        f"{r}.0.{k}": f"{o}.0.{k}"
+        for r, o in (("bgex_proj", "proj_basal"), ("agex_proj", "proj_perturbed"), ("comp_proj", "proj_condition"))
+        for k in ("weight", "bias")
+    },
+    **{
+        f"{r}.1.{k}": f"{o}.1.{k}"
+        for r, o in (("bgex_proj", "proj_basal"), ("agex_proj", "proj_perturbed"), ("comp_proj", "proj_condition"))
+        for k in _BN
+    },
     **{f"pred_head.{i}.{k}": f"head.{i}.{k}" for i in (0, 4, 8) for k in ("weight", "bias")},
     **{f"pred_head.{i}.{k}": f"head.{i}.{k}" for i in (1, 5) for k in _BN},
 }
@@ -132,7 +181,6 @@ def _split_released(state_dict: Dict[str, Tensor], table: Dict[str, str]):
     mapped = {table[k]: v for k, v in state_dict.items() if k in table}
     rest = {k: v for k, v in state_dict.items() if k not in table}
     return mapped, rest, missing
-
 
 
 def _genes(genes: Union[int, Sequence[str]]) -> List[str]:
@@ -185,13 +233,30 @@ class CSG2A(ResponseModel):
     prior_edge_index: Tensor
     prior_edge_weight: Tensor
 
-    def __init__(self, genes: Union[int, Sequence[str]], hidden_channels: int = 64, score: str = "linear",
-                 reduce: Optional[str] = None, prior: Prior = None, use_prior: bool = True, attention: bool = True,
-                 drug_encoder: str = "gin", drug_encoder_kwargs: Optional[Dict] = None,
-                 drug_weights: Optional[str] = None, cond_hidden: int = 512, dropout: float = 0.1,
-                 bias: bool = False, embedding_norm: Optional[bool] = None, num_prior_edges: Optional[int] = None,
-                 variant: Optional[str] = None, cond_block: Optional[str] = None, norm_bias: Optional[bool] = None,
-                 init: Optional[str] = None, dose_time_bias: Optional[bool] = None, residual: bool = False):
+    def __init__(
+        self,
+        genes: Union[int, Sequence[str]],
+        hidden_channels: int = 64,
+        score: str = "linear",
+        reduce: Optional[str] = None,
+        prior: Prior = None,
+        use_prior: bool = True,
+        attention: bool = True,
+        drug_encoder: str = "gin",
+        drug_encoder_kwargs: Optional[Dict] = None,
+        drug_weights: Optional[str] = None,
+        cond_hidden: int = 512,
+        dropout: float = 0.1,
+        bias: bool = False,
+        embedding_norm: Optional[bool] = None,
+        num_prior_edges: Optional[int] = None,
+        variant: Optional[str] = None,
+        cond_block: Optional[str] = None,
+        norm_bias: Optional[bool] = None,
+        init: Optional[str] = None,
+        dose_time_bias: Optional[bool] = None,
+        residual: bool = False,
+    ):
         super().__init__()
         variant = _variant(variant)
         preset = VARIANTS[variant]
@@ -209,8 +274,17 @@ class CSG2A(ResponseModel):
         if drug_weights is not None:
             kw["weights"] = drug_weights
         self.num_genes = N
-        self.cond = ChemicalConditionEncoder(N, drug_encoder, kw, cond_hidden, dropout, bias, embedding_norm,
-                                             block=cond_block, dose_time_bias=dose_time_bias)
+        self.cond = ChemicalConditionEncoder(
+            N,
+            drug_encoder,
+            kw,
+            cond_hidden,
+            dropout,
+            bias,
+            embedding_norm,
+            block=cond_block,
+            dose_time_bias=dose_time_bias,
+        )
         if prior is not None:
             ei, ew = prior
             ew = torch.ones(ei.size(1)) if ew is None else ew
@@ -235,12 +309,27 @@ class CSG2A(ResponseModel):
         if self.residual:
             nn.init.zeros_(self.out.weight)
         hp_extra = {"residual": True} if self.residual else {}  # absent = False: older checkpoints read the same
-        self.save_hparams(**hp_extra, genes=genes, hidden_channels=hidden_channels, score=score, reduce=reduce,
-                          use_prior=use_prior, attention=attention, drug_encoder=drug_encoder,
-                          drug_encoder_kwargs=_encoder_hparams(drug_encoder, kw, self.cond.drug),
-                          cond_hidden=cond_hidden, dropout=dropout, bias=bias, embedding_norm=embedding_norm,
-                          num_prior_edges=int(self.prior_edge_index.size(1)), variant=variant,
-                          cond_block=cond_block, norm_bias=norm_bias, init=init, dose_time_bias=dose_time_bias)
+        self.save_hparams(
+            **hp_extra,
+            genes=genes,
+            hidden_channels=hidden_channels,
+            score=score,
+            reduce=reduce,
+            use_prior=use_prior,
+            attention=attention,
+            drug_encoder=drug_encoder,
+            drug_encoder_kwargs=_encoder_hparams(drug_encoder, kw, self.cond.drug),
+            cond_hidden=cond_hidden,
+            dropout=dropout,
+            bias=bias,
+            embedding_norm=embedding_norm,
+            num_prior_edges=int(self.prior_edge_index.size(1)),
+            variant=variant,
+            cond_block=cond_block,
+            norm_bias=norm_bias,
+            init=init,
+            dose_time_bias=dose_time_bias,
+        )
 
     @staticmethod
     def upgrade_hparams(hparams: Dict) -> Dict:
@@ -252,9 +341,17 @@ class CSG2A(ResponseModel):
         return out
 
     @classmethod
-    def from_released(cls, state_dict: Dict[str, Tensor], genes: Sequence[str], prior,
-                      drug_encoder: str = "mat", drug_encoder_kwargs: Optional[Dict] = None,
-                      variant: str = "released", self_loops: bool = True, dropout: float = 0.1) -> "CSG2A":
+    def from_released(
+        cls,
+        state_dict: Dict[str, Tensor],
+        genes: Sequence[str],
+        prior,
+        drug_encoder: str = "mat",
+        drug_encoder_kwargs: Optional[Dict] = None,
+        variant: str = "released",
+        self_loops: bool = True,
+        dropout: float = 0.1,
+    ) -> "CSG2A":
         """Our network computing the released ``CSG2A_net`` whose state dict (its key names, see
         ``docs/models.md``) is ``state_dict``.
 
@@ -287,7 +384,7 @@ class CSG2A(ResponseModel):
         genes = _genes(genes)
         if len(genes) != N:
             raise ValueError(f"{len(genes)} genes given for a state dict over {N} genes (w_gex is {tuple(w.shape)})")
-        drug_sd = {k[len("CCE."):]: v for k, v in rest.items() if k.startswith("CCE.")}
+        drug_sd = {k[len("CCE.") :]: v for k, v in rest.items() if k.startswith("CCE.")}
         other = {k: v for k, v in rest.items() if not k.startswith("CCE.")}
         if prior is None:
             dense = [k for k, v in other.items() if v.dim() == 2 and tuple(v.shape) == (N, N)]
@@ -298,19 +395,29 @@ class CSG2A(ResponseModel):
             raise InputKeyError(f"unknown keys in the released state dict: {sorted(other)[:10]}")
         ei, ew = _dense_prior(prior, N, self_loops)
         kw = dict(drug_encoder_kwargs or {})
-        net = cls(genes, hidden_channels=h, prior=(ei, ew), drug_encoder=drug_encoder, drug_encoder_kwargs=kw,
-                  variant=variant, dropout=dropout, bias=False)
+        net = cls(
+            genes,
+            hidden_channels=h,
+            prior=(ei, ew),
+            drug_encoder=drug_encoder,
+            drug_encoder_kwargs=kw,
+            variant=variant,
+            dropout=dropout,
+            bias=False,
+        )
         E = sd["CCE.comp_proj.0.weight"].shape[1] - 4
         if E != net.cond.drug.out_channels:
-            raise ValueError(f"the state dict's condition block takes {E}-wide drug embeddings (+4 dose/time), "
-                             f"the {drug_encoder} encoder gives {net.cond.drug.out_channels}")
+            raise ValueError(
+                f"the state dict's condition block takes {E}-wide drug embeddings (+4 dose/time), "
+                f"the {drug_encoder} encoder gives {net.cond.drug.out_channels}"
+            )
         mapped["conv.w_gene"] = mapped["conv.w_gene"].unsqueeze(1)
         mapped["conv.w_cond"] = mapped["conv.w_cond"].unsqueeze(1)
         own = net.state_dict()
         for k, v in mapped.items():
             if tuple(own[k].shape) != tuple(v.shape):
                 raise ValueError(f"{k}: shape {tuple(v.shape)} in the state dict, {tuple(own[k].shape)} expected")
-        drug_own = {k[len("cond.drug."):] for k in own if k.startswith("cond.drug.")}
+        drug_own = {k[len("cond.drug.") :] for k in own if k.startswith("cond.drug.")}
         if drug_sd:
             if set(drug_sd) != drug_own:  # one leading module name (e.g. ``mat.``) may sit between
                 heads = {k.split(".", 1)[0] for k in drug_sd}
@@ -320,8 +427,10 @@ class CSG2A(ResponseModel):
                 drug_sd = {k: v for k, v in drug_sd.items() if not k.startswith("generator.")}
             if set(drug_sd) != drug_own:
                 extra, lack = sorted(set(drug_sd) - drug_own), sorted(drug_own - set(drug_sd))
-                raise InputKeyError(f"the state dict's drug-encoder keys do not fit the {drug_encoder} encoder: "
-                               f"unexpected {extra[:5]}, missing {lack[:5]}")
+                raise InputKeyError(
+                    f"the state dict's drug-encoder keys do not fit the {drug_encoder} encoder: "
+                    f"unexpected {extra[:5]}, missing {lack[:5]}"
+                )
             mapped.update({f"cond.drug.{k}": v for k, v in drug_sd.items()})
         else:
             mapped.update({k: v for k, v in own.items() if k.startswith("cond.drug.")})
@@ -403,12 +512,24 @@ class CSG2AFineTune(ResponseModel):
     gene_index: Tensor
     measured: Tensor
 
-    def __init__(self, pretrained: Dict, genes: Optional[Sequence[str]] = None,
-                 measured: Optional[Sequence[bool]] = None, scaling: str = "scalar", freeze: bool = True,
-                 frozen_mode: Optional[str] = None, proj_channels: int = 512, dropout: float = 0.1,
-                 bias: Optional[bool] = None, fill_value: float = 0.0, input_norm: Optional[bool] = None,
-                 variant: Optional[str] = None, standardize_target: Optional[bool] = None,
-                 basal_input: Optional[str] = None, scale_init: Optional[str] = None):
+    def __init__(
+        self,
+        pretrained: Dict,
+        genes: Optional[Sequence[str]] = None,
+        measured: Optional[Sequence[bool]] = None,
+        scaling: str = "scalar",
+        freeze: bool = True,
+        frozen_mode: Optional[str] = None,
+        proj_channels: int = 512,
+        dropout: float = 0.1,
+        bias: Optional[bool] = None,
+        fill_value: float = 0.0,
+        input_norm: Optional[bool] = None,
+        variant: Optional[str] = None,
+        standardize_target: Optional[bool] = None,
+        basal_input: Optional[str] = None,
+        scale_init: Optional[str] = None,
+    ):
         super().__init__()
         pretrained = dict(pretrained)
         variant = _variant(variant if variant is not None else pretrained.get("variant"))
@@ -430,9 +551,11 @@ class CSG2AFineTune(ResponseModel):
         pos = {g: i for i, g in enumerate(pre_genes)}
         unknown = [g for g in genes if g not in pos]
         if unknown:
-            raise ValueError(f"{len(unknown)} input genes are not in the pretrained gene space "
-                             f"({len(pre_genes)} genes), e.g. {unknown[:5]}; re-build the dataset on the "
-                             "pretrained model's gene space")
+            raise ValueError(
+                f"{len(unknown)} input genes are not in the pretrained gene space "
+                f"({len(pre_genes)} genes), e.g. {unknown[:5]}; re-build the dataset on the "
+                "pretrained model's gene space"
+            )
         measured = [True] * len(genes) if measured is None else [bool(m) for m in measured]
         if len(measured) != len(genes):
             raise ValueError(f"measured has {len(measured)} entries for {len(genes)} genes")
@@ -454,23 +577,48 @@ class CSG2AFineTune(ResponseModel):
 
         def proj():
             layers = [nn.BatchNorm1d(N, affine=False)] if input_norm else []
-            return nn.Sequential(*layers, nn.Linear(N, proj_channels, bias=bias), nn.BatchNorm1d(proj_channels),
-                                 nn.ReLU(), nn.Dropout(dropout))
+            return nn.Sequential(
+                *layers,
+                nn.Linear(N, proj_channels, bias=bias),
+                nn.BatchNorm1d(proj_channels),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+            )
 
         self.proj_basal, self.proj_perturbed, self.proj_condition = proj(), proj(), proj()
         self.head = nn.Sequential(
-            nn.Linear(3 * proj_channels, 512, bias=bias), nn.BatchNorm1d(512), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(512, 64, bias=bias), nn.BatchNorm1d(64), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(64, 1, bias=bias))
+            nn.Linear(3 * proj_channels, 512, bias=bias),
+            nn.BatchNorm1d(512),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(512, 64, bias=bias),
+            nn.BatchNorm1d(64),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(64, 1, bias=bias),
+        )
         # standardize_target: the head predicts standardised ln IC50 (without bias terms an offset of ~3
         # would be slow to learn); otherwise the buffers stay 0 / 1
         self.register_buffer("y_mean", torch.zeros(()))
         self.register_buffer("y_std", torch.ones(()))
         self.set_freeze(freeze)
-        self.save_hparams(pretrained=dict(pretrained), genes=genes, measured=measured, scaling=scaling,
-                          freeze=freeze, frozen_mode=frozen_mode, proj_channels=proj_channels, dropout=dropout,
-                          bias=bias, fill_value=fill_value, input_norm=input_norm, variant=variant,
-                          standardize_target=standardize_target, basal_input=basal_input, scale_init=scale_init)
+        self.save_hparams(
+            pretrained=dict(pretrained),
+            genes=genes,
+            measured=measured,
+            scaling=scaling,
+            freeze=freeze,
+            frozen_mode=frozen_mode,
+            proj_channels=proj_channels,
+            dropout=dropout,
+            bias=bias,
+            fill_value=fill_value,
+            input_norm=input_norm,
+            variant=variant,
+            standardize_target=standardize_target,
+            basal_input=basal_input,
+            scale_init=scale_init,
+        )
 
     @staticmethod
     def upgrade_hparams(hparams: Dict) -> Dict:
@@ -496,10 +644,18 @@ class CSG2AFineTune(ResponseModel):
         return model
 
     @classmethod
-    def from_released(cls, state_dict: Dict[str, Tensor], genes: Sequence[str], prior,
-                      drug_encoder: str = "mat", drug_encoder_kwargs: Optional[Dict] = None,
-                      variant: str = "released", self_loops: bool = True, dropout: float = 0.1,
-                      freeze: bool = True) -> "CSG2AFineTune":
+    def from_released(
+        cls,
+        state_dict: Dict[str, Tensor],
+        genes: Sequence[str],
+        prior,
+        drug_encoder: str = "mat",
+        drug_encoder_kwargs: Optional[Dict] = None,
+        variant: str = "released",
+        self_loops: bool = True,
+        dropout: float = 0.1,
+        freeze: bool = True,
+    ) -> "CSG2AFineTune":
         """Our fine-tuning model computing the released ``CSG2A_finetune`` whose state dict is
         ``state_dict`` (the pretrained network's keys under ``CSG2A.``; the others in the table of
         ``docs/models.md``). Arguments as ``CSG2A.from_released()``; the input genes are the network's.
@@ -507,21 +663,24 @@ class CSG2AFineTune(ResponseModel):
         if isinstance(state_dict, str):
             state_dict = torch.load(state_dict, map_location="cpu", weights_only=True)
         sd = dict(state_dict)
-        net_sd = {k[len("CSG2A."):]: v for k, v in sd.items() if k.startswith("CSG2A.")}
+        net_sd = {k[len("CSG2A.") :]: v for k, v in sd.items() if k.startswith("CSG2A.")}
         if not net_sd:
-            raise InputKeyError("no 'CSG2A.*' keys: not a released fine-tuning state dict (a pretraining network "
-                           "loads with CSG2A.from_released)")
-        net = CSG2A.from_released(net_sd, genes, prior, drug_encoder, drug_encoder_kwargs, variant, self_loops,
-                                  dropout)
-        mapped, rest, missing = _split_released({k: v for k, v in sd.items() if not k.startswith("CSG2A.")},
-                                                _RELEASED_FT_KEYS)
+            raise InputKeyError(
+                "no 'CSG2A.*' keys: not a released fine-tuning state dict (a pretraining network "
+                "loads with CSG2A.from_released)"
+            )
+        net = CSG2A.from_released(net_sd, genes, prior, drug_encoder, drug_encoder_kwargs, variant, self_loops, dropout)
+        mapped, rest, missing = _split_released(
+            {k: v for k, v in sd.items() if not k.startswith("CSG2A.")}, _RELEASED_FT_KEYS
+        )
         if missing:
             raise InputKeyError(f"the state dict lacks released keys {missing[:10]}")
         if rest:
             raise InputKeyError(f"unknown keys in the released state dict: {sorted(rest)[:10]}")
         proj = int(sd["bgex_proj.0.weight"].shape[0])
-        model = cls.from_pretrained(net, variant=variant, freeze=freeze, proj_channels=proj, dropout=dropout,
-                                    scaling="scalar")
+        model = cls.from_pretrained(
+            net, variant=variant, freeze=freeze, proj_channels=proj, dropout=dropout, scaling="scalar"
+        )
         own = model.state_dict()
         for k, v in mapped.items():
             if tuple(own[k].shape) != tuple(v.shape):

@@ -6,6 +6,7 @@
 
 PyTorch references: ``csg2a_graph.ops.reference`` and ``csg2a_graph.ops.factorized``.
 """
+
 from csg2a_graph.ops.triton.attention_map import mean_map_rows
 from csg2a_graph.ops.triton.flash import FlashGeneAttention, flash_attention
 from csg2a_graph.ops.triton.fused_linear import FusedLinearAttention, fused_linear_attention

@@ -1,4 +1,5 @@
 """What the three Triton kernels (fused linear, flash, map) share: dot precision and score ids."""
+
 from __future__ import annotations
 
 import torch
@@ -16,8 +17,6 @@ def dot_precision(dtype) -> str:
     if dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32:
         return "tf32x3"
     return "tf32"
-
-
 
 
 # ----------------------------------------------------------------------------- shared memory and stages
@@ -54,8 +53,9 @@ def loop_smem(block_rows: int, block_k: int, block_h: int, nbytes: int, stages: 
     return stages * per_stage + 2 * block_rows * block_h * 4
 
 
-def choose_stages(block_rows: int, block_k: int, block_h: int, nbytes: int, limit: "int | None",
-                  max_stages: int = 3) -> int:
+def choose_stages(
+    block_rows: int, block_k: int, block_h: int, nbytes: int, limit: "int | None", max_stages: int = 3
+) -> int:
     """The most software-pipelining stages (``max_stages`` .. 1) whose ``loop_smem()`` fits ``limit`` (1 when
     none does: one stage is the least a loop needs; the launch ladder then shrinks tiles or refuses clearly).
     """
@@ -80,10 +80,12 @@ def launch(kernel, grid, *args, stages: int, **kwargs):
             return kernel[grid](*args, num_stages=s, **kwargs)
         except OutOfResources as e:
             last = e
-    raise EnvironmentProblem(f"{getattr(kernel, '__name__', 'the Triton kernel')} needs more shared memory than this GPU "
-                       f"has even with one pipeline stage ({last}); tiles "
-                       f"{ {k: v for k, v in kwargs.items() if k.startswith('BLOCK')} }: use bf16 inputs or "
-                       "impl='expanded'") from last
+    raise EnvironmentProblem(
+        f"{getattr(kernel, '__name__', 'the Triton kernel')} needs more shared memory than this GPU "
+        f"has even with one pipeline stage ({last}); tiles "
+        f"{ {k: v for k, v in kwargs.items() if k.startswith('BLOCK')} }: use bf16 inputs or "
+        "impl='expanded'"
+    ) from last
 
 
 __all__ = ["SCORE_ID", "dot_precision", "shared_memory_limit", "operand_bytes", "loop_smem", "choose_stages", "launch"]

@@ -16,6 +16,7 @@ outside the kernel: no dense or block-sparse bias tile is needed. (A prior
 Limitations: ``h <= 128``; ``F`` padded to 16 lanes (wasted work for ``F = 1``);
 fp16/bf16 inputs use tensor-core dots with fp32 accumulation.
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,8 +30,9 @@ from csg2a_graph.ops.triton._utils import dot_precision
 @triton.jit
 def _rows(P, b, offs, mask, cols, C, N):
     """Tile ``P[b, offs, :C]`` of a contiguous ``[B, N, C]`` tensor (zeros outside)."""
-    return tl.load(P + b * N * C + offs[:, None] * C + cols[None, :], mask=mask[:, None] & (cols[None, :] < C),
-                   other=0.0)
+    return tl.load(
+        P + b * N * C + offs[:, None] * C + cols[None, :], mask=mask[:, None] & (cols[None, :] < C), other=0.0
+    )
 
 
 @triton.jit
@@ -44,9 +46,22 @@ def _query_side(Q, DO, LSE, DELTA, b, offs_m, mask_m, offs_h, offs_f, N, H, F):
 
 
 @triton.jit
-def _fwd(Q, V, O, LSE, N, H, F, scale,
-         SOFTMAX: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
-         BLOCK_F: tl.constexpr, PREC: tl.constexpr):
+def _fwd(
+    Q,
+    V,
+    O,
+    LSE,
+    N,
+    H,
+    F,
+    scale,
+    SOFTMAX: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_F: tl.constexpr,
+    PREC: tl.constexpr,
+):
     b = tl.program_id(0)
     offs_m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_h = tl.arange(0, BLOCK_H)
@@ -76,8 +91,11 @@ def _fwd(Q, V, O, LSE, N, H, F, scale,
     if SOFTMAX:
         acc = acc / l_i[:, None]
         tl.store(LSE + b * N + offs_m, m_i + tl.log(l_i), mask=mask_m)
-    tl.store(O + b * N * F + offs_m[:, None] * F + offs_f[None, :], acc.to(O.dtype.element_ty),
-             mask=mask_m[:, None] & (offs_f[None, :] < F))
+    tl.store(
+        O + b * N * F + offs_m[:, None] * F + offs_f[None, :],
+        acc.to(O.dtype.element_ty),
+        mask=mask_m[:, None] & (offs_f[None, :] < F),
+    )
 
 
 @triton.jit
@@ -96,9 +114,24 @@ def _probs(q, k, lse, delta, do, v, mask_m, mask_n, scale, SOFTMAX: tl.constexpr
 
 
 @triton.jit
-def _bwd_dq(Q, V, DO, LSE, DELTA, DQ, N, H, F, scale,
-            SOFTMAX: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
-            BLOCK_F: tl.constexpr, PREC: tl.constexpr):
+def _bwd_dq(
+    Q,
+    V,
+    DO,
+    LSE,
+    DELTA,
+    DQ,
+    N,
+    H,
+    F,
+    scale,
+    SOFTMAX: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_F: tl.constexpr,
+    PREC: tl.constexpr,
+):
     b = tl.program_id(0)
     offs_m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_h = tl.arange(0, BLOCK_H)
@@ -113,14 +146,31 @@ def _bwd_dq(Q, V, DO, LSE, DELTA, DQ, N, H, F, scale,
         v = _rows(V, b, offs_n, mask_n, offs_f, F, N)
         p, ds = _probs(q, k, lse, delta, do, v, mask_m, mask_n, scale, SOFTMAX, PREC)
         dq += tl.dot(ds.to(k.dtype), k, input_precision=PREC)
-    tl.store(DQ + b * N * H + offs_m[:, None] * H + offs_h[None, :], dq * scale,
-             mask=mask_m[:, None] & (offs_h[None, :] < H))
+    tl.store(
+        DQ + b * N * H + offs_m[:, None] * H + offs_h[None, :], dq * scale, mask=mask_m[:, None] & (offs_h[None, :] < H)
+    )
 
 
 @triton.jit
-def _bwd_dkdv(Q, V, DO, LSE, DELTA, DK, DV, N, H, F, scale,
-              SOFTMAX: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
-              BLOCK_F: tl.constexpr, PREC: tl.constexpr):
+def _bwd_dkdv(
+    Q,
+    V,
+    DO,
+    LSE,
+    DELTA,
+    DK,
+    DV,
+    N,
+    H,
+    F,
+    scale,
+    SOFTMAX: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_F: tl.constexpr,
+    PREC: tl.constexpr,
+):
     b = tl.program_id(0)
     offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_h = tl.arange(0, BLOCK_H)
@@ -137,18 +187,22 @@ def _bwd_dkdv(Q, V, DO, LSE, DELTA, DK, DV, N, H, F, scale,
         p, ds = _probs(q, k, lse, delta, do, v, mask_m, mask_n, scale, SOFTMAX, PREC)
         dv += tl.dot(tl.trans(p).to(do.dtype), do, input_precision=PREC)
         dk += tl.dot(tl.trans(ds).to(q.dtype), q, input_precision=PREC)
-    tl.store(DK + b * N * H + offs_n[:, None] * H + offs_h[None, :], dk * scale,
-             mask=mask_n[:, None] & (offs_h[None, :] < H))
-    tl.store(DV + b * N * F + offs_n[:, None] * F + offs_f[None, :], dv,
-             mask=mask_n[:, None] & (offs_f[None, :] < F))
+    tl.store(
+        DK + b * N * H + offs_n[:, None] * H + offs_h[None, :], dk * scale, mask=mask_n[:, None] & (offs_h[None, :] < H)
+    )
+    tl.store(DV + b * N * F + offs_n[:, None] * F + offs_f[None, :], dv, mask=mask_n[:, None] & (offs_f[None, :] < F))
 
 
 # (block_m, block_n, num_warps, num_stages) by (16-bit inputs?, block_h); measured on an H100
 # with benchmarks/kernels/tune_flash.py (see benchmarks/results/kernels_gpu.md).
 TUNED = {
-    (True, 16): (128, 64, 4, 3), (True, 32): (128, 64, 4, 3), (True, 64): (128, 64, 4, 3),
+    (True, 16): (128, 64, 4, 3),
+    (True, 32): (128, 64, 4, 3),
+    (True, 64): (128, 64, 4, 3),
     (True, 128): (64, 64, 4, 2),
-    (False, 16): (64, 32, 4, 3), (False, 32): (64, 32, 4, 3), (False, 64): (64, 32, 4, 3),
+    (False, 16): (64, 32, 4, 3),
+    (False, 32): (64, 32, 4, 3),
+    (False, 64): (64, 32, 4, 3),
     (False, 128): (32, 32, 4, 2),
 }
 
@@ -177,9 +231,24 @@ class FlashGeneAttention(torch.autograd.Function):
         bm, bn, bh, bf, warps, stages = _blocks(N, H, F, q.dtype)
         o = torch.empty_like(v)
         lse = torch.empty(B, N, device=q.device, dtype=torch.float32)
-        _fwd[(B, triton.cdiv(N, bm))](q, v, o, lse, N, H, F, scale, SOFTMAX=softmax,
-                                      BLOCK_M=bm, BLOCK_N=bn, BLOCK_H=bh, BLOCK_F=bf, PREC=dot_precision(q.dtype),
-                                      num_warps=warps, num_stages=stages)
+        _fwd[(B, triton.cdiv(N, bm))](
+            q,
+            v,
+            o,
+            lse,
+            N,
+            H,
+            F,
+            scale,
+            SOFTMAX=softmax,
+            BLOCK_M=bm,
+            BLOCK_N=bn,
+            BLOCK_H=bh,
+            BLOCK_F=bf,
+            PREC=dot_precision(q.dtype),
+            num_warps=warps,
+            num_stages=stages,
+        )
         ctx.save_for_backward(q, v, o, lse)
         ctx.softmax, ctx.scale, ctx.blocks = softmax, scale, (bm, bn, bh, bf, warps, stages)
         return o
@@ -197,12 +266,47 @@ class FlashGeneAttention(torch.autograd.Function):
         dq = torch.empty(B, N, H, device=q.device, dtype=torch.float32)
         dk = torch.empty_like(dq)
         dv = torch.empty(B, N, F, device=q.device, dtype=torch.float32)
-        _bwd_dq[(B, triton.cdiv(N, bm_b))](q, v, do, lse, delta, dq, N, H, F, ctx.scale, SOFTMAX=ctx.softmax,
-                                           BLOCK_M=bm_b, BLOCK_N=bn, BLOCK_H=bh, BLOCK_F=bf, PREC=dot_precision(q.dtype),
-                                           num_warps=warps, num_stages=stages)
-        _bwd_dkdv[(B, triton.cdiv(N, bn))](q, v, do, lse, delta, dk, dv, N, H, F, ctx.scale, SOFTMAX=ctx.softmax,
-                                           BLOCK_M=bm_b, BLOCK_N=bn, BLOCK_H=bh, BLOCK_F=bf, PREC=dot_precision(q.dtype),
-                                           num_warps=warps, num_stages=stages)
+        _bwd_dq[(B, triton.cdiv(N, bm_b))](
+            q,
+            v,
+            do,
+            lse,
+            delta,
+            dq,
+            N,
+            H,
+            F,
+            ctx.scale,
+            SOFTMAX=ctx.softmax,
+            BLOCK_M=bm_b,
+            BLOCK_N=bn,
+            BLOCK_H=bh,
+            BLOCK_F=bf,
+            PREC=dot_precision(q.dtype),
+            num_warps=warps,
+            num_stages=stages,
+        )
+        _bwd_dkdv[(B, triton.cdiv(N, bn))](
+            q,
+            v,
+            do,
+            lse,
+            delta,
+            dk,
+            dv,
+            N,
+            H,
+            F,
+            ctx.scale,
+            SOFTMAX=ctx.softmax,
+            BLOCK_M=bm_b,
+            BLOCK_N=bn,
+            BLOCK_H=bh,
+            BLOCK_F=bf,
+            PREC=dot_precision(q.dtype),
+            num_warps=warps,
+            num_stages=stages,
+        )
         return (dq + dk).to(q.dtype), dv.to(v.dtype), None, None
 
 

@@ -24,6 +24,7 @@ Limitations (said plainly): one input channel (``F = 1``, the paper's layer);
 prior weights are constants in this path (their gradient is not computed);
 ``h <= 256``; fp32 inputs use 3xTF32 dots unless torch's TF32 switch is on.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -43,9 +44,24 @@ def _bn(P, offs_b, offs_n, m2, N):
 
 
 @triton.jit
-def _reduce_genes(X, C, R, WG, WC, U, B, N, H, mult, tiles,
-                  WEIGHT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
-                  PREC: tl.constexpr):
+def _reduce_genes(
+    X,
+    C,
+    R,
+    WG,
+    WC,
+    U,
+    B,
+    N,
+    H,
+    mult,
+    tiles,
+    WEIGHT: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    PREC: tl.constexpr,
+):
     """U[b] += mult * sum_i (w_bi x_bi) W_gene[i] + (w_bi c_bi) W_cond[i] over this program's gene tiles.
 
     WEIGHT: 0 -> w = 1, 1 -> w = x, 2 -> w = R (a given [B, N] tensor).
@@ -88,9 +104,24 @@ def _project(U, WG, WC, offs_b, offs_n, mb, mn, H, BLOCK_H: tl.constexpr, PREC: 
 
 
 @triton.jit
-def _fwd_out(X, C, U, WG, WC, DEG, OUT, B, N, H, scale,
-             ROWSUM: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
-             PREC: tl.constexpr):
+def _fwd_out(
+    X,
+    C,
+    U,
+    WG,
+    WC,
+    DEG,
+    OUT,
+    B,
+    N,
+    H,
+    scale,
+    ROWSUM: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    PREC: tl.constexpr,
+):
     offs_b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     mb = offs_b < B
@@ -106,9 +137,27 @@ def _fwd_out(X, C, U, WG, WC, DEG, OUT, B, N, H, scale,
 
 
 @triton.jit
-def _bwd_inputs(X, C, G, U, V, WG, WC, DEG, DX, DC, B, N, H, scale,
-                ROWSUM: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
-                PREC: tl.constexpr):
+def _bwd_inputs(
+    X,
+    C,
+    G,
+    U,
+    V,
+    WG,
+    WC,
+    DEG,
+    DX,
+    DC,
+    B,
+    N,
+    H,
+    scale,
+    ROWSUM: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    PREC: tl.constexpr,
+):
     offs_b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     mb = offs_b < B
@@ -130,9 +179,25 @@ def _bwd_inputs(X, C, G, U, V, WG, WC, DEG, DX, DC, B, N, H, scale,
 
 
 @triton.jit
-def _bwd_weights(X, C, G, U, V, DWG, DWC, B, N, H, scale, tiles,
-                 ROWSUM: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
-                 PREC: tl.constexpr):
+def _bwd_weights(
+    X,
+    C,
+    G,
+    U,
+    V,
+    DWG,
+    DWC,
+    B,
+    N,
+    H,
+    scale,
+    tiles,
+    ROWSUM: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    PREC: tl.constexpr,
+):
     """dW_gene[i] += scale (r⊙x)ᵀ U + (a⊙x)ᵀ V (and W_cond with c) over this program's batch tiles."""
     offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_h = tl.arange(0, BLOCK_H)
@@ -194,8 +259,27 @@ def _reduce(x, c, w, wg, wc, weight: int, mult: float, cfg, prec) -> Tensor:
     bb, bn, bh = cfg
     U = torch.zeros(B, H, device=x.device, dtype=torch.float32)
     tiles, splits = _split(triton.cdiv(B, bb), triton.cdiv(N, bn))
-    launch(_reduce_genes, (triton.cdiv(B, bb), splits), x, c, w if w is not None else x, wg, wc, U, B, N, H, mult,
-           tiles, stages=_stages(x, cfg, prec), WEIGHT=weight, BLOCK_B=bb, BLOCK_N=bn, BLOCK_H=bh, PREC=prec)
+    launch(
+        _reduce_genes,
+        (triton.cdiv(B, bb), splits),
+        x,
+        c,
+        w if w is not None else x,
+        wg,
+        wc,
+        U,
+        B,
+        N,
+        H,
+        mult,
+        tiles,
+        stages=_stages(x, cfg, prec),
+        WEIGHT=weight,
+        BLOCK_B=bb,
+        BLOCK_N=bn,
+        BLOCK_H=bh,
+        PREC=prec,
+    )
     return U
 
 
@@ -203,8 +287,9 @@ class FusedLinearAttention(torch.autograd.Function):
     """Autograd function of the fused linear kernels (prior term excluded, see module doc)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, c: Tensor, w_gene: Tensor, w_cond: Tensor, deg: Optional[Tensor],
-                rowsum: bool, scale: float) -> Tensor:
+    def forward(
+        ctx, x: Tensor, c: Tensor, w_gene: Tensor, w_cond: Tensor, deg: Optional[Tensor], rowsum: bool, scale: float
+    ) -> Tensor:
         x, c, w_gene, w_cond = (t.contiguous() for t in (x, c, w_gene, w_cond))
         B, N = x.shape
         H = w_gene.size(1)
@@ -215,9 +300,24 @@ class FusedLinearAttention(torch.autograd.Function):
             deg = torch.zeros(N, device=x.device, dtype=torch.float32)
         out = torch.empty_like(x)
         bb, bn, bh = cfg
-        _fwd_out[(triton.cdiv(B, bb), triton.cdiv(N, bn))](x, c, U, w_gene, w_cond, deg if rowsum else x, out,
-                                                           B, N, H, scale, ROWSUM=rowsum, BLOCK_B=bb, BLOCK_N=bn,
-                                                           BLOCK_H=bh, PREC=prec)
+        _fwd_out[(triton.cdiv(B, bb), triton.cdiv(N, bn))](
+            x,
+            c,
+            U,
+            w_gene,
+            w_cond,
+            deg if rowsum else x,
+            out,
+            B,
+            N,
+            H,
+            scale,
+            ROWSUM=rowsum,
+            BLOCK_B=bb,
+            BLOCK_N=bn,
+            BLOCK_H=bh,
+            PREC=prec,
+        )
         ctx.save_for_backward(x, c, w_gene, w_cond, U, deg if rowsum else None)
         ctx.rowsum, ctx.scale, ctx.cfg, ctx.prec = rowsum, scale, cfg, prec
         return out
@@ -235,19 +335,58 @@ class FusedLinearAttention(torch.autograd.Function):
         dx = torch.empty(B, N, device=x.device, dtype=torch.float32)
         dc = torch.empty_like(dx)
         dg = deg if rowsum else x
-        _bwd_inputs[(triton.cdiv(B, bb), triton.cdiv(N, bn))](x, c, g, U, V, w_gene, w_cond, dg, dx, dc, B, N, H,
-                                                              scale, ROWSUM=rowsum, BLOCK_B=bb, BLOCK_N=bn,
-                                                              BLOCK_H=bh, PREC=prec)
+        _bwd_inputs[(triton.cdiv(B, bb), triton.cdiv(N, bn))](
+            x,
+            c,
+            g,
+            U,
+            V,
+            w_gene,
+            w_cond,
+            dg,
+            dx,
+            dc,
+            B,
+            N,
+            H,
+            scale,
+            ROWSUM=rowsum,
+            BLOCK_B=bb,
+            BLOCK_N=bn,
+            BLOCK_H=bh,
+            PREC=prec,
+        )
         dwg = torch.zeros(N, H, device=x.device, dtype=torch.float32)
         dwc = torch.zeros_like(dwg)
         tiles, splits = _split(triton.cdiv(N, bn), triton.cdiv(B, bb))
-        launch(_bwd_weights, (triton.cdiv(N, bn), splits), x, c, g, U, V, dwg, dwc, B, N, H, scale, tiles,
-               stages=_stages(x, cfg, prec), ROWSUM=rowsum, BLOCK_B=bb, BLOCK_N=bn, BLOCK_H=bh, PREC=prec)
+        launch(
+            _bwd_weights,
+            (triton.cdiv(N, bn), splits),
+            x,
+            c,
+            g,
+            U,
+            V,
+            dwg,
+            dwc,
+            B,
+            N,
+            H,
+            scale,
+            tiles,
+            stages=_stages(x, cfg, prec),
+            ROWSUM=rowsum,
+            BLOCK_B=bb,
+            BLOCK_N=bn,
+            BLOCK_H=bh,
+            PREC=prec,
+        )
         return (dx.to(x.dtype), dc.to(c.dtype), dwg.to(w_gene.dtype), dwc.to(w_cond.dtype), None, None, None)
 
 
-def fused_linear_attention(x: Tensor, c: Tensor, w_gene: Tensor, w_cond: Tensor, edges, reduce: str = "matmul",
-                           scale: Optional[float] = None) -> Tensor:
+def fused_linear_attention(
+    x: Tensor, c: Tensor, w_gene: Tensor, w_cond: Tensor, edges, reduce: str = "matmul", scale: Optional[float] = None
+) -> Tensor:
     """``out [B, N]`` of the linear layer with ``q = x ⊙ W_gene + c ⊙ W_cond`` never materialised.
 
     Args:
@@ -261,7 +400,7 @@ def fused_linear_attention(x: Tensor, c: Tensor, w_gene: Tensor, w_cond: Tensor,
     from csg2a_graph.ops.reference import prior_matmul, prior_rowsum
 
     H = w_gene.size(1)
-    scale = 1.0 / H ** 0.5 if scale is None else float(scale)
+    scale = 1.0 / H**0.5 if scale is None else float(scale)
     if reduce == "rowsum":
         deg = prior_rowsum(edges, x.size(1), torch.float32, x.device).detach()
         return FusedLinearAttention.apply(x, c, w_gene, w_cond, deg, True, scale)
