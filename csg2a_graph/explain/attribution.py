@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from csg2a_graph._names import EXPLAIN_METHODS as METHODS
+from csg2a_graph.typing import PairDatasetLike
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +232,7 @@ def check_method(model: nn.Module, method: str, condition: bool = False) -> None
 
 def explain_genes(
     model: nn.Module,
-    dataset,
+    dataset: PairDatasetLike,
     index=None,
     method: str = "ig",
     *,

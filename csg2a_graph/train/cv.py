@@ -28,6 +28,7 @@ from csg2a_graph.registry import RUNNERS, load_builtin, register_runner
 from csg2a_graph.train.metrics import normalized_metrics, regression_metrics
 from csg2a_graph.train.tables import append_row
 from csg2a_graph.train.tune import tune as tune_model
+from csg2a_graph.typing import PairDatasetLike
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def subsample_split(split: Dict[str, Tensor], keep: Optional[Tensor]) -> Dict[st
 
 
 def cross_validate(
-    dataset,
+    dataset: PairDatasetLike,
     models: Sequence[str],
     schemes: Sequence[str] = ("mixed",),
     folds: Union[int, Sequence[int]] = 10,

@@ -24,6 +24,7 @@ from csg2a_graph.checkpoint import data_card, dataset_fingerprint, load_checkpoi
 from csg2a_graph.errors import Csg2aError
 from csg2a_graph.train.metrics import profile_metrics, regression_metrics
 from csg2a_graph.train.tables import append_row, write_rows
+from csg2a_graph.typing import PairDatasetLike
 
 logger = logging.getLogger(__name__)
 
@@ -256,7 +257,7 @@ class Trainer:
             return profile_metrics(y, pred)
         return regression_metrics(y, pred, drug=dataset.pairs["drug"][idx].numpy())
 
-    def fit(self, dataset, split: Dict[str, Tensor], resume: bool = False) -> List[Dict]:
+    def fit(self, dataset: PairDatasetLike, split: Dict[str, Tensor], resume: bool = False) -> List[Dict]:
         """Train on ``split["train"]`` with early stopping on ``split["val"]``; the best weights are
         restored at the end. ``resume=True`` continues from ``out_dir/checkpoint.pt``.
         """

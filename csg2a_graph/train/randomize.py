@@ -22,7 +22,7 @@ permutations by construction (a consistent relabelling), which is the check's ow
 from __future__ import annotations
 
 import copy
-from typing import Tuple
+from typing import Any, Tuple, cast
 
 import numpy as np
 import torch
@@ -138,17 +138,18 @@ def prior_randomized_like(checkpoint: str, path: str, mode: str, seed: int = 0) 
     if mode not in ("prior-rewire", "prior-remove"):
         raise ValueError(f"mode must be 'prior-rewire' or 'prior-remove', got {mode!r}")
     if not os.path.exists(path):
-        net = CSG2A.from_checkpoint(checkpoint)
+        net: Any = CSG2A.from_checkpoint(checkpoint)
         if mode == "prior-remove":
             out = CSG2A(**{**net.hparams, "use_prior": False})
             out.load_state_dict(net.state_dict())
         else:
-            if net.prior_edge_index.numel() == 0:
+            ei0, ew0 = cast(Tensor, net.prior_edge_index), cast(Tensor, net.prior_edge_weight)
+            if ei0.numel() == 0:
                 raise ValueError(f"{checkpoint}: the network has no prior to rewire")
-            ei, ew = rewire_prior(net.prior_edge_index, net.prior_edge_weight, net.num_genes, seed=seed)
+            ei, ew = rewire_prior(ei0, ew0, int(net.num_genes), seed=seed)
             out = net
-            out.prior_edge_index.copy_(ei)
-            out.prior_edge_weight.copy_(ew)
+            ei0.copy_(ei)
+            ew0.copy_(ew)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         save_checkpoint(path, out)
     return path

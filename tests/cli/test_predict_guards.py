@@ -234,7 +234,7 @@ def nci_model(tmp_path_factory):
 def test_a_model_applied_to_another_studys_expression_says_so(nci_model, finetuned, pairs_csv, tmp_path, capsys):
     """An NCI-60 model given GDSC's expression file: the target (name, unit, direction) is in every row, the
     missing genes and the foreign expression scale are warned about; the GDSC model on it is not."""
-    from csg2a_graph.cli.predict import read_expression_file
+    from csg2a_graph.predict import read_expression_file
     from csg2a_graph.train.checkpoint import load_model
 
     raw = shared(*RAW_EXPR)
@@ -290,3 +290,28 @@ def test_tcga_analysis_reads_the_direction_from_the_checkpoint(nci_model, tmp_pa
     np.testing.assert_allclose(got.p_one_sided, right.p_one_sided, rtol=1e-4)  # predictions via CSV
     wrong = tcga_ttests(tcga, {"nci": torch.from_numpy(preds)}, min_group=5)
     assert not np.allclose(got.p_one_sided, wrong.p_one_sided)
+
+
+def test_prediction_is_library_code(finetuned, gdsc2, pairs_csv, tmp_path):
+    """Issue 27: ``predict_pairs`` does what ``csg2a predict`` does, from a path or a model and a path or a
+    DataFrame, keeps every input row (a bad one says why), and leaves the model's mode as it was."""
+    from csg2a_graph.checkpoint import load_model
+    from csg2a_graph.errors import InputError
+    from csg2a_graph.predict import predict_pairs
+
+    _, _, ckpt = finetuned
+    raw = str(shared(*RAW_EXPR))
+    assert _predict(ckpt, pairs_csv, tmp_path / "cli.csv", "--expression", raw, "-q") == 0
+    cli = pd.read_csv(tmp_path / "cli.csv", keep_default_na=False)
+    table, info = predict_pairs(ckpt, str(pairs_csv), expression=raw)
+    np.testing.assert_allclose(table.y_pred.astype(float), cli.y_pred.astype(float), rtol=1e-6)
+    assert info["messages"] and info["target"]["name"]
+    model = load_model(ckpt).train()
+    pairs = pd.read_csv(pairs_csv, dtype=str)
+    pairs.loc[len(pairs)] = {"cell": "NO-SUCH-LINE", "drug": "x", "smiles": "CCO"}
+    table2, _ = predict_pairs(model, pairs, dataset=gdsc2)
+    assert model.training  # restored
+    assert len(table2) == len(pairs) and table2.error.iloc[-1] == "unknown cell line 'NO-SUCH-LINE'"
+    assert np.isnan(table2.y_pred.iloc[-1]) and (table2.error.iloc[:-1] == "").all()
+    with pytest.raises(InputError, match="expression"):
+        predict_pairs(model, pairs)

@@ -315,3 +315,20 @@ def test_interrupted_runs_continue_to_the_same_result(sig, lincs_root, tmp_path)
     wa = torch.load(whole / "model.pt", weights_only=True)["model"]
     wb = torch.load(cut / "model.pt", weights_only=True)["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)  # bit-identical weights
+
+
+def test_a_run_from_an_older_version_continues_when_new_options_stay_off(lincs_root, tmp_path, capsys):
+    """A run.json written before an option existed (here --fast, --residual) continues with the option at its off
+    default; turning the new option on is a change and is refused."""
+    out = tmp_path / "pre"
+    base = ["pretrain", "--root", str(lincs_root), "--out", str(out)]
+    assert main(base + FAST + ["-q"]) == 0
+    marker = json.loads((out / "run.json").read_text())
+    for k in ("fast", "residual"):
+        marker["options"].pop(k)
+    (out / "run.json").write_text(json.dumps(marker))
+    capsys.readouterr()
+    assert main(base + FAST) == 0
+    assert "with the same options: continuing" in capsys.readouterr().out
+    assert main(base + FAST + ["--fast", "-q"]) == 2
+    assert "fast: False -> True" in _err(capsys)  # the continued run recorded it off

