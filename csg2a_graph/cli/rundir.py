@@ -135,11 +135,17 @@ def _differences(old: Dict[str, Any], new: Dict[str, Any], ignore=()) -> List[st
             a = list(a)
         if isinstance(b, tuple):
             b = list(b)
-        if k not in old and b in (None, False, [], {}, ""):
+        if k not in old and _off(b):
             continue  # an option added in a later version, left at its off default: the run computes the same
-        if a != b:
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{k}.{d}" for d in _differences(a, b)]
+        elif a != b:
             out.append(f"{k}: {a!r} -> {b!r}")
     return out
+
+
+def _off(v: Any) -> bool:
+    return v is None or v is False or (isinstance(v, (list, dict, str)) and not v)
 
 
 def _plain(v):
