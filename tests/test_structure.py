@@ -62,8 +62,18 @@ def _module_graph():
     for m, (path, is_pkg) in mods.items():
         if is_pkg:
             continue
-        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+        tree = ast.parse(open(path, encoding="utf-8").read())
+        typing_only = {  # imports under `if TYPE_CHECKING:` never run
+            id(n)
+            for b in ast.walk(tree)
+            if isinstance(b, ast.If) and "TYPE_CHECKING" in ast.unparse(b.test)
+            for s in b.body
+            for n in ast.walk(s)
+        }
+        for node in ast.walk(tree):
             names = []
+            if id(node) in typing_only:
+                continue
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("csg2a_graph"):
                 names = [
                     f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in mods else node.module for a in node.names
