@@ -17,36 +17,12 @@ logger = logging.getLogger(__name__)
 
 
 def read_table(path: str, what: str, **kw):
-    """``pandas.read_csv`` that names the file: UTF-8 with or without a BOM, CRLF line ends; another
-    encoding is refused in one line with the byte and a way to convert it.
+    """A user's CSV/TSV table (``csg2a_graph.io.tables.read_delimited()``: the delimiter from the header line,
+    UTF-8 with or without a BOM, CRLF line ends; anything else refused in one line naming the file).
     """
-    import pandas as pd
+    from csg2a_graph.io.tables import read_delimited
 
-    try:
-        return pd.read_csv(path, encoding="utf-8-sig", **kw)
-    except UnicodeDecodeError as e:
-        raise InputError(
-            f"{what} {path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at position {e.start}); "
-            f"save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {os.path.basename(path)}"
-        ) from None
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{what} {path} is empty") from None
-    except pd.errors.ParserError as e:
-        raise InputError(f"{what} {path} is not a readable CSV/TSV table ({str(e).splitlines()[0]})") from None
-
-
-def table_separator(path: str) -> str:
-    """The delimiter of a table from its header line: tab, semicolon (spreadsheets in many locales) or comma."""
-    import gzip
-
-    try:
-        with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8-sig", errors="replace") as f:
-            head = f.readline()
-    except OSError:
-        head = ""
-    if "\t" in head or (not head and path.endswith((".tsv", ".txt", ".tsv.gz", ".txt.gz"))):
-        return "\t"
-    return ";" if head.count(";") > head.count(",") else ","
+    return read_delimited(path, what, **kw)
 
 
 def scale_shift(z: np.ndarray, found: np.ndarray, min_rows: int = 5):
@@ -91,7 +67,7 @@ def read_expression_file(
 
     if not os.path.exists(path):
         raise InputError(f"--expression {path} not found")
-    df = read_table(path, "expression file", sep=table_separator(path), index_col=0)
+    df = read_table(path, "expression file", index_col=0)
     names = [str(c).strip() for c in df.index]
     seen: Dict[str, str] = {}
     dups = []
@@ -247,7 +223,7 @@ def resolve_pairs(
         path = str(pairs)
         if not os.path.exists(path):
             raise InputError(f"input {path} not found")
-        table = read_table(path, "pair table", sep=table_separator(path), dtype=str, keep_default_na=False)
+        table = read_table(path, "pair table", dtype=str, keep_default_na=False)
     messages = []
     table.columns = [str(c).strip() for c in table.columns]
     if "cell" not in table.columns or not ({"smiles", "drug"} & set(table.columns)):
@@ -478,7 +454,6 @@ __all__ = [
     "resolve_pairs",
     "read_expression_file",
     "read_table",
-    "table_separator",
     "scale_shift",
     "describe_target",
 ]

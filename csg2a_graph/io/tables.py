@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+
+from csg2a_graph.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -25,15 +28,16 @@ def read_delimited(path: str, what: str = "a CSV or TSV table", **kwargs):
         sep = "\t" if "\t" in head else (";" if head.count(";") > head.count(",") else ",")
         df = pd.read_csv(path, sep=sep, encoding="utf-8-sig", **kwargs)
     except pd.errors.EmptyDataError:
-        raise ValueError(f"{path}: the file is empty; expected {what}") from None
+        raise InputError(f"{path}: the file is empty; expected {what}") from None
     except UnicodeDecodeError as e:
-        raise ValueError(
-            f"{path}: not UTF-8 text (byte {e.object[e.start : e.start + 1]!r} at offset {e.start}); expected {what}"
+        raise InputError(
+            f"{path}: not UTF-8 text (byte {e.object[e.start : e.start + 1]!r} at offset {e.start}); expected {what}; "
+            f"save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {os.path.basename(str(path))}"
         ) from None
     except (pd.errors.ParserError, gzip.BadGzipFile, EOFError) as e:
-        raise ValueError(f"{path}: cannot be parsed as {what} ({type(e).__name__}: {e})") from None
+        raise InputError(f"{path}: cannot be parsed as {what} ({type(e).__name__}: {e})") from None
     if df.shape[0] == 0:
-        raise ValueError(f"{path}: has a header but no rows; expected {what}")
+        raise InputError(f"{path}: has a header but no rows; expected {what}")
     return df
 
 

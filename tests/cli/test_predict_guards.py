@@ -122,7 +122,7 @@ def test_pair_tables_in_other_encodings_and_line_ends(finetuned, gdsc2_root, pai
         == 2
     )
     msg = _err(capsys)
-    assert "latin1.csv is not UTF-8" in msg and "iconv" in msg
+    assert "latin1.csv: not UTF-8" in msg and "iconv" in msg
 
 
 def test_output_that_is_the_input_is_refused(finetuned, pairs_csv, tmp_path, capsys):
