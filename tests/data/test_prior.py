@@ -101,3 +101,18 @@ def test_read_string_links_rejects_other_tables(tmp_path):
     q.write_text("source\nA\n")
     with pytest.raises(ValueError, match="two columns"):
         read_edge_list(q)
+
+
+def test_gene_names_and_min_score_are_checked():
+    from csg2a_graph.data import GeneSpace
+    from csg2a_graph.data.prior import check_min_score
+
+    for bad in (["A", None], ["A", float("nan")], ["A", " "]):
+        with pytest.raises(ValueError, match="gene names are missing"):
+            GeneSpace(bad)
+    for v in (-1, 1001, 1500):
+        with pytest.raises(ValueError, match=r"\[0, 1000\]"):
+            check_min_score(v)
+    with pytest.raises(TypeError):
+        check_min_score("900")
+    assert check_min_score(0) == 0 and check_min_score(1000) == 1000

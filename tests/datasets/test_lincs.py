@@ -215,3 +215,14 @@ def test_the_shipped_plate_loads_as_the_docs_say(tmp_path):
     ds = LINCSL1000(str(tmp_path / "lincs-ljp005"), level=3, log=False, **assets.lincs_plate())
     assert ds.num_pairs == 322 and ds.y.shape == (322, ds.num_genes) and ds.y_direction is None
     assert "profile" in ds.y_name and ds.prior_edge_index is not None
+
+
+def test_stray_gct_in_a_lincs_root_is_named(tmp_path):
+    from csg2a_graph.datasets import LINCSL1000
+    from tests.conftest import link_raw
+    from tests.datasets.test_lincs import L3
+
+    root = link_raw(tmp_path, L3)
+    (root / "raw" / "zz_other_assay.gct").write_text("#1.2\n2\t1\nName\tDescription\ts1\nfoo\tna\t1\nbar\tna\t2\n")
+    with pytest.raises(ValueError, match=r"zz_other_assay\.gct: none of its 2 row ids"):
+        LINCSL1000(str(root), level=3, log=False)

@@ -100,3 +100,18 @@ def test_pre_filter_and_pre_transform_as_pyg_defines_them(tmp_path):
 
     with pytest.raises(ValueError, match="changed \\['drug_x'\\]"):
         NCI60(root, pre_transform=touch_drug, log=False)
+
+
+def test_nci60_overflowing_gi50_is_dropped(tmp_path):
+    from csg2a_graph.datasets import NCI60
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    gi = pd.read_csv(shared("nci60", "AOD_IOA_GI50.csv"), nrows=4000, index_col=0)
+    gi.loc[gi.index[0], "NLOGGI50"] = 1e308
+    gi.to_csv(raw / "AOD_IOA_GI50.csv")
+    (raw / "rcellminer_public_drug_info_2_14.txt").symlink_to(shared("nci60", "rcellminer_public_drug_info_2_14.txt"))
+    (raw / "nci60_gcrma_u133a_landmark.csv").symlink_to(shared("nci60", "nci60_gcrma_u133a_landmark.csv"))
+    ds = NCI60(str(tmp_path), prior=None, log=False)
+    assert torch.isfinite(ds.pairs["y"]).all() and ds.report["dropped"]["nonfinite_response"] == 1
+    assert ds.y_direction == "higher_is_sensitive"

@@ -129,3 +129,15 @@ def test_small_cancer_types_are_not_zeroed_or_blown_up(tcga):
         assert rows, t
         x = tcga.expression[rows]
         assert (x != 0).float().mean() > 0.5 and x.abs().max() < 100, t
+
+
+def test_tcga_drops_are_counted_once(tmp_path):
+    pytest.importorskip("inmoose")
+    from csg2a_graph.datasets import TCGA
+    from tests.conftest import link_raw
+    from tests.datasets.test_tcga import TCGA_FILES
+
+    ds = TCGA(str(link_raw(tmp_path, TCGA_FILES)), prior=None, log=False)
+    r = ds.report
+    dropped = sum(r["dropped"].values())
+    assert r["response_rows"] - dropped - r["duplicate_pairs_merged"]["rows_merged"] == ds.num_pairs

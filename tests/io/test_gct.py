@@ -67,3 +67,33 @@ def test_gctx_rejects_other_hdf5(tmp_path):
         f["foo"] = np.zeros(3)
     with pytest.raises(ValueError, match="not a GCTX"):
         read_gctx(p)
+
+
+def test_gctx_errors_name_the_file(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    from csg2a_graph.io.gct import read_gctx
+
+    text = tmp_path / "notes.gctx"
+    text.write_text("not hdf5")
+    with pytest.raises(ValueError, match=r"notes\.gctx: not an HDF5 file"):
+        read_gctx(text)
+    bare = tmp_path / "bare.gctx"
+    with h5py.File(bare, "w") as f:
+        f["0/DATA/0/matrix"] = np.zeros((3, 2), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"bare\.gctx: not a GCTX file \(no 0/META/ROW/id"):
+        read_gctx(bare)
+    odd = tmp_path / "odd.gctx"
+    with h5py.File(odd, "w") as f:
+        f["0/DATA/0/matrix"] = np.zeros((3, 2), dtype=np.float32)
+        f["0/META/ROW/id"] = np.array([b"r1", b"r2"])
+        f["0/META/COL/id"] = np.array([b"c1", b"c2", b"c3"])
+        f["0/META/COL/pert_id"] = np.array([b"x", b"y"])
+    with pytest.raises(ValueError, match=r"odd\.gctx: 0/META/COL has 3 ids but fields of other lengths"):
+        read_gctx(odd)
+    real = shared("lincs", "l1ktools_modzs_n272x978.gctx")
+    for cidx in ([0, 272], [-1]):
+        with pytest.raises(IndexError, match="cidx must lie in"):
+            read_gctx(real, cidx=cidx)
+    with pytest.raises(ValueError, match="chunk_size"):
+        read_gctx(real, cidx=[0], chunk_size=0)
+    assert read_gctx(real, cidx=[3, 1]).data.shape == (978, 2)
