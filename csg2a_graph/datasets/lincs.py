@@ -476,67 +476,18 @@ class LINCSL1000(RawPairDataset):
         report["profiles_by_type"] = pert_type.value_counts().to_dict()
         dropped["other_pert_type"] = int((~trt & ~ctl).sum()) if self.level == 3 else int((~trt).sum())
 
-        dose_given = np.array(
-            [parse_dose_um(v, u) for v, u in zip(_first(meta, "pert_dose"), _first(meta, "pert_dose_unit"))],
-            dtype=float,
-        )
-        idose = [parse_dose_um(v) for v in _first(meta, "pert_idose")]
-        dose = np.where(np.isnan(dose_given), idose, dose_given)
-        time_given = np.array(
-            [parse_time_h(v, u) for v, u in zip(_first(meta, "pert_time"), _first(meta, "pert_time_unit"))], dtype=float
-        )
-        itime = [parse_time_h(v) for v in _first(meta, "pert_itime")]
-        time = np.where(np.isnan(time_given), itime, time_given)
+        dose, time = self._conditions(meta)
         cell_id = _first(meta, "cell_id").astype(str).to_numpy()
         drug_key = _first(meta, "pert_id").map(brd_key).to_numpy()
 
         if self.level == 3:
-            plate = _first(meta, "det_plate", "rna_plate")
-            plate = np.array(
-                [p if isinstance(p, str) and p else str(cid).split(":")[0] for p, cid in zip(plate, meta.index)]
+            basal_x, unit, unit_cell, unit_names, has_basal = self._plate_basal(
+                X, meta, ctl, trt, cell_id, report, dropped
             )
-            basal_units = sorted(set(plate[ctl]))
-            unit_of = {p: i for i, p in enumerate(basal_units)}
-            basal_rows = []
-            for p in basal_units:
-                wells = X[torch.from_numpy(np.flatnonzero(ctl & (plate == p)))]
-                basal_rows.append(wells.mean(0) if self.basal == "mean" else modz(wells))
-            report["dmso_wells"] = int(ctl.sum())
-            report["plates"] = len(set(plate))
-            report["plates_with_dmso"] = len(basal_units)
-            has_basal = np.array([p in unit_of for p in plate])
-            dropped["plate_without_dmso"] = int((trt & ~has_basal).sum())
-            unit = np.array([unit_of.get(p, -1) for p in plate])
-            unit_cell = [cell_id[np.flatnonzero(plate == p)[0]] for p in basal_units]
-            unit_names = basal_units
-            basal_x = torch.stack(basal_rows) if basal_rows else X[:0]
         else:
-            b = read_delimited(paths["basal"], index_col=0)
-            b_al = aligned.gene_space.align(
-                b.apply(pd.to_numeric, errors="coerce"), missing="fill", fill_value=self.fill_value
+            basal_x, unit, unit_cell, unit_names, has_basal = self._signature_basal(
+                paths, aligned, X, trt, cell_id, report, dropped
             )
-            report["basal_genes"] = b_al.report.to_dict()
-            rows = {str(c): i for i, c in enumerate(b_al.samples)}
-            needed = sorted(set(cell_id[trt]) & set(rows))
-            unit_of = {c: i for i, c in enumerate(needed)}
-            has_basal = np.array([c in unit_of for c in cell_id])
-            dropped["cell_without_basal"] = int((trt & ~has_basal).sum())
-            unit = np.array([unit_of.get(c, -1) for c in cell_id])
-            unit_cell, unit_names = needed, needed
-            # signatures are z-scores of change: put the basal on a z scale too (robust z per gene over
-            # all cells of the basal table), so neither side of a pair is absolute log2 expression
-            bz, degenerate = robust_zscore(b_al.values[:, b_al.mask], dim=0)
-            b_al.values = b_al.values.clone()
-            b_al.values[:, b_al.mask] = bz
-            b_al.values = torch.nan_to_num(b_al.values, nan=self.fill_value)
-            report["basal_scale"] = {
-                "basal": "robust z per gene over the basal table's cells",
-                "target": "MODZ signature (z-score of change)",
-                "cells": len(b_al.samples),
-                "genes_with_zero_mad": int(degenerate.sum()),
-            }
-            basal_x = b_al.values[torch.tensor([rows[c] for c in needed], dtype=torch.long)] if needed else X[:0]
-            report["basal_cells"] = len(needed)
 
         if self.level == 3 and paths.get("pairs"):
             ext = self._read_pairs(paths, aligned, report)
@@ -619,6 +570,73 @@ class LINCSL1000(RawPairDataset):
             split_cell=torch.tensor([line_of[unit_cell[u]] for u in unit[idx]]),
             report=report,
         )
+
+    def _conditions(self, meta):
+        """Dose (µM) and time (h) of every profile: the given value and unit, else the ``pert_i*`` text."""
+        dose_given = np.array(
+            [parse_dose_um(v, u) for v, u in zip(_first(meta, "pert_dose"), _first(meta, "pert_dose_unit"))],
+            dtype=float,
+        )
+        idose = [parse_dose_um(v) for v in _first(meta, "pert_idose")]
+        dose = np.where(np.isnan(dose_given), idose, dose_given)
+        time_given = np.array(
+            [parse_time_h(v, u) for v, u in zip(_first(meta, "pert_time"), _first(meta, "pert_time_unit"))], dtype=float
+        )
+        itime = [parse_time_h(v) for v in _first(meta, "pert_itime")]
+        return dose, np.where(np.isnan(time_given), itime, time_given)
+
+    def _plate_basal(self, X, meta, ctl, trt, cell_id, report, dropped):
+        """Level 3: each plate's DMSO wells (mean or MODZ) are the basal profile of its treated wells."""
+        plate = _first(meta, "det_plate", "rna_plate")
+        plate = np.array(
+            [p if isinstance(p, str) and p else str(cid).split(":")[0] for p, cid in zip(plate, meta.index)]
+        )
+        basal_units = sorted(set(plate[ctl]))
+        unit_of = {p: i for i, p in enumerate(basal_units)}
+        basal_rows = []
+        for p in basal_units:
+            wells = X[torch.from_numpy(np.flatnonzero(ctl & (plate == p)))]
+            basal_rows.append(wells.mean(0) if self.basal == "mean" else modz(wells))
+        report["dmso_wells"] = int(ctl.sum())
+        report["plates"] = len(set(plate))
+        report["plates_with_dmso"] = len(basal_units)
+        has_basal = np.array([p in unit_of for p in plate])
+        dropped["plate_without_dmso"] = int((trt & ~has_basal).sum())
+        unit = np.array([unit_of.get(p, -1) for p in plate])
+        unit_cell = [cell_id[np.flatnonzero(plate == p)[0]] for p in basal_units]
+        unit_names = basal_units
+        basal_x = torch.stack(basal_rows) if basal_rows else X[:0]
+        return basal_x, unit, unit_cell, unit_names, has_basal
+
+    def _signature_basal(self, paths, aligned, X, trt, cell_id, report, dropped):
+        """Level 5: a basal table per cell line, robust-z scaled like the signatures it pairs with."""
+        b = read_delimited(paths["basal"], index_col=0)
+        b_al = aligned.gene_space.align(
+            b.apply(pd.to_numeric, errors="coerce"), missing="fill", fill_value=self.fill_value
+        )
+        report["basal_genes"] = b_al.report.to_dict()
+        rows = {str(c): i for i, c in enumerate(b_al.samples)}
+        needed = sorted(set(cell_id[trt]) & set(rows))
+        unit_of = {c: i for i, c in enumerate(needed)}
+        has_basal = np.array([c in unit_of for c in cell_id])
+        dropped["cell_without_basal"] = int((trt & ~has_basal).sum())
+        unit = np.array([unit_of.get(c, -1) for c in cell_id])
+        unit_cell, unit_names = needed, needed
+        # signatures are z-scores of change: put the basal on a z scale too (robust z per gene over
+        # all cells of the basal table), so neither side of a pair is absolute log2 expression
+        bz, degenerate = robust_zscore(b_al.values[:, b_al.mask], dim=0)
+        b_al.values = b_al.values.clone()
+        b_al.values[:, b_al.mask] = bz
+        b_al.values = torch.nan_to_num(b_al.values, nan=self.fill_value)
+        report["basal_scale"] = {
+            "basal": "robust z per gene over the basal table's cells",
+            "target": "MODZ signature (z-score of change)",
+            "cells": len(b_al.samples),
+            "genes_with_zero_mad": int(degenerate.sum()),
+        }
+        basal_x = b_al.values[torch.tensor([rows[c] for c in needed], dtype=torch.long)] if needed else X[:0]
+        report["basal_cells"] = len(needed)
+        return basal_x, unit, unit_cell, unit_names, has_basal
 
     def summary(self) -> Dict:
         s = super().summary()
