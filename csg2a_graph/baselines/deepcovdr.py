@@ -14,15 +14,14 @@ from torch_geometric.utils import to_dense_batch
 
 from csg2a_graph.baselines.deep import register_deep
 from csg2a_graph.baselines.graphdrp import SmilesGraphCache
+from csg2a_graph.data.featurize import one_hot
 from csg2a_graph.nn.models.base import ResponseModel, register_model
 
 ATOM_FDIM, BOND_FDIM = 133, 14
 
 
 def _oh(value, choices) -> List[float]:
-    out = [0.0] * (len(choices) + 1)  # chemprop v1: one extra "unknown" slot
-    out[choices.index(value) if value in choices else -1] = 1.0
-    return out
+    return one_hot(value, choices, "extra")  # chemprop v1: one extra "unknown" slot
 
 
 class BondGraph(Data):

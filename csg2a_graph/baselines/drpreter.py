@@ -14,6 +14,7 @@ from torch_geometric.nn import GATConv, GINConv, global_max_pool
 
 from csg2a_graph.baselines.deep import register_deep
 from csg2a_graph.baselines.graphdrp import SmilesGraphCache
+from csg2a_graph.data.featurize import bond_edge_index, implicit_valence, one_hot
 from csg2a_graph.nn.models.base import ResponseModel, register_model
 
 DGL_SYMBOLS = [
@@ -84,14 +85,11 @@ def dgllife_graph(smiles: str) -> Data:
     ]
 
     def oh(v, choices):
-        return [float(v == c) for c in choices]
+        return one_hot(v, choices, "none")
 
     feats = []
     for a in mol.GetAtoms():
-        try:
-            implicit = a.GetImplicitValence()
-        except Exception:  # noqa: BLE001 - parsed without the valence check
-            implicit = 0
+        implicit = implicit_valence(a)
         cip = a.GetProp("_CIPCode") if a.HasProp("_CIPCode") else ""
         feats.append(
             oh(a.GetSymbol(), DGL_SYMBOLS)
@@ -104,9 +102,7 @@ def dgllife_graph(smiles: str) -> Data:
             + [float(a.IsInRing())]
             + oh(cip, ["R", "S"])
         )
-    src = [b.GetBeginAtomIdx() for b in mol.GetBonds()]
-    dst = [b.GetEndAtomIdx() for b in mol.GetBonds()]
-    ei = torch.tensor([src + dst, dst + src], dtype=torch.long) if src else torch.zeros(2, 0, dtype=torch.long)
+    ei = bond_edge_index(mol)
     return Data(x=torch.tensor(feats, dtype=torch.float32), edge_index=ei)
 
 

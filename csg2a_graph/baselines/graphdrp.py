@@ -12,6 +12,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.nn import GINConv, global_add_pool
 
 from csg2a_graph.baselines.deep import register_deep
+from csg2a_graph.data.featurize import bond_edge_index, implicit_valence, one_hot
 from csg2a_graph.nn.models.base import ResponseModel, register_model
 
 SYMBOLS = [
@@ -64,8 +65,7 @@ NUM_ATOM_FEATURES = len(SYMBOLS) + 11 + 11 + 11 + 1  # 78
 
 
 def _one_hot(value, choices) -> List[float]:
-    v = value if value in choices else choices[-1]  # out of range -> the last slot (also for degree)
-    return [float(v == c) for c in choices]
+    return one_hot(value, choices, "last")  # out of range -> the last slot (also for degree)
 
 
 def graphdrp_graph(smiles: str) -> Data:
@@ -81,10 +81,7 @@ def graphdrp_graph(smiles: str) -> Data:
     r = list(range(11))
     feats = []
     for a in mol.GetAtoms():
-        try:
-            implicit = a.GetImplicitValence()
-        except Exception:  # noqa: BLE001 - molecules parsed without the valence check (Pt complexes)
-            implicit = 0
+        implicit = implicit_valence(a)
         f = (
             _one_hot(a.GetSymbol(), SYMBOLS)
             + _one_hot(a.GetDegree(), r)
@@ -95,9 +92,7 @@ def graphdrp_graph(smiles: str) -> Data:
         feats.append(f)
     x = torch.tensor(feats, dtype=torch.float32)
     x = x / x.sum(1, keepdim=True)
-    src = [b.GetBeginAtomIdx() for b in mol.GetBonds()]
-    dst = [b.GetEndAtomIdx() for b in mol.GetBonds()]
-    ei = torch.tensor([src + dst, dst + src], dtype=torch.long) if src else torch.zeros(2, 0, dtype=torch.long)
+    ei = bond_edge_index(mol)
     return Data(x=x, edge_index=ei)
 
 

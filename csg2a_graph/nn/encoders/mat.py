@@ -52,8 +52,9 @@ CONFORMER_SEED = 0xC5A
 
 def _one_hot(value, choices) -> List[float]:
     """One-hot over ``choices``; a value not among them counts as the last choice."""
-    value = value if value in choices else choices[-1]
-    return [float(value == c) for c in choices]
+    from csg2a_graph.data.featurize import one_hot
+
+    return one_hot(value, choices, "last")
 
 
 def atom_features(atom) -> List[float]:
