@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -235,8 +234,12 @@ def cross_study(
     val_fraction: float = 0.1,
     seed: int = 0,
     source_subsample: Optional[int] = None,
+    jobs: int = 1,
+    executor: Optional[str] = None,
 ):
     """Fit each model on ``source`` and evaluate it on ``target``; one row per (model, subset).
+
+    The fits run through the same task loop as ``cross_validate`` (``jobs`` at once, ``executor`` as there).
 
     Rows are appended to ``out_dir/cross_study.csv`` as each model finishes (a stopped run
     resumes: finished (task, model) rows are skipped) and predictions go to
@@ -245,7 +248,8 @@ def cross_study(
     """
     import pandas as pd
 
-    from csg2a_graph.train.cv import RUNNERS, _append, git_revision, load_builtin_runners
+    from csg2a_graph.train.cv import RUNNERS, _append, _fit_task, git_revision, load_builtin_runners
+    from csg2a_graph.train.executors import run_tasks
 
     load_builtin_runners()
     model_options = model_options or {}
@@ -300,6 +304,7 @@ def cross_study(
     logger.info("%s: %s", task, ds.join)
     rev = git_revision()
     p = ds.pairs
+    labels, tasks = [], []
     for label in models:
         if (task, label) in done:
             logger.info("%s %s: done earlier, skipped", task, label)
@@ -308,9 +313,13 @@ def cross_study(
         runner = RUNNERS[opts.pop("runner", label)]
         run_dir = os.path.join(out_dir, "runs", f"{_slug(task)}_{label}")
         os.makedirs(run_dir, exist_ok=True)
-        t0 = time.perf_counter()
-        pred = runner(ds, split, opts, run_dir, seed).reshape(-1).cpu().float()
-        secs = time.perf_counter() - t0
+        labels.append(label)
+        tasks.append((runner, split, opts, run_dir, seed, "none", 0))
+    ex = executor or ("serial" if jobs == 1 else "process")
+    for i, out in run_tasks(_fit_task, ds, tasks, jobs=jobs, executor=ex):
+        label = labels[i]
+        pred = torch.as_tensor(out["pred"]).reshape(-1).float()
+        secs = out["seconds"]
         full = torch.full((ds.num_pairs,), float("nan"))
         full[split["test"]] = pred
         te = split["test"]
