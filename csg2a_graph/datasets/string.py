@@ -16,6 +16,7 @@ from torch_geometric.data import Data, InMemoryDataset
 from csg2a_graph.data.gene_space import GeneSpace
 from csg2a_graph.data.pairs import file_fingerprint, options_tag
 from csg2a_graph.data.prior import PriorReport, build_prior, check_min_score, read_edge_list, read_string_links
+from csg2a_graph.io.files import download
 
 logger = logging.getLogger(__name__)
 
@@ -195,27 +196,17 @@ def fetch_string(raw_dir: str, timeout: float = 30.0) -> Tuple[bool, str]:
     ``raw_dir``. STRING publishes no checksums: the sha256 of what arrived is logged (and stated in
     ``datasets/string.md`` once a networked machine has fetched them). Returns ``(ok, message)``.
     """
-    import hashlib
     import os
-    import urllib.request
 
     os.makedirs(raw_dir, exist_ok=True)
     for key in ("links", "info"):
         dst = osp.join(raw_dir, osp.basename(URLS[key]))
         if osp.exists(dst):
             continue
-        tmp = dst + ".part"
         try:
-            with urllib.request.urlopen(URLS[key], timeout=timeout) as r, open(tmp, "wb") as f:  # noqa: S310
-                h = hashlib.sha256()
-                for block in iter(lambda: r.read(1 << 20), b""):
-                    f.write(block)
-                    h.update(block)
-            os.replace(tmp, dst)
-            logger.info("downloaded %s (sha256 %s)", dst, h.hexdigest())
+            got = download(URLS[key], dst, timeout=timeout)
+            logger.info("downloaded %s (sha256 %s)", dst, got)
         except Exception as e:  # noqa: BLE001 - no network: the caller decides what to do
-            if osp.exists(tmp):
-                os.remove(tmp)
             return False, f"STRING could not be downloaded from {URLS[key]} ({type(e).__name__})"
     return True, f"STRING v12 downloaded to {raw_dir}"
 

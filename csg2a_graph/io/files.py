@@ -1,11 +1,13 @@
-"""File utilities every layer may use (no torch, no heavy import): content hashes, atomic writes."""
+"""File utilities every layer may use (no torch, no heavy import): content hashes, atomic writes, checked
+downloads.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 
 def sha256(path: Union[str, Path]) -> str:
@@ -25,4 +27,32 @@ def atomic_write_text(path: Union[str, Path], text: str) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["sha256", "atomic_write_text"]
+def download(url: str, dst: Union[str, Path], expected_sha256: Optional[str] = None, timeout: float = 30) -> str:
+    """Fetch ``url`` to ``dst`` through ``dst.part`` (a stop or a failure leaves no partial ``dst``); with
+    ``expected_sha256`` a file whose hash differs is removed and refused (``ValueError``). Returns the sha256 of what
+    was written. Network errors propagate (``OSError``/``URLError``): the caller says what to do without network.
+    """
+    import urllib.request
+
+    dst = str(dst)
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    tmp = dst + ".part"
+    try:
+        h = hashlib.sha256()
+        with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:  # noqa: S310 - https URLs
+            for block in iter(lambda: r.read(1 << 20), b""):
+                f.write(block)
+                h.update(block)
+        got = h.hexdigest()
+        if expected_sha256 is not None and got != expected_sha256:
+            raise ValueError(
+                f"{url}: the downloaded file fails the sha256 check ({got[:12]}..., expected {expected_sha256[:12]}...)"
+            )
+        os.replace(tmp, dst)
+        return got
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+__all__ = ["sha256", "atomic_write_text", "download"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import os.path as osp
-import urllib.request
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -241,21 +240,14 @@ def find_weights(path: Optional[str] = None, download: bool = True) -> Tuple[Opt
     if osp.exists(cached) and sha256(Path(cached)) == WEIGHTS_SHA256:
         return cached, f"pretrained GCN weights: {cached}" + damaged
     if download:
-        os.makedirs(osp.dirname(cached), exist_ok=True)
-        tmp = cached + ".part"
+        from csg2a_graph.io.files import download as fetch
+
         try:
-            with urllib.request.urlopen(WEIGHTS_URL, timeout=30) as r, open(tmp, "wb") as f:  # noqa: S310
-                for block in iter(lambda: r.read(1 << 20), b""):
-                    f.write(block)
-            got = sha256(Path(tmp))
-            if got != WEIGHTS_SHA256:
-                os.remove(tmp)
-                return None, f"downloaded GCN weights fail the sha256 check ({got[:12]}...): not used{damaged}"
-            os.replace(tmp, cached)
+            fetch(WEIGHTS_URL, cached, WEIGHTS_SHA256)
             return cached, f"pretrained GCN weights downloaded to {cached}"
+        except ValueError as e:  # the sha256 check
+            return None, f"downloaded GCN weights fail the sha256 check: not used ({e}){damaged}"
         except Exception as e:  # noqa: BLE001 - no network, proxy, HTTP error: fall back, say why
-            if osp.exists(tmp):
-                os.remove(tmp)
             return None, f"pretrained GCN weights not found and not downloadable ({type(e).__name__}){damaged}"
     return None, "pretrained GCN weights not found" + damaged
 
