@@ -32,8 +32,7 @@ def find_espf(directory: Optional[str] = None, download: bool = True) -> str:
     """The folder with the two ESPF files (sha256-checked): ``directory``, ``$CSG2A_ESPF_DIR``, the user
     cache, or extracted from the DeepPurpose 0.1.5 sdist fetched with pip from PyPI.
     """
-    from csg2a_graph.io.files import sha256
-    from csg2a_graph.nn.encoders.pretrained_gcn import user_cache_dir
+    from csg2a_graph.io.files import sha256, user_cache_dir
 
     def ok(d):
         return d and all(osp.exists(osp.join(d, f)) and sha256(osp.join(d, f)) == h for f, h in ESPF_FILES.values())

@@ -27,6 +27,13 @@ def atomic_write_text(path: Union[str, Path], text: str) -> None:
     os.replace(tmp, path)
 
 
+def user_cache_dir() -> str:
+    """Where downloads are kept: ``$CSG2A_CACHE``, else ``$XDG_CACHE_HOME/csg2a_graph`` (``~/.cache/csg2a_graph``)."""
+    return os.environ.get("CSG2A_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "csg2a_graph"
+    )
+
+
 def download(url: str, dst: Union[str, Path], expected_sha256: Optional[str] = None, timeout: float = 30) -> str:
     """Fetch ``url`` to ``dst`` through ``dst.part`` (a stop or a failure leaves no partial ``dst``); with
     ``expected_sha256`` a file whose hash differs is removed and refused (``ValueError``). Returns the sha256 of what
@@ -55,4 +62,4 @@ def download(url: str, dst: Union[str, Path], expected_sha256: Optional[str] = N
             os.remove(tmp)
 
 
-__all__ = ["sha256", "atomic_write_text", "download"]
+__all__ = ["sha256", "atomic_write_text", "download", "user_cache_dir"]

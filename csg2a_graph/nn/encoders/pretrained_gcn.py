@@ -206,10 +206,10 @@ class PretrainedGCN(nn.Module):
 
 
 def user_cache_dir() -> str:
-    base = os.environ.get("CSG2A_CACHE") or osp.join(
-        os.environ.get("XDG_CACHE_HOME", osp.expanduser("~/.cache")), "csg2a_graph"
-    )
-    return base
+    """``csg2a_graph.io.files.user_cache_dir()`` (kept here for older imports)."""
+    from csg2a_graph.io.files import user_cache_dir as cache_dir
+
+    return cache_dir()
 
 
 def find_weights(path: Optional[str] = None, download: bool = True) -> Tuple[Optional[str], str]:
