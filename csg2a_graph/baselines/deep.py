@@ -53,7 +53,9 @@ def register_deep(name: str, train: Dict = None):
         from csg2a_graph.train.runners import resumable
 
         opts = dict(options)
-        cfg = TrainConfig.from_dict({"seed": seed, **DEFAULT_TRAIN[name], **opts.pop("train", {})})
+        cfg = TrainConfig.from_dict(
+            {**DEFAULT_TRAIN[name], **opts.pop("train", {}), "seed": seed}
+        )  # the run's seed wins
         torch.manual_seed(seed)
         model = build_for(name, dataset, opts)
         trainer = Trainer(model, cfg, out_dir=run_dir)

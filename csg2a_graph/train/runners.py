@@ -25,7 +25,7 @@ def run_csg2a(dataset, split, options: Dict, run_dir: str, seed: int) -> Tensor:
     from csg2a_graph.train.pipeline import finetune
 
     opts = dict(options)
-    train_cfg = TrainConfig.from_dict({"seed": seed, **opts.pop("train", {})})
+    train_cfg = TrainConfig.from_dict({**opts.pop("train", {}), "seed": seed})  # the run's seed wins (--seeds)
     pretrained = opts.pop("pretrained", None)
     resume = os.path.exists(os.path.join(run_dir, "checkpoint.pt")) and resumable(run_dir, split)
     trainer, _ = finetune(dataset, run_dir, pretrained, split, opts, train_cfg, resume=resume)

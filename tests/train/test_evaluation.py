@@ -358,3 +358,44 @@ def test_a_pretrained_networks_own_prior_is_rewired_or_removed(gdsc2, pretrained
             prior_randomized_like(str(tmp_path / "paper.pt"), str(tmp_path / "prw.pt"), "prior-rewire", 3)
         )
         assert not torch.allclose(paper.eval().perturb(x, c), prw.eval().perturb(x, c))
+
+
+def test_seeds_reach_csg2a_through_the_command_line(gdsc2, tmp_path):
+    """The CLI's training options carry its --seed; the run's seed (--seeds K: SEED + k) must win, or every 'seed'
+    row of a network repeats the first one (it did: identical RMSE to the last digit)."""
+    from csg2a_graph.cli.main import main
+
+    out = tmp_path / "cli"
+    args = [
+        "cv",
+        "--dataset",
+        "gdsc",
+        "--root",
+        str(gdsc2.root),
+        "--out",
+        str(out),
+        "--folds",
+        "1",
+        "--models",
+        "csg2a",
+        "--subsample",
+        "1200",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "--max-batches",
+        "3",
+        "--drug-encoder",
+        "morgan",
+        "--hidden-channels",
+        "8",
+        "-q",
+    ]
+    assert main(args) == 0
+    df = pd.read_csv(out / "results.csv").set_index("seed")
+    assert df.loc[0, "rmse"] != df.loc[1, "rmse"]
+    from csg2a_graph.checkpoint import load_checkpoint
+
+    for run, seed in (("csg2a_mixed_fold0", 0), ("csg2a_mixed_fold0_seed1", 1)):
+        assert load_checkpoint(str(out / "runs" / run / "model.pt"))["config"]["seed"] == seed
