@@ -1,6 +1,6 @@
 """csg2a-graph: drug-response datasets and condition-specific gene-gene attention for PyG."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__"]
 
