@@ -44,6 +44,21 @@ MODEL_RUNNERS = (
     "gene-csg2a+gcn",
 )
 
+#: the deep baselines (their papers' learning rate and batch size; one search space for tuning)
+DEEP_BASELINES = (
+    "graphdrp",
+    "deeptta",
+    "pathdnn",
+    "precily",
+    "drpreter",
+    "deepcovdr",
+    "gene-gcn",
+    "gene-gat",
+    "gene-gin",
+    "gene-csg2a",
+    "gene-csg2a+gcn",
+)
+
 #: randomisation tests of ``csg2a cv --randomize`` (``csg2a_graph.train.randomize``; a test keeps them equal)
 RANDOMIZATIONS = ("cell-permute", "cell-noise", "drug-permute", "prior-rewire", "prior-remove", "pretrain-untrained")
 

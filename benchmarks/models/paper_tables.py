@@ -41,21 +41,11 @@ NCI60_FILES = [
     "nci60/nci60_gcrma_u133a_landmark.csv",
     "string/STRING_edges.csv",
 ]
+from csg2a_graph._names import DEEP_BASELINES  # noqa: E402 - after the path setup
+
 SCHEMES = ("mixed", "cell_blind", "drug_blind", "disjoint")
 NAIVE = ["global-mean", "drug-mean", "cell-mean", "additive", "tissue-mean"]
-DEEP = [
-    "graphdrp",
-    "deeptta",
-    "pathdnn",
-    "precily",
-    "drpreter",
-    "deepcovdr",
-    "gene-gcn",
-    "gene-gat",
-    "gene-gin",
-    "gene-csg2a",
-    "gene-csg2a+gcn",
-]
+DEEP = list(DEEP_BASELINES)
 MODELS = NAIVE + ["rf", "svm"] + DEEP + ["csg2a"]
 NAMES = {
     "rf": "Random Forest",

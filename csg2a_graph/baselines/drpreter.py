@@ -14,54 +14,10 @@ from torch_geometric.nn import GATConv, GINConv, global_max_pool
 
 from csg2a_graph.baselines.deep import register_deep
 from csg2a_graph.baselines.graphdrp import SmilesGraphCache
-from csg2a_graph.data.featurize import bond_edge_index, implicit_valence, one_hot
+from csg2a_graph.data.featurize import DGL_ATOM_SYMBOLS, bond_edge_index, implicit_valence, one_hot
 from csg2a_graph.nn.models.base import ResponseModel, register_model
 
-DGL_SYMBOLS = [
-    "C",
-    "N",
-    "O",
-    "S",
-    "F",
-    "Si",
-    "P",
-    "Cl",
-    "Br",
-    "Mg",
-    "Na",
-    "Ca",
-    "Fe",
-    "As",
-    "Al",
-    "I",
-    "B",
-    "V",
-    "K",
-    "Tl",
-    "Yb",
-    "Sb",
-    "Sn",
-    "Ag",
-    "Pd",
-    "Co",
-    "Se",
-    "Ti",
-    "Zn",
-    "H",
-    "Li",
-    "Ge",
-    "Cu",
-    "Au",
-    "Ni",
-    "Cd",
-    "In",
-    "Mn",
-    "Zr",
-    "Cr",
-    "Pt",
-    "Hg",
-    "Pb",
-]  # no unknown slot: all-zero
+DGL_SYMBOLS = list(DGL_ATOM_SYMBOLS)  # DGL-LifeSci's canonical atom featuriser; no unknown slot: all-zero
 
 
 def dgllife_graph(smiles: str) -> Data:

@@ -12,55 +12,10 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.nn import GINConv, global_add_pool
 
 from csg2a_graph.baselines.deep import register_deep
-from csg2a_graph.data.featurize import bond_edge_index, implicit_valence, one_hot
+from csg2a_graph.data.featurize import DGL_ATOM_SYMBOLS, bond_edge_index, implicit_valence, one_hot
 from csg2a_graph.nn.models.base import ResponseModel, register_model
 
-SYMBOLS = [
-    "C",
-    "N",
-    "O",
-    "S",
-    "F",
-    "Si",
-    "P",
-    "Cl",
-    "Br",
-    "Mg",
-    "Na",
-    "Ca",
-    "Fe",
-    "As",
-    "Al",
-    "I",
-    "B",
-    "V",
-    "K",
-    "Tl",
-    "Yb",
-    "Sb",
-    "Sn",
-    "Ag",
-    "Pd",
-    "Co",
-    "Se",
-    "Ti",
-    "Zn",
-    "H",
-    "Li",
-    "Ge",
-    "Cu",
-    "Au",
-    "Ni",
-    "Cd",
-    "In",
-    "Mn",
-    "Zr",
-    "Cr",
-    "Pt",
-    "Hg",
-    "Pb",
-    "Unknown",
-]
+SYMBOLS = [*DGL_ATOM_SYMBOLS, "Unknown"]  # GraphDRP's atom symbols (the last slot for any other)
 NUM_ATOM_FEATURES = len(SYMBOLS) + 11 + 11 + 11 + 1  # 78
 
 

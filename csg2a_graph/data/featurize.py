@@ -11,6 +11,53 @@ from typing import List, Sequence
 import torch
 from torch import Tensor
 
+#: the 43 element symbols of DGL-LifeSci's atom featuriser (DRPreter); GraphDRP's are these plus "Unknown"
+DGL_ATOM_SYMBOLS = [
+    "C",
+    "N",
+    "O",
+    "S",
+    "F",
+    "Si",
+    "P",
+    "Cl",
+    "Br",
+    "Mg",
+    "Na",
+    "Ca",
+    "Fe",
+    "As",
+    "Al",
+    "I",
+    "B",
+    "V",
+    "K",
+    "Tl",
+    "Yb",
+    "Sb",
+    "Sn",
+    "Ag",
+    "Pd",
+    "Co",
+    "Se",
+    "Ti",
+    "Zn",
+    "H",
+    "Li",
+    "Ge",
+    "Cu",
+    "Au",
+    "Ni",
+    "Cd",
+    "In",
+    "Mn",
+    "Zr",
+    "Cr",
+    "Pt",
+    "Hg",
+    "Pb",
+]  # no unknown slot: all-zero
+
 
 def one_hot(value, choices: Sequence, unknown: str = "last") -> List[float]:
     """One-hot of ``value`` over ``choices``. A value outside them: ``"last"`` — counts as the last choice
@@ -46,4 +93,4 @@ def bond_edge_index(mol) -> Tensor:
     return torch.tensor([src + dst, dst + src], dtype=torch.long)
 
 
-__all__ = ["one_hot", "implicit_valence", "bond_edge_index"]
+__all__ = ["DGL_ATOM_SYMBOLS", "one_hot", "implicit_valence", "bond_edge_index"]

@@ -13,6 +13,8 @@ from typing import Any, Dict, Tuple
 
 import torch
 
+from csg2a_graph._names import DEEP_BASELINES
+
 #: the declared search spaces: option -> (kind, low, high[, "log"]); "train.lr" sets options["train"]["lr"]
 SEARCH_SPACES: Dict[str, Dict[str, Tuple]] = {
     "rf": {"n_estimators": ("int", 50, 300), "max_features": ("float", 0.05, 1.0), "min_samples_leaf": ("int", 1, 20)},
@@ -25,19 +27,7 @@ SEARCH_SPACES: Dict[str, Dict[str, Tuple]] = {
     "svm": {"C": ("float", 0.1, 10.0, "log"), "epsilon": ("float", 0.01, 0.5, "log")},
     "csg2a": {"train.lr": ("float", 1e-5, 1e-3, "log"), "train.weight_decay": ("float", 1e-7, 1e-3, "log")},
 }
-for _deep in (
-    "graphdrp",
-    "deeptta",
-    "pathdnn",
-    "precily",
-    "drpreter",
-    "deepcovdr",
-    "gene-gcn",
-    "gene-gat",
-    "gene-gin",
-    "gene-csg2a",
-    "gene-csg2a+gcn",
-):
+for _deep in DEEP_BASELINES:
     SEARCH_SPACES[_deep] = {
         "train.lr": ("float", 1e-5, 1e-2, "log"),
         "train.weight_decay": ("float", 1e-7, 1e-3, "log"),
