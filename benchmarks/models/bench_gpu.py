@@ -225,7 +225,7 @@ def part_epoch(args, dev: str) -> str:
 
     ds, pre = load_data(args)
     split = ds.get_idx_split("mixed", fold=0)
-    max_batches = 3 if args.dry_run else None
+    max_batches = 3 if args.dry_run else args.max_batches
     lines = ["| path | epochs | train s / epoch | validation s | pairs / s | val MSE |", "|---|---|---|---|---|---|"]
     for label, kw in (
         ("today (per-step checks)", {}),
@@ -304,6 +304,8 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=2, help="epochs of each path in the epoch part")
     p.add_argument("--jobs", type=int, default=8, help="worker processes sharing the GPU in the protocol part")
     p.add_argument("--protocol-folds", type=int, default=1)
+    p.add_argument("--device", default=None, help="run the parts on this device instead (e.g. cpu: a CPU baseline)")
+    p.add_argument("--max-batches", type=int, default=None, help="epoch part: cap the batches per epoch")
     args = p.parse_args(argv)
     if args.prepare_data:
         if not (args.gdsc_root and args.pretrained):
@@ -315,7 +317,7 @@ def main(argv=None) -> int:
         args.jobs = min(args.jobs, 2)
     import torch
 
-    dev = "cpu" if args.dry_run else "cuda"
+    dev = args.device or ("cpu" if args.dry_run else "cuda")
     if dev == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: run with --dry-run, or on a GPU machine", file=sys.stderr)
         return 2
