@@ -276,87 +276,96 @@ def cross_validate(
                             }
                         )
 
-    # 2. tuning: once per (model, scheme, fold) on the unperturbed data's validation pairs, kept in tuned.json
-    tuned: Dict[tuple, tuple] = {}
-    to_tune = []
-    if tune:
-        for key in dict.fromkeys((r["label"], r["scheme"], r["fold"]) for r in rows):
-            label, scheme, fold = key
-            tdir = os.path.join(out_dir, "runs", f"{label}_{scheme}_fold{fold}")
-            saved_tuning = _read_tuned(tdir)
-            if saved_tuning is not None:
-                tuned[key] = saved_tuning
-                continue
-            opts = dict(model_options.get(label, {}))
-            runner_name = opts.pop("runner", label)
-            os.makedirs(tdir, exist_ok=True)
-            to_tune.append((key, (RUNNERS[runner_name], runner_name, splits[(scheme, fold)], opts, tune, seed, tdir)))
-    for i, result in run_tasks(_tune_task, dataset, [t for _, t in to_tune], **run_kw):
-        key = to_tune[i][0]
-        tuned[key] = result
-        _write_tuned(to_tune[i][1][-1], *result)
-        logger.info("%s %s fold %d tuned: %s", *key, result[1]["values"])
-
-    # 3. the runs, each its own task; the driver alone writes results.csv
-    tasks = []
-    for r in rows:
-        opts, info = r["opts"], {"trials": 0, "values": {}}
-        key = (r["label"], r["scheme"], r["fold"])
-        if key in tuned:
-            tuned_opts, info = tuned[key]
-            opts = {**tuned_opts, **({"pretrained": opts["pretrained"]} if "pretrained" in opts else {})}
-        r["info"] = info
-        run_dir = os.path.join(out_dir, "runs", r["tag"])
-        os.makedirs(run_dir, exist_ok=True)
-        split = splits[(r["scheme"], r["fold"])]
-        logger.info(
-            "%s on %s fold %d (seed %d, %s): %d train / %d val / %d test pairs",
-            r["label"],
-            r["scheme"],
-            r["fold"],
-            r["seed"],
-            r["rand"],
-            split["train"].numel(),
-            split["val"].numel(),
-            split["test"].numel(),
-        )
-        tasks.append((RUNNERS[r["runner"]], split, opts, run_dir, r["seed"], r["rand"], seed + 1000 * r["fold"] + 7))
+    # serial: fold by fold (tune, then that fold's runs), so a long run has whole folds early; parallel: all at once
+    fold_keys = list(splits)
+    groups = [[k] for k in fold_keys] if executor == "serial" else [fold_keys]
     naive: Dict[tuple, Tensor] = {}  # the NaiveMeanEffects (additive) predictions per fold: the normalised base
-    for i, out in run_tasks(_fit_task, dataset, tasks, **run_kw):
-        r = rows[i]
-        split = splits[(r["scheme"], r["fold"])]
-        test = split["test"]
-        y = pairs["y"][test]
-        pred = torch.tensor(out["pred"])
-        met = regression_metrics(y, pred, drug=pairs["drug"][test].numpy(), cell=pairs["cell"][test].numpy())
-        if (r["scheme"], r["fold"]) not in naive:
-            naive[(r["scheme"], r["fold"])] = RUNNERS["additive"](dataset, split, {}, "", seed).reshape(-1).cpu()
-        met.update(normalized_metrics(y, pred, naive[(r["scheme"], r["fold"])]))
-        row = {
-            "model": r["label"],
-            "scheme": r["scheme"],
-            "fold": r["fold"],
-            "seed": r["seed"],
-            "randomization": r["rand"],
-            **met,
-            "n_train": split["train"].numel(),
-            "n_val": split["val"].numel(),
-            "n_test": test.numel(),
-            **out["budget"],
-            "trials": r["info"]["trials"],
-            "tuned": json.dumps(r["info"]["values"], sort_keys=True) if r["info"]["values"] else None,
-            "seconds": round(out["seconds"], 2),
-            "git_revision": rev,
-        }
-        _write_predictions(os.path.join(out_dir, "predictions", f"{r['tag']}.csv"), dataset, test, y, pred)
-        _append(results_path, row)
-        what = "" if (r["seed"] == seed and r["rand"] == "none") else f" (seed {r['seed']}, {r['rand']})"
-        print(
-            f"{r['label']:>16} {r['scheme']:>10} fold {r['fold']}{what}: RMSE {met['rmse']:.3f}  PCC "
-            f"{met['pcc']:.3f}  per-drug PCC {met['pcc_per_drug']:.3f}  normalised PCC "
-            f"{met['pcc_norm']:.3f}  ({out['seconds']:.0f} s)",
-            flush=True,
-        )
+    for group in groups:
+        g_rows = [r for r in rows if (r["scheme"], r["fold"]) in group]
+        # 2. tuning: once per (model, scheme, fold) on the unperturbed data's validation pairs, kept in tuned.json
+        tuned: Dict[tuple, tuple] = {}
+        to_tune = []
+        if tune:
+            for key in dict.fromkeys((r["label"], r["scheme"], r["fold"]) for r in g_rows):
+                label, scheme, fold = key
+                tdir = os.path.join(out_dir, "runs", f"{label}_{scheme}_fold{fold}")
+                saved_tuning = _read_tuned(tdir)
+                if saved_tuning is not None:
+                    tuned[key] = saved_tuning
+                    continue
+                opts = dict(model_options.get(label, {}))
+                runner_name = opts.pop("runner", label)
+                os.makedirs(tdir, exist_ok=True)
+                to_tune.append(
+                    (key, (RUNNERS[runner_name], runner_name, splits[(scheme, fold)], opts, tune, seed, tdir))
+                )
+        for i, result in run_tasks(_tune_task, dataset, [t for _, t in to_tune], **run_kw):
+            key = to_tune[i][0]
+            tuned[key] = result
+            _write_tuned(to_tune[i][1][-1], *result)
+            logger.info("%s %s fold %d tuned: %s", *key, result[1]["values"])
+
+        # 3. the runs, each its own task; the driver alone writes results.csv
+        tasks = []
+        for r in g_rows:
+            opts, info = r["opts"], {"trials": 0, "values": {}}
+            key = (r["label"], r["scheme"], r["fold"])
+            if key in tuned:
+                tuned_opts, info = tuned[key]
+                opts = {**tuned_opts, **({"pretrained": opts["pretrained"]} if "pretrained" in opts else {})}
+            r["info"] = info
+            run_dir = os.path.join(out_dir, "runs", r["tag"])
+            os.makedirs(run_dir, exist_ok=True)
+            split = splits[(r["scheme"], r["fold"])]
+            logger.info(
+                "%s on %s fold %d (seed %d, %s): %d train / %d val / %d test pairs",
+                r["label"],
+                r["scheme"],
+                r["fold"],
+                r["seed"],
+                r["rand"],
+                split["train"].numel(),
+                split["val"].numel(),
+                split["test"].numel(),
+            )
+            tasks.append(
+                (RUNNERS[r["runner"]], split, opts, run_dir, r["seed"], r["rand"], seed + 1000 * r["fold"] + 7)
+            )
+        for i, out in run_tasks(_fit_task, dataset, tasks, **run_kw):
+            r = g_rows[i]
+            split = splits[(r["scheme"], r["fold"])]
+            test = split["test"]
+            y = pairs["y"][test]
+            pred = torch.tensor(out["pred"])
+            met = regression_metrics(y, pred, drug=pairs["drug"][test].numpy(), cell=pairs["cell"][test].numpy())
+            if (r["scheme"], r["fold"]) not in naive:
+                naive[(r["scheme"], r["fold"])] = RUNNERS["additive"](dataset, split, {}, "", seed).reshape(-1).cpu()
+            met.update(normalized_metrics(y, pred, naive[(r["scheme"], r["fold"])]))
+            row = {
+                "model": r["label"],
+                "scheme": r["scheme"],
+                "fold": r["fold"],
+                "seed": r["seed"],
+                "randomization": r["rand"],
+                **met,
+                "n_train": split["train"].numel(),
+                "n_val": split["val"].numel(),
+                "n_test": test.numel(),
+                **out["budget"],
+                "trials": r["info"]["trials"],
+                "tuned": json.dumps(r["info"]["values"], sort_keys=True) if r["info"]["values"] else None,
+                "seconds": round(out["seconds"], 2),
+                "git_revision": rev,
+            }
+            _write_predictions(os.path.join(out_dir, "predictions", f"{r['tag']}.csv"), dataset, test, y, pred)
+            _append(results_path, row)
+            what = "" if (r["seed"] == seed and r["rand"] == "none") else f" (seed {r['seed']}, {r['rand']})"
+            print(
+                f"{r['label']:>16} {r['scheme']:>10} fold {r['fold']}{what}: RMSE {met['rmse']:.3f}  PCC "
+                f"{met['pcc']:.3f}  per-drug PCC {met['pcc_per_drug']:.3f}  normalised PCC "
+                f"{met['pcc_norm']:.3f}  ({out['seconds']:.0f} s)",
+                flush=True,
+            )
     df = pd.read_csv(results_path)
     write_summary(df, os.path.join(out_dir, "summary.md"))
     return df
