@@ -18,8 +18,10 @@ Parts (``--parts``; each writes ``OUT/<part>.md``, a failing part is reported an
 - ``epoch``: one GDSC2 fine-tuning epoch at batch 128 through the package's trainer (pretrained network frozen as
   released): today's path, ``TrainConfig(fast=True)``, and fast + bf16 autocast, side by side; training seconds,
   validation seconds and pairs/s (goal <= 3 s).
-- ``protocol``: ``cross_validate`` over the 4 paper schemes with ``--jobs`` worker processes sharing the GPU
-  (additive + CSG²A released, batch 128, patience 20), as many folds as ``--protocol-folds``; wall time and rows.
+- ``protocol``: ``cross_validate`` over the 4 paper schemes (additive + CSG²A released, batch 128, patience 20), as
+  many folds as ``--protocol-folds``, with ``--executor stacked`` (default: every CSG²A run of the protocol stepped
+  together in one process, ``csg2a_graph.train.stacked``) or ``process`` (``--jobs`` worker processes sharing the
+  GPU); wall time and rows.
 
 Nothing here asserts a time; the files say what was measured, with the machine, torch version and git revision.
 """
@@ -280,14 +282,16 @@ def part_protocol(args, dev: str) -> str:
         folds=args.protocol_folds,
         out_dir=out,
         model_options=opts,
-        jobs=args.jobs,
+        jobs=1 if args.executor == "stacked" else args.jobs,
+        executor=args.executor,
         subsample=600 if args.dry_run else None,
     )
     wall = time.perf_counter() - t0
     with open(os.path.join(out, "summary.md")) as f:
         summary = f.read()
+    how = "--executor stacked (all CSG2A runs in one stack)" if args.executor == "stacked" else f"--jobs {args.jobs}"
     return (
-        f"{len(df)} rows (4 schemes x {args.protocol_folds} folds x 2 models), --jobs {args.jobs}: "
+        f"{len(df)} rows (4 schemes x {args.protocol_folds} folds x 2 models), {how}: "
         f"**{wall:.0f} s wall** ({wall / 60:.1f} min)\n\n" + summary
     )
 
@@ -304,6 +308,9 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=2, help="epochs of each path in the epoch part")
     p.add_argument("--jobs", type=int, default=8, help="worker processes sharing the GPU in the protocol part")
     p.add_argument("--protocol-folds", type=int, default=1)
+    p.add_argument(
+        "--executor", default="stacked", choices=["stacked", "process"], help="protocol part: how runs share the GPU"
+    )
     p.add_argument("--device", default=None, help="run the parts on this device instead (e.g. cpu: a CPU baseline)")
     p.add_argument("--max-batches", type=int, default=None, help="epoch part: cap the batches per epoch")
     args = p.parse_args(argv)

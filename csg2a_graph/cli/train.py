@@ -413,9 +413,11 @@ class CVSubcommand(Subcommand):
         g.add_argument(
             "--executor",
             default=None,
-            choices=["serial", "process", "ray"],
-            help="where the tasks run: worker processes on this machine (default with --jobs > 1) or a "
-            "Ray cluster (pip install 'csg2a-graph[ray]')",
+            choices=["serial", "process", "ray", "stacked"],
+            help="where the tasks run: worker processes on this machine (default with --jobs > 1), a "
+            "Ray cluster (pip install 'csg2a-graph[ray]'), or 'stacked': the CSG2A fine-tunings of one frozen "
+            "pretrained network stepped together in one process (up to --jobs per stack; 1 = all), one big "
+            "batch per step for a GPU",
         )
         g.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: a local one)")
         g.add_argument("--gpus-per-run", type=float, default=0, help="GPUs each Ray task asks for (1 on a GPU cluster)")

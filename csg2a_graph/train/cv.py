@@ -160,8 +160,10 @@ def cross_validate(
         jobs: how many runs at once (issue 28.4). Tuning runs first (one task per model and fold), then every
             (model, fold, seed, randomisation) is its own task; the results equal those of ``jobs=1`` (a test
             compares them) and rows are appended as tasks finish.
-        executor: ``"serial"``, ``"process"`` (worker processes on this machine; the default when ``jobs > 1``) or
-            ``"ray"`` (``csg2a_graph.train.executors``).
+        executor: ``"serial"``, ``"process"`` (worker processes on this machine; the default when ``jobs > 1``),
+            ``"ray"`` (``csg2a_graph.train.executors``) or ``"stacked"``: the CSG²A fine-tunings of one frozen
+            pretrained network trained stepped together in this process, up to ``jobs`` per stack (``jobs=1``: all;
+            ``csg2a_graph.train.stacked``; equal to one by one within float tolerance), the other models one by one.
         ray_address: an existing Ray cluster (default: a local one for the run).
         threads: CPU threads per run (default: this machine's cores shared among ``jobs``; the serial path keeps
             the process's setting).
@@ -184,8 +186,8 @@ def cross_validate(
     if any(f < 0 or f >= n_folds for f in fold_ids):
         raise ValueError(f"fold ids must lie in [0, {n_folds}), got {fold_ids}")
     executor = executor or ("serial" if jobs == 1 else "process")
-    if executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    if executor not in (*EXECUTORS, "stacked"):
+        raise ValueError(f"executor must be one of {(*EXECUTORS, 'stacked')}, got {executor!r}")
     os.makedirs(os.path.join(out_dir, "splits"), exist_ok=True)
     os.makedirs(os.path.join(out_dir, "predictions"), exist_ok=True)
     keep = None
@@ -213,7 +215,11 @@ def cross_validate(
     rev = git_revision()
     pairs = dataset.pairs
     run_kw: Dict[str, Any] = dict(
-        jobs=jobs, executor=executor, threads=threads, address=ray_address, gpus_per_task=gpus_per_run
+        jobs=jobs,
+        executor="serial" if executor == "stacked" else executor,
+        threads=threads,
+        address=ray_address,
+        gpus_per_task=gpus_per_run,
     )
 
     # 1. the folds, saved (or checked against the saved ones), and which rows remain
@@ -331,7 +337,12 @@ def cross_validate(
             tasks.append(
                 (RUNNERS[r["runner"]], split, opts, run_dir, r["seed"], r["rand"], seed + 1000 * r["fold"] + 7)
             )
-        for i, out in run_tasks(_fit_task, dataset, tasks, **run_kw):
+        finished = (
+            _stacked_fits(dataset, tasks, jobs)
+            if executor == "stacked"
+            else run_tasks(_fit_task, dataset, tasks, **run_kw)
+        )
+        for i, out in finished:
             r = g_rows[i]
             split = splits[(r["scheme"], r["fold"])]
             test = split["test"]
@@ -382,6 +393,64 @@ def _fit_task(
     pred = runner(data, split, opts, run_dir, run_seed).reshape(-1).detach().cpu()
     secs = time.perf_counter() - t0
     return {"pred": pred.numpy(), "seconds": secs, "budget": budget(run_dir, split["train"].numel(), opts)}
+
+
+def _stackable(task: tuple) -> bool:
+    """Whether a fit task is a CSG²A fine-tuning of a frozen pretrained network (what ``StackedTrainer`` runs)."""
+    from csg2a_graph.train.runners import run_csg2a
+
+    runner, _, opts = task[0], task[1], task[2]
+    return runner is run_csg2a and bool(opts.get("pretrained")) and opts.get("freeze", True) is not False
+
+
+def _stacked_fits(dataset, tasks: Sequence[tuple], max_stack: int):
+    """``executor="stacked"`` (issue 28.4): the CSG²A fine-tunings that share a frozen network, data view and options
+    (they differ in fold, scheme and seed) are trained stepped together (``csg2a_graph.train.stacked``), at most
+    ``max_stack`` per stack when ``max_stack > 1`` (else every such run at once); every other task runs as
+    ``_fit_task``. Yields ``(index, out)`` as ``run_tasks`` does. A stack's wall time is shared equally among its
+    rows (``seconds``).
+    """
+    from csg2a_graph.train.loop import TrainConfig
+    from csg2a_graph.train.pipeline import finetune_model
+    from csg2a_graph.train.randomize import randomized
+    from csg2a_graph.train.stacked import StackedTrainer
+
+    groups: Dict[str, List[int]] = {}
+    for i, t in enumerate(tasks):
+        if not _stackable(t):
+            yield i, _fit_task(dataset, *t)
+            continue
+        opts, rand, rand_seed = t[2], t[5], t[6]
+        key = json.dumps([opts, rand, rand_seed if rand != "none" else None], sort_keys=True, default=str)
+        groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        size = max_stack if max_stack > 1 else len(members)
+        for start in range(0, len(members), size):
+            chunk = members[start : start + size]
+            first = tasks[chunk[0]]
+            opts = dict(first[2])
+            data = _randomized_cached(dataset, first[5], first[6], randomized)
+            train = dict(opts.pop("train", {}))
+            pretrained = opts.pop("pretrained")
+            seeds = [int(tasks[i][4]) for i in chunk]
+            cfg = TrainConfig.from_dict({**train, "seed": seeds[0]})
+            t0 = time.perf_counter()
+            models = [finetune_model(data, pretrained, opts, s) for s in seeds]
+            trainer = StackedTrainer(models, cfg, seeds=seeds, out_dirs=[tasks[i][3] for i in chunk])
+            trainer.fit(data, [tasks[i][1] for i in chunk])
+            preds = trainer.predict(data, [tasks[i][1]["test"] for i in chunk])
+            secs = (time.perf_counter() - t0) / len(chunk)
+            logger.info("%d CSG2A runs stepped together in %.0f s", len(chunk), secs * len(chunk))
+            for i, pred in zip(chunk, preds):
+                t = tasks[i]
+                yield (
+                    i,
+                    {
+                        "pred": pred.reshape(-1).numpy(),
+                        "seconds": secs,
+                        "budget": budget(t[3], t[1]["train"].numel(), t[2]),
+                    },
+                )
 
 
 _RANDOMIZED: Dict[tuple, object] = {}

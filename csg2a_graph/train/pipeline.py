@@ -85,6 +85,37 @@ def pretrain(
     return os.path.join(out_dir, "model.pt")
 
 
+def finetune_model(dataset, pretrained: Optional[str] = None, model_options: Optional[Dict] = None, seed: int = 0):
+    """The ``CSG2AFineTune`` that ``finetune()`` trains (initialised with ``seed``): around the ``pretrained`` network,
+    or a random one (trained unfrozen) without it.
+    """
+    from csg2a_graph.nn.models import CSG2A, CSG2AFineTune
+
+    opts = dict(model_options or {})
+    ft = {k: opts.pop(k) for k in FINETUNE_KEYS if k in opts}
+    if "variant" in opts:  # the fine-tuning part's variant; a network built here takes it too
+        ft["variant"] = opts["variant"] if not pretrained else opts.pop("variant")
+    torch.manual_seed(seed)
+    if pretrained:
+        if opts:
+            raise ValueError(f"options {sorted(opts)} belong to the pretraining network, fixed by {pretrained}")
+        return CSG2AFineTune.from_pretrained(
+            pretrained, genes=dataset.gene_space.genes, measured=dataset.gene_mask.tolist(), **ft
+        )
+    logger.warning("no pretrained network: fine-tuning a randomly initialised CSG2A, unfrozen")
+    prior = (dataset.prior_edge_index, dataset.prior_edge_weight) if dataset.prior_edge_index is not None else None
+    bad = set(opts) - set(PRETRAIN_KEYS)
+    if bad:
+        raise ValueError(f"unknown model options {sorted(bad)}")
+    ft["freeze"] = False
+    return CSG2AFineTune.from_pretrained(
+        CSG2A(dataset.gene_space.genes, prior=prior, **opts),
+        genes=dataset.gene_space.genes,
+        measured=dataset.gene_mask.tolist(),
+        **ft,
+    )
+
+
 def finetune(
     dataset,
     out_dir: str,
@@ -99,37 +130,12 @@ def finetune(
     Without ``pretrained`` the network starts from random weights and is trained unfrozen
     (freezing a random network would be pointless); the log says so.
     """
-    from csg2a_graph.nn.models import CSG2A, CSG2AFineTune
-
-    opts = dict(model_options or {})
     train = train or TrainConfig()
     split = split or dataset.get_idx_split("mixed", fold=0, n_folds=10, seed=train.seed)
-    ft = {k: opts.pop(k) for k in FINETUNE_KEYS if k in opts}
-    if "variant" in opts:  # the fine-tuning part's variant; a network built here takes it too
-        ft["variant"] = opts["variant"] if not pretrained else opts.pop("variant")
-    torch.manual_seed(train.seed)
-    if pretrained:
-        if opts:
-            raise ValueError(f"options {sorted(opts)} belong to the pretraining network, fixed by {pretrained}")
-        model = CSG2AFineTune.from_pretrained(
-            pretrained, genes=dataset.gene_space.genes, measured=dataset.gene_mask.tolist(), **ft
-        )
-    else:
-        logger.warning("no pretrained network: fine-tuning a randomly initialised CSG2A, unfrozen")
-        prior = (dataset.prior_edge_index, dataset.prior_edge_weight) if dataset.prior_edge_index is not None else None
-        bad = set(opts) - set(PRETRAIN_KEYS)
-        if bad:
-            raise ValueError(f"unknown model options {sorted(bad)}")
-        ft["freeze"] = False
-        model = CSG2AFineTune.from_pretrained(
-            CSG2A(dataset.gene_space.genes, prior=prior, **opts),
-            genes=dataset.gene_space.genes,
-            measured=dataset.gene_mask.tolist(),
-            **ft,
-        )
+    model = finetune_model(dataset, pretrained, model_options, train.seed)
     trainer = Trainer(model, train, out_dir=out_dir)
     trainer.fit(dataset, split, resume=resume)
     return trainer, split
 
 
-__all__ = ["pretrain", "finetune", "PRETRAIN_KEYS", "FINETUNE_KEYS"]
+__all__ = ["pretrain", "finetune", "finetune_model", "PRETRAIN_KEYS", "FINETUNE_KEYS"]

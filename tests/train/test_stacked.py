@@ -1,0 +1,212 @@
+"""Issue 28.4: runs stepped together in one process (``StackedTrainer``) train what the runs one by one train —
+weights, validation curves, early stopping and predictions within float tolerance — on real GDSC2 pairs with a
+pretrained CSG²A (pretrained GCN drug encoder, released variant: frozen network in training mode, so every frozen
+BatchNorm uses each run's own batch statistics), runs of different sizes and patience stops included."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from csg2a_graph.errors import InputError
+from csg2a_graph.nn.models import CSG2AFineTune
+from csg2a_graph.train.loop import TrainConfig, Trainer
+from csg2a_graph.train.stacked import StackedAdam, StackedFineTune, StackedTrainer, _batches, _Tables
+
+
+def _model(ds, pretrained, seed, dropout=0.0):
+    torch.manual_seed(seed)
+    m = CSG2AFineTune.from_pretrained(pretrained, genes=ds.gene_space.genes, measured=ds.gene_mask.tolist())
+    for mod in m.modules():
+        if isinstance(mod, nn.Dropout):
+            mod.p = dropout
+    return m
+
+
+def _splits(ds, sizes):
+    # random pairs of each fold (a split's first pairs may all be one cell line: a constant basal input, whose
+    # BatchNorm gradient is rounding noise)
+    out, g = [], torch.Generator().manual_seed(0)
+    for f, (n_train, n_val) in enumerate(sizes):
+        s = {k: v[torch.randperm(v.numel(), generator=g)] for k, v in ds.get_idx_split("mixed", fold=f).items()}
+        out.append({"train": s["train"][:n_train], "val": s["val"][:n_val], "test": s["test"][:150]})
+    return out
+
+
+def _double(ds):
+    view = copy.copy(ds)  # the session's dataset stays as it is
+    view._expr = ds._expr.double()
+    view._pairs = {k: (v.double() if v.is_floating_point() else v) for k, v in ds._pairs.items()}
+    return view
+
+
+def test_one_stacked_step_has_each_runs_own_loss_and_gradient(gdsc2, pretrained_csg2a):
+    # the exact check, in float64 (float32 rounding of the long reductions would hide a wrong term): one training
+    # step's predictions, gradients and frozen running statistics per run, against each model alone
+    ds = _double(gdsc2)
+    splits = _splits(ds, [(300, 10), (250, 10), (130, 10)])
+    models = [_model(ds, pretrained_csg2a, sd).double() for sd in (0, 1, 2)]
+    for m, sp in zip(models, splits):
+        m.set_target_scaler(ds.pairs["y"][sp["train"]])
+    alone = copy.deepcopy(models)
+    stack = StackedFineTune(models).train()
+    tables = _Tables(ds, torch.device("cpu"))
+    for sizes in ((64, 64, 64), (64, 51, 37)):  # equal batches (batched matmuls) and ragged ones (the epoch tails)
+        sels = [
+            sp["train"][_batches(sp["train"].numel(), n, seed=7, merge_singleton=True)[0]]
+            for sp, n in zip(splits, sizes)
+        ]
+        expr, graph, dindex, dose, tm, y, layout = tables.batch(sels)
+        pred = stack(expr, graph, dindex, dose, tm, torch.arange(3), layout)
+        stack.zero_grad()
+        sum(((p - t) ** 2).mean() for p, t in zip(pred.split(layout[0]), y.split(layout[0]))).backward()
+        for r, (m, sel) in enumerate(zip(alone, sels)):
+            m.train()
+            m.zero_grad()
+            b = next(iter(ds.loader(sel, batch_size=len(sel))))
+            p = m(*b.inputs())
+            assert torch.allclose(pred.split(layout[0])[r], p, rtol=1e-10, atol=1e-10)
+            ((p - b.y) ** 2).mean().backward()
+            top = max(float(q.grad.abs().max()) for q in m.parameters() if q.grad is not None)
+            for name, q in m.named_parameters():
+                # a bias right before a BatchNorm has a zero gradient in exact arithmetic: both sides are rounding
+                if q.grad is None or float(q.grad.abs().max()) < 1e-6 * top:
+                    continue
+                g = (
+                    getattr(stack, name).grad[r]
+                    if name in ("shift", "scale")
+                    else stack.base.get_parameter(name).grad[r]
+                )
+                err = float((g - q.grad).abs().max()) / float(q.grad.abs().max())
+                assert err < 1e-8, (name, err)
+            # the frozen BatchNorms saw this run's rows only: running statistics as the model alone keeps them
+            for k, v in m.state_dict().items():
+                if "running_" in k:
+                    assert torch.allclose(stack.base.state_dict()[k][r], v, rtol=1e-10, atol=1e-10), k
+
+
+def test_stacked_runs_equal_the_runs_one_by_one(gdsc2, pretrained_csg2a, tmp_path):
+    # three runs: different folds, seeds and sizes (the last batches differ; run 2 has a batch fewer per epoch)
+    splits = _splits(gdsc2, [(700, 120), (640, 100), (577, 90)])
+    seeds = [0, 1, 5]
+    cfg = TrainConfig(epochs=3, batch_size=64, lr=1e-4, progress=False, patience=20)  # the released lr
+    serial = []
+    for sp, sd in zip(splits, seeds):
+        t = Trainer(_model(gdsc2, pretrained_csg2a, sd), TrainConfig(**{**cfg.__dict__, "seed": sd}))
+        t.fit(gdsc2, sp)
+        serial.append(t)
+    models = [_model(gdsc2, pretrained_csg2a, sd) for sd in seeds]
+    outs = [str(tmp_path / f"run{r}") for r in range(3)]
+    st = StackedTrainer(models, cfg, seeds=seeds, out_dirs=outs)
+    hist = st.fit(gdsc2, splits)
+    preds = st.predict(gdsc2, [sp["test"] for sp in splits])
+    for r, t in enumerate(serial):
+        assert [h["epoch"] for h in hist[r]] == [h["epoch"] for h in t.history]
+        # Adam's first steps are +-lr wherever a gradient is ~0 and rounding flips its sign, so the runs drift apart
+        # by float noise over epochs (as fused and foreach Adam do, tests/train/test_fast.py); the step itself is
+        # checked exactly above
+        assert hist[r][0]["train_mse"] == pytest.approx(t.history[0]["train_mse"], rel=1e-3)
+        for a, b in zip(t.history, hist[r]):
+            assert b["train_mse"] == pytest.approx(a["train_mse"], rel=2e-2)
+            assert b["val_mse"] == pytest.approx(a["val_mse"], rel=5e-2)
+        assert st.best_epochs[r] == t.best_epoch
+        ss, sm = t.model.state_dict(), models[r].state_dict()
+        assert set(ss) == set(sm)
+        # weights: Adam moves every weight whose gradient is ~0 by +-lr per step, the sign set by rounding, so two
+        # float implementations part by up to lr per step there (the step itself is exact, test above); what a run
+        # computes must agree: every BatchNorm stepped as often, predictions close
+        for k, v in ss.items():
+            if not v.is_floating_point():
+                assert torch.equal(sm[k], v), k
+        alone = t.predict(gdsc2, splits[r]["test"])
+        assert torch.corrcoef(torch.stack([preds[r], alone]))[0, 1] > 0.99
+        assert float((preds[r] - alone).abs().mean()) < 0.05 * float(alone.std())
+        # what cv's budget columns read: the run's metrics.csv and model.pt
+        assert (tmp_path / f"run{r}" / "metrics.csv").exists() and (tmp_path / f"run{r}" / "model.pt").exists()
+    # the frozen network is untouched, its running statistics are each run's own
+    bn = "pretrained.cond.drug.batch_norms.0.running_mean"
+    assert not torch.equal(models[0].state_dict()[bn], models[1].state_dict()[bn])
+
+
+def test_early_stopped_runs_leave_the_stack(gdsc2, pretrained_csg2a):
+    splits = _splits(gdsc2, [(400, 80), (150, 80), (300, 80)])
+    # patience 1: a run stops at its first epoch without improvement, the other runs go on without it
+    cfg = TrainConfig(epochs=8, batch_size=100, lr=2e-3, progress=False, patience=1, schedule="constant", max_batches=1)
+    serial = []
+    for sp, sd in zip(splits, (0, 1, 2)):
+        t = Trainer(_model(gdsc2, pretrained_csg2a, sd), TrainConfig(**{**cfg.__dict__, "seed": sd}))
+        t.fit(gdsc2, sp)
+        serial.append(t)
+    models = [_model(gdsc2, pretrained_csg2a, sd) for sd in (0, 1, 2)]
+    st = StackedTrainer(models, cfg, seeds=[0, 1, 2])
+    hist = st.fit(gdsc2, splits)
+    assert min(len(h) for h in hist) < max(len(h) for h in hist)  # a run left early, the others went on
+    for r, t in enumerate(serial):
+        assert len(hist[r]) == len(t.history)
+        assert [h["val_mse"] for h in hist[r]] == pytest.approx([h["val_mse"] for h in t.history], rel=3e-2)
+
+
+def test_stacked_adam_is_torch_adam_per_run():
+    torch.manual_seed(0)
+    w = torch.randn(3, 4, 5)
+    grads = [torch.randn(3, 4, 5) for _ in range(4)]
+    active = [torch.tensor([True, True, True]), torch.tensor([True, False, True])] * 2
+    p = w.clone().requires_grad_(True)
+    opt = StackedAdam([p], weight_decay=1e-2)
+    for g, a in zip(grads, active):
+        p.grad = g.clone()
+        opt.step(a, torch.full((3,), 1e-2, dtype=torch.float64))
+    for r in range(3):
+        q = w[r].clone().requires_grad_(True)
+        ref = torch.optim.Adam([q], lr=1e-2, weight_decay=1e-2, foreach=False)
+        for g, a in zip(grads, active):
+            if a[r]:
+                q.grad = g[r].clone()
+                ref.step()
+        assert torch.allclose(p.detach()[r], q.detach(), atol=1e-6), r
+
+
+def test_stacked_runs_refuse_what_they_cannot_share(gdsc2, pretrained_csg2a):
+    a, b = _model(gdsc2, pretrained_csg2a, 0), _model(gdsc2, pretrained_csg2a, 1)
+    b2 = copy.deepcopy(b)
+    with torch.no_grad():
+        b2.pretrained.out.weight.add_(1.0)  # another frozen network (e.g. its prior removed)
+    with pytest.raises(InputError, match="differs from run 0"):
+        StackedTrainer([a, b2], TrainConfig(epochs=1, progress=False)).fit(gdsc2, _splits(gdsc2, [(100, 20)] * 2))
+    b.set_freeze(False)
+    with pytest.raises(InputError, match="freeze=False"):
+        StackedTrainer([a, b], TrainConfig(epochs=1, progress=False)).fit(gdsc2, _splits(gdsc2, [(100, 20)] * 2))
+    with pytest.raises(InputError, match="max_minutes"):
+        StackedTrainer([a], TrainConfig(epochs=1, max_minutes=1.0, progress=False))
+
+
+def test_cv_stacked_executor_runs_the_csg2a_rows_together(gdsc2, pretrained_csg2a, tmp_path):
+    from csg2a_graph.train.cv import cross_validate
+
+    def run(out, **kw):
+        return cross_validate(
+            gdsc2,
+            ["additive", "csg2a"],
+            ["mixed", "drug_blind"],
+            folds=1,
+            out_dir=str(tmp_path / out),
+            subsample=1500,
+            seeds=2,
+            model_options={"csg2a": {"pretrained": pretrained_csg2a, "train": {"epochs": 2, "progress": False}}},
+            **kw,
+        )
+
+    serial = run("serial").set_index(["model", "scheme", "fold", "seed"]).sort_index()
+    stacked = run("stacked", executor="stacked").set_index(["model", "scheme", "fold", "seed"]).sort_index()
+    assert list(stacked.index) == list(serial.index)  # every row, the additive ones too (run one by one)
+    for col in ("n_train", "n_val", "n_test", "epochs", "best_epoch", "pairs_seen"):
+        assert stacked[col].fillna(-1).tolist() == serial[col].fillna(-1).tolist(), col
+    add = [i for i in serial.index if i[0] == "additive"]
+    assert list(stacked.loc[add, "rmse"]) == list(serial.loc[add, "rmse"])
+    # the four CSG2A runs were one stack; dropout masks are drawn for the stack, so these agree as two seeds do
+    csg = [i for i in serial.index if i[0] == "csg2a"]
+    rel = (stacked.loc[csg, "rmse"] - serial.loc[csg, "rmse"]).abs() / serial.loc[csg, "rmse"]
+    assert (rel < 0.15).all(), rel
+    ck = torch.load(tmp_path / "stacked" / "runs" / "csg2a_mixed_fold0" / "model.pt", weights_only=False)
+    assert ck["stacked"] == 4
