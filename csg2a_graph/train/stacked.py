@@ -124,42 +124,45 @@ class StackedBatchNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         rows = self.ctx.rows_for(x.size(0), self.role)
-        ids = rows.ids
-        if self.training:
-            if rows.equal:
-                xv = x.view(rows.num, rows.sizes[0], -1)
-                mean = xv.mean(1)
-                var = xv.var(1, unbiased=False)
-            else:
-                n = rows.counts.to(x.dtype).unsqueeze(1)
-                mean = x.new_zeros(rows.num, x.size(1)).index_add_(0, ids, x) / n
-                xc = x - mean[ids]
-                var = x.new_zeros(rows.num, x.size(1)).index_add_(0, ids, xc * xc) / n
-            with torch.no_grad():
-                n = rows.counts.to(var.dtype).unsqueeze(1)
-                unbiased = var.detach() * n / (n - 1).clamp_min(1)
-                m = self.momentum
-                if rows.all:
-                    self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-                    self.running_var.mul_(1 - m).add_(unbiased, alpha=m)
-                    self.num_batches_tracked.add_(1)
-                else:
-                    r = rows.runs
-                    self.running_mean[r] = self.running_mean[r] * (1 - m) + mean.detach() * m
-                    self.running_var[r] = self.running_var[r] * (1 - m) + unbiased * m
+        F = nn.functional
+        if not rows.equal:  # ragged (atoms of the drug graphs, epoch tails): PyTorch's kernel on each run's rows
+            outs = []
+            for i, part in enumerate(x.split(rows.sizes)):
+                r = int(rows.runs[i])
+                outs.append(
+                    F.batch_norm(
+                        part,
+                        self.running_mean[r],  # a view: the kernel updates this run's running statistics in place
+                        self.running_var[r],
+                        None if self.weight is None else self.weight[r],
+                        None if self.bias is None else self.bias[r],
+                        self.training,
+                        self.momentum,
+                        self.eps,
+                    )
+                )
+                if self.training:
                     self.num_batches_tracked[r] += 1
+            return torch.cat(outs)
+        # as many rows per run: one kernel over (run, channel) pairs as channels: [n, A*C]
+        A, n, C = rows.num, rows.sizes[0], x.size(1)
+        xt = x.view(A, n, C).transpose(0, 1).reshape(n, A * C)
+        if rows.all:
+            rm, rv = self.running_mean.view(-1), self.running_var.view(-1)
         else:
-            mean, var = _gather(self.running_mean, rows), _gather(self.running_var, rows)
-        if rows.equal:
-            xv = x.view(rows.num, rows.sizes[0], -1)
-            y = (xv - mean.unsqueeze(1)) * torch.rsqrt(var.unsqueeze(1) + self.eps)
-            if self.affine:
-                y = y * _gather(self.weight, rows).unsqueeze(1) + _gather(self.bias, rows).unsqueeze(1)
-            return y.reshape(x.shape)
-        y = (x - mean[ids]) * torch.rsqrt(var[ids] + self.eps)
-        if self.affine:
-            y = y * _gather(self.weight, rows)[ids] + _gather(self.bias, rows)[ids]
-        return y
+            rm, rv = self.running_mean[rows.runs].view(-1), self.running_var[rows.runs].view(-1)
+        w = None if self.weight is None else _gather(self.weight, rows).reshape(-1)
+        b = None if self.bias is None else _gather(self.bias, rows).reshape(-1)
+        y = F.batch_norm(xt, rm, rv, w, b, self.training, self.momentum, self.eps)
+        if self.training:
+            with torch.no_grad():
+                if rows.all:
+                    self.num_batches_tracked.add_(1)
+                else:  # the gathered copies were updated: put them back
+                    self.running_mean[rows.runs] = rm.view(A, C)
+                    self.running_var[rows.runs] = rv.view(A, C)
+                    self.num_batches_tracked[rows.runs] += 1
+        return y.view(n, A, C).transpose(0, 1).reshape(x.shape)
 
 
 class StackedLinear(nn.Module):
