@@ -5,7 +5,7 @@ batch's distinct drugs encoded once.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -17,6 +17,26 @@ if TYPE_CHECKING:  # the dataset type, for annotations only (pairs.py imports th
     from csg2a_graph.data.pairs import PairDataset
 
 logger = logging.getLogger(__name__)
+
+
+def batch_slices(
+    n: int, batch_size: int, drop_last: bool = False, merge_singleton: bool = False
+) -> List[Tuple[int, int]]:
+    """``(start, end)`` of each batch over ``n`` items: ``batch_size`` each, the last one short (dropped with
+    ``drop_last``; with ``merge_singleton`` a last batch of one item joins the batch before).
+    """
+    merges = merge_singleton and n > 1 and batch_size > 1 and n % batch_size == 1
+    if drop_last or merges:
+        nb = n // batch_size
+    else:
+        nb = -(-n // batch_size)
+    return [(b * batch_size, n if (b == nb - 1 and merges) else min(n, (b + 1) * batch_size)) for b in range(nb)]
+
+
+def shuffled(index: Tensor, seed: int) -> Tensor:
+    """``index`` in the order a shuffling ``PairLoader`` with seed ``seed`` visits it."""
+    g = torch.Generator().manual_seed(seed)
+    return index[torch.randperm(index.numel(), generator=g)]
 
 
 class PairLoader:
@@ -82,16 +102,10 @@ class PairLoader:
         self._seed, self._epoch = seed, 0
 
     def __len__(self) -> int:
-        n = self.index.numel()
-        if self.drop_last:
-            return n // self.batch_size
-        if self._merges():
-            return n // self.batch_size
-        return -(-n // self.batch_size)
+        return len(self._slices())
 
-    def _merges(self) -> bool:
-        n = self.index.numel()
-        return self.merge_singleton and n > 1 and self.batch_size > 1 and n % self.batch_size == 1
+    def _slices(self) -> List[Tuple[int, int]]:
+        return batch_slices(self.index.numel(), self.batch_size, self.drop_last, self.merge_singleton)
 
     def __iter__(self) -> Iterator[PairBatch]:
         if not self.prefetch:
@@ -134,17 +148,12 @@ class PairLoader:
             t.join(timeout=5)
 
     def _batches(self) -> Iterator[PairBatch]:
-        idx = self.index
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self._seed + self._epoch)
-            idx = idx[torch.randperm(idx.numel(), generator=g)]
+        idx = shuffled(self.index, self._seed + self._epoch) if self.shuffle else self.index
         self._epoch += 1
         ds = self.dataset
         p = ds._pairs
-        nb = len(self)
-        for b in range(nb):
-            end = idx.numel() if (b == nb - 1 and self._merges()) else (b + 1) * self.batch_size
-            sel = idx[b * self.batch_size : end]
+        for start, end in self._slices():
+            sel = idx[start:end]
             row = sel if self._rows is None else self._rows[sel]
             cell, drug = p["cell"][row], p["drug"][row]
             if self.all_drugs:

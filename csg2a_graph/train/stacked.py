@@ -372,16 +372,14 @@ class StackedAdam:
         self.steps = steps
 
 
-def _batches(n: int, batch_size: int, seed: Optional[int], merge_singleton: bool) -> List[Tensor]:
-    """Positions ``0..n-1`` in ``PairLoader``'s batches (shuffled with ``seed`` as it does; ``None``: in order)."""
-    idx = torch.arange(n) if seed is None else torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    merges = merge_singleton and n > 1 and batch_size > 1 and n % batch_size == 1
-    nb = n // batch_size if merges else -(-n // batch_size)
-    out = []
-    for b in range(nb):
-        end = n if (b == nb - 1 and merges) else (b + 1) * batch_size
-        out.append(idx[b * batch_size : end])
-    return out
+def _batches(n: int, batch_size: int, seed: int) -> List[Tensor]:
+    """Positions ``0..n-1`` in the training batches of ``Trainer`` (its loader: shuffled with ``seed``, a last batch
+    of one pair merged into the one before).
+    """
+    from csg2a_graph.data.loader import batch_slices, shuffled
+
+    idx = shuffled(torch.arange(n), seed)
+    return [idx[a:b] for a, b in batch_slices(n, batch_size, merge_singleton=True)]
 
 
 class _Tables:
@@ -517,10 +515,7 @@ class StackedTrainer:
                 break
             t0 = time.perf_counter()
             torch.manual_seed(self.seeds[0] * 100_003 + epoch)  # dropout (all runs at once)
-            order = {
-                r: _batches(train_idx[r].numel(), cfg.batch_size, self.seeds[r] + epoch, merge_singleton=True)
-                for r in live
-            }
+            order = {r: _batches(train_idx[r].numel(), cfg.batch_size, self.seeds[r] + epoch) for r in live}
             if cfg.max_batches is not None:
                 order = {r: b[: cfg.max_batches] for r, b in order.items()}
             lr = torch.full((R,), cfg.lr * factor(epoch), dtype=torch.float64, device=dev)

@@ -53,10 +53,7 @@ def test_one_stacked_step_has_each_runs_own_loss_and_gradient(gdsc2, pretrained_
     stack = StackedFineTune(models).train()
     tables = _Tables(ds, torch.device("cpu"))
     for sizes in ((64, 64, 64), (64, 51, 37)):  # equal batches (batched matmuls) and ragged ones (the epoch tails)
-        sels = [
-            sp["train"][_batches(sp["train"].numel(), n, seed=7, merge_singleton=True)[0]]
-            for sp, n in zip(splits, sizes)
-        ]
+        sels = [sp["train"][_batches(sp["train"].numel(), n, seed=7)[0]] for sp, n in zip(splits, sizes)]
         expr, graph, dindex, dose, tm, y, layout = tables.batch(sels)
         pred = stack(expr, graph, dindex, dose, tm, torch.arange(3), layout)
         stack.zero_grad()
