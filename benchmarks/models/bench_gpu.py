@@ -18,6 +18,8 @@ Parts (``--parts``; each writes ``OUT/<part>.md``, a failing part is reported an
 - ``epoch``: one GDSC2 fine-tuning epoch at batch 128 through the package's trainer (pretrained network frozen as
   released): today's path, ``TrainConfig(fast=True)``, and fast + bf16 autocast, side by side; training seconds,
   validation seconds and pairs/s (goal <= 3 s).
+- (``epoch`` also) ``--stack-runs`` runs stepped together (``StackedTrainer``): seconds per epoch of all of them and
+  per run-epoch, beside the single run's.
 - ``protocol``: ``cross_validate`` over the 4 paper schemes (additive + CSG²A released, batch 128, patience 20), as
   many folds as ``--protocol-folds``, with ``--executor stacked`` (default: every CSG²A run of the protocol stepped
   together in one process, ``csg2a_graph.train.stacked``) or ``process`` (``--jobs`` worker processes sharing the
@@ -255,7 +257,38 @@ def part_epoch(args, dev: str) -> str:
             lines.append(f"|  | (wall of the whole fit {wall:.1f} s, model load and test included) | | | | |")
         except Exception as e:  # noqa: BLE001
             lines.append(f"| {label} | FAILED {type(e).__name__}: {str(e).splitlines()[0][:100]} | | | | |")
+    lines += ["", _stacked_epoch(args, dev, ds, pre, max_batches)]
     return "\n".join(lines) + "\n"
+
+
+def _stacked_epoch(args, dev: str, ds, pre: str, max_batches) -> str:
+    """``--stack-runs`` fine-tunings (mixed folds 0..R-1) stepped together (``StackedTrainer``): the epoch of all runs
+    and what it costs per run, beside the one-run lines above.
+    """
+    from csg2a_graph.train.loop import TrainConfig
+    from csg2a_graph.train.pipeline import finetune_model
+    from csg2a_graph.train.stacked import StackedTrainer
+
+    R = 2 if args.dry_run else args.stack_runs
+    cfg = TrainConfig(epochs=args.epochs, batch_size=128, device=dev, progress=False, max_batches=max_batches)
+    try:
+        splits = [ds.get_idx_split("mixed", fold=f % 10) for f in range(R)]
+        models = [finetune_model(ds, pre, {}, seed) for seed in range(R)]
+        _sync(dev)
+        t0 = time.perf_counter()
+        trainer = StackedTrainer(models, cfg, seeds=list(range(R)))
+        hist = trainer.fit(ds, splits)
+        _sync(dev)
+        wall = time.perf_counter() - t0
+        epochs = sum(len(h) for h in hist) / R
+        per_epoch = wall / epochs
+        return (
+            f"Stacked: {R} runs (mixed folds 0-{R - 1}) stepped together, {epochs:.0f} epoch(s) of training + "
+            f"validation: **{per_epoch:.2f} s per epoch of all {R} runs = {per_epoch / R:.2f} s per run-epoch** "
+            f"(last val MSE of run 0: {hist[0][-1]['val_mse']:.4f}).\n"
+        )
+    except Exception as e:  # noqa: BLE001 - a crash is a result
+        return f"Stacked: {R} runs FAILED {type(e).__name__}: {str(e).splitlines()[0][:120]}\n"
 
 
 def part_protocol(args, dev: str) -> str:
@@ -308,6 +341,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=2, help="epochs of each path in the epoch part")
     p.add_argument("--jobs", type=int, default=8, help="worker processes sharing the GPU in the protocol part")
     p.add_argument("--protocol-folds", type=int, default=1)
+    p.add_argument("--stack-runs", type=int, default=10, help="epoch part: runs stepped together in its stacked line")
     p.add_argument(
         "--executor", default="stacked", choices=["stacked", "process"], help="protocol part: how runs share the GPU"
     )

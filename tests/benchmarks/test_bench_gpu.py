@@ -21,4 +21,6 @@ def test_bench_gpu_runs_every_part_dry(tmp_path):
         text = (tmp_path / f"{part}.md").read_text()
         assert "DRY RUN" in text and "FAILED" not in text, part
     assert (tmp_path / "epoch.md").read_text().count("| 2 |") == 3  # today's path, fast, fast + bf16
+    assert "Stacked: 2 runs" in (tmp_path / "epoch.md").read_text()  # and runs stepped together
+    assert "--executor stacked" in (tmp_path / "protocol.md").read_text()
     assert "8 rows" in (tmp_path / "protocol.md").read_text()
