@@ -482,8 +482,11 @@ class StackedTrainer:
         cfg, R, dev = self.config, len(self.models), self.device
         if len(splits) != R:
             raise ValueError(f"{R} models need {R} splits, got {len(splits)}")
-        train_idx = [torch.as_tensor(s["train"]).long() for s in splits]
-        val_idx = [torch.as_tensor(s["val"]).long() if s.get("val") is not None else None for s in splits]
+        from csg2a_graph.data.batch import as_pair_index
+
+        n = dataset.num_pairs
+        train_idx = [as_pair_index(s["train"], n) for s in splits]  # out of range, floats, bad masks: refused here
+        val_idx = [as_pair_index(s["val"], n) if s.get("val") is not None else None for s in splits]
         for r, t in enumerate(train_idx):
             if t.numel() < 2:
                 raise ValueError(f"run {r}: the training split has {t.numel()} pair(s); training needs at least 2")
@@ -555,7 +558,8 @@ class StackedTrainer:
                         f"run {r} (seed {self.seeds[r]}): {int(n_bad[r])} step(s) of epoch {epoch} met a non-finite "
                         "loss or gradient; lower the learning rate"
                     )
-                row: Dict[str, Any] = {"epoch": epoch, "train_mse": train_mse[r], "lr": float(lr[r])}
+                # "lr" as Trainer's metrics.csv has it: read after the epoch's schedule step (the next epoch's)
+                row: Dict[str, Any] = {"epoch": epoch, "train_mse": train_mse[r], "lr": cfg.lr * factor(epoch + 1)}
                 vi = val_idx[r]
                 if vi is not None and vi.numel():
                     from csg2a_graph.train.metrics import regression_metrics
@@ -608,7 +612,6 @@ class StackedTrainer:
                     stacked=R,
                     **data_card(dataset),
                 )
-        self._fitted_states = [m.state_dict() for m in self.models]
         return self.histories
 
     @torch.no_grad()
@@ -638,7 +641,10 @@ class StackedTrainer:
         for r, m in enumerate(self.models):
             self.stack.load_run_state(r, m.state_dict())
         tables = _Tables(dataset, self.device)
-        out = self._predict_runs(tables, list(range(R)), [torch.as_tensor(i).long() for i in indices], dataset)
+        from csg2a_graph.data.batch import as_pair_index
+
+        index = [as_pair_index(i, dataset.num_pairs) for i in indices]
+        out = self._predict_runs(tables, list(range(R)), index, dataset)
         return [out[r] for r in range(R)]
 
 

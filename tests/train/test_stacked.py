@@ -105,6 +105,7 @@ def test_stacked_runs_equal_the_runs_one_by_one(gdsc2, pretrained_csg2a, tmp_pat
         # checked exactly above
         assert hist[r][0]["train_mse"] == pytest.approx(t.history[0]["train_mse"], rel=1e-3)
         for a, b in zip(t.history, hist[r]):
+            assert b["lr"] == pytest.approx(a["lr"], rel=1e-12)  # the schedule, as metrics.csv records it
             assert b["train_mse"] == pytest.approx(a["train_mse"], rel=2e-2)
             assert b["val_mse"] == pytest.approx(a["val_mse"], rel=5e-2)
         assert st.best_epochs[r] == t.best_epoch
@@ -174,6 +175,14 @@ def test_stacked_runs_refuse_what_they_cannot_share(gdsc2, pretrained_csg2a):
     b.set_freeze(False)
     with pytest.raises(InputError, match="freeze=False"):
         StackedTrainer([a, b], TrainConfig(epochs=1, progress=False)).fit(gdsc2, _splits(gdsc2, [(100, 20)] * 2))
+    bad = _splits(gdsc2, [(100, 20)] * 2)
+    bad[1]["train"] = bad[1]["train"] + gdsc2.num_pairs  # indices past the pair table
+    with pytest.raises(IndexError, match=r"pair indices must lie in \[0, "):
+        StackedTrainer([a, _model(gdsc2, pretrained_csg2a, 1)], TrainConfig(epochs=1, progress=False)).fit(gdsc2, bad)
+    with pytest.raises(ValueError, match="2 models need 2 splits"):
+        StackedTrainer([a, _model(gdsc2, pretrained_csg2a, 1)], TrainConfig(epochs=1, progress=False)).fit(
+            gdsc2, bad[:1]
+        )
     with pytest.raises(InputError, match="max_minutes"):
         StackedTrainer([a], TrainConfig(epochs=1, max_minutes=1.0, progress=False))
 
