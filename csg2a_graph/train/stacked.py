@@ -53,16 +53,17 @@ class _Rows:
     ``runs``: the stack positions of the runs present (``[A]``); ``sizes``: their row counts.
     """
 
-    def __init__(self, runs: Tensor, sizes: Sequence[int], num_runs: int):
-        dev = runs.device
-        self.runs, self.sizes = runs, [int(s) for s in sizes]
+    def __init__(self, runs: Sequence[int], sizes: Sequence[int], num_runs: int, device):
+        # every decision here is made from host lists: no device->host sync per step or per layer
+        self.run_list, self.sizes = [int(r) for r in runs], [int(s) for s in sizes]
+        self.runs = torch.tensor(self.run_list, device=device)
         self.num = len(self.sizes)
         self.total = sum(self.sizes)
         self.equal = len(set(self.sizes)) == 1
-        counts = torch.tensor(self.sizes, device=dev)
-        self.ids = torch.repeat_interleave(torch.arange(self.num, device=dev), counts)
+        counts = torch.tensor(self.sizes, device=device)
+        self.ids = torch.repeat_interleave(torch.arange(self.num, device=device), counts, output_size=self.total)
         self.counts = counts
-        self.all = self.num == num_runs and bool((runs == torch.arange(num_runs, device=dev)).all())
+        self.all = self.run_list == list(range(num_runs))
 
 
 class _Context:
@@ -128,7 +129,7 @@ class StackedBatchNorm(nn.Module):
         if not rows.equal:  # ragged (atoms of the drug graphs, epoch tails): PyTorch's kernel on each run's rows
             outs = []
             for i, part in enumerate(x.split(rows.sizes)):
-                r = int(rows.runs[i])
+                r = rows.run_list[i]
                 outs.append(
                     F.batch_norm(
                         part,
@@ -198,7 +199,7 @@ _TOP_LEVEL = ("shift", "scale", "mu", "sigma", "y_mean", "y_std")
 class StackedFineTune(nn.Module):
     """``R`` ``CSG2AFineTune`` models sharing one frozen pretrained network, computed as one (see the module
     docstring). ``forward(expr, drug_graph, drug_index, dose, time, runs, rows)`` takes the batches of the runs ``runs``
-    (stack positions) concatenated; ``rows`` = (pairs, distinct drugs, atoms) of each, in order.
+    (stack positions, a list) concatenated; ``rows`` = (pairs, distinct drugs, atoms) of each, in order.
     ``run_state(r)`` is run ``r``'s state dict for its own ``CSG2AFineTune``.
     """
 
@@ -276,14 +277,15 @@ class StackedFineTune(nn.Module):
         drug_index: Tensor,
         dose: Tensor,
         time: Tensor,
-        runs: Tensor,
+        runs: Sequence[int],
         rows: Sequence[Sequence[int]],
     ) -> Tensor:
         ctx = self.ctx
         pair_rows, graph_rows, node_rows = rows
-        ctx.pair = _Rows(runs, pair_rows, self.num_runs)
-        ctx.graph = _Rows(runs, graph_rows, self.num_runs)
-        ctx.node = _Rows(runs, node_rows, self.num_runs)
+        dev = expr.device
+        ctx.pair = _Rows(runs, pair_rows, self.num_runs, dev)
+        ctx.graph = _Rows(runs, graph_rows, self.num_runs, dev)
+        ctx.node = _Rows(runs, node_rows, self.num_runs, dev)
         try:
             m: Any = self.base
             run: Any = self  # the per-run tensors registered by name in __init__
@@ -530,10 +532,10 @@ class StackedTrainer:
                 present = [r for r in live if k < len(order[r])]
                 sels = [train_idx[r][order[r][k]] for r in present]
                 expr, graph, dindex, dose, tm, yb, layout = tables.batch(sels)
-                runs = torch.tensor(present, device=dev)
                 with self._autocast():
-                    pred = stack(expr, graph, dindex, dose, tm, runs, layout).float()
-                rows = _Rows(runs, layout[0], R)
+                    pred = stack(expr, graph, dindex, dose, tm, present, layout).float()
+                rows = _Rows(present, layout[0], R, dev)
+                runs = rows.runs
                 se = (pred - yb) ** 2
                 per_run = se.new_zeros(len(present)).index_add_(0, rows.ids, se) / rows.counts.to(se.dtype)
                 loss_r = per_run / y_std2[runs].to(se.dtype)  # each run's loss on its standardised scale
@@ -628,7 +630,7 @@ class StackedTrainer:
             sels = [chunks[r][k] for r in present]
             expr, graph, dindex, dose, tm, _, layout = tables.batch(sels)
             with self._autocast():
-                pred = stack(expr, graph, dindex, dose, tm, torch.tensor(present, device=self.device), layout)
+                pred = stack(expr, graph, dindex, dose, tm, present, layout)
             for r, p in zip(present, pred.float().split(layout[0])):
                 outs[r].append(p.cpu())
         return {r: (torch.cat(o) if o else torch.zeros(0)) for r, o in outs.items()}

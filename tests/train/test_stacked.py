@@ -55,7 +55,7 @@ def test_one_stacked_step_has_each_runs_own_loss_and_gradient(gdsc2, pretrained_
     for sizes in ((64, 64, 64), (64, 51, 37)):  # equal batches (batched matmuls) and ragged ones (the epoch tails)
         sels = [sp["train"][_batches(sp["train"].numel(), n, seed=7)[0]] for sp, n in zip(splits, sizes)]
         expr, graph, dindex, dose, tm, y, layout = tables.batch(sels)
-        pred = stack(expr, graph, dindex, dose, tm, torch.arange(3), layout)
+        pred = stack(expr, graph, dindex, dose, tm, [0, 1, 2], layout)
         stack.zero_grad()
         sum(((p - t) ** 2).mean() for p, t in zip(pred.split(layout[0]), y.split(layout[0]))).backward()
         for r, (m, sel) in enumerate(zip(alone, sels)):

@@ -496,6 +496,7 @@ class CSG2AFineTune(ResponseModel):
             raise ValueError(f"measured has {len(measured)} entries for {len(genes)} genes")
         N, n_in = len(pre_genes), len(genes)
         self.register_buffer("gene_index", torch.tensor([pos[g] for g in genes], dtype=torch.long))
+        self._same_genes = genes == list(pre_genes)  # the input is the pretrained gene space, in its order
         self.register_buffer("measured", torch.tensor(measured, dtype=torch.bool))
         self.scaling, self.freeze, self.frozen_mode, self.fill_value = scaling, freeze, frozen_mode, fill_value
         self.basal_input, self.standardize_target = basal_input, standardize_target
@@ -644,7 +645,7 @@ class CSG2AFineTune(ResponseModel):
         """
         g = torch.where(self.measured, g, torch.full_like(g, self.fill_value))
         N = self.pretrained.num_genes
-        if g.size(1) == N and bool((self.gene_index == torch.arange(N, device=g.device)).all()):
+        if self._same_genes:  # decided from the gene lists when built: no device->host sync per batch
             return g
         full = g.new_full((g.size(0), N), self.fill_value)
         full[:, self.gene_index] = g
