@@ -185,3 +185,23 @@ def test_pretrained_gcn_sparse_product_stays_fp32_under_autocast(monkeypatch):
         out = enc(store.batch())
     assert seen and all(a == b == torch.float32 and not on for a, b, on in seen[len(seen) // 2 :])
     assert out.dtype == torch.bfloat16 and torch.allclose(out.float(), ref, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("pool", ["mean", "sum", "max"])
+def test_pool_atoms_pools_the_main_fragment_only(pool):
+    # atoms off the main fragment (a salt's counter-ions) leave no trace, whatever their states
+    from types import SimpleNamespace
+
+    from csg2a_graph.nn.encoders.base import pool_atoms
+
+    torch.manual_seed(0)
+    h = torch.randn(7, 3)
+    batch = torch.tensor([0, 0, 0, 1, 1, 2, 2])
+    keep = torch.tensor([True, True, False, True, True, True, False])
+    out = pool_atoms(h, SimpleNamespace(batch=batch, num_graphs=3, main_fragment=keep), pool)
+    h2 = h.clone()
+    h2[~keep] = 1e6  # the dropped atoms changed: nothing of them may show
+    assert torch.equal(out, pool_atoms(h2, SimpleNamespace(batch=batch, num_graphs=3, main_fragment=keep), pool))
+    ref = {"mean": torch.mean, "sum": torch.sum, "max": lambda t, dim: t.max(dim).values}[pool]
+    want = torch.stack([ref(h[(batch == g) & keep], 0) for g in range(3)])
+    torch.testing.assert_close(out, want)

@@ -15,12 +15,15 @@ def pool_atoms(h: Tensor, graph, pool: str = "mean") -> Tensor:
     """
     batch = graph.batch if getattr(graph, "batch", None) is not None else h.new_zeros(h.size(0), dtype=torch.long)
     size = int(graph.num_graphs) if hasattr(graph, "num_graphs") else int(batch.max()) + 1
-    keep = getattr(graph, "main_fragment", None)
-    if keep is not None and not bool(keep.all()):
-        h, batch = h[keep], batch[keep]
     if pool not in ("mean", "sum", "max"):
         raise ValueError(f"pool must be 'mean', 'sum' or 'max', got {pool!r}")
-    return scatter(h, batch, 0, dim_size=size, reduce=pool)
+    keep = getattr(graph, "main_fragment", None)
+    if keep is None:
+        return scatter(h, batch, 0, dim_size=size, reduce=pool)
+    # atoms off the main fragment go to one extra segment, dropped: no boolean indexing, whose output size would
+    # need a device->host sync every batch on a GPU
+    batch = torch.where(keep, batch, torch.full_like(batch, size))
+    return scatter(h, batch, 0, dim_size=size + 1, reduce=pool)[:size]
 
 
 class CategoricalEmbedding(nn.Module):
