@@ -216,3 +216,38 @@ def test_cv_stacked_executor_runs_the_csg2a_rows_together(gdsc2, pretrained_csg2
     assert (rel < 0.15).all(), rel
     ck = torch.load(tmp_path / "stacked" / "runs" / "csg2a_mixed_fold0" / "model.pt", weights_only=False)
     assert ck["stacked"] == 4
+
+
+def test_a_stacked_step_reads_nothing_back_from_the_device(gdsc2, pretrained_csg2a, monkeypatch):
+    # on a GPU every tensor -> Python value (item, tolist, bool, int, float) waits for the device: the stacked
+    # forward, backward and Adam step must do none (the layer's value checks run on CPU tensors only: off here, as on
+    # a GPU; the prior's edge check runs once per batch shape: the warm-up step)
+    splits = _splits(gdsc2, [(300, 10), (250, 10)])
+    models = [_model(gdsc2, pretrained_csg2a, sd) for sd in (0, 1)]
+    stack = StackedFineTune(models).train()
+    stack.base.pretrained.conv.validate = False
+    opt = StackedAdam(stack.trainable)
+    tables = _Tables(gdsc2, torch.device("cpu"))
+    sels = [sp["train"][_batches(sp["train"].numel(), 64, seed=1)[0]] for sp in splits]
+    expr, graph, dindex, dose, tm, y, layout = tables.batch(sels)
+    active, lr = torch.tensor([True, True]), torch.full((2,), 1e-4, dtype=torch.float64)
+
+    def step():
+        pred = stack(expr, graph, dindex, dose, tm, [0, 1], layout)
+        opt.zero_grad()
+        ((pred - y) ** 2).mean().backward()
+        opt.step(active & opt.finite(), lr)
+
+    step()
+    reads = []
+    for name in ("item", "tolist", "__bool__", "__int__", "__float__", "__index__"):
+        orig = getattr(torch.Tensor, name)
+
+        def spy(self, *a, _orig=orig, _name=name, **k):
+            reads.append(_name)
+            return _orig(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    step()
+    monkeypatch.undo()
+    assert reads == []
