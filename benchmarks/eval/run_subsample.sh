@@ -8,6 +8,7 @@
 # schemes, so a stopped run still has every scheme's first folds. The prior randomisation is prior-remove: the
 # released function sees only each gene's prior degree (rowsum), which prior-rewire keeps, so its rewired rows equal
 # the unperturbed ones by construction (tests/train/test_evaluation.py; shown on mixed fold 0 of the first run).
+# JOBS=N runs N runs at once (worker processes, one thread each: the same rows as one by one, tests/train/test_jobs.py).
 set -euo pipefail
 ROOT=${1:?DATA_ROOT}; PRE=${2:?PRETRAINED model.pt}; OUT=${3:?OUT}
 CSG2A=${CSG2A:-csg2a}
@@ -17,6 +18,7 @@ for k in 1 2 3; do
         --models additive rf gbm csg2a --pretrained "$PRE" \
         --subsample 8000 --epochs 20 --tune 2 --seeds 2 \
         --randomize prior-remove cell-permute --randomize-models csg2a \
-        --rf-trees 100 --rf-max-features 0.1 --rf-max-samples 0.5 -q
+        --rf-trees 100 --rf-max-features 0.1 --rf-max-samples 0.5 -q \
+        ${JOBS:+--jobs "$JOBS" --threads 1}
 done
 "$CSG2A" report "$OUT"
