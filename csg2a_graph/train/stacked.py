@@ -478,14 +478,15 @@ class StackedTrainer:
 
     def fit(self, dataset, splits: Sequence[Dict[str, Tensor]]) -> List[List[Dict]]:
         """Train every run on ``splits[r]["train"]`` with early stopping on ``splits[r]["val"]``."""
+        from tqdm.auto import tqdm
+
         from csg2a_graph.checkpoint import data_card, dataset_fingerprint, save_checkpoint
+        from csg2a_graph.data.batch import as_pair_index
         from csg2a_graph.train.tables import write_rows
 
         cfg, R, dev = self.config, len(self.models), self.device
         if len(splits) != R:
             raise ValueError(f"{R} models need {R} splits, got {len(splits)}")
-        from csg2a_graph.data.batch import as_pair_index
-
         n = dataset.num_pairs
         train_idx = [as_pair_index(s["train"], n) for s in splits]  # out of range, floats, bad masks: refused here
         val_idx = [as_pair_index(s["val"], n) if s.get("val") is not None else None for s in splits]
@@ -514,7 +515,8 @@ class StackedTrainer:
         best_state: List[Optional[Dict]] = [None] * R
         y_std = getattr(stack, "y_std", None)
         y_std2 = (y_std.detach().double() ** 2) if y_std is not None else torch.ones(R, device=dev)
-        for epoch in range(cfg.epochs):
+        bar = tqdm(range(cfg.epochs), desc=f"{R} runs stepped together", disable=not cfg.progress)
+        for epoch in bar:
             live = [r for r in range(R) if not stopped[r]]
             if not live:
                 break
@@ -588,6 +590,7 @@ class StackedTrainer:
                 self.histories[r].append(row)
                 if bad[r] >= cfg.patience:
                     stopped[r] = True
+            bar.set_postfix(running=sum(not x for x in stopped), best=min(self.best_vals))
             logger.info(
                 "stacked epoch %d: %d runs, train mse %s (%.1fs)",
                 epoch,
