@@ -15,9 +15,9 @@ from csg2a_graph.train.loop import TrainConfig, Trainer
 from csg2a_graph.train.stacked import StackedAdam, StackedFineTune, StackedTrainer, _batches, _Tables
 
 
-def _model(ds, pretrained, seed, dropout=0.0):
+def _model(ds, pretrained, seed, dropout=0.0, **kw):
     torch.manual_seed(seed)
-    m = CSG2AFineTune.from_pretrained(pretrained, genes=ds.gene_space.genes, measured=ds.gene_mask.tolist())
+    m = CSG2AFineTune.from_pretrained(pretrained, genes=ds.gene_space.genes, measured=ds.gene_mask.tolist(), **kw)
     for mod in m.modules():
         if isinstance(mod, nn.Dropout):
             mod.p = dropout
@@ -41,12 +41,15 @@ def _double(ds):
     return view
 
 
-def test_one_stacked_step_has_each_runs_own_loss_and_gradient(gdsc2, pretrained_csg2a):
+# released: the frozen network in training mode (batch statistics in every frozen BatchNorm); improved: frozen in
+# eval mode with its condition cache, per-gene input BatchNorm, standardised target, scaled basal input
+@pytest.mark.parametrize("variant", ["released", "improved"])
+def test_one_stacked_step_has_each_runs_own_loss_and_gradient(gdsc2, pretrained_csg2a, variant):
     # the exact check, in float64 (float32 rounding of the long reductions would hide a wrong term): one training
     # step's predictions, gradients and frozen running statistics per run, against each model alone
     ds = _double(gdsc2)
     splits = _splits(ds, [(300, 10), (250, 10), (130, 10)])
-    models = [_model(ds, pretrained_csg2a, sd).double() for sd in (0, 1, 2)]
+    models = [_model(ds, pretrained_csg2a, sd, variant=variant).double() for sd in (0, 1, 2)]
     for m, sp in zip(models, splits):
         m.set_target_scaler(ds.pairs["y"][sp["train"]])
     alone = copy.deepcopy(models)
