@@ -64,6 +64,35 @@ class _Rows:
         self.ids = torch.repeat_interleave(torch.arange(self.num, device=device), counts, output_size=self.total)
         self.counts = counts
         self.all = self.run_list == list(range(num_runs))
+        self.max = max(self.sizes) if self.sizes else 0
+        self._pos: Optional[Tensor] = None
+        self._mask: Optional[Tensor] = None
+
+    @property
+    def pos(self) -> Tensor:
+        """Each row's position within its run (``[total]``): with ``ids``, its place in the padded ``[A, max]``."""
+        if self._pos is None:
+            starts = torch.tensor([0] + self.sizes[:-1], device=self.ids.device).cumsum(0)
+            self._pos = torch.arange(self.total, device=self.ids.device) - starts[self.ids]
+        return self._pos
+
+    @property
+    def mask(self) -> Tensor:
+        """``[A, max]``: true where a run has a row (its padded layout)."""
+        if self._mask is None:
+            self._mask = torch.arange(self.max, device=self.ids.device)[None, :] < self.counts[:, None]
+        return self._mask
+
+    def pad(self, x: Tensor) -> Tensor:
+        """``x [total, C]`` as ``[A, max, C]``, each run's rows first and zeros after them. Ragged rows (atoms of
+        the drug graphs, epoch tails) are computed in this layout: a few kernels whatever the number of runs, and
+        no scatter-add (whose float atomics would make a GPU run irreproducible); ``unpad`` is the inverse.
+        """
+        return x.new_zeros(self.num, self.max, x.size(-1)).index_put((self.ids, self.pos), x)
+
+    def unpad(self, xp: Tensor) -> Tensor:
+        """The rows of a padded ``[A, max, C]`` back in order: ``[total, C]``."""
+        return xp[self.ids, self.pos]
 
 
 class _Context:
@@ -126,25 +155,8 @@ class StackedBatchNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         rows = self.ctx.rows_for(x.size(0), self.role)
         F = nn.functional
-        if not rows.equal:  # ragged (atoms of the drug graphs, epoch tails): PyTorch's kernel on each run's rows
-            outs = []
-            for i, part in enumerate(x.split(rows.sizes)):
-                r = rows.run_list[i]
-                outs.append(
-                    F.batch_norm(
-                        part,
-                        self.running_mean[r],  # a view: the kernel updates this run's running statistics in place
-                        self.running_var[r],
-                        None if self.weight is None else self.weight[r],
-                        None if self.bias is None else self.bias[r],
-                        self.training,
-                        self.momentum,
-                        self.eps,
-                    )
-                )
-                if self.training:
-                    self.num_batches_tracked[r] += 1
-            return torch.cat(outs)
+        if not rows.equal:  # ragged (atoms of the drug graphs, epoch tails): in the padded layout
+            return self._ragged(x, rows)
         # as many rows per run: one kernel over (run, channel) pairs as channels: [n, A*C]
         A, n, C = rows.num, rows.sizes[0], x.size(1)
         xt = x.view(A, n, C).transpose(0, 1).reshape(n, A * C)
@@ -164,6 +176,32 @@ class StackedBatchNorm(nn.Module):
                     self.running_var[rows.runs] = rv.view(A, C)
                     self.num_batches_tracked[rows.runs] += 1
         return y.view(n, A, C).transpose(0, 1).reshape(x.shape)
+
+    def _ragged(self, x: Tensor, rows: _Rows) -> Tensor:
+        # PyTorch's batch norm written out on [A, max, C] (each run's statistics over its own rows): the same kernels
+        # for any number of runs, where a kernel per run would launch R x layers small ones per step
+        xp = rows.pad(x)
+        if self.training:
+            if min(rows.sizes) < 2:
+                raise ValueError("Expected more than 1 value per channel when training (a run with one row)")
+            n = rows.counts.to(x.dtype)[:, None]
+            mean = xp.sum(1) / n
+            xc = (xp - mean[:, None]) * rows.mask[..., None].to(x.dtype)
+            var = xc.pow(2).sum(1) / n
+            with torch.no_grad():
+                m = self.momentum
+                rm = (1 - m) * self.running_mean[rows.runs] + m * mean
+                rv = (1 - m) * self.running_var[rows.runs] + m * var * (n / (n - 1))
+                self.running_mean[rows.runs] = rm.to(self.running_mean.dtype)
+                self.running_var[rows.runs] = rv.to(self.running_var.dtype)
+                self.num_batches_tracked[rows.runs] += 1
+            yp = xc * torch.rsqrt(var + self.eps)[:, None]
+        else:
+            rm, rv = _gather(self.running_mean, rows), _gather(self.running_var, rows)
+            yp = (xp - rm[:, None]) * torch.rsqrt(rv + self.eps)[:, None]
+        if self.weight is not None:
+            yp = yp * _gather(self.weight, rows)[:, None] + _gather(self.bias, rows)[:, None]
+        return rows.unpad(yp)
 
 
 class StackedLinear(nn.Module):
@@ -188,8 +226,9 @@ class StackedLinear(nn.Module):
             xv = x.view(rows.num, rows.sizes[0], -1)
             y = torch.bmm(xv, w.transpose(1, 2)) if b is None else torch.baddbmm(b.unsqueeze(1), xv, w.transpose(1, 2))
             return y.reshape(x.size(0), -1)
-        parts = x.split(rows.sizes)
-        return torch.cat([nn.functional.linear(p, w[i], None if b is None else b[i]) for i, p in enumerate(parts)])
+        xp = rows.pad(x)  # ragged: one batched matmul over the padded rows, whatever the number of runs
+        yp = torch.bmm(xp, w.transpose(1, 2)) if b is None else torch.baddbmm(b.unsqueeze(1), xp, w.transpose(1, 2))
+        return rows.unpad(yp)
 
 
 #: per-run tensors of ``CSG2AFineTune`` outside its modules (scaling layer, target scaler)

@@ -254,3 +254,41 @@ def test_a_stacked_step_reads_nothing_back_from_the_device(gdsc2, pretrained_csg
     step()
     monkeypatch.undo()
     assert reads == []
+
+
+def test_a_stacked_step_launches_as_many_operations_for_any_number_of_runs(gdsc2, pretrained_csg2a):
+    # the point of stacking on a GPU is fewer, larger kernels: a step over 2 runs and over 5 runs must dispatch the
+    # same operations (ragged rows, i.e. the drug graphs' atoms and unequal batches, included: a kernel per run there
+    # would add runs x layers launches per step); counted at the ATen level, where each op is one or a few kernels
+    from collections import Counter
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops[str(func.overloadpacket)] += 1
+            return func(*args, **(kwargs or {}))
+
+    tables = _Tables(gdsc2, torch.device("cpu"))
+    counts = {}
+    for R in (2, 5):
+        splits = _splits(gdsc2, [(200, 10)] * R)
+        stack = StackedFineTune([_model(gdsc2, pretrained_csg2a, sd) for sd in range(R)]).train()
+        opt = StackedAdam(stack.trainable)
+        for ragged in (False, True):
+            sizes = [64 - 5 * r * ragged for r in range(R)]
+            sels = [sp["train"][:n] for sp, n in zip(splits, sizes)]
+            expr, graph, dindex, dose, tm, y, layout = tables.batch(sels)
+            assert len(set(layout[2])) > 1  # the atoms are ragged in every step
+            with Count() as c:
+                pred = stack(expr, graph, dindex, dose, tm, list(range(R)), layout)
+                opt.zero_grad()
+                ((pred - y) ** 2).mean().backward()
+                opt.step(torch.ones(R, dtype=torch.bool) & opt.finite(), torch.full((R,), 1e-4, dtype=torch.float64))
+            counts[R, ragged] = c.ops
+    assert counts[2, False] == counts[5, False]
+    assert counts[2, True] == counts[5, True]
