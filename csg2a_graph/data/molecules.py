@@ -311,8 +311,28 @@ class MoleculeStore:
             name=self.names[d],
         )
 
+    def to(self, device) -> "MoleculeStore":
+        """This store with its atom and bond tables on ``device`` (the offsets stay on the CPU, where batches are
+        planned): ``batch()`` then gathers a batch there with no host-to-device copy of the graph and no device-to-host
+        read (a trainer that keeps its data on a GPU uses it, issue 28.3).
+        """
+        dev = torch.device(device)
+        if self.x.device == dev:
+            return self
+        return MoleculeStore(
+            self.names,
+            self.smiles,
+            self.x.to(dev),
+            self.edge_index.to(dev),
+            self.edge_attr.to(dev),
+            self.atom_ptr,
+            self.edge_ptr,
+            self.bond_dir.to(dev),
+            self.main_fragment.to(dev),
+        )
+
     def batch(self, drugs: Optional[Tensor] = None) -> Batch:
-        """A ``Batch`` of the drugs ``drugs`` (all drugs, cached, when ``None``).
+        """A ``Batch`` of the drugs ``drugs`` (all drugs, cached, when ``None``), on the store's device.
 
         Besides PyG's ``x``, ``edge_index``, ``edge_attr``, ``batch`` and ``ptr`` it holds
         ``bond_dir``, ``main_fragment`` and ``smiles`` (a list, one per graph: encoders key
@@ -322,24 +342,34 @@ class MoleculeStore:
             if self._all is None:
                 self._all = self.batch(torch.arange(len(self)))
             return self._all
-        drugs = drugs.long()
-        na = self.atom_ptr[drugs + 1] - self.atom_ptr[drugs]
-        ne = self.edge_ptr[drugs + 1] - self.edge_ptr[drugs]
+        drugs = drugs.long().cpu()
+        a_ptr, e_ptr = self.atom_ptr.cpu(), self.edge_ptr.cpu()
+        na = a_ptr[drugs + 1] - a_ptr[drugs]
+        ne = e_ptr[drugs + 1] - e_ptr[drugs]
+        n_atoms, n_edges = int(na.sum()), int(ne.sum())  # planned on the CPU: no read from the device
         new_aptr = torch.cat([na.new_zeros(1), na.cumsum(0)])
-        atom_idx = _ranges(self.atom_ptr[drugs], na, new_aptr)
-        edge_idx = _ranges(self.edge_ptr[drugs], ne, torch.cat([ne.new_zeros(1), ne.cumsum(0)]))
-        offset = torch.repeat_interleave(new_aptr[:-1], ne)
+        new_eptr = torch.cat([ne.new_zeros(1), ne.cumsum(0)])
+        dev = self.x.device
+
+        def put(t: Tensor) -> Tensor:
+            return t.to(dev, non_blocking=True)
+
+        na_d, ne_d, aptr_d = put(na), put(ne), put(new_aptr)
+        atom_idx = _ranges(put(a_ptr[drugs]), na_d, aptr_d, n_atoms)
+        edge_idx = _ranges(put(e_ptr[drugs]), ne_d, put(new_eptr), n_edges)
+        offset = torch.repeat_interleave(aptr_d[:-1], ne_d, output_size=n_edges)
         b = Batch(
             x=self.x[atom_idx],
             edge_index=self.edge_index[:, edge_idx] + offset,
             edge_attr=self.edge_attr[edge_idx],
             bond_dir=self.bond_dir[edge_idx],
             main_fragment=self.main_fragment[atom_idx],
-            batch=torch.repeat_interleave(torch.arange(drugs.numel()), na),
-            ptr=new_aptr,
+            batch=torch.repeat_interleave(torch.arange(drugs.numel(), device=dev), na_d, output_size=n_atoms),
+            ptr=aptr_d,
         )
-        b.smiles = [self.smiles[i] for i in drugs.tolist()]
-        b.names = [self.names[i] for i in drugs.tolist()]
+        ids = drugs.tolist()
+        b.smiles = [self.smiles[i] for i in ids]
+        b.names = [self.names[i] for i in ids]
         b._num_graphs = drugs.numel()
         return b
 
@@ -367,11 +397,14 @@ class MoleculeStore:
         return cls(**d)
 
 
-def _ranges(starts: Tensor, counts: Tensor, new_ptr: Tensor) -> Tensor:
-    """Concatenation of ``arange(starts[i], starts[i] + counts[i])`` without a Python loop."""
-    total = int(new_ptr[-1])
-    base = torch.repeat_interleave(starts - new_ptr[:-1], counts)
-    return base + torch.arange(total)
+def _ranges(starts: Tensor, counts: Tensor, new_ptr: Tensor, total: Optional[int] = None) -> Tensor:
+    """Concatenation of ``arange(starts[i], starts[i] + counts[i])`` without a Python loop (``total``: its length,
+    when known on the host: no read from the device).
+    """
+    if total is None:
+        total = int(new_ptr[-1])
+    base = torch.repeat_interleave(starts - new_ptr[:-1], counts, output_size=total)
+    return base + torch.arange(total, device=starts.device)
 
 
 __all__ = [

@@ -424,8 +424,9 @@ def _batches(n: int, batch_size: int, seed: int) -> List[Tensor]:
 
 
 class _Tables:
-    """The dataset's tables: expression and targets on the training device for the whole fit (gathered there every
-    step), the indices (cells, drugs) on the CPU, where the drug graphs are put together.
+    """The dataset's tables: expression, targets and the drug graphs' atom and bond tables on the training device for
+    the whole fit (gathered there every step), the indices (cells, drugs) and graph offsets on the CPU, where each step
+    is planned — no read from the device and no graph copied to it per step.
     """
 
     def __init__(self, dataset, device: torch.device):
@@ -435,6 +436,7 @@ class _Tables:
             )
         self.dataset, self.device = dataset, device
         self.expr = dataset._expr.to(device)
+        self.molecules = dataset.molecules.to(device)  # the drug graphs' atom and bond tables, resident
         p = dataset._pairs
         self.cell, self.drug = p["cell"].cpu(), p["drug"].cpu()
         self.values = {k: p[k].to(device) for k in ("y", "dose", "time")}
@@ -445,26 +447,26 @@ class _Tables:
         """The pairs ``sels[a]`` (dataset positions) of each present run, concatenated: ``(expr, drug_graph,
         drug_index, dose, time, y, rows)`` with ``rows`` the pairs, distinct drugs and atoms of each run.
         """
-        cells, uniqs, dindex, pair_rows, graph_rows = [], [], [], [], []
-        offset = 0
-        for sel in sels:
-            row = sel if self.rows is None else self.rows[sel]
-            uniq, inv = torch.unique(self.drug[row], return_inverse=True)
-            cells.append(self.cell[row])
-            uniqs.append(uniq)
-            dindex.append(inv + offset)
-            offset += uniq.numel()
-            pair_rows.append(int(sel.numel()))
-            graph_rows.append(int(uniq.numel()))
-        graph = self.dataset.molecules.batch(torch.cat(uniqs))
-        atoms = (graph.ptr[1:] - graph.ptr[:-1]).split(graph_rows)
-        node_rows = [int(a.sum()) for a in atoms]
-        rows = torch.cat([s if self.rows is None else self.rows[s] for s in sels]).to(self.device, non_blocking=True)
+        # one pass over all runs (no loop per run): a run's distinct drugs are the distinct (run, drug) keys
+        pair_rows = [int(s.numel()) for s in sels]
+        num_drugs = len(self.molecules)
+        sel = torch.cat(list(sels)).cpu()
+        row = sel if self.rows is None else self.rows[sel]
+        run = torch.repeat_interleave(torch.arange(len(sels)), torch.tensor(pair_rows), output_size=sel.numel())
+        keys, dindex = torch.unique(run * num_drugs + self.drug[row], return_inverse=True)  # sorted: run, then drug
+        key_run, drugs = keys // num_drugs, keys % num_drugs
+        graph = self.molecules.batch(drugs)  # gathered on the device from its resident tables
+        aptr = self.molecules.atom_ptr  # on the CPU: each run's atoms, with no read from the device
+        atoms = torch.zeros(len(sels), dtype=torch.long).index_add_(0, key_run, aptr[drugs + 1] - aptr[drugs])
+        graph_rows = torch.bincount(key_run, minlength=len(sels)).tolist()
+        node_rows = atoms.tolist()
+        cells = self.cell[row]
+        rows = row.to(self.device, non_blocking=True)
         dev = self.device
         return (
-            self.expr[torch.cat(cells).to(dev, non_blocking=True)],
-            graph.to(dev, non_blocking=True),
-            torch.cat(dindex).to(dev, non_blocking=True),
+            self.expr[cells.to(dev, non_blocking=True)],
+            graph,
+            dindex.to(dev, non_blocking=True),
             self.values["dose"][rows],
             self.values["time"][rows],
             self.values["y"][rows],

@@ -33,6 +33,22 @@ def test_store_reports_invalid_by_name_and_batches_like_pyg():
     assert torch.equal(again.batch(idx).x, got.x)
 
 
+def test_a_store_on_a_device_batches_there_without_reading_it_back():
+    # a trainer keeping its data on a GPU gathers each step's drug graphs from tables resident there; "meta" tensors
+    # hold no values, so any read from the device (a sync on a GPU) would raise here
+    store, _ = MoleculeStore.from_smiles(
+        ["ethanol", "benzene", "aspirin"], ["CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O"]
+    )
+    idx = torch.tensor([2, 0, 2, 1])
+    ref = store.batch(idx)
+    assert store.to("cpu") is store
+    got = store.to("meta").batch(idx)
+    for k in ("x", "edge_index", "edge_attr", "bond_dir", "main_fragment", "batch", "ptr"):
+        assert got[k].device.type == "meta" and got[k].shape == ref[k].shape and got[k].dtype == ref[k].dtype, k
+    assert got.smiles == ref.smiles and got.num_graphs == 4
+    assert store.atom_ptr.device.type == "cpu"  # the offsets, where batches are planned, stay on the host
+
+
 def test_morgan_fingerprints():
     fp = morgan_fingerprints(["CCO", "c1ccccc1", "CCO"], radius=2, n_bits=256)
     assert fp.shape == (3, 256) and torch.equal(fp[0], fp[2]) and not torch.equal(fp[0], fp[1])

@@ -292,3 +292,23 @@ def test_a_stacked_step_launches_as_many_operations_for_any_number_of_runs(gdsc2
             counts[R, ragged] = c.ops
     assert counts[2, False] == counts[5, False]
     assert counts[2, True] == counts[5, True]
+
+
+def test_stacked_batches_are_planned_on_the_host(gdsc2):
+    # each step's tables (expression, targets, drug graphs) are gathered where they live; the plan (which pairs, drugs
+    # and atoms per run) comes from host copies: on "meta", whose tensors cannot be read, one step's batch is built
+    cpu, meta = _Tables(gdsc2, torch.device("cpu")), _Tables(gdsc2, torch.device("meta"))
+    g = torch.Generator().manual_seed(3)
+    sels = [torch.randperm(len(gdsc2), generator=g)[:n] for n in (40, 17, 33)]
+    a, b = cpu.batch(sels), meta.batch(sels)
+    assert a[-1] == b[-1]  # pairs, distinct drugs and atoms of each run
+    assert all(t.device.type == "meta" for t in (b[0], b[1].x, b[1].edge_index, b[2], b[3], b[4], b[5]))
+    # the per-run layout: each run's distinct drugs in order, a pair's drug index pointing at its own run's copy
+    dindex, names = a[2], a[1].names
+    offsets = [0] + torch.tensor(a[-1][1]).cumsum(0).tolist()
+    for r, sel in enumerate(sels):
+        ids = dindex[sum(len(s) for s in sels[:r]) :][: len(sel)]
+        assert ((ids >= offsets[r]) & (ids < offsets[r + 1])).all()
+        assert [names[i] for i in ids.tolist()] == [
+            gdsc2.molecules.names[d] for d in gdsc2._pairs["drug"][sel].tolist()
+        ]
