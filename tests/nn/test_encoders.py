@@ -63,6 +63,21 @@ def test_pretrain_gnns_view_and_fallbacks(store):
     assert x2[:, 1].eq(0).all() and e2[:, 0].eq(0).all() and e2[:, 1].eq(0).all()
 
 
+def test_gcn_operators_have_sizes_known_without_reading_the_device(store):
+    # a COO coalesce() (or boolean indexing) sizes its output by the values: on a GPU, a read back every batch;
+    # the CSR operators are built on "meta", whose tensors hold no values to read
+    from csg2a_graph.nn.encoders.pretrained_gcn import gcn_operators
+
+    g = store.batch()
+    x, e = pretrain_gnns_features(g)
+    n = x.size(0)
+    adj, c1, c2 = gcn_operators(g.edge_index.to("meta"), e.to("meta"), n)
+    assert adj.layout == torch.sparse_csr and adj.device.type == "meta" and adj.shape == (n, n)
+    assert c1.shape == (n, 6) and c2.shape == (n, 3)
+    cpu = gcn_operators(g.edge_index, e, n)[0]
+    assert cpu.layout == torch.sparse_csr and cpu.crow_indices()[-1] == g.edge_index.size(1) + n  # edges + self-loops
+
+
 def test_gcn_sparse_form_equals_the_message_passing_reference(gcn_weights, store):
     """HuGCNConv.forward (one sparse product, no per-edge messages) against forward_messages (pretrain-gnns'
     per-edge form): outputs and gradients, float64, on a batch with an isolated atom ([Na+]), a salt, a
