@@ -19,7 +19,8 @@ Parts (``--parts``; each writes ``OUT/<part>.md``, a failing part is reported an
   released): today's path, ``TrainConfig(fast=True)``, and fast + bf16 autocast, side by side; training seconds,
   validation seconds and pairs/s (goal <= 3 s).
 - (``epoch`` also) ``--stack-runs`` runs stepped together (``StackedTrainer``): seconds per epoch of all of them and
-  per run-epoch, beside the single run's.
+  per run-epoch, beside the single run's; and the device->host syncs per training step of both paths (CUDA's sync
+  debug mode; the goal is none), with the source lines that cause them.
 - ``protocol``: ``cross_validate`` over the 4 paper schemes (additive + CSG²A released, batch 128, patience 20), as
   many folds as ``--protocol-folds``, with ``--executor stacked`` (default: every CSG²A run of the protocol stepped
   together in one process, ``csg2a_graph.train.stacked``) or ``process`` (``--jobs`` worker processes sharing the
@@ -257,8 +258,67 @@ def part_epoch(args, dev: str) -> str:
             lines.append(f"|  | (wall of the whole fit {wall:.1f} s, model load and test included) | | | | |")
         except Exception as e:  # noqa: BLE001
             lines.append(f"| {label} | FAILED {type(e).__name__}: {str(e).splitlines()[0][:100]} | | | | |")
-    lines += ["", _stacked_epoch(args, dev, ds, pre, max_batches)]
+    lines += ["", _stacked_epoch(args, dev, ds, pre, max_batches), "", _syncs_per_step(args, dev, ds, pre)]
     return "\n".join(lines) + "\n"
+
+
+def _syncs_per_step(args, dev: str, ds, pre: str) -> str:
+    """Device->host synchronisations per training step, counted by CUDA's sync debug mode: a fit of 2 batches and
+    one of 6 (one epoch each, validation on a few pairs), the difference over 4 steps — so the once-per-epoch reads
+    (validation, bookkeeping) cancel. For the single fast path (``Trainer``, ``fast=True``) and runs stepped together
+    (``StackedTrainer``). Each sync idles the GPU until the host catches up: the goal is 0.
+    """
+    import warnings
+
+    import torch
+
+    from csg2a_graph.train.loop import TrainConfig, Trainer
+    from csg2a_graph.train.pipeline import finetune_model
+    from csg2a_graph.train.stacked import StackedTrainer
+
+    R = 2 if args.dry_run else min(args.stack_runs, 4)
+    split = ds.get_idx_split("mixed", fold=0)
+    split = {**split, "val": split["val"][:256]}
+
+    def fit(kind: str, batches: int):
+        cfg = TrainConfig(epochs=1, batch_size=128, device=dev, progress=False, max_batches=batches, fast=True)
+        if kind == "single":
+            Trainer(finetune_model(ds, pre, {}, 0), cfg).fit(ds, split)
+        else:
+            StackedTrainer([finetune_model(ds, pre, {}, s) for s in range(R)], cfg, seeds=list(range(R))).fit(
+                ds, [split] * R
+            )
+
+    out = ["Device->host syncs per training step (CUDA sync debug mode; fits of 6 vs 2 batches, difference / 4):", ""]
+    for kind in ("single", "stacked"):
+        try:
+            counts, where = [], {}
+            for batches in (2, 6):
+                fit(kind, batches)  # warm-up: first-call caches, kernel compilation
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    if dev == "cuda":
+                        torch.cuda.set_sync_debug_mode("warn")
+                    try:
+                        fit(kind, batches)
+                    finally:
+                        if dev == "cuda":
+                            torch.cuda.set_sync_debug_mode("default")
+                syncs = [w for w in caught if "synchroniz" in str(w.message)]
+                counts.append(len(syncs))
+                for w in syncs:
+                    key = f"{os.path.relpath(w.filename, REPO)}:{w.lineno}"
+                    where[key] = where.get(key, 0) + 1
+            per_step = (counts[1] - counts[0]) / 4
+            label = "one run (Trainer, fast)" if kind == "single" else f"{R} runs stepped together"
+            if dev != "cuda":
+                out.append(f"- {label}: not counted on {dev} (the sync debug mode is CUDA's); the fits ran")
+                continue
+            top = ", ".join(f"`{k}` x{v}" for k, v in sorted(where.items(), key=lambda kv: -kv[1])[:6])
+            out.append(f"- {label}: **{per_step:g} per step** ({counts[0]} in 2 batches, {counts[1]} in 6); {top}")
+        except Exception as e:  # noqa: BLE001 - a crash is a result
+            out.append(f"- {kind}: FAILED {type(e).__name__}: {str(e).splitlines()[0][:120]}")
+    return "\n".join(out) + "\n"
 
 
 def _stacked_epoch(args, dev: str, ds, pre: str, max_batches) -> str:

@@ -22,5 +22,6 @@ def test_bench_gpu_runs_every_part_dry(tmp_path):
         assert "DRY RUN" in text and "FAILED" not in text, part
     assert (tmp_path / "epoch.md").read_text().count("| 2 |") == 3  # today's path, fast, fast + bf16
     assert "Stacked: 2 runs" in (tmp_path / "epoch.md").read_text()  # and runs stepped together
+    assert "not counted on cpu" in (tmp_path / "epoch.md").read_text()  # the sync count's fits ran (counted on CUDA)
     assert "--executor stacked" in (tmp_path / "protocol.md").read_text()
     assert "8 rows" in (tmp_path / "protocol.md").read_text()
