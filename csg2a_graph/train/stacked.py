@@ -47,6 +47,13 @@ from csg2a_graph.train.loop import TrainConfig, TrainingDiverged, cosine_then_ho
 logger = logging.getLogger(__name__)
 
 
+def _to_device(values: Sequence[int], device) -> Tensor:
+    """A host list as a ``long`` tensor on ``device``, copied without blocking the host: ``torch.tensor(values,
+    device=cuda)`` copies synchronously, i.e. waits for every kernel queued before it — a sync every step.
+    """
+    return torch.tensor(values, dtype=torch.long).to(device, non_blocking=True)
+
+
 class _Rows:
     """Which run each row of a stacked batch belongs to: the rows of a run are contiguous, the runs in order.
 
@@ -56,11 +63,12 @@ class _Rows:
     def __init__(self, runs: Sequence[int], sizes: Sequence[int], num_runs: int, device):
         # every decision here is made from host lists: no device->host sync per step or per layer
         self.run_list, self.sizes = [int(r) for r in runs], [int(s) for s in sizes]
-        self.runs = torch.tensor(self.run_list, device=device)
+        # small host lists to the device without blocking (torch.tensor(..., device=cuda) waits for the stream)
+        self.runs = _to_device(self.run_list, device)
         self.num = len(self.sizes)
         self.total = sum(self.sizes)
         self.equal = len(set(self.sizes)) == 1
-        counts = torch.tensor(self.sizes, device=device)
+        counts = _to_device(self.sizes, device)
         self.ids = torch.repeat_interleave(torch.arange(self.num, device=device), counts, output_size=self.total)
         self.counts = counts
         self.all = self.run_list == list(range(num_runs))
@@ -72,7 +80,7 @@ class _Rows:
     def pos(self) -> Tensor:
         """Each row's position within its run (``[total]``): with ``ids``, its place in the padded ``[A, max]``."""
         if self._pos is None:
-            starts = torch.tensor([0] + self.sizes[:-1], device=self.ids.device).cumsum(0)
+            starts = _to_device([0] + self.sizes[:-1], self.ids.device).cumsum(0)
             self._pos = torch.arange(self.total, device=self.ids.device) - starts[self.ids]
         return self._pos
 

@@ -312,3 +312,47 @@ def test_stacked_batches_are_planned_on_the_host(gdsc2):
         assert [names[i] for i in ids.tolist()] == [
             gdsc2.molecules.names[d] for d in gdsc2._pairs["drug"][sel].tolist()
         ]
+
+
+def test_a_stacked_step_copies_nothing_to_the_device_blockingly(gdsc2, pretrained_csg2a, monkeypatch):
+    # torch.tensor(..., device=cuda) and x.to(cuda) without non_blocking copy synchronously: the host waits for every
+    # kernel queued before them, a sync every step on a GPU. Spied on the CPU: any such call in a step (the batch
+    # planned, forward, backward, Adam), after a warm-up step (one-time copies: the bond-type table)
+    splits = _splits(gdsc2, [(300, 10), (250, 10)])
+    stack = StackedFineTune([_model(gdsc2, pretrained_csg2a, sd) for sd in (0, 1)]).train()
+    stack.base.pretrained.conv.validate = False
+    opt = StackedAdam(stack.trainable)
+    tables = _Tables(gdsc2, torch.device("cpu"))
+    sels = [sp["train"][_batches(sp["train"].numel(), 64, seed=1)[0]] for sp in splits]
+    active, lr = torch.tensor([True, True]), torch.full((2,), 1e-4, dtype=torch.float64)
+
+    def step():
+        expr, graph, dindex, dose, tm, y, layout = tables.batch(sels)
+        pred = stack(expr, graph, dindex, dose, tm, [0, 1], layout)
+        opt.zero_grad()
+        ((pred - y) ** 2).mean().backward()
+        opt.step(active & opt.finite(), lr)
+
+    step()
+    blocking = []
+    for name in ("tensor", "as_tensor"):
+        orig = getattr(torch, name)
+
+        def make(*a, _orig=orig, _name=name, **k):
+            if k.get("device") is not None:
+                blocking.append(f"torch.{_name}(device=)")
+            return _orig(*a, **k)
+
+        monkeypatch.setattr(torch, name, make)
+    orig_to = torch.Tensor.to
+
+    def to(self, *a, **k):
+        target = k.get("device", a[0] if a and isinstance(a[0], (str, torch.device)) else None)
+        if target is not None and not k.get("non_blocking", False):
+            blocking.append(f"Tensor.to({target})")
+        return orig_to(self, *a, **k)
+
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    step()
+    monkeypatch.undo()
+    assert blocking == []

@@ -22,7 +22,7 @@ import os
 import os.path as osp
 import warnings
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -46,6 +46,17 @@ _PYG_BOND_TO_HU = torch.zeros(22, dtype=torch.long)
 _PYG_BOND_TO_HU[1], _PYG_BOND_TO_HU[2], _PYG_BOND_TO_HU[3], _PYG_BOND_TO_HU[12] = 0, 1, 2, 3
 
 
+_BOND_MAPS: Dict[torch.device, Tensor] = {}
+
+
+def _bond_map(device: torch.device) -> Tensor:
+    """``_PYG_BOND_TO_HU`` on ``device``, copied there once (a copy per batch would wait for the GPU every step)."""
+    t = _BOND_MAPS.get(device)
+    if t is None:
+        t = _BOND_MAPS[device] = _PYG_BOND_TO_HU.to(device)
+    return t
+
+
 def pretrain_gnns_features(graph) -> Tuple[Tensor, Tensor]:
     """The pretrain-gnns view of a molecule batch from the store: ``x [A, 2]`` (atom type,
     chirality) and ``edge_attr [E, 2]`` (bond type, direction).
@@ -59,7 +70,7 @@ def pretrain_gnns_features(graph) -> Tuple[Tensor, Tensor]:
     atom = torch.where((z >= 1) & (z <= 118), z - 1, torch.full_like(z, MASK_ATOM))
     chi = graph.x[:, 1].long()
     chi = torch.where(chi < NUM_CHIRALITY, chi, torch.zeros_like(chi))
-    bt = _PYG_BOND_TO_HU.to(graph.x.device)[graph.edge_attr[:, 0].long().clamp(0, 21)]
+    bt = _bond_map(graph.x.device)[graph.edge_attr[:, 0].long().clamp(0, 21)]
     bd = getattr(graph, "bond_dir", None)
     bd = torch.zeros_like(bt) if bd is None else bd.long()
     bd = torch.where(bd < NUM_BOND_DIRS, bd, torch.zeros_like(bd))
