@@ -24,7 +24,8 @@ Parts (``--parts``; each writes ``OUT/<part>.md``, a failing part is reported an
 - ``protocol``: ``cross_validate`` over the 4 paper schemes (additive + CSG²A released, batch 128, patience 20), as
   many folds as ``--protocol-folds``, with ``--executor stacked`` (default: every CSG²A run of the protocol stepped
   together in one process, ``csg2a_graph.train.stacked``) or ``process`` (``--jobs`` worker processes sharing the
-  GPU); wall time and rows.
+  GPU); wall time and rows. ``--protocol-minutes`` (default 2; 0 = none) is the training budget of each stack, so
+  the script stays within one call: the results say how many epochs each run got (a run cut short is not converged).
 
 Nothing here asserts a time; the files say what was measured, with the machine, torch version and git revision.
 """
@@ -363,6 +364,8 @@ def part_protocol(args, dev: str) -> str:
         "fast": True,
         "epochs": 2 if args.dry_run else 1000,
     }
+    if args.protocol_minutes:
+        train["max_minutes"] = args.protocol_minutes  # the stack's budget: rows say the epochs they ran
     if args.dry_run:
         train["max_batches"] = 2
     opts = {"csg2a": {"pretrained": pre, "train": train}}
@@ -383,9 +386,19 @@ def part_protocol(args, dev: str) -> str:
     with open(os.path.join(out, "summary.md")) as f:
         summary = f.read()
     how = "--executor stacked (all CSG2A runs in one stack)" if args.executor == "stacked" else f"--jobs {args.jobs}"
+    runs = df[df["model"] == "csg2a"]
+    epochs = [int(e) for e in runs["epochs"]] if "epochs" in runs else []
+    best = [int(e) for e in runs["best_epoch"]] if "best_epoch" in runs else []
+    cap = (
+        f"; training budget {args.protocol_minutes:g} min per stack: the CSG2A runs got {epochs} epochs "
+        f"(best {best}; patience 20 ends a run 20 epochs "
+        "after its best — a run cut by the budget is not converged)"
+        if args.protocol_minutes
+        else ""
+    )
     return (
         f"{len(df)} rows (4 schemes x {args.protocol_folds} folds x 2 models), {how}: "
-        f"**{wall:.0f} s wall** ({wall / 60:.1f} min)\n\n" + summary
+        f"**{wall:.0f} s wall** ({wall / 60:.1f} min){cap}\n\n" + summary
     )
 
 
@@ -401,6 +414,12 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=2, help="epochs of each path in the epoch part")
     p.add_argument("--jobs", type=int, default=8, help="worker processes sharing the GPU in the protocol part")
     p.add_argument("--protocol-folds", type=int, default=1)
+    p.add_argument(
+        "--protocol-minutes",
+        type=float,
+        default=2.0,
+        help="protocol part: training budget of each stack (0: none); the results say how many epochs each run got",
+    )
     p.add_argument("--stack-runs", type=int, default=10, help="epoch part: runs stepped together in its stacked line")
     p.add_argument(
         "--executor", default="stacked", choices=["stacked", "process"], help="protocol part: how runs share the GPU"

@@ -25,7 +25,8 @@ with dropout the masks are drawn for all runs at once (seeded, reproducible, but
 The data (expression, pair tables) live on the training device for the whole fit and batches are gathered there.
 
 Not covered (refused with the reason): a pretrained network that is trained (``freeze=False``), runs whose frozen
-networks differ (e.g. one with its prior removed: stack those separately), DDP, ``max_minutes``.
+networks differ (e.g. one with its prior removed: stack those separately), DDP. ``max_minutes`` is one budget for
+the whole stack: when it runs out, every run still training ends after that epoch's validation with its best weights.
 """
 
 from __future__ import annotations
@@ -510,8 +511,6 @@ class StackedTrainer:
         self.out_dirs = list(out_dirs) if out_dirs is not None else [None] * R
         if len(self.seeds) != R or len(self.out_dirs) != R:
             raise ValueError(f"{R} models need {R} seeds and out_dirs")
-        if self.config.max_minutes is not None:
-            raise InputError("max_minutes is not supported for stacked runs (runs would stop at different epochs)")
         if self.config.compile:
             logger.warning("compile is ignored by stacked runs")
         self.device = resolve_device(self.config.device)
@@ -565,9 +564,13 @@ class StackedTrainer:
         y_std = getattr(stack, "y_std", None)
         y_std2 = (y_std.detach().double() ** 2) if y_std is not None else torch.ones(R, device=dev)
         bar = tqdm(range(cfg.epochs), desc=f"{R} runs stepped together", disable=not cfg.progress)
+        # max_minutes: one budget for the stack; when it runs out the current epoch stops, is validated, and every run
+        # still training ends there with its best weights (as Trainer does for one run)
+        deadline = None if cfg.max_minutes is None else time.perf_counter() + 60.0 * cfg.max_minutes
+        out_of_time = False
         for epoch in bar:
             live = [r for r in range(R) if not stopped[r]]
-            if not live:
+            if not live or out_of_time:
                 break
             t0 = time.perf_counter()
             torch.manual_seed(self.seeds[0] * 100_003 + epoch)  # dropout (all runs at once)
@@ -580,6 +583,9 @@ class StackedTrainer:
             skipped = torch.zeros(R, dtype=torch.float64, device=dev)
             stack.train()
             for k in range(max(len(b) for b in order.values())):
+                if deadline is not None and k > 0 and time.perf_counter() > deadline:
+                    out_of_time = True
+                    break
                 present = [r for r in live if k < len(order[r])]
                 sels = [train_idx[r][order[r][k]] for r in present]
                 expr, graph, dindex, dose, tm, yb, layout = tables.batch(sels)
@@ -640,6 +646,14 @@ class StackedTrainer:
                 if bad[r] >= cfg.patience:
                     stopped[r] = True
             bar.set_postfix(running=sum(not x for x in stopped), best=min(self.best_vals))
+            if out_of_time or (deadline is not None and time.perf_counter() > deadline):
+                out_of_time = True
+                logger.info(
+                    "time budget of %s min reached after epoch %d: %d runs end here",
+                    cfg.max_minutes,
+                    epoch,
+                    sum(not x for x in stopped),
+                )
             logger.info(
                 "stacked epoch %d: %d runs, train mse %s (%.1fs)",
                 epoch,

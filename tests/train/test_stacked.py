@@ -186,8 +186,25 @@ def test_stacked_runs_refuse_what_they_cannot_share(gdsc2, pretrained_csg2a):
         StackedTrainer([a, _model(gdsc2, pretrained_csg2a, 1)], TrainConfig(epochs=1, progress=False)).fit(
             gdsc2, bad[:1]
         )
-    with pytest.raises(InputError, match="max_minutes"):
-        StackedTrainer([a], TrainConfig(epochs=1, max_minutes=1.0, progress=False))
+
+
+def test_a_time_budget_ends_every_run_of_the_stack_after_a_validated_epoch(gdsc2, pretrained_csg2a):
+    # max_minutes is one budget for the stack, as for Trainer's one run: once it is spent the epoch stops (after at
+    # least one step), is validated, and every run still training ends with its best weights
+    splits = _splits(gdsc2, [(400, 30), (300, 30)])
+    models = [_model(gdsc2, pretrained_csg2a, sd) for sd in (0, 1)]
+    before = [copy.deepcopy(m.state_dict()) for m in models]
+    st = StackedTrainer(models, TrainConfig(epochs=5, batch_size=64, max_minutes=1e-9, progress=False), seeds=[0, 1])
+    hist = st.fit(gdsc2, splits)
+    assert [len(h) for h in hist] == [1, 1] and st.best_epochs == [0, 0]
+    assert all(h[0]["val_mse"] > 0 for h in hist)
+    for m, b in zip(models, before):  # one step was taken and kept (the best, validated epoch)
+        assert any(not torch.equal(v, b[k]) for k, v in m.state_dict().items() if v.is_floating_point())
+    t = Trainer(
+        _model(gdsc2, pretrained_csg2a, 0), TrainConfig(epochs=5, batch_size=64, max_minutes=1e-9, progress=False)
+    )
+    t.fit(gdsc2, splits[0])
+    assert len(t.history) == 1  # what one run does with the same budget
 
 
 def test_cv_stacked_executor_runs_the_csg2a_rows_together(gdsc2, pretrained_csg2a, tmp_path):
