@@ -10,6 +10,7 @@ Prints seconds per epoch of all R runs both ways and the ratio. On a CPU the sta
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import torch
@@ -62,7 +63,62 @@ def main(argv=None) -> int:
         print(f"  {k:>10}: " + ", ".join(f"{x:.1f} s" for x in v))
     ratio = min(times["one by one"]) / min(times["stacked"])
     print(f"  one by one / stacked (best of {args.repeats}): {ratio:.2f}x")
+    optimizer_step(ds, args.pretrained, args.runs, args.device, args.repeats)
     return 0
+
+
+def optimizer_step(ds, pretrained: str, R: int, device: str, repeats: int) -> None:
+    """The optimiser alone, side by side: R runs' ``torch.optim.Adam`` (foreach, as ``Trainer`` without ``fast``)
+    stepping one after the other vs one ``StackedAdam`` step over the R runs' stacked weights; milliseconds (the
+    gradients written in place, as autograd accumulates them) and the ATen operations dispatched (on a GPU each is a
+    kernel launch or more).
+    """
+    from collections import Counter
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from csg2a_graph.train.pipeline import finetune_model
+    from csg2a_graph.train.stacked import StackedAdam, StackedFineTune
+
+    class Count(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops: Counter = Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops[str(func.overloadpacket)] += 1
+            return func(*args, **(kwargs or {}))
+
+    models = [finetune_model(ds, pretrained, {}, sd).to(device) for sd in range(R)]
+    stack = StackedFineTune(models).to(device)
+    sopt = StackedAdam(stack.trainable, weight_decay=1e-5)
+    params = [[q for q in m.parameters() if q.requires_grad] for m in models]
+    topts = [torch.optim.Adam(ps, lr=1e-4, weight_decay=1e-5, foreach=True) for ps in params]
+    for ps in params + [stack.trainable]:
+        for q in ps:
+            q.grad = torch.randn_like(q) if q.grad is None else q.grad.normal_()
+
+    def one_by_one():
+        for o in topts:
+            o.step()
+
+    def stacked():
+        sopt.step(1e-4, finite=sopt.finite())
+
+    print(f"  optimiser step, {R} runs of {sum(q[0].numel() for q in stack.trainable):,} trainable values each:")
+    for label, fn in (("one by one (torch Adam, foreach)", one_by_one), ("stacked (StackedAdam, fused)", stacked)):
+        fn()
+        with Count() as c:
+            fn()
+        best = math.inf
+        for _ in range(max(repeats, 3)):
+            t0 = time.perf_counter()
+            for _ in range(5):
+                fn()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, (time.perf_counter() - t0) / 5)
+        print(f"    {label:>34}: {best * 1e3:.1f} ms, {sum(c.ops.values())} ATen operations")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ the runs share what is shared and keep apart what is not:
 - every BatchNorm, trainable or frozen, normalises each run's rows (pairs, or atoms of the drug graphs) with that
   run's own batch statistics and keeps that run's running statistics (``StackedBatchNorm``), exactly as ``R``
   separate models would;
-- Adam is elementwise, so one Adam over the stacked weights is ``R`` Adams; ``StackedAdam`` also steps only the runs
-  that have a batch (runs with fewer training pairs end their epoch earlier) and skips a run whose loss or gradient
-  is not finite;
+- Adam is elementwise, so one Adam over the stacked weights is ``R`` Adams; ``StackedAdam`` keeps every run's weights,
+  gradients and moments as rows of flat ``[R, P]`` tensors and steps the runs that have a batch (runs with fewer
+  training pairs end their epoch earlier) in one call of PyTorch's fused Adam kernel; a step in which a run's loss or
+  gradient is not finite is skipped on the device and the fit stops at that epoch's end (``TrainingDiverged``);
 - each run keeps its own data order (the shuffle of ``Trainer``: seed ``seed_r + epoch``), validation, early stopping
   and best weights; a run that stops early leaves the stack (its rows are simply absent from later steps).
 
@@ -36,8 +37,9 @@ import logging
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -379,47 +381,155 @@ class StackedAdam:
     """Adam (``torch.optim.Adam``'s update, L2 weight decay) over stacked weights ``[R, ...]`` with a step count per
     run: ``step(active, lr)`` updates only the runs in ``active`` (bool ``[R]``), each with its ``lr``; runs whose
     gradient is not finite are left as they were and reported.
+
+    Flat, as multi-tensor optimisers are: the weights and their gradients become views into one ``[R, P]`` tensor
+    each (``P`` = one run's trainable values; ``weights``, ``grads``), so a step is a dozen elementwise operations on
+    them, in place, whatever the number of weight tensors (a loop over the tensors issued ~650 small operations per
+    step, more than the forward pass), ``finite()`` is one reduction and ``zero_grad()`` one fill. Gradients that
+    autograd accumulates stay in ``grads`` (they are defined, zeroed, before each backward); a gradient replaced or set
+    to ``None`` by hand is gathered instead (a weight with ``None`` is then not stepped), a weight moved elsewhere
+    written back.
     """
 
     def __init__(self, params: Sequence[Tensor], weight_decay: float = 0.0, betas=(0.9, 0.999), eps: float = 1e-8):
         self.params = list(params)
+        if not self.params:
+            raise InputError("StackedAdam needs at least one stacked weight")
         self.wd, (self.b1, self.b2), self.eps = float(weight_decay), betas, float(eps)
-        R = self.params[0].size(0)
-        dev = self.params[0].device
-        self.steps = torch.zeros(R, dtype=torch.float64, device=dev)
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        p0 = self.params[0]
+        R, dev, dtype = p0.size(0), p0.device, p0.dtype
+        if any(p.size(0) != R or p.device != dev or p.dtype != dtype for p in self.params):
+            raise InputError("stacked weights must share the run dimension, device and dtype")
+        self.numel = [p[0].numel() for p in self.params]
+        P = sum(self.numel)
+        self.steps = torch.zeros(R, dtype=torch.float32, device=dev)  # float32 as torch's fused Adam keeps it
+        self.exp_avg = torch.zeros(R, P, dtype=dtype, device=dev)
+        self.exp_avg_sq = torch.zeros_like(self.exp_avg)
+        self.weights = torch.empty_like(self.exp_avg)
+        self.grads = torch.zeros_like(self.exp_avg)
+        self._wviews: List[Tensor] = []
+        self._gviews: List[Tensor] = []
+        c = 0
+        with torch.no_grad():
+            for p, n in zip(self.params, self.numel):
+                wv = self.weights[:, c : c + n].view(p.shape)
+                wv.copy_(p)
+                p.data = wv  # the weight now lives in the flat tensor
+                self._wviews.append(wv)
+                self._gviews.append(self.grads[:, c : c + n].view(p.shape))
+                c += n
+        self._grads: Optional[Tuple[tuple, Tensor]] = None
+        self.zero_grad()
 
     def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
+        """Zero the gradients (views into ``grads``: autograd accumulates into them in place)."""
+        for p, gv in zip(self.params, self._gviews):
+            if p.grad is not gv:
+                p.grad = gv
+        self.grads.zero_()
+        self._grads = None
+
+    def _flat(self, values: Sequence[Optional[Tensor]]) -> Tensor:
+        R = self.exp_avg.size(0)
+        return torch.cat(
+            [
+                (v if v is not None else self.exp_avg.new_zeros(p.shape)).reshape(R, -1)
+                for v, p in zip(values, self.params)
+            ],
+            1,
+        )
+
+    def flat_grad(self) -> Tensor:
+        """The gradients as one ``[R, P]`` tensor (a weight without a gradient contributes zeros)."""
+        grads = [p.grad for p in self.params]
+        if all(g is gv for g, gv in zip(grads, self._gviews)):
+            return self.grads
+        # replaced by hand: gathered once for finite() and step() (the same objects, unmodified: version counters)
+        key = tuple((g, g._version) if g is not None else (None, 0) for g in grads)
+        cached = self._grads
+        if (
+            cached is None
+            or len(cached[0]) != len(key)
+            or any(a[0] is not b[0] or a[1] != b[1] for a, b in zip(cached[0], key))
+        ):
+            cached = self._grads = (key, self._flat(grads))
+        return cached[1]
 
     def finite(self) -> Tensor:
         """Per run: whether every gradient is finite (``[R]`` bool)."""
-        ok = torch.ones(self.steps.numel(), dtype=torch.bool, device=self.steps.device)
-        for p in self.params:
-            if p.grad is not None:
-                ok &= torch.isfinite(p.grad).reshape(p.size(0), -1).all(1)
-        return ok
+        return torch.isfinite(self.flat_grad()).all(1)
 
     @torch.no_grad()
-    def step(self, active: Tensor, lr: Tensor) -> None:
-        steps = self.steps + active.double()
-        t = steps.clamp_min(1)
-        bc1 = 1 - self.b1**t
-        bc2_sqrt = (1 - self.b2**t).sqrt()
-        step_size = lr.double() / bc1
-        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            if p.grad is None:
-                continue
-            shape = (-1,) + (1,) * (p.dim() - 1)
-            a = active.to(p.dtype).view(shape)  # 1: step this run, 0: leave it (in place, no copies of the weights)
-            g = p.grad if self.wd == 0 else p.grad.add(p, alpha=self.wd)
-            m.lerp_(g, (1 - self.b1) * a)
-            v.mul_(1 - (1 - self.b2) * a).addcmul_(g * ((1 - self.b2) * a), g)
-            denom = (v.sqrt() / bc2_sqrt.to(p.dtype).view(shape)).add_(self.eps)
-            p.addcdiv_(m * (step_size.to(p.dtype).view(shape) * a), denom, value=-1.0)
-        self.steps = steps
+    def step(self, lr: float, runs: Optional[Sequence[int]] = None, finite: Optional[Tensor] = None) -> None:
+        """One Adam step, learning rate ``lr``, of the runs ``runs`` (stack positions, a host list; ``None``: all) —
+        one call of PyTorch's fused Adam kernel (what ``torch.optim.Adam(fused=True)`` runs) over their rows of the
+        flat tensors. ``finite`` (``[R]`` bool on the device, e.g. ``finite()``): when one of these runs is ``False``
+        none of them is stepped — decided on the device by the kernel's skip flag, as ``torch.optim`` does with a
+        gradient scaler, so nothing is read back (a fit stops with ``TrainingDiverged`` at the end of such an epoch).
+        """
+        R = self.weights.size(0)
+        runs = list(range(R)) if runs is None else [int(r) for r in runs]
+        if not runs or all(p.grad is None for p in self.params):
+            return
+        dev = self.weights.device
+        idx = None if len(runs) == R else _to_device(runs, dev)
+        found = None
+        if finite is not None:
+            found = (~(finite if idx is None else finite[idx]).all()).to(torch.float32)
+        aliased = all(p.data_ptr() == wv.data_ptr() and p.shape == wv.shape for p, wv in zip(self.params, self._wviews))
+        steps = self.steps.unbind(0)
+        if aliased and self.flat_grad() is self.grads:  # each run's values as one row: one tensor per run
+            rows = [t.unbind(0) for t in (self.weights, self.grads, self.exp_avg, self.exp_avg_sq)]
+            ws, gs, ms, vs = ([t[r] for r in runs] for t in rows)
+            st = [steps[r] for r in runs]
+        else:  # weights moved or gradients replaced by hand: each weight with a gradient (None: not stepped)
+            ws, gs, ms, vs, st = [], [], [], [], []
+            c = 0
+            for p, n in zip(self.params, self.numel):
+                if p.grad is not None:
+                    for r in runs:
+                        ws.append(p.detach()[r])
+                        gs.append(p.grad[r])
+                        ms.append(self.exp_avg[r, c : c + n].view(p.shape[1:]))
+                        vs.append(self.exp_avg_sq[r, c : c + n].view(p.shape[1:]))
+                        st.append(steps[r])
+                c += n
+        one = torch.ones(len(runs), dtype=self.steps.dtype, device=dev)
+        if idx is None:  # as torch's Adam: count first (the kernel reads the count), take a skipped step back after
+            self.steps.add_(one)
+        else:
+            self.steps.index_add_(0, idx, one)
+        torch._fused_adam_(
+            ws,
+            gs,
+            ms,
+            vs,
+            [],
+            st,
+            lr=float(lr),
+            beta1=self.b1,
+            beta2=self.b2,
+            weight_decay=self.wd,
+            eps=self.eps,
+            amsgrad=False,
+            maximize=False,
+            found_inf=found,
+        )
+        if found is not None:
+            if idx is None:
+                self.steps.sub_(found)
+            else:
+                self.steps.index_add_(0, idx, -found.expand(len(runs)))
+
+
+def _backward(loss: Tensor) -> None:
+    """``loss.backward()`` without autograd's "gradient layout contract" warning: the weights are column blocks of
+    ``StackedAdam.weights`` (not dense), and their gradients accumulate in place into the blocks of ``grads`` with the
+    same strides — which is what the flat optimiser wants, not a slower path.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
+        loss.backward()
 
 
 def _batches(n: int, batch_size: int, seed: int) -> List[Tensor]:
@@ -577,7 +687,7 @@ class StackedTrainer:
             order = {r: _batches(train_idx[r].numel(), cfg.batch_size, self.seeds[r] + epoch) for r in live}
             if cfg.max_batches is not None:
                 order = {r: b[: cfg.max_batches] for r, b in order.items()}
-            lr = torch.full((R,), cfg.lr * factor(epoch), dtype=torch.float64, device=dev)
+            lr = cfg.lr * factor(epoch)  # the runs of a stack are at the same epoch: one schedule value for all
             total = torch.zeros(R, dtype=torch.float64, device=dev)
             count = torch.zeros(R, dtype=torch.float64, device=dev)
             skipped = torch.zeros(R, dtype=torch.float64, device=dev)
@@ -597,13 +707,11 @@ class StackedTrainer:
                 per_run = se.new_zeros(len(present)).index_add_(0, rows.ids, se) / rows.counts.to(se.dtype)
                 loss_r = per_run / y_std2[runs].to(se.dtype)  # each run's loss on its standardised scale
                 opt.zero_grad()
-                loss_r.sum().backward()  # runs share no weight: each run's gradient is its own loss's
-                active = torch.zeros(R, dtype=torch.bool, device=dev)
-                active[runs] = True
+                _backward(loss_r.sum())  # runs share no weight: each run's gradient is its own loss's
                 ok = opt.finite() & torch.isfinite(
                     torch.zeros(R, device=dev).index_put((runs,), loss_r.detach().float())
                 )
-                opt.step(active & ok, lr)
+                opt.step(lr, present, ok)  # a non-finite run holds back the step of all: the fit then stops
                 skipped[runs] += (~ok[runs]).double()
                 good = ok[runs]
                 total[runs] += torch.where(good, per_run.detach().double() * rows.counts.double(), 0.0)

@@ -149,23 +149,56 @@ def test_early_stopped_runs_leave_the_stack(gdsc2, pretrained_csg2a):
 
 
 def test_stacked_adam_is_torch_adam_per_run():
+    # one flat state over all weights, per-run masks; a gradient changed in place after finite() is the one stepped
     torch.manual_seed(0)
-    w = torch.randn(3, 4, 5)
-    grads = [torch.randn(3, 4, 5) for _ in range(4)]
+    w1, w2 = torch.randn(3, 4, 5), torch.randn(3, 2)
+    grads = [(torch.randn(3, 4, 5), torch.randn(3, 2)) for k in range(4)]
     active = [torch.tensor([True, True, True]), torch.tensor([True, False, True])] * 2
-    p = w.clone().requires_grad_(True)
-    opt = StackedAdam([p], weight_decay=1e-2)
-    for g, a in zip(grads, active):
-        p.grad = g.clone()
-        opt.step(a, torch.full((3,), 1e-2, dtype=torch.float64))
+    p1, p2 = w1.clone().requires_grad_(True), w2.clone().requires_grad_(True)
+    opt = StackedAdam([p1, p2], weight_decay=1e-2)
+    for (g1, g2), a in zip(grads, active):
+        p1.grad, p2.grad = g1.clone() / 2, g2.clone()
+        ok = opt.finite()
+        p1.grad.mul_(2)  # in place after finite(): the step must see it
+        opt.step(1e-2, [r for r in range(3) if a[r]], ok)
     for r in range(3):
-        q = w[r].clone().requires_grad_(True)
-        ref = torch.optim.Adam([q], lr=1e-2, weight_decay=1e-2, foreach=False)
-        for g, a in zip(grads, active):
+        q1, q2 = w1[r].clone().requires_grad_(True), w2[r].clone().requires_grad_(True)
+        ref = torch.optim.Adam([q1, q2], lr=1e-2, weight_decay=1e-2, fused=True)  # the same kernel: bit for bit
+        for (g1, g2), a in zip(grads, active):
             if a[r]:
-                q.grad = g[r].clone()
+                q1.grad, q2.grad = g1[r].clone(), g2[r].clone()
                 ref.step()
-        assert torch.allclose(p.detach()[r], q.detach(), atol=1e-6), r
+        assert torch.equal(p1.detach()[r], q1.detach()), r
+        assert torch.equal(p2.detach()[r], q2.detach()), r
+    # a weight without a gradient is left as it is, moments included (stacked fine-tuning gives every weight one)
+    before, m_before = p2.detach().clone(), opt.exp_avg[:, -2:].clone()
+    p1.grad, p2.grad = torch.randn(3, 4, 5), None
+    opt.step(1e-2, finite=opt.finite())
+    assert torch.equal(p2.detach(), before) and torch.equal(opt.exp_avg[:, -2:], m_before)
+    p1.grad = torch.full_like(p1, float("nan"))
+    p1.grad[1] = 0
+    assert opt.finite().tolist() == [False, True, False]
+    # a non-finite run holds back the step of every run stepped with it (decided on the device; the fit then stops)
+    w_before, steps_before = p1.detach().clone(), opt.steps.clone()
+    opt.step(1e-2, [0, 1], opt.finite())
+    assert torch.equal(p1.detach(), w_before) and torch.equal(opt.steps, steps_before)
+    opt.step(1e-2, [1], opt.finite())  # run 1 alone is finite: stepped
+    assert (
+        not torch.equal(p1.detach()[1], w_before[1])
+        and opt.steps.tolist() == (steps_before + torch.tensor([0, 1, 0])).tolist()
+    )
+    # wider than one CPU chunk of columns (2^18), with a weight without a gradient after it
+    big, small = torch.randn(2, 300_000, requires_grad=True), torch.randn(2, 3, requires_grad=True)
+    w0 = big.detach().clone()
+    opt = StackedAdam([big, small])
+    big.grad, small.grad = torch.randn(2, 300_000), None
+    g0 = big.grad.clone()
+    opt.step(1e-3, [0])
+    q = w0[0].clone().requires_grad_(True)
+    ref = torch.optim.Adam([q], lr=1e-3, fused=True)
+    q.grad = g0[0]
+    ref.step()
+    assert torch.equal(big.detach()[0], q.detach()) and torch.equal(big.detach()[1], w0[1])
 
 
 def test_stacked_runs_refuse_what_they_cannot_share(gdsc2, pretrained_csg2a):
@@ -250,13 +283,12 @@ def test_a_stacked_step_reads_nothing_back_from_the_device(gdsc2, pretrained_csg
     tables = _Tables(gdsc2, torch.device("cpu"))
     sels = [sp["train"][_batches(sp["train"].numel(), 64, seed=1)[0]] for sp in splits]
     expr, graph, dindex, dose, tm, y, layout = tables.batch(sels)
-    active, lr = torch.tensor([True, True]), torch.full((2,), 1e-4, dtype=torch.float64)
 
     def step():
         pred = stack(expr, graph, dindex, dose, tm, [0, 1], layout)
         opt.zero_grad()
         ((pred - y) ** 2).mean().backward()
-        opt.step(active & opt.finite(), lr)
+        opt.step(1e-4, finite=opt.finite())
 
     step()
     reads = []
@@ -305,8 +337,10 @@ def test_a_stacked_step_launches_as_many_operations_for_any_number_of_runs(gdsc2
                 pred = stack(expr, graph, dindex, dose, tm, list(range(R)), layout)
                 opt.zero_grad()
                 ((pred - y) ** 2).mean().backward()
-                opt.step(torch.ones(R, dtype=torch.bool) & opt.finite(), torch.full((R,), 1e-4, dtype=torch.float64))
+                opt.step(1e-4, finite=opt.finite())
             counts[R, ragged] = c.ops
+            assert opt.flat_grad() is opt.grads  # autograd accumulated into the flat gradient: nothing gathered
+            assert all(p.data_ptr() == v.data_ptr() for p, v in zip(opt.params, opt._wviews))  # weights in place
     assert counts[2, False] == counts[5, False]
     assert counts[2, True] == counts[5, True]
 
@@ -341,14 +375,13 @@ def test_a_stacked_step_copies_nothing_to_the_device_blockingly(gdsc2, pretraine
     opt = StackedAdam(stack.trainable)
     tables = _Tables(gdsc2, torch.device("cpu"))
     sels = [sp["train"][_batches(sp["train"].numel(), 64, seed=1)[0]] for sp in splits]
-    active, lr = torch.tensor([True, True]), torch.full((2,), 1e-4, dtype=torch.float64)
 
     def step():
         expr, graph, dindex, dose, tm, y, layout = tables.batch(sels)
         pred = stack(expr, graph, dindex, dose, tm, [0, 1], layout)
         opt.zero_grad()
         ((pred - y) ** 2).mean().backward()
-        opt.step(active & opt.finite(), lr)
+        opt.step(1e-4, finite=opt.finite())
 
     step()
     blocking = []
