@@ -90,7 +90,7 @@ def run_tasks(
 
 def _run_processes(fn, dataset, tasks, jobs, threads) -> Iterator[Tuple[int, Any]]:
     import multiprocessing as mp
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     use_fork = "fork" in mp.get_all_start_methods() and not torch.cuda.is_initialized()
     ctx = mp.get_context("fork" if use_fork else "spawn")
@@ -108,7 +108,9 @@ def _run_processes(fn, dataset, tasks, jobs, threads) -> Iterator[Tuple[int, Any
         ) as pool:
             pending = {pool.submit(_call, fn, t): i for i, t in enumerate(tasks)}
             while pending:
-                done, _ = wait(list(pending), return_when=FIRST_EXCEPTION)
+                # FIRST_COMPLETED: each result is yielded (its row written) as soon as it exists; FIRST_EXCEPTION
+                # waited for every task unless one failed, so a stopped run lost all its finished rows
+                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                 for fut in done:
                     i = pending.pop(fut)
                     err = fut.exception()

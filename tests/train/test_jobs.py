@@ -135,6 +135,27 @@ def test_a_failing_task_stops_the_run_after_the_finished_ones(executor):
     assert set(got) <= {0, 10, 30} and (executor != "serial" or got == [0, 10])
 
 
+def _wait_then_mark(dataset, seconds, path):
+    import time
+
+    time.sleep(seconds)
+    with open(path, "w") as f:
+        f.write("done")
+    return seconds
+
+
+@pytest.mark.parametrize("executor", ["process", "ray"])
+def test_results_come_as_tasks_finish_not_when_all_have(executor, tmp_path):
+    # cv appends a row per yielded result: a result held back until every task ends is a row lost when the run stops
+    if executor == "ray":
+        pytest.importorskip("ray")
+    slow, fast = tmp_path / "slow", tmp_path / "fast"
+    it = run_tasks(_wait_then_mark, None, [(8.0, str(slow)), (0.0, str(fast))], jobs=2, executor=executor)
+    i, _ = next(it)
+    assert i == 1 and fast.exists() and not slow.exists()  # the slow task still runs when the fast one is yielded
+    assert [j for j, _ in it] == [0]
+
+
 def test_bad_executor_arguments():
     with pytest.raises(ValueError, match="executor must be one of"):
         list(run_tasks(_boom, None, [(0,)], executor="slurm"))
