@@ -39,7 +39,7 @@ import os
 import time
 import warnings
 from dataclasses import asdict
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -418,7 +418,6 @@ class StackedAdam:
                 self._wviews.append(wv)
                 self._gviews.append(self.grads[:, c : c + n].view(p.shape))
                 c += n
-        self._grads: Optional[Tuple[tuple, Tensor]] = None
         self.zero_grad()
 
     def zero_grad(self) -> None:
@@ -427,7 +426,6 @@ class StackedAdam:
             if p.grad is not gv:
                 p.grad = gv
         self.grads.zero_()
-        self._grads = None
 
     def _flat(self, values: Sequence[Optional[Tensor]]) -> Tensor:
         R = self.exp_avg.size(0)
@@ -439,21 +437,13 @@ class StackedAdam:
             1,
         )
 
+    def _grads_in_place(self) -> bool:
+        """Whether every gradient is still its view into ``grads`` (autograd accumulated there)."""
+        return all(p.grad is gv for p, gv in zip(self.params, self._gviews))
+
     def flat_grad(self) -> Tensor:
         """The gradients as one ``[R, P]`` tensor (a weight without a gradient contributes zeros)."""
-        grads = [p.grad for p in self.params]
-        if all(g is gv for g, gv in zip(grads, self._gviews)):
-            return self.grads
-        # replaced by hand: gathered once for finite() and step() (the same objects, unmodified: version counters)
-        key = tuple((g, g._version) if g is not None else (None, 0) for g in grads)
-        cached = self._grads
-        if (
-            cached is None
-            or len(cached[0]) != len(key)
-            or any(a[0] is not b[0] or a[1] != b[1] for a, b in zip(cached[0], key))
-        ):
-            cached = self._grads = (key, self._flat(grads))
-        return cached[1]
+        return self.grads if self._grads_in_place() else self._flat([p.grad for p in self.params])
 
     def finite(self) -> Tensor:
         """Per run: whether every gradient is finite (``[R]`` bool)."""
@@ -478,7 +468,7 @@ class StackedAdam:
             found = (~(finite if idx is None else finite[idx]).all()).to(torch.float32)
         aliased = all(p.data_ptr() == wv.data_ptr() and p.shape == wv.shape for p, wv in zip(self.params, self._wviews))
         steps = self.steps.unbind(0)
-        if aliased and self.flat_grad() is self.grads:  # each run's values as one row: one tensor per run
+        if aliased and self._grads_in_place():  # each run's values as one row: one tensor per run
             rows = [t.unbind(0) for t in (self.weights, self.grads, self.exp_avg, self.exp_avg_sq)]
             ws, gs, ms, vs = ([t[r] for r in runs] for t in rows)
             st = [steps[r] for r in runs]
