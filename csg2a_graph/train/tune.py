@@ -2,6 +2,10 @@
 the same number of Optuna trials (TPE, seeded) per fold; each trial trains on the fold's training pairs and is
 scored by RMSE on its *validation* pairs — the test pairs are never passed to a trial (tested). The chosen values
 go into the results row (``trials``, ``tuned``).
+
+A stopped tuning loses no finished trial: each trial's options and score are kept in ``tune/trial{n}/trial.json``
+and a continued run replays them through the same seeded sampler (which proposes the same values again, so the
+study is the one an uninterrupted run would have made) instead of training them again.
 """
 
 from __future__ import annotations
@@ -70,9 +74,14 @@ def tune(runner, runner_name: str, dataset, split, options: Dict, n_trials: int,
             v = trial.suggest_int(key, lo, hi, log=log) if kind == "int" else trial.suggest_float(key, lo, hi, log=log)
             _set(opts, key, v)
         d = os.path.join(run_dir, "tune", f"trial{trial.number}")
+        done = _read_trial(d, trial.params)
+        if done is not None:
+            return done
         os.makedirs(d, exist_ok=True)
         pred = runner(dataset, trial_split, opts, d, seed).reshape(-1).cpu()
-        return rmse(y, pred) if torch.isfinite(pred).all() else float("inf")
+        value = rmse(y, pred) if torch.isfinite(pred).all() else float("inf")
+        _write_trial(d, trial.params, value)
+        return value
 
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=n_trials)
@@ -83,6 +92,28 @@ def tune(runner, runner_name: str, dataset, split, options: Dict, n_trials: int,
     with open(os.path.join(run_dir, "tune", "best.json"), "w") as f:
         json.dump(info, f, indent=1)
     return best, info
+
+
+def _read_trial(trial_dir: str, params: Dict[str, Any]):
+    """The kept score of a finished trial with exactly these options, else ``None`` (train it)."""
+    path = os.path.join(trial_dir, "trial.json")
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            kept = json.load(f)
+    except (OSError, ValueError):
+        return None  # a half-written file: train the trial again
+    if kept.get("params") != params:
+        return None  # the search space or the sampler changed since: the kept score is for other options
+    return float(kept["value"])
+
+
+def _write_trial(trial_dir: str, params: Dict[str, Any], value: float) -> None:
+    tmp = os.path.join(trial_dir, "trial.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump({"params": params, "value": value}, f)
+    os.replace(tmp, os.path.join(trial_dir, "trial.json"))
 
 
 __all__ = ["SEARCH_SPACES", "tune"]

@@ -1,6 +1,8 @@
 """Issue 26.1-2: DrEval's normalised metrics in every cv row, and the baselines DrEval uses (gradient boosting,
 elastic net) on the same features as the random forest."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -282,6 +284,53 @@ def test_tuning_sees_only_the_validation_pairs_and_records_its_choice(gdsc2, tmp
     chosen = json.loads(row["tuned"])
     assert row["trials"] == 3 and set(chosen) == {"alpha", "l1_ratio"} and final[2]["alpha"] == chosen["alpha"]
     assert df[df.model == "additive"].iloc[0]["trials"] == 0  # nothing to tune: the same budget of zero
+
+
+def test_a_stopped_tuning_keeps_its_finished_trials(tmp_path):
+    """A tuning stopped after some trials trains only the rest when continued, and ends with the study an
+    uninterrupted run makes (the seeded sampler proposes the kept trials' values again)."""
+    from types import SimpleNamespace
+
+    from csg2a_graph.data.splits import Split
+    from csg2a_graph.train.tune import SEARCH_SPACES, tune
+
+    y = torch.linspace(-1, 1, 20)
+    data = SimpleNamespace(pairs={"y": y})
+    split = Split({"train": torch.arange(10), "val": torch.arange(10, 20), "test": torch.arange(0)})
+    calls = []
+
+    def runner(dataset, split, options, run_dir, seed, stop_at=None):
+        if stop_at is not None and len(calls) == stop_at:
+            raise KeyboardInterrupt  # the session stops mid-tuning
+        calls.append(dict(options))
+        return torch.full((split["test"].numel(),), options["alpha"]) + options["l1_ratio"]
+
+    SEARCH_SPACES["fake-net"] = SEARCH_SPACES["elastic-net"]
+    try:
+        whole = tune(runner, "fake-net", data, split, {}, 4, 0, str(tmp_path / "whole"))
+        assert len(calls) == 4
+        calls.clear()
+        with pytest.raises(KeyboardInterrupt):
+            tune(lambda *a: runner(*a, stop_at=3), "fake-net", data, split, {}, 4, 0, str(tmp_path / "cut"))
+        assert len(calls) == 3
+        calls.clear()
+        resumed = tune(runner, "fake-net", data, split, {}, 4, 0, str(tmp_path / "cut"))
+    finally:
+        del SEARCH_SPACES["fake-net"]
+    assert len(calls) == 1  # only the trial that had not finished
+    assert resumed == whole
+    # a kept trial whose options no longer match (another search space) is trained again, not trusted
+    kept = tmp_path / "cut" / "tune" / "trial0" / "trial.json"
+    d = json.loads(kept.read_text())
+    d["params"]["alpha"] = 0.5
+    kept.write_text(json.dumps(d))
+    calls.clear()
+    SEARCH_SPACES["fake-net"] = SEARCH_SPACES["elastic-net"]
+    try:
+        assert tune(runner, "fake-net", data, split, {}, 4, 0, str(tmp_path / "cut")) == whole
+    finally:
+        del SEARCH_SPACES["fake-net"]
+    assert len(calls) == 1
 
 
 def test_pretraining_replaced_by_the_untrained_network(gdsc2, pretrained_csg2a, tmp_path):
