@@ -59,7 +59,7 @@ def register_deep(name: str, train: Dict = None):
         torch.manual_seed(seed)
         model = build_for(name, dataset, opts)
         trainer = Trainer(model, cfg, out_dir=run_dir)
-        resume = os.path.exists(os.path.join(run_dir, "checkpoint.pt")) and resumable(run_dir, split)
+        resume = os.path.exists(os.path.join(run_dir, "checkpoint.pt")) and resumable(run_dir, split, cfg)
         trainer.fit(dataset, split, resume=resume)
         return trainer.predict(dataset, split["test"])
 

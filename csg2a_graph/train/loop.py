@@ -173,6 +173,21 @@ def _dist():
     return 0, 1
 
 
+#: the settings a resumed run must share with its checkpoint (they define what is trained); epochs, max_minutes,
+#: the device and the bookkeeping may change between a run and its continuation
+RESUME_KEYS = ("batch_size", "lr", "weight_decay", "min_lr", "schedule", "patience", "seed", "max_batches")
+
+
+def resume_conflicts(saved: Optional[Dict], config: "TrainConfig") -> List[str]:
+    """``"lr: 0.001 -> 0.0001"`` for each of ``RESUME_KEYS`` in which a checkpoint's saved config differs from
+    ``config`` (empty: it may be continued). A checkpoint without a config (older files) has no conflicts.
+    """
+    if not saved:
+        return []
+    now = asdict(config)
+    return [f"{k}: {saved[k]!r} -> {now[k]!r}" for k in RESUME_KEYS if k in saved and saved[k] != now[k]]
+
+
 class Trainer:
     """Fit, evaluate and predict a ``ResponseModel`` on a pair dataset.
 
@@ -374,6 +389,12 @@ class Trainer:
             raise ValueError(f"{path} was trained on other data ({st.get('dataset')}), not {fp}")
         if not torch.equal(st["split"]["train"], run.train_idx):
             raise ValueError(f"{path} was trained on another split")
+        changed = resume_conflicts(st.get("config"), self.config)
+        if changed:
+            raise ValueError(
+                f"{path} was trained with other settings ({', '.join(changed)}); continuing it would mix two "
+                "runs: use another out_dir, or the checkpoint's settings"
+            )
         run.model.load_state_dict(st["model"])
         run.opt.load_state_dict(st["optimizer"])
         run.sched.load_state_dict(st["scheduler"])

@@ -123,6 +123,14 @@ def test_resume_reaches_the_same_result(lincs3, tmp_path):
     other = lincs3.get_idx_split("mixed", fold=2, n_folds=5)
     with pytest.raises(ValueError, match="another split"):
         Trainer(make(), _cfg(epochs=4), out_dir=str(tmp_path / "b")).fit(lincs3, other, resume=True)
+    # other training settings: refused (the optimiser state would carry the old learning rate on silently) ...
+    with pytest.raises(ValueError, match=r"other settings \(lr: "):
+        Trainer(make(), _cfg(epochs=4, lr=3e-4), out_dir=str(tmp_path / "b")).fit(lincs3, split, resume=True)
+    # ... and a cv runner starts such a folder over instead of continuing it; more epochs may continue it
+    from csg2a_graph.train.runners import resumable
+
+    assert resumable(str(tmp_path / "b"), split, _cfg(epochs=6))
+    assert not resumable(str(tmp_path / "b"), split, _cfg(epochs=4, weight_decay=1e-3))
 
 
 def _ddp_worker(rank, world, init_file, root, out):
